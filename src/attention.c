@@ -1,0 +1,426 @@
+/* clattn_forward: buffer checks, kernel selection and enqueueing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "internal.h"
+
+#define BAD(...) clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* ---- buffer checks ------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    cl_mem mem, root; /* root: the buffer a sub-buffer was made from */
+    size_t offset;    /* of mem inside root */
+    size_t bytes;     /* what the problem touches, from mem's start */
+} region;
+
+static clattn_status check_buffer(clattn_context *ctx, region *r, const char *name, cl_mem m,
+                                  int64_t bytes)
+{
+    r->name = name;
+    r->mem = m;
+    r->bytes = (size_t)bytes;
+    cl_context owner = NULL;
+    size_t size = 0;
+    cl_mem parent = NULL;
+    size_t offset = 0;
+    if (clGetMemObjectInfo(m, CL_MEM_CONTEXT, sizeof owner, &owner, NULL) != CL_SUCCESS ||
+        clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof size, &size, NULL) != CL_SUCCESS ||
+        clGetMemObjectInfo(m, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL) !=
+            CL_SUCCESS ||
+        clGetMemObjectInfo(m, CL_MEM_OFFSET, sizeof offset, &offset, NULL) != CL_SUCCESS)
+        return BAD("buffers.%s is not a valid cl_mem", name);
+    if (owner != ctx->cl_ctx)
+        return BAD("buffers.%s belongs to another cl_context than the clattn context's", name);
+    if ((uint64_t)size < (uint64_t)bytes)
+        return BAD("buffers.%s is %zu bytes but the problem needs %lld", name, size,
+                   (long long)bytes);
+    r->root = parent ? parent : m;
+    r->offset = parent ? offset : 0;
+    return CLATTN_OK;
+}
+
+static int overlap(const region *a, const region *b)
+{
+    if (!a->mem || !b->mem || a->root != b->root)
+        return 0;
+    return a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes;
+}
+
+static clattn_status check_buffers(clattn_context *ctx, const clattn__shape *s,
+                                   const clattn_buffers *buf)
+{
+    if (!buf)
+        return BAD("buffers is NULL");
+    const char *required[4] = {"q", "k", "v", "o"};
+    const cl_mem mems[4] = {buf->q, buf->k, buf->v, buf->o};
+    for (int i = 0; i < 4; ++i)
+        if (!mems[i])
+            return BAD("buffers.%s is NULL", required[i]);
+    region r[7];
+    memset(r, 0, sizeof r);
+    const int64_t es = (int64_t)s->elem_size;
+    CLATTN_TRY(check_buffer(ctx, &r[0], "q", buf->q, s->q_extent * es));
+    CLATTN_TRY(check_buffer(ctx, &r[1], "k", buf->k, s->k_extent * es));
+    CLATTN_TRY(check_buffer(ctx, &r[2], "v", buf->v, s->v_extent * es));
+    if (buf->mask)
+        CLATTN_TRY(check_buffer(ctx, &r[3], "mask", buf->mask, s->mask_extent * 4));
+    if (buf->kv_lens)
+        CLATTN_TRY(check_buffer(ctx, &r[4], "kv_lens", buf->kv_lens, (int64_t)s->p.batch * 4));
+    CLATTN_TRY(check_buffer(ctx, &r[5], "o", buf->o, s->o_extent * es));
+    if (buf->lse)
+        CLATTN_TRY(check_buffer(ctx, &r[6], "lse", buf->lse, s->lse_elems * 4));
+    /* Outputs may not share bytes with anything else the call touches. */
+    for (int out = 5; out < 7; ++out)
+        for (int i = 0; i < 7; ++i)
+            if (i != out && !(out == 6 && i == 5) && overlap(&r[out], &r[i]))
+                return BAD("buffers.%s overlaps the bytes of buffers.%s", r[out].name,
+                           r[i].name);
+    return CLATTN_OK;
+}
+
+/* ---- kernels and scratch ------------------------------------------------- */
+
+/* The built kernel for *cfg, shrinking cfg while the compiled kernel cannot
+ * run it (its CL_KERNEL_WORK_GROUP_SIZE or local memory is smaller). */
+static clattn_status get_kernel(clattn_context *ctx, clattn__kernel_config *cfg,
+                                const clattn__program_entry **out)
+{
+    for (;;) {
+        CLATTN_TRY(clattn__program_get(ctx, cfg, out));
+        const int wg_ok = (*out)->kernel_wg_size == 0 ||
+                          clattn__config_wg_size(cfg) <= (*out)->kernel_wg_size;
+        const int lm_ok = (*out)->kernel_local_mem <= ctx->dev.local_mem_size;
+        if (wg_ok && lm_ok)
+            return CLATTN_OK;
+        if (clattn__plan_shrink(cfg, !wg_ok) != 0)
+            return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                                "%s: no configuration fits this device (kernel work-group "
+                                "limit %zu, local memory %llu bytes)",
+                                clattn__kernel_name(cfg->id), (*out)->kernel_wg_size,
+                                (unsigned long long)ctx->dev.local_mem_size);
+    }
+}
+
+static clattn_status ensure_scratch(clattn_context *ctx, int i, size_t bytes)
+{
+    if (bytes == 0 || ctx->scratch_size[i] >= bytes)
+        return CLATTN_OK;
+    if (ctx->scratch[i])
+        clReleaseMemObject(ctx->scratch[i]); /* the runtime keeps it for queued users */
+    ctx->scratch[i] = NULL;
+    ctx->scratch_size[i] = 0;
+    cl_int err;
+    cl_mem m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    if (err != CL_SUCCESS)
+        return clattn__cl_fail(ctx, err, "clCreateBuffer (scratch)");
+    ctx->scratch[i] = m;
+    ctx->scratch_size[i] = bytes;
+    return CLATTN_OK;
+}
+
+static clattn_status ensure_dummy(clattn_context *ctx)
+{
+    if (ctx->dummy)
+        return CLATTN_OK;
+    cl_int err;
+    ctx->dummy = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, 16, NULL, &err);
+    if (err != CL_SUCCESS) {
+        ctx->dummy = NULL;
+        return clattn__cl_fail(ctx, err, "clCreateBuffer");
+    }
+    return CLATTN_OK;
+}
+
+/* ---- enqueueing ---------------------------------------------------------- */
+
+typedef struct {
+    size_t size;
+    const void *value;
+} arg;
+#define ARG(x) {sizeof(x), &(x)}
+
+static clattn_status set_args(clattn_context *ctx, cl_kernel k, const arg *args, int n)
+{
+    for (int i = 0; i < n; ++i) {
+        cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS)
+            return clattn__fail(ctx, CLATTN_ERR_OPENCL, "clSetKernelArg(%d) failed: %s", i,
+                                clattn__cl_error_name(err));
+    }
+    return CLATTN_OK;
+}
+
+/* The kernels of one call run one after another: each waits on the previous
+ * one's event (the first on the caller's wait list), so an out-of-order queue
+ * keeps the order too. */
+typedef struct {
+    cl_uint num_wait;
+    const cl_event *wait;
+    cl_event last;
+} chain;
+
+static clattn_status launch(clattn_context *ctx, chain *c, cl_kernel k, cl_uint dims,
+                            const size_t *global, const size_t *local)
+{
+    cl_event ev;
+    cl_int err = c->last ? clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, global, local, 1,
+                                                  &c->last, &ev)
+                         : clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, global, local,
+                                                  c->num_wait, c->wait, &ev);
+    if (err != CL_SUCCESS)
+        return clattn__cl_fail(ctx, err, "clEnqueueNDRangeKernel");
+    if (c->last)
+        clReleaseEvent(c->last);
+    c->last = ev;
+    return CLATTN_OK;
+}
+
+static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+typedef struct {
+    cl_mem q, k, v, o, mask, kv_lens, lse;
+    cl_int has_mask, has_kvl, has_lse;
+    cl_int heads, group, seq_q, seq_kv, causal, windowed, wl, wr;
+    cl_float scale;
+    cl_long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, msb, msh;
+} call_args;
+
+static void fill_args(clattn_context *ctx, const clattn__shape *s, const clattn_buffers *b,
+                      call_args *a)
+{
+    const clattn_problem *p = &s->p;
+    a->q = b->q;
+    a->k = b->k;
+    a->v = b->v;
+    a->o = b->o;
+    a->mask = b->mask ? b->mask : ctx->dummy;
+    a->kv_lens = b->kv_lens ? b->kv_lens : ctx->dummy;
+    a->lse = b->lse ? b->lse : ctx->dummy;
+    a->has_mask = b->mask != NULL;
+    a->has_kvl = b->kv_lens != NULL;
+    a->has_lse = b->lse != NULL;
+    a->heads = p->heads;
+    a->group = s->group;
+    a->seq_q = p->seq_q;
+    a->seq_kv = p->seq_kv;
+    a->causal = p->causal;
+    a->windowed = p->windowed;
+    a->wl = p->window_left;
+    a->wr = p->window_right;
+    a->scale = p->scale;
+    a->qsb = p->q_strides.batch, a->qsh = p->q_strides.head, a->qss = p->q_strides.seq;
+    a->ksb = p->k_strides.batch, a->ksh = p->k_strides.head, a->kss = p->k_strides.seq;
+    a->vsb = p->v_strides.batch, a->vsh = p->v_strides.head, a->vss = p->v_strides.seq;
+    a->osb = p->o_strides.batch, a->osh = p->o_strides.head, a->oss = p->o_strides.seq;
+    a->msb = p->mask_batch_stride, a->msh = p->mask_head_stride;
+}
+
+static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clattn__plan *pl,
+                               call_args *a, chain *c)
+{
+    const clattn__program_entry *fe, *ce = NULL;
+    CLATTN_TRY(get_kernel(ctx, &pl->fused, &fe));
+    const int split = pl->path == CLATTN_PATH_SPLIT_KV;
+    if (split)
+        CLATTN_TRY(get_kernel(ctx, &pl->combine, &ce));
+    cl_mem part_o = split ? ctx->scratch[0] : ctx->dummy;
+    cl_mem part_ml = split ? ctx->scratch[1] : ctx->dummy;
+    cl_int kps = split ? pl->keys_per_split : 0;
+    const arg fa[] = {ARG(a->q),   ARG(a->k),       ARG(a->v),       ARG(a->o),
+                      ARG(a->mask), ARG(a->kv_lens), ARG(a->lse),     ARG(a->heads),
+                      ARG(a->group), ARG(a->seq_q),  ARG(a->seq_kv),  ARG(a->scale),
+                      ARG(a->causal), ARG(a->windowed), ARG(a->wl),   ARG(a->wr),
+                      ARG(a->has_mask), ARG(a->has_kvl), ARG(a->has_lse), ARG(a->qsb),
+                      ARG(a->qsh),  ARG(a->qss),     ARG(a->ksb),     ARG(a->ksh),
+                      ARG(a->kss),  ARG(a->vsb),     ARG(a->vsh),     ARG(a->vss),
+                      ARG(a->osb),  ARG(a->osh),     ARG(a->oss),     ARG(a->msb),
+                      ARG(a->msh),  ARG(kps),        ARG(part_o),     ARG(part_ml)};
+    CLATTN_TRY(set_args(ctx, fe->kernel, fa, (int)(sizeof fa / sizeof fa[0])));
+    const size_t bm = (size_t)pl->fused.values[0];
+    const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
+    const size_t g[3] = {round_up((size_t)s->p.seq_q, bm), bh, split ? (size_t)pl->nsplit : 1};
+    const size_t l[3] = {bm, 1, 1};
+    CLATTN_TRY(launch(ctx, c, fe->kernel, 3, g, l));
+    if (!split)
+        return CLATTN_OK;
+
+    cl_int nsplit = pl->nsplit;
+    const arg ca[] = {ARG(part_o), ARG(part_ml), ARG(a->o),   ARG(a->lse),
+                      ARG(a->heads), ARG(a->seq_q), ARG(nsplit), ARG(a->has_lse),
+                      ARG(a->osb), ARG(a->osh),   ARG(a->oss)};
+    CLATTN_TRY(set_args(ctx, ce->kernel, ca, (int)(sizeof ca / sizeof ca[0])));
+    const size_t cw = (size_t)pl->combine.values[0];
+    const size_t cg[2] = {round_up((size_t)s->p.seq_q, cw), bh};
+    const size_t cl[2] = {cw, 1};
+    return launch(ctx, c, ce->kernel, 2, cg, cl);
+}
+
+static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s,
+                                     clattn__plan *pl, call_args *a, chain *c, float *probs_host)
+{
+    const clattn__program_entry *qe, *se, *ae;
+    CLATTN_TRY(get_kernel(ctx, &pl->qk, &qe));
+    CLATTN_TRY(get_kernel(ctx, &pl->softmax, &se));
+    CLATTN_TRY(get_kernel(ctx, &pl->av, &ae));
+    const clattn_problem *p = &s->p;
+    cl_mem scores = ctx->scratch[0];
+    const int bh_total = p->batch * p->heads;
+    for (cl_int bh0 = 0; bh0 < bh_total; bh0 += pl->chunk_bh) {
+        cl_int nbh = bh_total - bh0 < pl->chunk_bh ? bh_total - bh0 : pl->chunk_bh;
+        for (cl_int row0 = 0; row0 < p->seq_q; row0 += pl->chunk_rows) {
+            cl_int nrows = p->seq_q - row0 < pl->chunk_rows ? p->seq_q - row0 : pl->chunk_rows;
+
+            const arg qa[] = {ARG(a->q),      ARG(a->k),      ARG(a->mask),  ARG(a->kv_lens),
+                              ARG(scores),    ARG(a->heads),  ARG(a->group), ARG(a->seq_q),
+                              ARG(a->seq_kv), ARG(row0),      ARG(nrows),    ARG(bh0),
+                              ARG(a->scale),  ARG(a->causal), ARG(a->windowed), ARG(a->wl),
+                              ARG(a->wr),     ARG(a->has_mask), ARG(a->has_kvl), ARG(a->qsb),
+                              ARG(a->qsh),    ARG(a->qss),    ARG(a->ksb),   ARG(a->ksh),
+                              ARG(a->kss),    ARG(a->msb),    ARG(a->msh)};
+            CLATTN_TRY(set_args(ctx, qe->kernel, qa, (int)(sizeof qa / sizeof qa[0])));
+            const size_t tm = (size_t)pl->qk.values[0], tn = (size_t)pl->qk.values[1];
+            const size_t qg[3] = {round_up((size_t)p->seq_kv, tn), round_up((size_t)nrows, tm),
+                                  (size_t)nbh};
+            const size_t ql[3] = {tn, tm, 1};
+            CLATTN_TRY(launch(ctx, c, qe->kernel, 3, qg, ql));
+
+            const arg sa[] = {ARG(scores), ARG(a->lse), ARG(a->heads), ARG(a->seq_q),
+                              ARG(a->seq_kv), ARG(row0), ARG(nrows),  ARG(bh0),
+                              ARG(a->has_lse)};
+            CLATTN_TRY(set_args(ctx, se->kernel, sa, (int)(sizeof sa / sizeof sa[0])));
+            const size_t sw = (size_t)pl->softmax.values[0];
+            const size_t sg[3] = {sw, (size_t)nrows, (size_t)nbh};
+            const size_t sl[3] = {sw, 1, 1};
+            CLATTN_TRY(launch(ctx, c, se->kernel, 3, sg, sl));
+
+            if (probs_host) {
+                /* A chunk is whole heads or rows of one head: contiguous. */
+                const size_t off = ((size_t)bh0 * (size_t)p->seq_q + (size_t)row0) *
+                                   (size_t)p->seq_kv;
+                const size_t n = (size_t)nbh * (size_t)nrows * (size_t)p->seq_kv;
+                CLATTN_CL_TRY(ctx,
+                              clEnqueueReadBuffer(ctx->queue, scores, CL_TRUE, 0,
+                                                  n * sizeof(float), probs_host + off, 1,
+                                                  &c->last, NULL),
+                              "clEnqueueReadBuffer (attention weights)");
+            }
+
+            const arg aa[] = {ARG(scores),  ARG(a->v),      ARG(a->o),     ARG(a->kv_lens),
+                              ARG(a->heads), ARG(a->group), ARG(a->seq_q), ARG(a->seq_kv),
+                              ARG(row0),    ARG(nrows),     ARG(bh0),      ARG(a->causal),
+                              ARG(a->windowed), ARG(a->wl), ARG(a->wr),    ARG(a->has_kvl),
+                              ARG(a->vsb),  ARG(a->vsh),    ARG(a->vss),   ARG(a->osb),
+                              ARG(a->osh),  ARG(a->oss)};
+            CLATTN_TRY(set_args(ctx, ae->kernel, aa, (int)(sizeof aa / sizeof aa[0])));
+            const size_t am = (size_t)pl->av.values[0], an = (size_t)pl->av.values[1];
+            const size_t ag[3] = {round_up((size_t)p->head_dim_v, an),
+                                  round_up((size_t)nrows, am), (size_t)nbh};
+            const size_t al[3] = {an, am, 1};
+            CLATTN_TRY(launch(ctx, c, ae->kernel, 3, ag, al));
+        }
+    }
+    return CLATTN_OK;
+}
+
+clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s,
+                                     const clattn_buffers *buf, cl_uint num_wait,
+                                     const cl_event *wait, cl_event *done, float *probs_host)
+{
+    if (num_wait > 0 && !wait)
+        return BAD("num_wait is %u but wait is NULL", num_wait);
+    for (cl_uint i = 0; i < num_wait; ++i)
+        if (!wait[i])
+            return BAD("wait[%u] is NULL", i);
+    CLATTN_TRY(check_buffers(ctx, s, buf));
+
+    clattn__plan plan;
+    CLATTN_TRY(clattn__plan_make(ctx, s, ctx->max_scratch_bytes, &plan));
+    if (probs_host && plan.path != CLATTN_PATH_THREE_STAGE)
+        return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                            "attention weights need the three-stage path");
+    CLATTN_TRY(ensure_dummy(ctx));
+    CLATTN_TRY(ensure_scratch(ctx, 0, plan.scratch_bytes[0]));
+    CLATTN_TRY(ensure_scratch(ctx, 1, plan.scratch_bytes[1]));
+
+    const int uses_scratch = plan.scratch_bytes[0] > 0;
+    cl_event *waits = NULL;
+    chain c = {num_wait, wait, NULL};
+    if (uses_scratch && ctx->scratch_busy) {
+        waits = malloc(sizeof *waits * (num_wait + 1));
+        if (!waits)
+            return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+        for (cl_uint i = 0; i < num_wait; ++i)
+            waits[i] = wait[i];
+        waits[num_wait] = ctx->scratch_busy;
+        c.num_wait = num_wait + 1;
+        c.wait = waits;
+    }
+    call_args a;
+    fill_args(ctx, s, buf, &a);
+    clattn_status st = plan.path == CLATTN_PATH_THREE_STAGE
+                           ? run_three_stage(ctx, s, &plan, &a, &c, probs_host)
+                           : run_fused(ctx, s, &plan, &a, &c);
+    free(waits);
+    if (st != CLATTN_OK) {
+        if (c.last)
+            clReleaseEvent(c.last);
+        return st;
+    }
+    if (uses_scratch) {
+        if (ctx->scratch_busy)
+            clReleaseEvent(ctx->scratch_busy);
+        clRetainEvent(c.last);
+        ctx->scratch_busy = c.last;
+    }
+    if (done)
+        *done = c.last;
+    else
+        clReleaseEvent(c.last);
+    return CLATTN_OK;
+}
+
+clattn_status clattn_forward(clattn_context *ctx, const clattn_problem *problem,
+                             const clattn_buffers *buffers, cl_uint num_wait,
+                             const cl_event *wait, cl_event *done)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    if (done)
+        *done = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    clattn__shape s;
+    clattn_status st = clattn__problem_normalize(ctx, problem, &s);
+    if (st == CLATTN_OK)
+        st = clattn__forward_locked(ctx, &s, buffers, num_wait, wait, done, NULL);
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
+clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&ctx->lock);
+    clattn__shape s;
+    clattn__plan plan;
+    const clattn__program_entry *e;
+    clattn_status st = clattn__problem_normalize(ctx, problem, &s);
+    if (st == CLATTN_OK)
+        st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes, &plan);
+    if (st == CLATTN_OK && plan.path == CLATTN_PATH_THREE_STAGE) {
+        st = get_kernel(ctx, &plan.qk, &e);
+        if (st == CLATTN_OK)
+            st = get_kernel(ctx, &plan.softmax, &e);
+        if (st == CLATTN_OK)
+            st = get_kernel(ctx, &plan.av, &e);
+    } else if (st == CLATTN_OK) {
+        st = get_kernel(ctx, &plan.fused, &e);
+        if (st == CLATTN_OK && plan.path == CLATTN_PATH_SPLIT_KV)
+            st = get_kernel(ctx, &plan.combine, &e);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}

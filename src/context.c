@@ -1,0 +1,174 @@
+/* Context life cycle. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+clattn_status clattn_options_init(clattn_options *opts)
+{
+    if (!opts)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    const clattn_options defaults = CLATTN_OPTIONS_INIT;
+    *opts = defaults;
+    return CLATTN_OK;
+}
+
+static void report(const clattn_options *opts, const char *msg)
+{
+    if (opts && opts->log)
+        opts->log(CLATTN_LOG_ERROR, msg, opts->log_user_data);
+}
+
+/* Everything but the OpenCL objects, which the two constructors provide. */
+static clattn_status context_new(const clattn_options *opts, cl_device_id device,
+                                 clattn_context **out)
+{
+    clattn_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        report(opts, "out of host memory creating a clattn context");
+        return CLATTN_ERR_OUT_OF_RESOURCES;
+    }
+    char msg[256];
+    clattn_status st = clattn__device_query(device, &ctx->dev, msg, sizeof msg);
+    if (st != CLATTN_OK) {
+        report(opts, msg);
+        free(ctx);
+        return st;
+    }
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        report(opts, "pthread_mutex_init failed");
+        free(ctx);
+        return CLATTN_ERR_OUT_OF_RESOURCES;
+    }
+    ctx->device = device;
+    if (opts) {
+        ctx->log = opts->log;
+        ctx->log_user_data = opts->log_user_data;
+        ctx->max_scratch_bytes = opts->max_scratch_bytes;
+    }
+    *out = ctx;
+    return CLATTN_OK;
+}
+
+clattn_status clattn_context_create(const clattn_options *opts, clattn_context **out)
+{
+    if (!out)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    char msg[256];
+    cl_platform_id platform;
+    cl_device_id device;
+    clattn_status st = clattn__choose_device(opts ? opts->platform : -1,
+                                             opts ? opts->device : -1, &platform, &device, msg,
+                                             sizeof msg);
+    if (st != CLATTN_OK) {
+        report(opts, msg);
+        return st;
+    }
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)platform, 0};
+    cl_context clctx = clCreateContext(props, 1, &device, NULL, NULL, &err);
+    if (err != CL_SUCCESS) {
+        report(opts, "clCreateContext failed");
+        return err == CL_OUT_OF_HOST_MEMORY || err == CL_OUT_OF_RESOURCES
+                   ? CLATTN_ERR_OUT_OF_RESOURCES
+                   : CLATTN_ERR_OPENCL;
+    }
+    /* Profiling on: the tuner and the benchmarks time with events. */
+    cl_command_queue queue =
+        clCreateCommandQueue(clctx, device, CL_QUEUE_PROFILING_ENABLE, &err);
+    if (err != CL_SUCCESS) {
+        report(opts, "clCreateCommandQueue failed");
+        clReleaseContext(clctx);
+        return err == CL_OUT_OF_HOST_MEMORY || err == CL_OUT_OF_RESOURCES
+                   ? CLATTN_ERR_OUT_OF_RESOURCES
+                   : CLATTN_ERR_OPENCL;
+    }
+    clattn_context *ctx;
+    st = context_new(opts, device, &ctx);
+    if (st != CLATTN_OK) {
+        clReleaseCommandQueue(queue);
+        clReleaseContext(clctx);
+        return st;
+    }
+    ctx->cl_ctx = clctx;
+    ctx->queue = queue;
+    ctx->owns_cl = 1;
+    *out = ctx;
+    return CLATTN_OK;
+}
+
+clattn_status clattn_context_create_from_queue(cl_command_queue queue,
+                                               const clattn_options *opts,
+                                               clattn_context **out)
+{
+    if (!out)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!queue) {
+        report(opts, "clattn_context_create_from_queue: queue is NULL");
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    }
+    cl_context clctx;
+    cl_device_id device;
+    if (clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof clctx, &clctx, NULL) !=
+            CL_SUCCESS ||
+        clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device, &device, NULL) !=
+            CL_SUCCESS) {
+        report(opts, "clattn_context_create_from_queue: queue is not a valid command queue");
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    }
+    clattn_context *ctx;
+    clattn_status st = context_new(opts, device, &ctx);
+    if (st != CLATTN_OK)
+        return st;
+    ctx->cl_ctx = clctx;
+    ctx->queue = queue;
+    ctx->owns_cl = 0;
+    *out = ctx;
+    return CLATTN_OK;
+}
+
+void clattn_context_destroy(clattn_context *ctx)
+{
+    if (!ctx)
+        return;
+    /* Kernels still queued may use the scratch and programs; finish first. */
+    clFinish(ctx->queue);
+    if (ctx->scratch_busy)
+        clReleaseEvent(ctx->scratch_busy);
+    if (ctx->dummy)
+        clReleaseMemObject(ctx->dummy);
+    for (int i = 0; i < 2; ++i)
+        if (ctx->scratch[i])
+            clReleaseMemObject(ctx->scratch[i]);
+    clattn__program_cache_release(&ctx->programs);
+    if (ctx->owns_cl) {
+        clReleaseCommandQueue(ctx->queue);
+        clReleaseContext(ctx->cl_ctx);
+    }
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx->last_error);
+    free(ctx);
+}
+
+const char *clattn_last_error(const clattn_context *ctx)
+{
+    if (!ctx)
+        return "clattn_last_error: context is NULL";
+    return ctx->last_error ? ctx->last_error : "";
+}
+
+clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *context,
+                                    cl_command_queue *queue, cl_device_id *device)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    if (context)
+        *context = ctx->cl_ctx;
+    if (queue)
+        *queue = ctx->queue;
+    if (device)
+        *device = ctx->device;
+    return CLATTN_OK;
+}

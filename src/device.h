@@ -1,0 +1,30 @@
+/* Device choice and the facts of a device that the planner and the caches use. */
+#ifndef CLATTN_DEVICE_H
+#define CLATTN_DEVICE_H
+
+#include "clattn.h"
+
+typedef enum { CLATTN__CLASS_CPU, CLATTN__CLASS_GPU, CLATTN__CLASS_ACCEL } clattn__device_class;
+
+typedef struct clattn__device_info {
+    char platform_name[128], platform_version[128];
+    char name[128], vendor[128], driver_version[128], opencl_c_version[128];
+    clattn__device_class dev_class;
+    cl_uint compute_units;
+    cl_ulong local_mem_size, global_mem_size, max_alloc;
+    size_t max_wg_size;
+    size_t max_item_sizes[3];
+    int local_mem_is_global; /* CL_GLOBAL local memory (CPU devices) */
+} clattn__device_info;
+
+/* Picks the device: explicit indices, else env CLATTN_DEVICE "P:D", else the
+ * first GPU, else the first device. On failure returns a status and writes a
+ * message into msg. */
+clattn_status clattn__choose_device(int platform, int device, cl_platform_id *out_platform,
+                                    cl_device_id *out_device, char *msg, size_t msg_size);
+
+/* Reads the device's facts. */
+clattn_status clattn__device_query(cl_device_id device, clattn__device_info *info, char *msg,
+                                   size_t msg_size);
+
+#endif

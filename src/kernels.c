@@ -1,0 +1,111 @@
+/* Kernel sources (embedded or from CLATTN_KERNEL_DIR) and build options. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static const struct {
+    const char *file, *kernel;
+    const char *params[CLATTN__MAX_PARAMS];
+    int nparams;
+} families[CLATTN__K_COUNT] = {
+    [CLATTN__K_QK] = {"qk.cl", "attn_qk", {"QK_TM", "QK_TN", "QK_TK"}, 3},
+    [CLATTN__K_SOFTMAX] = {"softmax.cl", "attn_softmax", {"SM_WG"}, 1},
+    [CLATTN__K_AV] = {"av.cl", "attn_av", {"AV_TM", "AV_TN", "AV_TK"}, 3},
+    [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused", {"BLOCK_M", "BLOCK_N", "SPLIT_KV"}, 3},
+    [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine", {"COMBINE_WG"}, 1},
+};
+
+const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }
+
+const char *const *clattn__kernel_params(clattn__kernel_id id, int *n)
+{
+    *n = families[id].nparams;
+    return families[id].params;
+}
+
+static char *read_text(const char *dir, const char *name, size_t *len)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static const clattn__embedded_file *embedded(const char *name)
+{
+    for (const clattn__embedded_file *f = clattn__embedded_files; f->name; ++f)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+int clattn__kernel_source(clattn__kernel_id id, char **out, char *msg, size_t msg_size)
+{
+    const char *names[2] = {"common.h", families[id].file};
+    char *parts[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    const char *dir = getenv("CLATTN_KERNEL_DIR");
+    int ok = 1;
+    for (int i = 0; i < 2 && ok; ++i) {
+        if (dir && *dir) {
+            parts[i] = read_text(dir, names[i], &lens[i]);
+            if (!parts[i]) {
+                snprintf(msg, msg_size, "cannot read %s/%s (CLATTN_KERNEL_DIR)", dir, names[i]);
+                ok = 0;
+            }
+        } else {
+            const clattn__embedded_file *f = embedded(names[i]);
+            if (!f || !(parts[i] = malloc(f->len + 1))) {
+                snprintf(msg, msg_size, "kernel source %s unavailable", names[i]);
+                ok = 0;
+            } else {
+                memcpy(parts[i], f->text, f->len + 1);
+                lens[i] = f->len;
+            }
+        }
+    }
+    char *src = ok ? malloc(lens[0] + lens[1] + 2) : NULL;
+    if (ok && !src)
+        snprintf(msg, msg_size, "out of host memory for kernel source");
+    if (src) {
+        memcpy(src, parts[0], lens[0]);
+        src[lens[0]] = '\n';
+        memcpy(src + lens[0] + 1, parts[1], lens[1] + 1);
+    }
+    free(parts[0]);
+    free(parts[1]);
+    *out = src;
+    return src ? 0 : -1;
+}
+
+int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_config *cfg,
+                          char *buf, size_t size)
+{
+    (void)dev; /* per-vendor workarounds go here when a driver needs one */
+    /* No -cl-fast-relaxed-math / -cl-finite-math-only: masks use -INFINITY. */
+    int n = snprintf(buf, size, "-cl-std=CL1.2 -DDTYPE=%d -DHEAD_DIM=%d -DHEAD_DIM_V=%d",
+                     (int)cfg->dtype, cfg->head_dim, cfg->head_dim_v);
+    for (int i = 0; i < families[cfg->id].nparams && n >= 0 && (size_t)n < size; ++i)
+        n += snprintf(buf + n, size - (size_t)n, " -D%s=%d", families[cfg->id].params[i],
+                      cfg->values[i]);
+    const char *extra = getenv("CLATTN_BUILD_OPTIONS");
+    if (extra && *extra && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " %s", extra);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}

@@ -1,0 +1,54 @@
+/* Kernel families, their tunables, their sources and their build options. */
+#ifndef CLATTN_KERNELS_H
+#define CLATTN_KERNELS_H
+
+#include <stddef.h>
+
+#include "clattn.h"
+#include "device.h"
+
+typedef struct clattn__embedded_file {
+    const char *name;
+    const char *text;
+    size_t len;
+} clattn__embedded_file;
+
+/* Generated at build time from cl/ (cmake/embed_kernels.cmake); NULL-ended. */
+extern const clattn__embedded_file clattn__embedded_files[];
+
+typedef enum clattn__kernel_id {
+    CLATTN__K_QK,
+    CLATTN__K_SOFTMAX,
+    CLATTN__K_AV,
+    CLATTN__K_FUSED,
+    CLATTN__K_COMBINE,
+    CLATTN__K_COUNT
+} clattn__kernel_id;
+
+#define CLATTN__MAX_PARAMS 4
+
+/* One compiled configuration of a kernel: what goes into its -D options.
+ * Sequence lengths, batch and heads are kernel arguments, not part of this. */
+typedef struct clattn__kernel_config {
+    clattn__kernel_id id;
+    clattn_dtype dtype;
+    int head_dim, head_dim_v;
+    int values[CLATTN__MAX_PARAMS]; /* in the order of clattn__kernel_params */
+} clattn__kernel_config;
+
+const char *clattn__kernel_name(clattn__kernel_id id);
+/* The names of the family's tunables (-D names); *n receives their count. */
+const char *const *clattn__kernel_params(clattn__kernel_id id, int *n);
+
+/* The complete source of a family (cl/common.h followed by its .cl file),
+ * from CLATTN_KERNEL_DIR when that is set, else from the embedded copies.
+ * The caller frees *out. Returns 0, or -1 with a message in msg. */
+int clattn__kernel_source(clattn__kernel_id id, char **out, char *msg, size_t msg_size);
+
+/* The complete build options of a configuration on a device, including
+ * CLATTN_BUILD_OPTIONS from the environment. Returns 0, or -1 if buf is too
+ * small. */
+int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_config *cfg,
+                          char *buf, size_t size);
+
+#endif

@@ -1,0 +1,204 @@
+/* Path choice and built-in parameters per device class. */
+#include <string.h>
+
+#include "internal.h"
+#include "plan.h"
+
+/* AUTO: split the keys when few query rows face a long KV (decoding), where
+ * the fused kernel would leave most of the device idle; otherwise fused. The
+ * three-stage path is never automatic: it needs O(seq_q * seq_kv) scratch. */
+clattn_path clattn__auto_path(const clattn__shape *s)
+{
+    const clattn_problem *p = &s->p;
+    if (p->seq_q <= 16 && p->seq_kv >= 256 && p->seq_kv >= 8 * p->seq_q)
+        return CLATTN_PATH_SPLIT_KV;
+    return CLATTN_PATH_FUSED;
+}
+
+size_t clattn__config_wg_size(const clattn__kernel_config *c)
+{
+    switch (c->id) {
+    case CLATTN__K_QK:
+    case CLATTN__K_AV:
+        return (size_t)c->values[0] * (size_t)c->values[1];
+    default:
+        return (size_t)c->values[0];
+    }
+}
+
+size_t clattn__config_local_bytes(const clattn__kernel_config *c)
+{
+    const size_t f = sizeof(float);
+    switch (c->id) {
+    case CLATTN__K_QK:
+        return f * (size_t)(c->values[0] + c->values[1]) * (size_t)(c->values[2] + 1);
+    case CLATTN__K_AV:
+        return f * ((size_t)c->values[0] * (size_t)(c->values[2] + 1) +
+                    (size_t)c->values[2] * (size_t)(c->values[1] + 1));
+    case CLATTN__K_SOFTMAX:
+        return f * (size_t)c->values[0];
+    case CLATTN__K_FUSED:
+        return f * (size_t)c->values[1] * (size_t)(c->head_dim + c->head_dim_v);
+    default:
+        return 0;
+    }
+}
+
+static int halve(int *v)
+{
+    if (*v <= 1)
+        return -1;
+    *v /= 2;
+    return 0;
+}
+
+int clattn__plan_shrink(clattn__kernel_config *c, int for_wg)
+{
+    int *v = c->values;
+    switch (c->id) {
+    case CLATTN__K_QK:
+    case CLATTN__K_AV:
+        /* values: rows (TM), cols (TN), depth (TK) */
+        if (!for_wg && halve(&v[2]) == 0)
+            return 0;
+        return halve(v[0] >= v[1] ? &v[0] : &v[1]) == 0 ? 0 : halve(&v[0]);
+    case CLATTN__K_FUSED:
+        /* values: BLOCK_M (work-items), BLOCK_N (keys in local memory) */
+        if (for_wg)
+            return halve(&v[0]);
+        return halve(&v[1]);
+    default:
+        return halve(&v[0]);
+    }
+}
+
+static int next_pow2(int x)
+{
+    int p = 1;
+    while (p < x && p < (1 << 30))
+        p *= 2;
+    return p;
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* Shrinks cfg until the device's limits can hold it; -1 if they never do. */
+static int fit(const clattn__device_info *d, clattn__kernel_config *c)
+{
+    for (;;) {
+        int dim0 = c->values[c->id == CLATTN__K_QK || c->id == CLATTN__K_AV ? 1 : 0];
+        int dim1 = c->id == CLATTN__K_QK || c->id == CLATTN__K_AV ? c->values[0] : 1;
+        int wg_ok = clattn__config_wg_size(c) <= d->max_wg_size &&
+                    (size_t)dim0 <= d->max_item_sizes[0] && (size_t)dim1 <= d->max_item_sizes[1];
+        int lm_ok = clattn__config_local_bytes(c) <= d->local_mem_size;
+        if (wg_ok && lm_ok)
+            return 0;
+        if (clattn__plan_shrink(c, !wg_ok) != 0)
+            return -1;
+    }
+}
+
+static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s, int v0,
+                                    int v1, int v2)
+{
+    clattn__kernel_config c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.dtype = s->p.dtype;
+    c.head_dim = s->p.head_dim;
+    c.head_dim_v = s->p.head_dim_v;
+    c.values[0] = v0;
+    c.values[1] = v1;
+    c.values[2] = v2;
+    return c;
+}
+
+clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
+                                size_t scratch_limit, clattn__plan *plan)
+{
+    const clattn__device_info *d = &ctx->dev;
+    const clattn_problem *p = &s->p;
+    const int gpu = d->dev_class == CLATTN__CLASS_GPU;
+    memset(plan, 0, sizeof *plan);
+    plan->path = p->path == CLATTN_PATH_AUTO ? clattn__auto_path(s) : p->path;
+    const int64_t bh = (int64_t)p->batch * p->heads;
+
+    if (plan->path == CLATTN_PATH_THREE_STAGE) {
+        plan->qk = config(CLATTN__K_QK, s, 16, 16, 16);
+        plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
+        plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
+        if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
+            return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                                "three-stage path: no tile size fits this device's limits");
+        size_t limit = scratch_limit;
+        if (limit == 0) {
+            limit = (size_t)256 << 20;
+            if (d->global_mem_size / 4 < limit)
+                limit = (size_t)(d->global_mem_size / 4);
+        }
+        if (d->max_alloc < limit)
+            limit = (size_t)d->max_alloc;
+        const size_t row = (size_t)p->seq_kv * sizeof(float);
+        const size_t head = row * (size_t)p->seq_q;
+        if (row > limit)
+            return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                                "three-stage path: one score row (%zu bytes) exceeds the "
+                                "scratch limit (%zu bytes)",
+                                row, limit);
+        if (head <= limit) {
+            plan->chunk_rows = p->seq_q;
+            size_t n = limit / head;
+            plan->chunk_bh = (int)((int64_t)n < bh ? (int64_t)n : bh);
+        } else {
+            plan->chunk_bh = 1;
+            plan->chunk_rows = (int)(limit / row);
+        }
+        plan->scratch_bytes[0] = (size_t)plan->chunk_bh * (size_t)plan->chunk_rows * row;
+        return CLATTN_OK;
+    }
+
+    const int split = plan->path == CLATTN_PATH_SPLIT_KV;
+    int block_m = gpu ? 64 : 16;
+    if (split && p->seq_q < block_m)
+        block_m = next_pow2(p->seq_q);
+    plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
+    if (fit(d, &plan->fused))
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                            "fused kernel: head_dim %d + head_dim_v %d need more local memory "
+                            "than this device has (%llu bytes) even with one key per tile",
+                            p->head_dim, p->head_dim_v, (unsigned long long)d->local_mem_size);
+    if (!split)
+        return CLATTN_OK;
+
+    plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
+    if (fit(d, &plan->combine))
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
+    /* Enough partitions to give every compute unit a few groups. */
+    const int block_n = plan->fused.values[1];
+    const int64_t groups = bh * ceil_div(p->seq_q, plan->fused.values[0]);
+    const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
+    int64_t nsplit = groups >= want ? 1 : (want + groups - 1) / groups;
+    const int64_t max_split = ceil_div(p->seq_kv, block_n);
+    if (nsplit > max_split)
+        nsplit = max_split;
+    for (;;) {
+        int kps = ceil_div(ceil_div(p->seq_kv, (int)nsplit), block_n) * block_n;
+        int n = ceil_div(p->seq_kv, kps);
+        size_t rows = (size_t)bh * (size_t)n * (size_t)p->seq_q;
+        size_t o_bytes = rows * (size_t)p->head_dim_v * sizeof(float);
+        size_t ml_bytes = rows * 2 * sizeof(float);
+        if (o_bytes <= d->max_alloc || n == 1) {
+            if (o_bytes > d->max_alloc)
+                return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                                    "split-KV path: partial results (%zu bytes) exceed the "
+                                    "device's largest allocation",
+                                    o_bytes);
+            plan->nsplit = n;
+            plan->keys_per_split = kps;
+            plan->scratch_bytes[0] = o_bytes;
+            plan->scratch_bytes[1] = ml_bytes;
+            return CLATTN_OK;
+        }
+        nsplit = n / 2;
+    }
+}

@@ -1,0 +1,39 @@
+/* Choosing the path and the kernel parameters of a problem on a device. */
+#ifndef CLATTN_PLAN_H
+#define CLATTN_PLAN_H
+
+#include "kernels.h"
+#include "problem.h"
+
+typedef struct clattn__plan {
+    clattn_path path; /* never AUTO */
+    /* fused, or the partial kernel of split-KV (SPLIT_KV=1) */
+    clattn__kernel_config fused, combine;
+    int nsplit, keys_per_split;
+    clattn__kernel_config qk, softmax, av;
+    int chunk_bh, chunk_rows; /* three-stage: heads and rows per scratch chunk */
+    size_t scratch_bytes[2];  /* per scratch buffer the path needs */
+} clattn__plan;
+
+struct clattn_context;
+
+/* The path AUTO picks (see README.md, "Choosing a path"). */
+clattn_path clattn__auto_path(const clattn__shape *s);
+
+/* Fills *plan for s on the context's device: path, built-in default
+ * parameters for the device class, fitted to its limits, and the chunking
+ * and split counts. Returns CLATTN_ERR_UNSUPPORTED with a message when the
+ * device cannot hold even the smallest configuration. */
+clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
+                                size_t scratch_limit, clattn__plan *plan);
+
+/* Halves a tile size of cfg: one that sets the work-group size when for_wg,
+ * else one that sets the local-memory footprint. Returns 0 if it shrank, -1
+ * when there is nothing left to shrink. */
+int clattn__plan_shrink(clattn__kernel_config *cfg, int for_wg);
+
+/* Work-group size and local-memory bytes cfg needs. */
+size_t clattn__config_wg_size(const clattn__kernel_config *cfg);
+size_t clattn__config_local_bytes(const clattn__kernel_config *cfg);
+
+#endif
