@@ -108,14 +108,12 @@ static clattn_status ensure_scratch(clattn_context *ctx, int i, size_t bytes)
 {
     if (bytes == 0 || ctx->scratch_size[i] >= bytes)
         return CLATTN_OK;
-    if (ctx->scratch[i])
-        clReleaseMemObject(ctx->scratch[i]); /* the runtime keeps it for queued users */
-    ctx->scratch[i] = NULL;
-    ctx->scratch_size[i] = 0;
     cl_int err;
     cl_mem m = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (err != CL_SUCCESS)
         return clattn__cl_fail(ctx, err, "clCreateBuffer (scratch)");
+    if (ctx->scratch[i])
+        clReleaseMemObject(ctx->scratch[i]); /* the runtime keeps it for queued users */
     ctx->scratch[i] = m;
     ctx->scratch_size[i] = bytes;
     return CLATTN_OK;
@@ -126,7 +124,10 @@ static clattn_status ensure_dummy(clattn_context *ctx)
     if (ctx->dummy)
         return CLATTN_OK;
     cl_int err;
-    ctx->dummy = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, 16, NULL, &err);
+    /* Initialised, so no tool ever sees an uninitialised read through it. */
+    cl_int zeros[4] = {0, 0, 0, 0};
+    ctx->dummy = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                                sizeof zeros, zeros, &err);
     if (err != CL_SUCCESS) {
         ctx->dummy = NULL;
         return clattn__cl_fail(ctx, err, "clCreateBuffer");
