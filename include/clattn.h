@@ -198,9 +198,16 @@ typedef void (*clattn_log_fn)(int level, const char *message, void *user_data);
  *     -1 = choose: env CLATTN_DEVICE as "P:D", else the first GPU, else the
  *     first device (of the given platform when only device is -1).
  *     Ignored by clattn_context_create_from_queue.
- *   cache_dir: root of the on-disk caches; NULL = default; "off" = no disk.
+ *   cache_dir: root of the on-disk caches; NULL = $CLATTN_CACHE_DIR, else
+ *     $XDG_CACHE_HOME/clattn, else ~/.cache/clattn; "off" (here or in the
+ *     variable) = no disk use. The directory is created with mode 0700; one
+ *     owned by another user, writable by group or others, or a symlink is
+ *     refused (the context then works without a disk cache and logs a
+ *     warning). A damaged cache file is reported once, removed and rebuilt.
  *   log, log_user_data: receives every message the library emits (errors
  *     and warnings); NULL = silent. Called on the calling thread.
+ *   cache_max_bytes: bound of the on-disk program cache; the least recently
+ *     used files are evicted past it. 0 = 256 MiB.
  *   max_scratch_bytes: the most device memory the three-stage path may use
  *     for its score scratch at once (it processes heads, then rows, in chunks
  *     that fit); 0 = default (the smaller of the device's largest allocation,
@@ -211,9 +218,10 @@ typedef struct clattn_options {
     clattn_log_fn log;
     void *log_user_data;
     size_t max_scratch_bytes;
+    uint64_t cache_max_bytes;
 } clattn_options;
 
-#define CLATTN_OPTIONS_INIT {-1, -1, NULL, NULL, NULL, 0}
+#define CLATTN_OPTIONS_INIT {-1, -1, NULL, NULL, NULL, 0, 0}
 
 CLATTN_API clattn_status clattn_options_init(clattn_options *opts);
 
@@ -245,6 +253,17 @@ CLATTN_API const char *clattn_last_error(const clattn_context *ctx);
  * may be NULL. */
 CLATTN_API clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *context,
                                                cl_command_queue *queue, cl_device_id *device);
+
+/* What a context has done so far; for tests, tools and curious callers. */
+typedef struct clattn_stats {
+    uint64_t programs_built;     /* compiled from source */
+    uint64_t programs_loaded;    /* created from a binary in the disk cache */
+    uint64_t programs_stored;    /* binaries written to the disk cache */
+    uint64_t cache_rejected;     /* damaged or mismatching cache files removed */
+    int disk_cache_enabled;      /* 0 when off or refused */
+} clattn_stats;
+
+CLATTN_API clattn_status clattn_context_stats(const clattn_context *ctx, clattn_stats *out);
 
 /* ---- attention ----------------------------------------------------------- */
 

@@ -1,7 +1,9 @@
 /* Context life cycle. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_fs.h"
 #include "internal.h"
 
 clattn_status clattn_options_init(clattn_options *opts)
@@ -17,6 +19,25 @@ static void report(const clattn_options *opts, const char *msg)
 {
     if (opts && opts->log)
         opts->log(CLATTN_LOG_ERROR, msg, opts->log_user_data);
+}
+
+/* A disk problem here means no disk cache, never a failed context. */
+static void open_disk_cache(clattn_context *ctx, const char *explicit_dir)
+{
+    char root[CLATTN__PATH_MAX], msg[CLATTN__PATH_MAX + 128] = "cache path too long";
+    int rc = clattn__cache_root(explicit_dir, root, sizeof root, msg, sizeof msg);
+    if (rc == 1)
+        return;
+    if (rc == 0 && clattn__cache_prepare_dir(root, msg, sizeof msg) == 0) {
+        int n = snprintf(ctx->program_dir, sizeof ctx->program_dir, "%s/programs", root);
+        if (n > 0 && (size_t)n < sizeof ctx->program_dir &&
+            clattn__cache_prepare_dir(ctx->program_dir, msg, sizeof msg) == 0) {
+            ctx->stats.disk_cache_enabled = 1;
+            return;
+        }
+    }
+    ctx->program_dir[0] = '\0';
+    clattn__cache_warn(ctx, msg);
 }
 
 /* Everything but the OpenCL objects, which the two constructors provide. */
@@ -45,7 +66,12 @@ static clattn_status context_new(const clattn_options *opts, cl_device_id device
         ctx->log = opts->log;
         ctx->log_user_data = opts->log_user_data;
         ctx->max_scratch_bytes = opts->max_scratch_bytes;
+        ctx->cache_max_bytes = opts->cache_max_bytes;
     }
+    if (!ctx->cache_max_bytes)
+        ctx->cache_max_bytes = CLATTN__DEFAULT_CACHE_BYTES;
+    clattn__device_fingerprint(&ctx->dev, ctx->fingerprint, sizeof ctx->fingerprint);
+    open_disk_cache(ctx, opts ? opts->cache_dir : NULL);
     *out = ctx;
     return CLATTN_OK;
 }
@@ -170,5 +196,16 @@ clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *conte
         *queue = ctx->queue;
     if (device)
         *device = ctx->device;
+    return CLATTN_OK;
+}
+
+clattn_status clattn_context_stats(const clattn_context *ctx, clattn_stats *out)
+{
+    if (!ctx || !out)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    clattn_context *c = (clattn_context *)ctx; /* the lock is not part of the value */
+    pthread_mutex_lock(&c->lock);
+    *out = ctx->stats;
+    pthread_mutex_unlock(&c->lock);
     return CLATTN_OK;
 }

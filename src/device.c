@@ -196,3 +196,13 @@ clattn_status clattn__device_query(cl_device_id d, clattn__device_info *info, ch
     }
     return CLATTN_OK;
 }
+
+void clattn__device_fingerprint(const clattn__device_info *d, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "platform=%s|platform_version=%s|vendor=%s|device=%s|driver=%s|opencl_c=%s|"
+             "compute_units=%u|local_mem=%llu|max_wg=%zu",
+             d->platform_name, d->platform_version, d->vendor, d->name, d->driver_version,
+             d->opencl_c_version, (unsigned)d->compute_units,
+             (unsigned long long)d->local_mem_size, d->max_wg_size);
+}

@@ -27,4 +27,8 @@ clattn_status clattn__choose_device(int platform, int device, cl_platform_id *ou
 clattn_status clattn__device_query(cl_device_id device, clattn__device_info *info, char *msg,
                                    size_t msg_size);
 
+/* The device fingerprint: everything that must match for a compiled binary
+ * to be reused (a driver update is a new fingerprint). One line of text. */
+void clattn__device_fingerprint(const clattn__device_info *info, char *buf, size_t size);
+
 #endif

@@ -21,6 +21,12 @@ struct clattn_context {
     char *last_error;
     size_t max_scratch_bytes; /* 0 = default */
     clattn__program_cache programs;
+    char fingerprint[1024];
+    /* Disk cache: the programs directory, or "" when disk use is off. */
+    char program_dir[4096];
+    uint64_t cache_max_bytes;
+    int cache_warned; /* a disk problem is reported once per context */
+    clattn_stats stats;
     cl_mem dummy; /* stands in for optional buffers the caller left NULL */
     /* Scratch reused across calls; grown on demand. */
     cl_mem scratch[2];
@@ -47,6 +53,8 @@ void clattn__log(const clattn_context *ctx, int level, const char *fmt, ...)
 #endif
     ;
 const char *clattn__cl_error_name(cl_int err);
+/* Logs a cache problem as a warning, the first time only. */
+void clattn__cache_warn(clattn_context *ctx, const char *msg);
 
 #define CLATTN_TRY(expr)                                                                   \
     do {                                                                                   \

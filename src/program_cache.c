@@ -1,9 +1,27 @@
-/* In-memory program cache: build from source once per configuration. */
+/* Program cache: per context in memory, and across processes on disk as
+ * driver binaries (clGetProgramInfo(CL_PROGRAM_BINARIES)). A disk entry is
+ * only used when its full key text matches: device fingerprint, library
+ * version, kernel, complete build options and the complete source. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cache_fs.h"
 #include "internal.h"
 #include "program_cache.h"
+
+#define BIN_MAGIC "CLATTNPB"
+#define BIN_VERSION 1u
+#define BIN_MAX_BYTES ((uint64_t)1 << 30)
+
+/* File header; the key text and then the payload follow it. */
+typedef struct {
+    char magic[8];
+    uint32_t version, reserved;
+    uint64_t key_len, payload_len, payload_hash;
+} bin_header;
 
 static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, cl_int err,
                                    const char *options)
@@ -25,17 +43,32 @@ static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, 
     return st;
 }
 
-static clattn_status build(struct clattn_context *ctx, const clattn__kernel_config *cfg,
-                           const char *options, clattn__program_entry *e)
+/* Kernel object and its limits for a built program. */
+static clattn_status finish(struct clattn_context *ctx, const clattn__kernel_config *cfg,
+                            cl_program prog, clattn__program_entry *e)
 {
-    char msg[512];
-    char *src = NULL;
-    if (clattn__kernel_source(cfg->id, &src, msg, sizeof msg) != 0)
-        return clattn__fail(ctx, CLATTN_ERR_IO, "%s", msg);
+    cl_int err;
+    cl_kernel k = clCreateKernel(prog, clattn__kernel_name(cfg->id), &err);
+    if (err != CL_SUCCESS)
+        return clattn__cl_fail(ctx, err, "clCreateKernel");
+    e->program = prog;
+    e->kernel = k;
+    e->kernel_wg_size = 0;
+    e->kernel_local_mem = 0;
+    clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                             sizeof e->kernel_wg_size, &e->kernel_wg_size, NULL);
+    clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                             sizeof e->kernel_local_mem, &e->kernel_local_mem, NULL);
+    return CLATTN_OK;
+}
+
+static clattn_status build_from_source(struct clattn_context *ctx,
+                                       const clattn__kernel_config *cfg, const char *src,
+                                       const char *options, clattn__program_entry *e)
+{
     cl_int err;
     const char *srcs[1] = {src};
     cl_program prog = clCreateProgramWithSource(ctx->cl_ctx, 1, srcs, NULL, &err);
-    free(src);
     if (err != CL_SUCCESS)
         return clattn__cl_fail(ctx, err, "clCreateProgramWithSource");
     err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
@@ -46,20 +79,170 @@ static clattn_status build(struct clattn_context *ctx, const clattn__kernel_conf
         clReleaseProgram(prog);
         return st;
     }
-    cl_kernel k = clCreateKernel(prog, clattn__kernel_name(cfg->id), &err);
-    if (err != CL_SUCCESS) {
+    clattn_status st = finish(ctx, cfg, prog, e);
+    if (st != CLATTN_OK)
         clReleaseProgram(prog);
-        return clattn__cl_fail(ctx, err, "clCreateKernel");
+    else
+        ctx->stats.programs_built++;
+    return st;
+}
+
+static char *key_text(struct clattn_context *ctx, const clattn__kernel_config *cfg,
+                      const char *options, const char *src)
+{
+    const char *fmt = "clattn program binary\nlibrary %s\nfingerprint %s\nkernel %s\n"
+                      "options %s\nsource %zu\n";
+    size_t slen = strlen(src);
+    int n = snprintf(NULL, 0, fmt, clattn_version(), ctx->fingerprint,
+                     clattn__kernel_name(cfg->id), options, slen);
+    if (n < 0)
+        return NULL;
+    char *key = malloc((size_t)n + slen + 1);
+    if (!key)
+        return NULL;
+    snprintf(key, (size_t)n + 1, fmt, clattn_version(), ctx->fingerprint,
+             clattn__kernel_name(cfg->id), options, slen);
+    memcpy(key + n, src, slen + 1);
+    return key;
+}
+
+static int file_path(struct clattn_context *ctx, const char *key, char *path, size_t size)
+{
+    uint64_t h = clattn__fnv1a(CLATTN__FNV_INIT, key, strlen(key));
+    int n = snprintf(path, size, "%s/%016llx.bin", ctx->program_dir, (unsigned long long)h);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+/* A bad entry: reported once, removed, counted. */
+static void reject(struct clattn_context *ctx, const char *path, const char *why)
+{
+    char msg[CLATTN__PATH_MAX + 256];
+    snprintf(msg, sizeof msg, "%s: %s; removed, rebuilding from source", path, why);
+    clattn__cache_warn(ctx, msg);
+    unlink(path);
+    ctx->stats.cache_rejected++;
+}
+
+/* 1 when the program was created from a cached binary, 0 on a miss. */
+static int load_binary(struct clattn_context *ctx, const clattn__kernel_config *cfg,
+                       const char *key, const char *path, const char *options,
+                       clattn__program_entry *e)
+{
+    unsigned char *data;
+    size_t len;
+    char msg[CLATTN__PATH_MAX + 128];
+    int rc = clattn__cache_read(path, BIN_MAX_BYTES, &data, &len, msg, sizeof msg);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        clattn__cache_warn(ctx, msg);
+        return 0;
     }
-    e->program = prog;
-    e->kernel = k;
-    e->kernel_wg_size = 0;
-    e->kernel_local_mem = 0;
-    clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                             sizeof e->kernel_wg_size, &e->kernel_wg_size, NULL);
-    clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE,
-                             sizeof e->kernel_local_mem, &e->kernel_local_mem, NULL);
-    return CLATTN_OK;
+    bin_header h;
+    const size_t klen = strlen(key);
+    const char *why = NULL;
+    if (len < sizeof h)
+        why = "truncated header";
+    else {
+        memcpy(&h, data, sizeof h);
+        if (memcmp(h.magic, BIN_MAGIC, 8) != 0)
+            why = "not a clattn program file";
+        else if (h.version != BIN_VERSION)
+            why = "another format version";
+        else if (h.key_len > len - sizeof h || h.payload_len != len - sizeof h - h.key_len)
+            why = "truncated or padded file";
+        else if (h.key_len != klen || memcmp(data + sizeof h, key, klen) != 0)
+            why = "key mismatch (another device, driver, version or source)";
+        else if (h.payload_len == 0 ||
+                 clattn__fnv1a(CLATTN__FNV_INIT, data + sizeof h + klen, h.payload_len) !=
+                     h.payload_hash)
+            why = "payload checksum mismatch";
+    }
+    if (why) {
+        free(data);
+        reject(ctx, path, why);
+        return 0;
+    }
+    const unsigned char *bin = data + sizeof h + klen;
+    size_t bin_len = (size_t)h.payload_len;
+    cl_int status = CL_SUCCESS, err;
+    cl_program prog = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &bin_len, &bin,
+                                                &status, &err);
+    free(data);
+    if (err == CL_SUCCESS && status == CL_SUCCESS)
+        err = clBuildProgram(prog, 1, &ctx->device, options, NULL, NULL);
+    else if (err == CL_SUCCESS)
+        err = status;
+    if (err == CL_SUCCESS && finish(ctx, cfg, prog, e) == CLATTN_OK) {
+        clattn__cache_touch(path);
+        ctx->stats.programs_loaded++;
+        return 1;
+    }
+    if (prog)
+        clReleaseProgram(prog);
+    /* finish() may have recorded a message; this is a miss, not a failure. */
+    reject(ctx, path, "the driver rejected the binary");
+    return 0;
+}
+
+static void store_binary(struct clattn_context *ctx, const char *key, const char *path,
+                         cl_program prog)
+{
+    size_t size = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
+            CL_SUCCESS ||
+        size == 0 || size > BIN_MAX_BYTES)
+        return; /* some drivers give no binary: nothing to keep */
+    unsigned char *bin = malloc(size);
+    if (!bin)
+        return;
+    unsigned char *bins[1] = {bin};
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
+        size_t klen = strlen(key);
+        size_t head_len = sizeof(bin_header) + klen;
+        unsigned char *head = malloc(head_len);
+        if (head) {
+            bin_header h;
+            memset(&h, 0, sizeof h);
+            memcpy(h.magic, BIN_MAGIC, 8);
+            h.version = BIN_VERSION;
+            h.key_len = klen;
+            h.payload_len = size;
+            h.payload_hash = clattn__fnv1a(CLATTN__FNV_INIT, bin, size);
+            memcpy(head, &h, sizeof h);
+            memcpy(head + sizeof h, key, klen);
+            char msg[CLATTN__PATH_MAX + 128];
+            if (clattn__cache_write(path, head, head_len, bin, size, msg, sizeof msg) == 0) {
+                ctx->stats.programs_stored++;
+                clattn__cache_evict(ctx->program_dir, ".bin", ctx->cache_max_bytes);
+            } else {
+                clattn__cache_warn(ctx, msg);
+            }
+            free(head);
+        }
+    }
+    free(bin);
+}
+
+static clattn_status build(struct clattn_context *ctx, const clattn__kernel_config *cfg,
+                           const char *options, clattn__program_entry *e)
+{
+    char msg[512];
+    char *src = NULL;
+    if (clattn__kernel_source(cfg->id, &src, msg, sizeof msg) != 0)
+        return clattn__fail(ctx, CLATTN_ERR_IO, "%s", msg);
+    char *key = ctx->program_dir[0] ? key_text(ctx, cfg, options, src) : NULL;
+    char path[CLATTN__PATH_MAX];
+    int disk = key && file_path(ctx, key, path, sizeof path) == 0;
+    clattn_status st = CLATTN_OK;
+    if (!disk || !load_binary(ctx, cfg, key, path, options, e)) {
+        st = build_from_source(ctx, cfg, src, options, e);
+        if (st == CLATTN_OK && disk)
+            store_binary(ctx, key, path, e->program);
+    }
+    free(key);
+    free(src);
+    return st;
 }
 
 clattn_status clattn__program_get(struct clattn_context *ctx, const clattn__kernel_config *cfg,
@@ -74,9 +257,7 @@ clattn_status clattn__program_get(struct clattn_context *ctx, const clattn__kern
     char *key = malloc(klen);
     if (!key)
         return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
-    strcpy(key, name);
-    strcat(key, " ");
-    strcat(key, options);
+    snprintf(key, klen, "%s %s", name, options);
 
     clattn__program_cache *c = &ctx->programs;
     for (size_t i = 0; i < c->count; ++i)
@@ -120,4 +301,3 @@ void clattn__program_cache_release(clattn__program_cache *c)
     free(c->entries);
     memset(c, 0, sizeof *c);
 }
-

@@ -124,3 +124,13 @@ void clattn__log(const clattn_context *ctx, int level, const char *fmt, ...)
     va_end(ap);
     emit(ctx, level, msg);
 }
+
+void clattn__cache_warn(clattn_context *ctx, const char *msg)
+{
+    if (ctx->cache_warned)
+        return;
+    ctx->cache_warned = 1;
+    char line[1200];
+    snprintf(line, sizeof line, "disk cache: %s (continuing; problems are reported once)", msg);
+    emit(ctx, CLATTN_LOG_WARNING, line);
+}
