@@ -1,4 +1,5 @@
 /* Path choice and built-in parameters per device class. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -113,6 +114,45 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     return c;
 }
 
+/* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
+ * (any -D name of a kernel family, plus NSPLIT for split-KV). Values are
+ * still fitted to the device afterwards. Returns the forced NSPLIT or 0. */
+static int apply_overrides(clattn__kernel_config *const *cfgs, int n)
+{
+    const char *env = getenv("CLATTN_PARAMS");
+    if (!env || !*env)
+        return 0;
+    int nsplit = 0;
+    const char *p = env;
+    while (*p) {
+        char name[32];
+        size_t len = strcspn(p, "=,");
+        if (p[len] != '=' || len == 0 || len >= sizeof name) {
+            p += len + (p[len] != '\0');
+            continue;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        char *end;
+        long v = strtol(p + len + 1, &end, 10);
+        if (v >= 1 && v <= 4096) {
+            if (strcmp(name, "NSPLIT") == 0)
+                nsplit = (int)v;
+            for (int i = 0; i < n; ++i) {
+                int np;
+                const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
+                for (int j = 0; j < np; ++j)
+                    if (strcmp(names[j], name) == 0 && strcmp(name, "SPLIT_KV") != 0)
+                        cfgs[i]->values[j] = (int)v;
+            }
+        }
+        p = end + strcspn(end, ",");
+        if (*p == ',')
+            ++p;
+    }
+    return nsplit;
+}
+
 clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
                                 size_t scratch_limit, clattn__plan *plan)
 {
@@ -127,6 +167,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         plan->qk = config(CLATTN__K_QK, s, 16, 16, 16);
         plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
         plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
+        clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
+        apply_overrides(cfgs, 3);
+        /* The softmax reduction needs a power-of-two work-group. */
+        while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
+            plan->softmax.values[0] &= plan->softmax.values[0] - 1;
         if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
             return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
                                 "three-stage path: no tile size fits this device's limits");
@@ -162,6 +207,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (split && p->seq_q < block_m)
         block_m = next_pow2(p->seq_q);
     plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
+    plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
+    clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
+    const int forced_split = apply_overrides(cfgs, 2);
+    plan->fused.values[2] = split;
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
                             "fused kernel: head_dim %d + head_dim_v %d need more local memory "
@@ -170,14 +219,15 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (!split)
         return CLATTN_OK;
 
-    plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
     /* Enough partitions to give every compute unit a few groups. */
     const int block_n = plan->fused.values[1];
     const int64_t groups = bh * ceil_div(p->seq_q, plan->fused.values[0]);
     const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
-    int64_t nsplit = groups >= want ? 1 : (want + groups - 1) / groups;
+    int64_t nsplit = forced_split      ? forced_split
+                     : groups >= want ? 1
+                                      : (want + groups - 1) / groups;
     const int64_t max_split = ceil_div(p->seq_kv, block_n);
     if (nsplit > max_split)
         nsplit = max_split;
