@@ -35,7 +35,7 @@ kernel __attribute__((reqd_work_group_size(AV_TN, AV_TM, 1))) void attn_av(
     const int d0 = get_group_id(0) * AV_TN, r0 = get_group_id(1) * AV_TM;
     const int d = d0 + tx, il = r0 + ty;
     const int bhl = get_group_id(2), bh = bh0 + bhl;
-    const int b = bh / heads, h = bh % heads, kh = h / group;
+    const int b = bh / heads, h = bh - b * heads, kh = h / group;
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
     const int r_last = min(r0 + AV_TM, nrows) - 1;
     const int lo = clattn_key_lo(row0 + r0, L, seq_q, windowed, wl);
@@ -47,13 +47,13 @@ kernel __attribute__((reqd_work_group_size(AV_TN, AV_TM, 1))) void attn_av(
     for (int k0 = lo; k0 < hi; k0 += AV_TK) {
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int t = lin; t < AV_TM * AV_TK; t += AV_TM * AV_TN) {
-            const int r = t / AV_TK, c = t % AV_TK;
+            const int r = t / AV_TK, c = t - r * AV_TK;
             pt[r][c] = (r0 + r < nrows && k0 + c < hi)
                            ? probs[((long)bhl * nrows + r0 + r) * seq_kv + k0 + c]
                            : 0.0f;
         }
         for (int t = lin; t < AV_TK * AV_TN; t += AV_TM * AV_TN) {
-            const int r = t / AV_TN, c = t % AV_TN;
+            const int r = t / AV_TN, c = t - r * AV_TN;
             vt[r][c] = (k0 + r < hi && d0 + c < HEAD_DIM_V)
                            ? LOAD(v, vbase + (long)(k0 + r) * vss + d0 + c)
                            : 0.0f;

@@ -22,7 +22,7 @@ kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv
     const int bh = get_global_id(1);
     if (i >= seq_q)
         return;
-    const int b = bh / heads, h = bh % heads;
+    const int b = bh / heads, h = bh - b * heads;
     const long base = (long)bh * nsplit * seq_q + i; /* partial row of split 0 */
 
     float m = -INFINITY;

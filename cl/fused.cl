@@ -41,7 +41,7 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     const int i0 = get_group_id(0) * BLOCK_M;
     const int i = i0 + lid;
     const int bh = get_group_id(1);
-    const int b = bh / heads, h = bh % heads, kh = h / group;
+    const int b = bh / heads, h = bh - b * heads, kh = h / group;
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
     const int i_last = min(i0 + BLOCK_M, seq_q) - 1;
     const bool row_ok = i < seq_q;
@@ -78,11 +78,11 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     for (int n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int t = lid; t < BLOCK_N * HEAD_DIM; t += BLOCK_M) {
-            const int jj = t / HEAD_DIM, d = t % HEAD_DIM;
+            const int jj = t / HEAD_DIM, d = t - jj * HEAD_DIM;
             ks[jj][d] = n0 + jj < hi ? LOAD(k, koff + (long)(n0 + jj) * kss + d) : 0.0f;
         }
         for (int t = lid; t < BLOCK_N * HEAD_DIM_V; t += BLOCK_M) {
-            const int jj = t / HEAD_DIM_V, d = t % HEAD_DIM_V;
+            const int jj = t / HEAD_DIM_V, d = t - jj * HEAD_DIM_V;
             vs[jj][d] = n0 + jj < hi ? LOAD(v, voff + (long)(n0 + jj) * vss + d) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);

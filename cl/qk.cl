@@ -39,7 +39,7 @@ kernel __attribute__((reqd_work_group_size(QK_TN, QK_TM, 1))) void attn_qk(
     const int j0 = get_group_id(0) * QK_TN, r0 = get_group_id(1) * QK_TM;
     const int j = j0 + tx, il = r0 + ty, i = row0 + il;
     const int bhl = get_group_id(2), bh = bh0 + bhl;
-    const int b = bh / heads, h = bh % heads, kh = h / group;
+    const int b = bh / heads, h = bh - b * heads, kh = h / group;
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
     const int r_last = min(r0 + QK_TM, nrows) - 1;
 
@@ -55,14 +55,14 @@ kernel __attribute__((reqd_work_group_size(QK_TN, QK_TM, 1))) void attn_qk(
         for (int d0 = 0; d0 < HEAD_DIM; d0 += QK_TK) {
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int t = lin; t < QK_TM * QK_TK; t += QK_TM * QK_TN) {
-                const int r = t / QK_TK, c = t % QK_TK;
+                const int r = t / QK_TK, c = t - r * QK_TK;
                 const int row = r0 + r;
                 qt[r][c] = (row < nrows && d0 + c < HEAD_DIM)
                                ? LOAD(q, qbase + (long)(row0 + row) * qss + d0 + c)
                                : 0.0f;
             }
             for (int t = lin; t < QK_TN * QK_TK; t += QK_TM * QK_TN) {
-                const int r = t / QK_TK, c = t % QK_TK;
+                const int r = t / QK_TK, c = t - r * QK_TK;
                 const int key = j0 + r;
                 kt[r][c] = (key < seq_kv && d0 + c < HEAD_DIM)
                                ? LOAD(k, kbase + (long)key * kss + d0 + c)
