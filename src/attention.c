@@ -49,7 +49,7 @@ static int overlap(const region *a, const region *b)
     return a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes;
 }
 
-static clattn_status check_buffers(clattn_context *ctx, const clattn__shape *s,
+clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
                                    const clattn_buffers *buf)
 {
     if (!buf)
@@ -85,7 +85,7 @@ static clattn_status check_buffers(clattn_context *ctx, const clattn__shape *s,
 
 /* The built kernel for *cfg, shrinking cfg while the compiled kernel cannot
  * run it (its CL_KERNEL_WORK_GROUP_SIZE or local memory is smaller). */
-static clattn_status get_kernel(clattn_context *ctx, clattn__kernel_config *cfg,
+clattn_status clattn__get_kernel(clattn_context *ctx, clattn__kernel_config *cfg,
                                 const clattn__program_entry **out)
 {
     for (;;) {
@@ -161,11 +161,23 @@ typedef struct {
     cl_uint num_wait;
     const cl_event *wait;
     cl_event last;
+    clattn__launch_record *rec; /* NULL unless timing */
 } chain;
 
-static clattn_status launch(clattn_context *ctx, chain *c, cl_kernel k, cl_uint dims,
-                            const size_t *global, const size_t *local)
+static clattn_status launch(clattn_context *ctx, chain *c, clattn__kernel_id id, cl_kernel k,
+                            cl_uint dims, const size_t *global, const size_t *local)
 {
+    if (c->rec && c->rec->count == c->rec->capacity) {
+        size_t cap = c->rec->capacity ? 2 * c->rec->capacity : 16;
+        cl_event *ev = realloc(c->rec->events, cap * sizeof *ev);
+        if (ev)
+            c->rec->events = ev;
+        clattn__kernel_id *ids = ev ? realloc(c->rec->ids, cap * sizeof *ids) : NULL;
+        if (!ids)
+            return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+        c->rec->ids = ids;
+        c->rec->capacity = cap;
+    }
     cl_event ev;
     cl_int err = c->last ? clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, global, local, 1,
                                                   &c->last, &ev)
@@ -176,7 +188,21 @@ static clattn_status launch(clattn_context *ctx, chain *c, cl_kernel k, cl_uint 
     if (c->last)
         clReleaseEvent(c->last);
     c->last = ev;
+    if (c->rec) {
+        clRetainEvent(ev);
+        c->rec->events[c->rec->count] = ev;
+        c->rec->ids[c->rec->count++] = id;
+    }
     return CLATTN_OK;
+}
+
+void clattn__launch_record_release(clattn__launch_record *rec)
+{
+    for (size_t i = 0; i < rec->count; ++i)
+        clReleaseEvent(rec->events[i]);
+    free(rec->events);
+    free(rec->ids);
+    memset(rec, 0, sizeof *rec);
 }
 
 static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
@@ -223,10 +249,10 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
                                call_args *a, chain *c)
 {
     const clattn__program_entry *fe, *ce = NULL;
-    CLATTN_TRY(get_kernel(ctx, &pl->fused, &fe));
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->fused, &fe));
     const int split = pl->path == CLATTN_PATH_SPLIT_KV;
     if (split)
-        CLATTN_TRY(get_kernel(ctx, &pl->combine, &ce));
+        CLATTN_TRY(clattn__get_kernel(ctx, &pl->combine, &ce));
     cl_mem part_o = split ? ctx->scratch[0] : ctx->dummy;
     cl_mem part_ml = split ? ctx->scratch[1] : ctx->dummy;
     cl_int kps = split ? pl->keys_per_split : 0;
@@ -244,7 +270,7 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
     const size_t g[3] = {round_up((size_t)s->p.seq_q, bm), bh, split ? (size_t)pl->nsplit : 1};
     const size_t l[3] = {bm, 1, 1};
-    CLATTN_TRY(launch(ctx, c, fe->kernel, 3, g, l));
+    CLATTN_TRY(launch(ctx, c, CLATTN__K_FUSED, fe->kernel, 3, g, l));
     if (!split)
         return CLATTN_OK;
 
@@ -256,16 +282,16 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     const size_t cw = (size_t)pl->combine.values[0];
     const size_t cg[2] = {round_up((size_t)s->p.seq_q, cw), bh};
     const size_t cl[2] = {cw, 1};
-    return launch(ctx, c, ce->kernel, 2, cg, cl);
+    return launch(ctx, c, CLATTN__K_COMBINE, ce->kernel, 2, cg, cl);
 }
 
 static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s,
                                      clattn__plan *pl, call_args *a, chain *c, float *probs_host)
 {
     const clattn__program_entry *qe, *se, *ae;
-    CLATTN_TRY(get_kernel(ctx, &pl->qk, &qe));
-    CLATTN_TRY(get_kernel(ctx, &pl->softmax, &se));
-    CLATTN_TRY(get_kernel(ctx, &pl->av, &ae));
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->qk, &qe));
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->softmax, &se));
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->av, &ae));
     const clattn_problem *p = &s->p;
     cl_mem scores = ctx->scratch[0];
     const int bh_total = p->batch * p->heads;
@@ -286,7 +312,7 @@ static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s
             const size_t qg[3] = {round_up((size_t)p->seq_kv, tn), round_up((size_t)nrows, tm),
                                   (size_t)nbh};
             const size_t ql[3] = {tn, tm, 1};
-            CLATTN_TRY(launch(ctx, c, qe->kernel, 3, qg, ql));
+            CLATTN_TRY(launch(ctx, c, CLATTN__K_QK, qe->kernel, 3, qg, ql));
 
             const arg sa[] = {ARG(scores), ARG(a->lse), ARG(a->heads), ARG(a->seq_q),
                               ARG(a->seq_kv), ARG(row0), ARG(nrows),  ARG(bh0),
@@ -295,7 +321,7 @@ static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s
             const size_t sw = (size_t)pl->softmax.values[0];
             const size_t sg[3] = {sw, (size_t)nrows, (size_t)nbh};
             const size_t sl[3] = {sw, 1, 1};
-            CLATTN_TRY(launch(ctx, c, se->kernel, 3, sg, sl));
+            CLATTN_TRY(launch(ctx, c, CLATTN__K_SOFTMAX, se->kernel, 3, sg, sl));
 
             if (probs_host) {
                 /* A chunk is whole heads or rows of one head: contiguous. */
@@ -320,35 +346,24 @@ static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s
             const size_t ag[3] = {round_up((size_t)p->head_dim_v, an),
                                   round_up((size_t)nrows, am), (size_t)nbh};
             const size_t al[3] = {an, am, 1};
-            CLATTN_TRY(launch(ctx, c, ae->kernel, 3, ag, al));
+            CLATTN_TRY(launch(ctx, c, CLATTN__K_AV, ae->kernel, 3, ag, al));
         }
     }
     return CLATTN_OK;
 }
 
-clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s,
-                                     const clattn_buffers *buf, cl_uint num_wait,
-                                     const cl_event *wait, cl_event *done, float *probs_host)
+clattn_status clattn__enqueue_plan(clattn_context *ctx, const clattn__shape *s,
+                                  clattn__plan *plan, const clattn_buffers *buf,
+                                  cl_uint num_wait, const cl_event *wait, cl_event *done,
+                                  float *probs_host, clattn__launch_record *rec)
 {
-    if (num_wait > 0 && !wait)
-        return BAD("num_wait is %u but wait is NULL", num_wait);
-    for (cl_uint i = 0; i < num_wait; ++i)
-        if (!wait[i])
-            return BAD("wait[%u] is NULL", i);
-    CLATTN_TRY(check_buffers(ctx, s, buf));
-
-    clattn__plan plan;
-    CLATTN_TRY(clattn__plan_make(ctx, s, ctx->max_scratch_bytes, &plan));
-    if (probs_host && plan.path != CLATTN_PATH_THREE_STAGE)
-        return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
-                            "attention weights need the three-stage path");
     CLATTN_TRY(ensure_dummy(ctx));
-    CLATTN_TRY(ensure_scratch(ctx, 0, plan.scratch_bytes[0]));
-    CLATTN_TRY(ensure_scratch(ctx, 1, plan.scratch_bytes[1]));
+    CLATTN_TRY(ensure_scratch(ctx, 0, plan->scratch_bytes[0]));
+    CLATTN_TRY(ensure_scratch(ctx, 1, plan->scratch_bytes[1]));
 
-    const int uses_scratch = plan.scratch_bytes[0] > 0;
+    const int uses_scratch = plan->scratch_bytes[0] > 0;
     cl_event *waits = NULL;
-    chain c = {num_wait, wait, NULL};
+    chain c = {num_wait, wait, NULL, rec};
     if (uses_scratch && ctx->scratch_busy) {
         waits = malloc(sizeof *waits * (num_wait + 1));
         if (!waits)
@@ -361,9 +376,9 @@ clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s
     }
     call_args a;
     fill_args(ctx, s, buf, &a);
-    clattn_status st = plan.path == CLATTN_PATH_THREE_STAGE
-                           ? run_three_stage(ctx, s, &plan, &a, &c, probs_host)
-                           : run_fused(ctx, s, &plan, &a, &c);
+    clattn_status st = plan->path == CLATTN_PATH_THREE_STAGE
+                           ? run_three_stage(ctx, s, plan, &a, &c, probs_host)
+                           : run_fused(ctx, s, plan, &a, &c);
     free(waits);
     if (st != CLATTN_OK) {
         if (c.last)
@@ -381,6 +396,28 @@ clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s
     else
         clReleaseEvent(c.last);
     return CLATTN_OK;
+}
+
+clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s,
+                                     const clattn_buffers *buf, cl_uint num_wait,
+                                     const cl_event *wait, cl_event *done, float *probs_host)
+{
+    if (num_wait > 0 && !wait)
+        return BAD("num_wait is %u but wait is NULL", num_wait);
+    for (cl_uint i = 0; i < num_wait; ++i)
+        if (!wait[i])
+            return BAD("wait[%u] is NULL", i);
+    CLATTN_TRY(clattn__check_buffers(ctx, s, buf));
+
+    clattn__shape shape = *s;
+    shape.has_mask = buf->mask != NULL;
+    clattn__plan plan;
+    CLATTN_TRY(clattn__plan_make(ctx, &shape, ctx->max_scratch_bytes, 0, &plan));
+    if (probs_host && plan.path != CLATTN_PATH_THREE_STAGE)
+        return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                            "attention weights need the three-stage path");
+    return clattn__enqueue_plan(ctx, &shape, &plan, buf, num_wait, wait, done, probs_host,
+                                NULL);
 }
 
 clattn_status clattn_forward(clattn_context *ctx, const clattn_problem *problem,
@@ -410,17 +447,17 @@ clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem
     const clattn__program_entry *e;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
     if (st == CLATTN_OK)
-        st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes, &plan);
+        st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes, 0, &plan);
     if (st == CLATTN_OK && plan.path == CLATTN_PATH_THREE_STAGE) {
-        st = get_kernel(ctx, &plan.qk, &e);
+        st = clattn__get_kernel(ctx, &plan.qk, &e);
         if (st == CLATTN_OK)
-            st = get_kernel(ctx, &plan.softmax, &e);
+            st = clattn__get_kernel(ctx, &plan.softmax, &e);
         if (st == CLATTN_OK)
-            st = get_kernel(ctx, &plan.av, &e);
+            st = clattn__get_kernel(ctx, &plan.av, &e);
     } else if (st == CLATTN_OK) {
-        st = get_kernel(ctx, &plan.fused, &e);
+        st = clattn__get_kernel(ctx, &plan.fused, &e);
         if (st == CLATTN_OK && plan.path == CLATTN_PATH_SPLIT_KV)
-            st = get_kernel(ctx, &plan.combine, &e);
+            st = clattn__get_kernel(ctx, &plan.combine, &e);
     }
     pthread_mutex_unlock(&ctx->lock);
     return st;

@@ -26,18 +26,22 @@ static void open_disk_cache(clattn_context *ctx, const char *explicit_dir)
 {
     char root[CLATTN__PATH_MAX], msg[CLATTN__PATH_MAX + 128] = "cache path too long";
     int rc = clattn__cache_root(explicit_dir, root, sizeof root, msg, sizeof msg);
-    if (rc == 1)
+    if (rc == 1) {
+        clattn__tuning_open(ctx, NULL);
         return;
+    }
     if (rc == 0 && clattn__cache_prepare_dir(root, msg, sizeof msg) == 0) {
         int n = snprintf(ctx->program_dir, sizeof ctx->program_dir, "%s/programs", root);
         if (n > 0 && (size_t)n < sizeof ctx->program_dir &&
             clattn__cache_prepare_dir(ctx->program_dir, msg, sizeof msg) == 0) {
             ctx->stats.disk_cache_enabled = 1;
+            clattn__tuning_open(ctx, root);
             return;
         }
     }
     ctx->program_dir[0] = '\0';
     clattn__cache_warn(ctx, msg);
+    clattn__tuning_open(ctx, NULL);
 }
 
 /* Everything but the OpenCL objects, which the two constructors provide. */
@@ -169,6 +173,7 @@ void clattn_context_destroy(clattn_context *ctx)
         if (ctx->scratch[i])
             clReleaseMemObject(ctx->scratch[i]);
     clattn__program_cache_release(&ctx->programs);
+    clattn__tuning_close(&ctx->tuning);
     if (ctx->owns_cl) {
         clReleaseCommandQueue(ctx->queue);
         clReleaseContext(ctx->cl_ctx);

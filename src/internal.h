@@ -8,6 +8,7 @@
 #include "clattn.h"
 #include "device.h"
 #include "program_cache.h"
+#include "tuning_store.h"
 
 struct clattn_context {
     cl_context cl_ctx;
@@ -27,6 +28,7 @@ struct clattn_context {
     uint64_t cache_max_bytes;
     int cache_warned; /* a disk problem is reported once per context */
     clattn_stats stats;
+    clattn__tuning_store tuning;
     cl_mem dummy; /* stands in for optional buffers the caller left NULL */
     /* Scratch reused across calls; grown on demand. */
     cl_mem scratch[2];

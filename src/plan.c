@@ -1,4 +1,5 @@
 /* Path choice and built-in parameters per device class. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,12 +115,50 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     return c;
 }
 
+void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune_key *k)
+{
+    memset(k, 0, sizeof *k);
+    snprintf(k->kernel, sizeof k->kernel, "%s", unit);
+    k->dtype = (int)s->p.dtype;
+    k->head_dim = s->p.head_dim;
+    k->head_dim_v = s->p.head_dim_v;
+    k->causal = s->p.causal;
+    k->windowed = s->p.windowed;
+    k->has_mask = s->has_mask;
+    k->group = s->group;
+    k->sq_bucket = clattn__seq_bucket(s->p.seq_q);
+    k->skv_bucket = clattn__seq_bucket(s->p.seq_kv);
+}
+
+/* Applies what the tuning layers hold for unit to cfgs (by parameter name);
+ * returns the entry's NSPLIT (0 when it has none or nothing applies). */
+static int apply_tuned(struct clattn_context *ctx, const clattn__shape *s, const char *unit,
+                       clattn__kernel_config *const *cfgs, int n, int flags)
+{
+    if (flags & CLATTN__PLAN_NO_TUNED)
+        return 0;
+    clattn__tune_key k;
+    clattn__tune_key_for(s, unit, &k);
+    int stale;
+    const clattn__tune_entry *e = clattn__tuning_lookup(ctx, &k, &stale);
+    if (!e)
+        return 0;
+    for (int i = 0; i < n; ++i) {
+        int np;
+        const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
+        for (int j = 0; j < np; ++j)
+            if (strcmp(names[j], "SPLIT_KV") != 0)
+                cfgs[i]->values[j] = clattn__db_param(e, names[j], cfgs[i]->values[j]);
+    }
+    return clattn__db_param(e, "NSPLIT", 0);
+}
+
 /* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
  * (any -D name of a kernel family, plus NSPLIT for split-KV). Values are
  * still fitted to the device afterwards. Returns the forced NSPLIT or 0. */
-static int apply_overrides(clattn__kernel_config *const *cfgs, int n)
+static int apply_overrides(clattn__kernel_config *const *cfgs, int n, int flags)
 {
-    const char *env = getenv("CLATTN_PARAMS");
+    const char *env = flags & CLATTN__PLAN_NO_OVERRIDES ? NULL : getenv("CLATTN_PARAMS");
     if (!env || !*env)
         return 0;
     int nsplit = 0;
@@ -154,13 +193,25 @@ static int apply_overrides(clattn__kernel_config *const *cfgs, int n)
 }
 
 clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
-                                size_t scratch_limit, clattn__plan *plan)
+                                size_t scratch_limit, int flags, clattn__plan *plan)
 {
     const clattn__device_info *d = &ctx->dev;
     const clattn_problem *p = &s->p;
     const int gpu = d->dev_class == CLATTN__CLASS_GPU;
     memset(plan, 0, sizeof *plan);
-    plan->path = p->path == CLATTN_PATH_AUTO ? clattn__auto_path(s) : p->path;
+    plan->path = p->path;
+    if (plan->path == CLATTN_PATH_AUTO) {
+        /* The measured best path for this bucket, where a tune found one. */
+        clattn__tune_key k;
+        clattn__tune_key_for(s, "path", &k);
+        int stale;
+        const clattn__tune_entry *e =
+            flags & CLATTN__PLAN_NO_TUNED ? NULL : clattn__tuning_lookup(ctx, &k, &stale);
+        int measured = e ? clattn__db_param(e, "PATH", 0) : 0;
+        plan->path = measured >= CLATTN_PATH_FUSED && measured <= CLATTN_PATH_SPLIT_KV
+                         ? (clattn_path)measured
+                         : clattn__auto_path(s);
+    }
     const int64_t bh = (int64_t)p->batch * p->heads;
 
     if (plan->path == CLATTN_PATH_THREE_STAGE) {
@@ -168,7 +219,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
         plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
         clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
-        apply_overrides(cfgs, 3);
+        apply_tuned(ctx, s, "qk", cfgs, 1, flags);
+        apply_tuned(ctx, s, "softmax", cfgs + 1, 1, flags);
+        apply_tuned(ctx, s, "av", cfgs + 2, 1, flags);
+        apply_overrides(cfgs, 3, flags);
         /* The softmax reduction needs a power-of-two work-group. */
         while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
             plan->softmax.values[0] &= plan->softmax.values[0] - 1;
@@ -209,7 +263,9 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
     plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
-    const int forced_split = apply_overrides(cfgs, 2);
+    const int tuned_split = apply_tuned(ctx, s, split ? "splitkv" : "fused", cfgs, 2, flags);
+    const int overridden = apply_overrides(cfgs, 2, flags);
+    const int forced_split = overridden ? overridden : tuned_split;
     plan->fused.values[2] = split;
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,

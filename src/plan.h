@@ -4,6 +4,7 @@
 
 #include "kernels.h"
 #include "problem.h"
+#include "tuning_db.h"
 
 typedef struct clattn__plan {
     clattn_path path; /* never AUTO */
@@ -17,15 +18,23 @@ typedef struct clattn__plan {
 
 struct clattn_context;
 
-/* The path AUTO picks (see README.md, "Choosing a path"). */
+/* The path AUTO picks by rule when nothing was measured (README.md,
+ * "Choosing a path"). */
 clattn_path clattn__auto_path(const clattn__shape *s);
 
-/* Fills *plan for s on the context's device: path, built-in default
+/* The tuning-db key of a tuned unit for a problem. */
+void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune_key *key);
+
+/* Fills *plan for s on the context's device: path, tuned or built-in
  * parameters for the device class, fitted to its limits, and the chunking
  * and split counts. Returns CLATTN_ERR_UNSUPPORTED with a message when the
  * device cannot hold even the smallest configuration. */
 clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
-                                size_t scratch_limit, clattn__plan *plan);
+                                size_t scratch_limit, int flags, clattn__plan *plan);
+
+/* plan_make flags: the tuner wants the built-in defaults, untouched. */
+#define CLATTN__PLAN_NO_TUNED 1     /* ignore the tuning db */
+#define CLATTN__PLAN_NO_OVERRIDES 2 /* ignore CLATTN_PARAMS */
 
 /* Halves a tile size of cfg: one that sets the work-group size when for_wg,
  * else one that sets the local-memory footprint. Returns 0 if it shrank, -1

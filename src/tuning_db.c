@@ -1,0 +1,293 @@
+/* The tuning db's text format, one entry a line:
+ *
+ *   clattn-tuning-db 1
+ *   fingerprint <device fingerprint>
+ *   kernel=fused dtype=0 d=64 dv=64 causal=1 windowed=0 mask=0 group=1 sq=1024 skv=1024 \
+ *     | BLOCK_M=16 BLOCK_N=32 | median_ms=1.25 p20_ms=1.2 p80_ms=1.3 default_ms=2.5 \
+ *     | lib=0.1.0 src=0123456789abcdef
+ *
+ * (one physical line per entry). Readable, diffable, and appendable: a tuner
+ * appends entries as it measures them, and the last one wins on load. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuning_db.h"
+
+#define DB_HEADER "clattn-tuning-db 1\n"
+
+int clattn__seq_bucket(int n)
+{
+    int b = 1;
+    while (b < n && b < (1 << 30))
+        b *= 2;
+    return b;
+}
+
+void clattn__db_init(clattn__tuning_db *db) { memset(db, 0, sizeof *db); }
+
+void clattn__db_free(clattn__tuning_db *db)
+{
+    free(db->entries);
+    memset(db, 0, sizeof *db);
+}
+
+static int same_kind(const clattn__tune_key *a, const clattn__tune_key *b)
+{
+    return strcmp(a->kernel, b->kernel) == 0 && a->dtype == b->dtype &&
+           a->head_dim == b->head_dim && a->head_dim_v == b->head_dim_v &&
+           a->causal == b->causal && a->windowed == b->windowed &&
+           a->has_mask == b->has_mask && a->group == b->group;
+}
+
+static int same_key(const clattn__tune_key *a, const clattn__tune_key *b)
+{
+    return same_kind(a, b) && a->sq_bucket == b->sq_bucket && a->skv_bucket == b->skv_bucket;
+}
+
+int clattn__db_put(clattn__tuning_db *db, const clattn__tune_entry *e)
+{
+    for (size_t i = 0; i < db->count; ++i)
+        if (same_key(&db->entries[i].key, &e->key)) {
+            db->entries[i] = *e;
+            return 0;
+        }
+    if (db->count == db->capacity) {
+        size_t cap = db->capacity ? 2 * db->capacity : 32;
+        clattn__tune_entry *g = realloc(db->entries, cap * sizeof *g);
+        if (!g)
+            return -1;
+        db->entries = g;
+        db->capacity = cap;
+    }
+    db->entries[db->count++] = *e;
+    return 0;
+}
+
+static int log2i(int x)
+{
+    int l = 0;
+    while (x > 1) {
+        x >>= 1;
+        ++l;
+    }
+    return l;
+}
+
+const clattn__tune_entry *clattn__db_find(const clattn__tuning_db *db,
+                                          const clattn__tune_key *key, int *exact)
+{
+    const clattn__tune_entry *best = NULL;
+    int best_d = 0;
+    for (size_t i = 0; i < db->count; ++i) {
+        const clattn__tune_entry *e = &db->entries[i];
+        if (!same_kind(&e->key, key))
+            continue;
+        int d = abs(log2i(e->key.sq_bucket) - log2i(key->sq_bucket)) +
+                abs(log2i(e->key.skv_bucket) - log2i(key->skv_bucket));
+        if (!best || d < best_d) {
+            best = e;
+            best_d = d;
+        }
+    }
+    if (exact)
+        *exact = best && best_d == 0;
+    return best;
+}
+
+int clattn__db_param(const clattn__tune_entry *e, const char *name, int fallback)
+{
+    for (int i = 0; e && i < e->nparams; ++i)
+        if (strcmp(e->names[i], name) == 0)
+            return e->values[i];
+    return fallback;
+}
+
+int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
+{
+    const clattn__tune_key *k = &e->key;
+    int n = snprintf(buf, size,
+                     "kernel=%s dtype=%d d=%d dv=%d causal=%d windowed=%d mask=%d group=%d "
+                     "sq=%d skv=%d |",
+                     k->kernel, k->dtype, k->head_dim, k->head_dim_v, k->causal, k->windowed,
+                     k->has_mask, k->group, k->sq_bucket, k->skv_bucket);
+    for (int i = 0; i < e->nparams && n >= 0 && (size_t)n < size; ++i)
+        n += snprintf(buf + n, size - (size_t)n, " %s=%d", e->names[i], e->values[i]);
+    if (n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n,
+                      " | median_ms=%.6g p20_ms=%.6g p80_ms=%.6g default_ms=%.6g | lib=%s "
+                      "src=%016llx\n",
+                      e->median_ms, e->p20_ms, e->p80_ms, e->default_ms, e->lib,
+                      (unsigned long long)e->src_hash);
+    return n >= 0 && (size_t)n < size ? n : -1;
+}
+
+char *clattn__db_format(const clattn__tuning_db *db, size_t *len)
+{
+    size_t cap = 256 + strlen(db->fingerprint) + db->count * 512;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    int n = snprintf(out, cap, DB_HEADER "fingerprint %s\n", db->fingerprint);
+    size_t used = (size_t)n;
+    for (size_t i = 0; i < db->count; ++i) {
+        int m = clattn__db_format_entry(&db->entries[i], out + used, cap - used);
+        if (m < 0) {
+            free(out);
+            return NULL;
+        }
+        used += (size_t)m;
+    }
+    *len = used;
+    return out;
+}
+
+/* Splits "name=value" tokens of one section; returns tokens found. */
+static int tokens(char *section, char **names, char **values, int max)
+{
+    int n = 0;
+    char *p = section;
+    for (;;) { /* not strtok: the library must stay thread-safe */
+        p += strspn(p, " \t");
+        if (!*p)
+            break;
+        char *tok = p;
+        p += strcspn(p, " \t");
+        if (*p)
+            *p++ = '\0';
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok || n == max)
+            return -1;
+        *eq = '\0';
+        names[n] = tok;
+        values[n] = eq + 1;
+        ++n;
+    }
+    return n;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_ms(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= 0) || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_entry(char *line, clattn__tune_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    char *sec[4];
+    int ns = 0;
+    for (char *p = line; ns < 4;) {
+        sec[ns++] = p;
+        char *bar = strchr(p, '|');
+        if (!bar)
+            break;
+        *bar = '\0';
+        p = bar + 1;
+    }
+    if (ns != 4)
+        return -1;
+    char *names[16], *values[16];
+    int n = tokens(sec[0], names, values, 16);
+    if (n != 10)
+        return -1;
+    clattn__tune_key *k = &e->key;
+    int *ints[9] = {&k->dtype,    &k->head_dim, &k->head_dim_v, &k->causal,    &k->windowed,
+                    &k->has_mask, &k->group,    &k->sq_bucket,  &k->skv_bucket};
+    const char *want[10] = {"kernel", "dtype", "d",     "dv", "causal",
+                            "windowed", "mask", "group", "sq", "skv"};
+    for (int i = 0; i < 10; ++i)
+        if (strcmp(names[i], want[i]) != 0)
+            return -1;
+    if (strlen(values[0]) == 0 || strlen(values[0]) >= sizeof k->kernel)
+        return -1;
+    strcpy(k->kernel, values[0]);
+    for (int i = 1; i < 10; ++i)
+        if (parse_int(values[i], 0, 1 << 30, ints[i - 1]) != 0)
+            return -1;
+
+    n = tokens(sec[1], names, values, CLATTN__DB_MAX_PARAMS);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; ++i) {
+        if (strlen(names[i]) >= CLATTN__DB_NAME || parse_int(values[i], 0, 1 << 20, &e->values[i]))
+            return -1;
+        strcpy(e->names[i], names[i]);
+    }
+    e->nparams = n;
+
+    n = tokens(sec[2], names, values, 16);
+    const char *times[4] = {"median_ms", "p20_ms", "p80_ms", "default_ms"};
+    double *tv[4] = {&e->median_ms, &e->p20_ms, &e->p80_ms, &e->default_ms};
+    if (n != 4)
+        return -1;
+    for (int i = 0; i < 4; ++i)
+        if (strcmp(names[i], times[i]) != 0 || parse_ms(values[i], tv[i]) != 0)
+            return -1;
+
+    n = tokens(sec[3], names, values, 16);
+    if (n != 2 || strcmp(names[0], "lib") != 0 || strcmp(names[1], "src") != 0 ||
+        strlen(values[0]) >= sizeof e->lib)
+        return -1;
+    strcpy(e->lib, values[0]);
+    char *end;
+    e->src_hash = strtoull(values[1], &end, 16);
+    if (end == values[1] || *end)
+        return -1;
+    return 0;
+}
+
+int clattn__db_parse(clattn__tuning_db *db, const char *text, size_t len, int *bad)
+{
+    *bad = 0;
+    size_t hl = strlen(DB_HEADER);
+    if (len < hl || memcmp(text, DB_HEADER, hl) != 0)
+        return -1;
+    size_t pos = hl;
+    char line[2048];
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        if (!nl) { /* an interrupted append: ignore the partial record */
+            ++*bad;
+            break;
+        }
+        size_t ll = (size_t)(nl - (text + pos));
+        if (ll >= sizeof line || memchr(text + pos, '\0', ll)) {
+            ++*bad;
+        } else {
+            memcpy(line, text + pos, ll);
+            line[ll] = '\0';
+            clattn__tune_entry e;
+            if (strncmp(line, "fingerprint ", 12) == 0) {
+                if (strlen(line + 12) < sizeof db->fingerprint)
+                    memcpy(db->fingerprint, line + 12, strlen(line + 12) + 1);
+                else
+                    ++*bad;
+            } else if (line[0] == '#' || line[0] == '\0') {
+                /* comment */
+            } else if (parse_entry(line, &e) == 0) {
+                if (clattn__db_put(db, &e) != 0)
+                    return -1;
+            } else {
+                ++*bad;
+            }
+        }
+        pos += ll + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,285 @@
+/* Tuning layers: load, look up, record. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache_fs.h"
+#include "internal.h"
+#include "kernels.h"
+#include "tuning_store.h"
+
+#ifndef CLATTN_SYSTEM_DATA_DIR
+#define CLATTN_SYSTEM_DATA_DIR "/usr/local/share/clattn"
+#endif
+
+#define DB_MAX_BYTES ((uint64_t)64 << 20)
+
+/* The fingerprint fields that name a device model: all but driver, platform
+ * and OpenCL C versions. */
+static void model_of(const char *fp, char *out, size_t size)
+{
+    static const char *const keep[] = {"vendor=", "device=", "compute_units=", "local_mem=",
+                                       "max_wg="};
+    size_t used = 0;
+    out[0] = '\0';
+    const char *p = fp;
+    while (*p) {
+        size_t len = strcspn(p, "|");
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; ++i)
+            if (strncmp(p, keep[i], strlen(keep[i])) == 0 && used + len + 2 < size) {
+                memcpy(out + used, p, len);
+                used += len;
+                out[used++] = '|';
+                out[used] = '\0';
+            }
+        p += len + (p[len] == '|');
+    }
+}
+
+static const char *const units[7] = {"fused", "splitkv", "combine", "qk",
+                                     "softmax", "av", "path"};
+
+static uint64_t source_hash(const char *unit)
+{
+    clattn__kernel_id ids[3];
+    int n = 0;
+    if (!strcmp(unit, "fused") || !strcmp(unit, "splitkv"))
+        ids[n++] = CLATTN__K_FUSED;
+    if (!strcmp(unit, "splitkv") || !strcmp(unit, "combine"))
+        ids[n++] = CLATTN__K_COMBINE;
+    if (!strcmp(unit, "qk"))
+        ids[n++] = CLATTN__K_QK;
+    if (!strcmp(unit, "softmax"))
+        ids[n++] = CLATTN__K_SOFTMAX;
+    if (!strcmp(unit, "av"))
+        ids[n++] = CLATTN__K_AV;
+    if (!strcmp(unit, "path")) {
+        ids[n++] = CLATTN__K_FUSED;
+        ids[n++] = CLATTN__K_QK;
+        ids[n++] = CLATTN__K_AV;
+    }
+    uint64_t h = CLATTN__FNV_INIT;
+    char msg[256];
+    for (int i = 0; i < n; ++i) {
+        char *src = NULL;
+        if (clattn__kernel_source(ids[i], &src, msg, sizeof msg) == 0) {
+            h = clattn__fnv1a(h, src, strlen(src));
+            free(src);
+        }
+    }
+    return h;
+}
+
+uint64_t clattn__unit_hash(const clattn_context *ctx, const char *unit)
+{
+    for (int i = 0; i < 7; ++i)
+        if (strcmp(units[i], unit) == 0)
+            return ctx->tuning.unit_hash[i];
+    return 0;
+}
+
+/* Reads one db file into db; returns 0 when it parsed. */
+static int load_file(clattn_context *ctx, const char *path, clattn__tuning_db *db,
+                     int set_aside)
+{
+    unsigned char *data;
+    size_t len;
+    char msg[CLATTN__PATH_MAX + 128];
+    int rc = clattn__cache_read(path, DB_MAX_BYTES, &data, &len, msg, sizeof msg);
+    if (rc == 1)
+        return -1;
+    if (rc < 0) {
+        clattn__cache_warn(ctx, msg);
+        return -1;
+    }
+    int bad = 0;
+    rc = clattn__db_parse(db, (const char *)data, len, &bad);
+    free(data);
+    if (rc != 0 || bad) {
+        snprintf(msg, sizeof msg, "%s: %s", path,
+                 rc != 0 ? "not a clattn tuning db of this version"
+                         : "damaged lines skipped (an interrupted tune?)");
+        clattn__cache_warn(ctx, msg);
+        if (rc != 0 && set_aside) {
+            char aside[CLATTN__PATH_MAX + 8];
+            snprintf(aside, sizeof aside, "%s.bad", path);
+            rename(path, aside);
+        }
+    }
+    return rc;
+}
+
+static void load_stale(clattn_context *ctx, const char *dir, const char *own_file)
+{
+    char model[1024], other[1024];
+    model_of(ctx->fingerprint, model, sizeof model);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 4 || strcmp(de->d_name + nl - 3, ".db") != 0)
+            continue;
+        char path[CLATTN__PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path ||
+            strcmp(path, own_file) == 0)
+            continue;
+        clattn__tuning_db db;
+        clattn__db_init(&db);
+        if (load_file(ctx, path, &db, 0) == 0) {
+            model_of(db.fingerprint, other, sizeof other);
+            if (strcmp(model, other) == 0)
+                for (size_t i = 0; i < db.count; ++i)
+                    clattn__db_put(&ctx->tuning.stale, &db.entries[i]);
+        }
+        clattn__db_free(&db);
+    }
+    closedir(d);
+}
+
+static void db_file_name(const char *fingerprint, char *out, size_t size)
+{
+    uint64_t h = clattn__fnv1a(CLATTN__FNV_INIT, fingerprint, strlen(fingerprint));
+    snprintf(out, size, "%016llx.db", (unsigned long long)h);
+}
+
+void clattn__tuning_open(clattn_context *ctx, const char *cache_root)
+{
+    clattn__tuning_store *t = &ctx->tuning;
+    clattn__db_init(&t->user);
+    clattn__db_init(&t->stale);
+    clattn__db_init(&t->system);
+    for (int i = 0; i < 7; ++i)
+        t->unit_hash[i] = source_hash(units[i]);
+    snprintf(t->user.fingerprint, sizeof t->user.fingerprint, "%s", ctx->fingerprint);
+    char name[64];
+    db_file_name(ctx->fingerprint, name, sizeof name);
+
+    const char *sys = getenv("CLATTN_SYSTEM_TUNING_DIR");
+    char path[CLATTN__PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", sys && *sys ? sys : CLATTN_SYSTEM_DATA_DIR "/tuning",
+                 name) < (int)sizeof path) {
+        clattn__tuning_db db;
+        clattn__db_init(&db);
+        if (load_file(ctx, path, &db, 0) == 0 && strcmp(db.fingerprint, ctx->fingerprint) == 0)
+            for (size_t i = 0; i < db.count; ++i)
+                clattn__db_put(&t->system, &db.entries[i]);
+        clattn__db_free(&db);
+    }
+
+    if (!cache_root)
+        return;
+    char msg[CLATTN__PATH_MAX + 128] = "cache path too long";
+    if (snprintf(t->tuning_dir, sizeof t->tuning_dir, "%s/tuning", cache_root) >=
+            (int)sizeof t->tuning_dir ||
+        clattn__cache_prepare_dir(t->tuning_dir, msg, sizeof msg) != 0 ||
+        snprintf(t->user_file, sizeof t->user_file, "%s/%s", t->tuning_dir, name) >=
+            (int)sizeof t->user_file) {
+        clattn__cache_warn(ctx, msg);
+        t->tuning_dir[0] = t->user_file[0] = '\0';
+        return;
+    }
+    clattn__tuning_db db;
+    clattn__db_init(&db);
+    if (load_file(ctx, t->user_file, &db, 1) == 0) {
+        if (strcmp(db.fingerprint, ctx->fingerprint) == 0)
+            for (size_t i = 0; i < db.count; ++i)
+                clattn__db_put(&t->user, &db.entries[i]);
+        else
+            clattn__cache_warn(ctx, "tuning db fingerprint mismatch; ignored");
+    }
+    clattn__db_free(&db);
+    load_stale(ctx, t->tuning_dir, t->user_file);
+}
+
+void clattn__tuning_close(clattn__tuning_store *t)
+{
+    clattn__db_free(&t->user);
+    clattn__db_free(&t->stale);
+    clattn__db_free(&t->system);
+}
+
+static int is_current(const clattn_context *ctx, const clattn__tune_entry *e)
+{
+    return strcmp(e->lib, clattn_version()) == 0 &&
+           e->src_hash == clattn__unit_hash(ctx, e->key.kernel);
+}
+
+const clattn__tune_entry *clattn__tuning_current(clattn_context *ctx,
+                                                 const clattn__tune_key *key)
+{
+    int exact = 0;
+    const clattn__tune_entry *e = clattn__db_find(&ctx->tuning.user, key, &exact);
+    return e && exact && is_current(ctx, e) ? e : NULL;
+}
+
+const clattn__tune_entry *clattn__tuning_lookup(clattn_context *ctx,
+                                                const clattn__tune_key *key, int *stale)
+{
+    clattn__tune_key k = *key;
+    for (int pass = 0; pass < 2; ++pass) {
+        const clattn__tuning_db *layers[3] = {&ctx->tuning.user, &ctx->tuning.stale,
+                                              &ctx->tuning.system};
+        for (int i = 0; i < 3; ++i) {
+            int exact;
+            const clattn__tune_entry *e = clattn__db_find(layers[i], &k, &exact);
+            if (e) {
+                *stale = i == 1 || !is_current(ctx, e);
+                return e;
+            }
+        }
+        if (!k.has_mask)
+            break;
+        k.has_mask = 0;
+    }
+    return NULL;
+}
+
+int clattn__tuning_record(clattn_context *ctx, const clattn__tune_entry *e)
+{
+    if (clattn__db_put(&ctx->tuning.user, e) != 0)
+        return -1;
+    if (!ctx->tuning.user_file[0])
+        return 0;
+    char line[2048];
+    int n = clattn__db_format_entry(e, line, sizeof line);
+    if (n < 0)
+        return 0;
+    /* Append, creating the file with its header when it is new. */
+    int fd = open(ctx->tuning.user_file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        char msg[CLATTN__PATH_MAX + 128];
+        if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
+            clattn__cache_warn(ctx, msg);
+        return 0;
+    }
+    if (fd < 0 || write(fd, line, (size_t)n) != n) {
+        char msg[CLATTN__PATH_MAX + 64];
+        snprintf(msg, sizeof msg, "cannot append to %s", ctx->tuning.user_file);
+        clattn__cache_warn(ctx, msg);
+    }
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+int clattn__tuning_save(clattn_context *ctx, char *msg, size_t msg_size)
+{
+    if (!ctx->tuning.user_file[0])
+        return 0;
+    size_t len;
+    char *text = clattn__db_format(&ctx->tuning.user, &len);
+    if (!text) {
+        snprintf(msg, msg_size, "out of memory formatting the tuning db");
+        return -1;
+    }
+    int rc = clattn__cache_write(ctx->tuning.user_file, text, len, "", 0, msg, msg_size);
+    free(text);
+    return rc;
+}
