@@ -295,6 +295,86 @@ CLATTN_API clattn_status clattn_attention_weights_host(clattn_context *ctx,
                                                        const clattn_host_buffers *in,
                                                        float *probs);
 
+/* ---- tuning ---------------------------------------------------------------
+ * clattn_tune measures, on the context's device, every kernel configuration of
+ * a declared search space for each given shape, checks each candidate's
+ * output against a double-precision reference, and stores winners in the
+ * user tuning db (under the cache root, one text file per device
+ * fingerprint). Later contexts on the same device use them: exactly for the
+ * tuned buckets (seq_q and seq_kv rounded up to powers of two), the nearest
+ * tuned bucket of the same kind otherwise, then built-in defaults. A winner
+ * is stored only when it beats the default configuration by more than the
+ * measured noise; otherwise the default is recorded as best. One tuner per
+ * device at a time (an advisory file lock; a second one waits). */
+
+typedef struct clattn_tune_progress {
+    size_t shape, num_shapes; /* index of the shape being tuned */
+    const char *unit;         /* "fused", "splitkv", "qk", "softmax", "av", "path" */
+    int candidate, num_candidates;
+    double best_ms, default_ms; /* so far; 0 when not yet known */
+    double elapsed_s, budget_s;
+} clattn_tune_progress;
+
+typedef void (*clattn_tune_progress_fn)(const clattn_tune_progress *progress,
+                                        void *user_data);
+
+typedef struct clattn_tune_options {
+    double budget_seconds; /* whole-run limit; 0 = none */
+    int retune;            /* 1: measure again even where the db has a current entry */
+    clattn_tune_progress_fn progress;
+    void *progress_user_data;
+} clattn_tune_options;
+
+/* One tuned unit of one shape. */
+typedef struct clattn_tune_result {
+    size_t shape;
+    char unit[24];
+    char params[160];   /* the chosen configuration, "NAME=v NAME=v" */
+    double median_ms, p20_ms, p80_ms;
+    double default_ms;  /* the default configuration, same problem */
+    int tuned;          /* 1: a winner beat the default beyond noise; 0: default kept */
+    int from_db;        /* 1: a current entry existed and was kept (no retune) */
+    int tried, rejected;
+    char rejected_reason[160]; /* the first rejection, if any */
+} clattn_tune_result;
+
+/* Tunes shapes[0..num_shapes) (their buffers are made up inside: random
+ * inputs; strides are ignored). Writes up to max_results results and the
+ * number written to *num_results (may be NULL). With the disk cache off the
+ * results live in the context only. opts may be NULL. */
+CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes,
+                                     size_t num_shapes, const clattn_tune_options *opts,
+                                     clattn_tune_result *results, size_t max_results,
+                                     size_t *num_results);
+
+/* One entry of the tuning db, as attn-tune show lists them. */
+typedef struct clattn_tuning_entry {
+    char unit[24];
+    clattn_dtype dtype;
+    int head_dim, head_dim_v, causal, windowed, has_mask, group;
+    int seq_q_bucket, seq_kv_bucket;
+    char params[160];
+    double median_ms, p20_ms, p80_ms, default_ms;
+    int stale; /* 1: from another driver version or kernel source; serves until retuned */
+    int layer; /* 0 user db, 1 system-wide file */
+} clattn_tuning_entry;
+
+/* The number of tuning entries that apply to the context's device, and the
+ * index-th of them (CLATTN_ERR_INVALID_ARGUMENT past the end). */
+CLATTN_API clattn_status clattn_tuning_count(clattn_context *ctx, size_t *count);
+CLATTN_API clattn_status clattn_tuning_get(clattn_context *ctx, size_t index,
+                                           clattn_tuning_entry *out);
+
+/* Writes the context device's user tuning db to path (a text file), or reads
+ * one written on a machine with the same device model and merges it into
+ * the user db (imported entries win). */
+CLATTN_API clattn_status clattn_tuning_export(clattn_context *ctx, const char *path);
+CLATTN_API clattn_status clattn_tuning_import(clattn_context *ctx, const char *path);
+
+/* Empties the on-disk cache (program binaries and tuning dbs of every
+ * device) under the root that opts selects (NULL = defaults). */
+CLATTN_API clattn_status clattn_cache_clear(const clattn_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -206,3 +206,26 @@ void clattn__device_fingerprint(const clattn__device_info *d, char *buf, size_t 
              d->opencl_c_version, (unsigned)d->compute_units,
              (unsigned long long)d->local_mem_size, d->max_wg_size);
 }
+
+/* The fingerprint fields that name a device model: all but driver, platform
+ * and OpenCL C versions. */
+void clattn__fingerprint_model(const char *fp, char *out, size_t size)
+{
+    static const char *const keep[] = {"vendor=", "device=", "compute_units=", "local_mem=",
+                                       "max_wg="};
+    size_t used = 0;
+    out[0] = '\0';
+    const char *p = fp;
+    while (*p) {
+        size_t len = strcspn(p, "|");
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; ++i)
+            if (strncmp(p, keep[i], strlen(keep[i])) == 0 && used + len + 2 < size) {
+                memcpy(out + used, p, len);
+                used += len;
+                out[used++] = '|';
+                out[used] = '\0';
+            }
+        p += len + (p[len] == '|');
+    }
+}
+

@@ -31,4 +31,9 @@ clattn_status clattn__device_query(cl_device_id device, clattn__device_info *inf
  * to be reused (a driver update is a new fingerprint). One line of text. */
 void clattn__device_fingerprint(const clattn__device_info *info, char *buf, size_t size);
 
+/* The part of a fingerprint that names a device model: every field but the
+ * driver-dependent versions. Tuned parameters travel between machines (and
+ * driver updates) of one model; binaries never do. */
+void clattn__fingerprint_model(const char *fingerprint, char *out, size_t size);
+
 #endif

@@ -1,4 +1,5 @@
 /* Path choice and built-in parameters per device class. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,17 +279,29 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
     /* Enough partitions to give every compute unit a few groups. */
-    const int block_n = plan->fused.values[1];
     const int64_t groups = bh * ceil_div(p->seq_q, plan->fused.values[0]);
     const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
     int64_t nsplit = forced_split      ? forced_split
                      : groups >= want ? 1
                                       : (want + groups - 1) / groups;
-    const int64_t max_split = ceil_div(p->seq_kv, block_n);
+    return clattn__plan_split(ctx, s, plan, (int)(nsplit < INT32_MAX ? nsplit : INT32_MAX));
+}
+
+clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,
+                                 clattn__plan *plan, int nsplit)
+{
+    const clattn__device_info *d = &ctx->dev;
+    const clattn_problem *p = &s->p;
+    const int64_t bh = (int64_t)p->batch * p->heads;
+    const int block_n = plan->fused.values[1];
+    const int max_split = ceil_div(p->seq_kv, block_n);
     if (nsplit > max_split)
         nsplit = max_split;
+    if (nsplit < 1)
+        nsplit = 1;
     for (;;) {
-        int kps = ceil_div(ceil_div(p->seq_kv, (int)nsplit), block_n) * block_n;
+        /* Partitions are whole tiles of keys. */
+        int kps = ceil_div(ceil_div(p->seq_kv, nsplit), block_n) * block_n;
         int n = ceil_div(p->seq_kv, kps);
         size_t rows = (size_t)bh * (size_t)n * (size_t)p->seq_q;
         size_t o_bytes = rows * (size_t)p->head_dim_v * sizeof(float);

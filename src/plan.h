@@ -36,6 +36,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
 #define CLATTN__PLAN_NO_TUNED 1     /* ignore the tuning db */
 #define CLATTN__PLAN_NO_OVERRIDES 2 /* ignore CLATTN_PARAMS */
 
+/* Sets the split-KV partition count (clamped to whole tiles of keys and to
+ * the device's largest allocation) and the scratch it needs. */
+clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,
+                                 clattn__plan *plan, int nsplit);
+
 /* Halves a tile size of cfg: one that sets the work-group size when for_wg,
  * else one that sets the local-memory footprint. Returns 0 if it shrank, -1
  * when there is nothing left to shrink. */

@@ -19,28 +19,6 @@
 
 #define DB_MAX_BYTES ((uint64_t)64 << 20)
 
-/* The fingerprint fields that name a device model: all but driver, platform
- * and OpenCL C versions. */
-static void model_of(const char *fp, char *out, size_t size)
-{
-    static const char *const keep[] = {"vendor=", "device=", "compute_units=", "local_mem=",
-                                       "max_wg="};
-    size_t used = 0;
-    out[0] = '\0';
-    const char *p = fp;
-    while (*p) {
-        size_t len = strcspn(p, "|");
-        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; ++i)
-            if (strncmp(p, keep[i], strlen(keep[i])) == 0 && used + len + 2 < size) {
-                memcpy(out + used, p, len);
-                used += len;
-                out[used++] = '|';
-                out[used] = '\0';
-            }
-        p += len + (p[len] == '|');
-    }
-}
-
 static const char *const units[7] = {"fused", "splitkv", "combine", "qk",
                                      "softmax", "av", "path"};
 
@@ -117,7 +95,7 @@ static int load_file(clattn_context *ctx, const char *path, clattn__tuning_db *d
 static void load_stale(clattn_context *ctx, const char *dir, const char *own_file)
 {
     char model[1024], other[1024];
-    model_of(ctx->fingerprint, model, sizeof model);
+    clattn__fingerprint_model(ctx->fingerprint, model, sizeof model);
     DIR *d = opendir(dir);
     if (!d)
         return;
@@ -133,7 +111,7 @@ static void load_stale(clattn_context *ctx, const char *dir, const char *own_fil
         clattn__tuning_db db;
         clattn__db_init(&db);
         if (load_file(ctx, path, &db, 0) == 0) {
-            model_of(db.fingerprint, other, sizeof other);
+            clattn__fingerprint_model(db.fingerprint, other, sizeof other);
             if (strcmp(model, other) == 0)
                 for (size_t i = 0; i < db.count; ++i)
                     clattn__db_put(&ctx->tuning.stale, &db.entries[i]);

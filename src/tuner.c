@@ -1,0 +1,710 @@
+/* clattn_tune: search, verification and timing of kernel configurations.
+ *
+ * Per shape and tuned unit (fused, splitkv, qk, softmax, av):
+ *   1. the built-in default configuration is checked and timed;
+ *   2. candidates: the whole space when it has at most EXHAUSTIVE_MAX points,
+ *      else RANDOM_SAMPLE random points and then a local search (one tunable
+ *      one step up or down) around the best until nothing improves; each is
+ *      pruned by the space's static constraints, compiled once (program
+ *      cache), checked against the double reference on sampled rows, and
+ *      timed: warm-up, then samples of enough back-to-back launches to last
+ *      ~2 ms, median kept with p20/p80; a candidate whose first samples are
+ *      clearly slower than the best so far is cut;
+ *   3. confirmation: the best few and the default, interleaved, more samples;
+ *      a winner is stored only when it beats the default by more than the
+ *      measured spread, else the default is recorded as best.
+ * Finally the paths themselves are timed with their best configurations and
+ * the fastest is recorded for AUTO. Entries are appended to the user db as
+ * they are measured, so an interrupted tune keeps its work. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attention.h"
+#include "cache_fs.h"
+#include "internal.h"
+#include "tuner_check.h"
+#include "tuner_space.h"
+
+#define EXHAUSTIVE_MAX 30
+#define RANDOM_SAMPLE 12
+#define LOCAL_STEPS_MAX 12
+#define SAMPLES 5
+#define CONFIRM_TOP 3
+#define CONFIRM_ROUNDS 5
+#define SAMPLE_MS 2.0
+#define CUT_FACTOR 1.3
+#define MIN_NOISE 0.03
+
+typedef struct {
+    double median, p20, p80;
+    int ok;
+} timing;
+
+typedef struct {
+    clattn_context *ctx;
+    const clattn_tune_options *opts;
+    double t0;
+    size_t shape, num_shapes;
+    clattn__shape s;
+    clattn_buffers buf;
+    void *host_o;
+    size_t o_bytes;
+    clattn__ref_rows ref;
+    clattn_tune_result *results;
+    size_t max_results, num_results;
+    clattn_tune_result sink; /* where results past max_results go */
+    uint32_t rng;
+} tuner;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int over_budget(const tuner *t)
+{
+    return t->opts->budget_seconds > 0 && now_s() - t->t0 > t->opts->budget_seconds;
+}
+
+static void progress(tuner *t, const char *unit, int cand, int ncand, double best,
+                     double dflt)
+{
+    if (!t->opts->progress)
+        return;
+    clattn_tune_progress p = {t->shape, t->num_shapes, unit, cand, ncand, best, dflt,
+                              now_s() - t->t0, t->opts->budget_seconds};
+    t->opts->progress(&p, t->opts->progress_user_data);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double quantile(double *v, int n, double q)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+/* Runs plan reps times back to back; *ms is the mean device time per run of
+ * the kernels in mask. */
+static clattn_status run_timed(tuner *t, clattn__plan *plan, unsigned mask, int reps,
+                               double *ms)
+{
+    clattn_context *ctx = t->ctx;
+    clattn__launch_record rec = {0};
+    clattn_status st = CLATTN_OK;
+    for (int r = 0; r < reps && st == CLATTN_OK; ++r)
+        st = clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, &rec);
+    if (st == CLATTN_OK) {
+        cl_int err = clFinish(ctx->queue);
+        if (err != CL_SUCCESS)
+            st = clattn__cl_fail(ctx, err, "clFinish");
+    }
+    double total = 0;
+    for (size_t i = 0; i < rec.count && st == CLATTN_OK; ++i) {
+        if (!(mask & (1u << rec.ids[i])))
+            continue;
+        cl_ulong a = 0, b = 0;
+        if (clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_START, sizeof a, &a,
+                                    NULL) != CL_SUCCESS ||
+            clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
+                                    NULL) != CL_SUCCESS)
+            st = clattn__fail(ctx, CLATTN_ERR_OPENCL, "profiling information unavailable");
+        total += (double)(b - a) * 1e-6;
+    }
+    clattn__launch_record_release(&rec);
+    *ms = total / reps;
+    return st;
+}
+
+/* Poisons O, runs plan once, compares the sampled rows with the reference.
+ * Returns CLATTN_OK and the error, or the failure of the run. */
+static clattn_status check(tuner *t, clattn__plan *plan, double *err)
+{
+    clattn_context *ctx = t->ctx;
+    const cl_uchar poison = 0xff; /* NaN in every dtype */
+    CLATTN_CL_TRY(ctx,
+                  clEnqueueFillBuffer(ctx->queue, t->buf.o, &poison, 1, 0, t->o_bytes, 0, NULL,
+                                      NULL),
+                  "clEnqueueFillBuffer");
+    CLATTN_TRY(clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, NULL));
+    CLATTN_CL_TRY(ctx,
+                  clEnqueueReadBuffer(ctx->queue, t->buf.o, CL_TRUE, 0, t->o_bytes, t->host_o, 0,
+                                      NULL, NULL),
+                  "clEnqueueReadBuffer");
+    *err = clattn__ref_rows_error(&t->s, &t->ref, t->host_o);
+    return CLATTN_OK;
+}
+
+/* Times plan: a warm-up run, then samples; stops early when the first
+ * samples are all slower than cut_ms (0 = never). */
+static clattn_status measure(tuner *t, clattn__plan *plan, unsigned mask, int samples,
+                             double cut_ms, timing *out)
+{
+    double one;
+    out->ok = 0;
+    CLATTN_TRY(run_timed(t, plan, mask, 1, &one));
+    int reps = one > 0 ? (int)ceil(SAMPLE_MS / one) : 50;
+    if (reps < 1)
+        reps = 1;
+    if (reps > 50)
+        reps = 50;
+    double v[16];
+    int n = 0;
+    for (; n < samples && n < 16; ++n) {
+        CLATTN_TRY(run_timed(t, plan, mask, reps, &v[n]));
+        if (cut_ms > 0 && n == 1 && v[0] > cut_ms && v[1] > cut_ms) {
+            ++n;
+            break;
+        }
+    }
+    out->median = quantile(v, n, 0.5);
+    out->p20 = quantile(v, n, 0.2);
+    out->p80 = quantile(v, n, 0.8);
+    out->ok = 1;
+    return CLATTN_OK;
+}
+
+typedef struct {
+    clattn__point pt;
+    clattn__plan plan;
+    timing tm;
+    double samples[CONFIRM_ROUNDS];
+} candidate;
+
+static int same_point(const clattn__space *sp, const clattn__point *a, const clattn__point *b)
+{
+    for (int i = 0; i < sp->count; ++i)
+        if (a->idx[i] != b->idx[i])
+            return 0;
+    return 1;
+}
+
+static clattn_tune_result *new_result(tuner *t, const char *unit)
+{
+    clattn_tune_result *r = t->num_results < t->max_results ? &t->results[t->num_results++]
+                                                            : &t->sink;
+    memset(r, 0, sizeof *r);
+    r->shape = t->shape;
+    snprintf(r->unit, sizeof r->unit, "%s", unit);
+    return r;
+}
+
+static void reject(clattn_tune_result *r, const char *params, const char *why)
+{
+    r->rejected++;
+    if (!r->rejected_reason[0])
+        snprintf(r->rejected_reason, sizeof r->rejected_reason, "%.50s: %.100s", params, why);
+}
+
+static void fill_entry(tuner *t, const char *unit, const char *const *names, const int *values,
+                       int n, const timing *tm, double default_ms, clattn__tune_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    clattn__tune_key_for(&t->s, unit, &e->key);
+    for (int i = 0; i < n && i < CLATTN__DB_MAX_PARAMS; ++i) {
+        snprintf(e->names[i], sizeof e->names[i], "%s", names[i]);
+        e->values[i] = values[i];
+    }
+    e->nparams = n < CLATTN__DB_MAX_PARAMS ? n : CLATTN__DB_MAX_PARAMS;
+    e->median_ms = tm->median;
+    e->p20_ms = tm->p20;
+    e->p80_ms = tm->p80;
+    e->default_ms = default_ms;
+    snprintf(e->lib, sizeof e->lib, "%s", clattn_version());
+    e->src_hash = clattn__unit_hash(t->ctx, unit);
+}
+
+static double spread(const timing *tm)
+{
+    return tm->median > 0 ? (tm->p80 - tm->p20) / tm->median : 0;
+}
+
+/* Tunes one unit of the current shape; *best receives the plan to use. */
+static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *base,
+                               clattn__plan *best)
+{
+    clattn_context *ctx = t->ctx;
+    clattn_tune_result *r = new_result(t, sp->unit);
+    *best = *base;
+
+    clattn__tune_key key;
+    clattn__tune_key_for(&t->s, sp->unit, &key);
+    const clattn__tune_entry *have = clattn__tuning_current(ctx, &key);
+    if (have && !t->opts->retune) {
+        /* Keep it: apply its values to the plan the later units build on. */
+        clattn__point pt;
+        clattn__space_point_of(sp, base, &pt, NULL);
+        for (int i = 0; i < sp->count; ++i)
+            for (int v = 0; v < sp->t[i].count; ++v)
+                if (sp->t[i].values[v] == clattn__db_param(have, sp->t[i].name, -1))
+                    pt.idx[i] = v;
+        if (clattn__space_apply(ctx, sp, &pt, &t->s, best) != CLATTN_OK)
+            *best = *base;
+        r->from_db = 1;
+        r->median_ms = have->median_ms;
+        r->p20_ms = have->p20_ms;
+        r->p80_ms = have->p80_ms;
+        r->default_ms = have->default_ms;
+        r->tuned = have->median_ms < have->default_ms;
+        for (int i = 0, used = 0; i < have->nparams && used < (int)sizeof r->params; ++i)
+            used += snprintf(r->params + used, sizeof r->params - (size_t)used, "%s%s=%d",
+                             i ? " " : "", have->names[i], have->values[i]);
+        return CLATTN_OK;
+    }
+
+    /* The default, exactly as the library would run it without tuning. */
+    candidate dflt;
+    memset(&dflt, 0, sizeof dflt);
+    dflt.plan = *base;
+    int raw[CLATTN__MAX_TUNABLES];
+    clattn__space_point_of(sp, base, &dflt.pt, raw);
+    double err;
+    clattn_status st = check(t, &dflt.plan, &err);
+    if (st != CLATTN_OK)
+        return st; /* the library's own default failing is an error, not a candidate */
+    if (!(err <= clattn__ref_tolerance(t->s.p.dtype)))
+        return clattn__fail(ctx, CLATTN_ERR_OPENCL,
+                            "tune: the default %s configuration is wrong on this device "
+                            "(relative error %g)",
+                            sp->unit, err);
+    CLATTN_TRY(measure(t, &dflt.plan, sp->kernels, SAMPLES, 0, &dflt.tm));
+    r->default_ms = dflt.tm.median;
+
+    /* Candidate points: all, or a random sample refined by local search. */
+    const int total = clattn__space_size(sp);
+    candidate *cands = calloc((size_t)total + 1, sizeof *cands);
+    char *seen = calloc((size_t)total, 1);
+    if (!cands || !seen) {
+        free(cands);
+        free(seen);
+        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    }
+    int ncand = 0;
+    double best_ms = dflt.tm.median;
+    int best_i = -1;
+    int planned = total <= EXHAUSTIVE_MAX ? total : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
+    int phase_random = total > EXHAUSTIVE_MAX;
+    int visited = 0, local_steps = 0;
+    for (int step = 0; !over_budget(t); ++step) {
+        clattn__point pt;
+        int lin;
+        if (!phase_random) {
+            if (step >= total)
+                break;
+            lin = step;
+        } else if (step < RANDOM_SAMPLE) {
+            t->rng = t->rng * 1664525u + 1013904223u;
+            lin = (int)((t->rng >> 8) % (uint32_t)total);
+        } else {
+            /* Local search: a neighbour of the best not yet visited. */
+            const clattn__point *centre = best_i >= 0 ? &cands[best_i].pt : &dflt.pt;
+            lin = -1;
+            for (int i = 0; i < sp->count && lin < 0; ++i)
+                for (int dir = -1; dir <= 1 && lin < 0; dir += 2) {
+                    clattn__point nb = *centre;
+                    nb.idx[i] += dir;
+                    if (nb.idx[i] < 0 || nb.idx[i] >= sp->t[i].count)
+                        continue;
+                    int l = 0;
+                    for (int j = sp->count - 1; j >= 0; --j)
+                        l = l * sp->t[j].count + nb.idx[j];
+                    if (!seen[l])
+                        lin = l;
+                }
+            if (lin < 0 || ++local_steps > LOCAL_STEPS_MAX)
+                break;
+        }
+        if (seen[lin])
+            continue;
+        seen[lin] = 1;
+        for (int i = 0, rest = lin; i < sp->count; ++i) {
+            pt.idx[i] = rest % sp->t[i].count;
+            rest /= sp->t[i].count;
+        }
+        if (same_point(sp, &pt, &dflt.pt) ||
+            !clattn__space_valid(sp, &pt, &ctx->dev, &t->s))
+            continue;
+        ++visited;
+        progress(t, sp->unit, visited, planned, best_ms, dflt.tm.median);
+        candidate *c = &cands[ncand];
+        c->pt = pt;
+        c->plan = *base;
+        char params[160];
+        clattn__space_describe(sp, &pt, params, sizeof params);
+        r->tried++;
+        clattn__plan before;
+        st = clattn__space_apply(ctx, sp, &pt, &t->s, &c->plan);
+        before = c->plan;
+        if (st == CLATTN_OK)
+            st = check(t, &c->plan, &err);
+        if (st != CLATTN_OK) {
+            reject(r, params, clattn_last_error(ctx));
+            continue;
+        }
+        if (memcmp(&before, &c->plan, sizeof before) != 0) {
+            reject(r, params, "does not fit the compiled kernel's limits");
+            continue;
+        }
+        if (!(err <= clattn__ref_tolerance(t->s.p.dtype))) {
+            char why[64];
+            snprintf(why, sizeof why, "wrong result (relative error %.3g)", err);
+            reject(r, params, why);
+            continue;
+        }
+        st = measure(t, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * best_ms, &c->tm);
+        if (st != CLATTN_OK) {
+            reject(r, params, clattn_last_error(ctx));
+            continue;
+        }
+        if (c->tm.median < best_ms) {
+            best_ms = c->tm.median;
+            best_i = ncand;
+        }
+        ++ncand;
+    }
+    free(seen);
+
+    /* Confirmation: the top few and the default, interleaved. */
+    int top[CONFIRM_TOP + 1], ntop = 0;
+    for (int k = 0; k < CONFIRM_TOP; ++k) {
+        int pick = -1;
+        for (int i = 0; i < ncand; ++i) {
+            int used = 0;
+            for (int j = 0; j < ntop; ++j)
+                used |= top[j] == i;
+            if (!used && (pick < 0 || cands[i].tm.median < cands[pick].tm.median))
+                pick = i;
+        }
+        if (pick >= 0)
+            top[ntop++] = pick;
+    }
+    cands[ncand] = dflt;
+    top[ntop++] = ncand;
+    for (int round = 0; round < CONFIRM_ROUNDS && st == CLATTN_OK; ++round)
+        for (int j = 0; j < ntop && st == CLATTN_OK; ++j) {
+            timing tm;
+            st = measure(t, &cands[top[j]].plan, sp->kernels, 1, 0, &tm);
+            cands[top[j]].samples[round] = tm.median;
+        }
+    if (st != CLATTN_OK) {
+        free(cands);
+        return st;
+    }
+    int win = ncand;
+    for (int j = 0; j < ntop; ++j) {
+        candidate *c = &cands[top[j]];
+        c->tm.median = quantile(c->samples, CONFIRM_ROUNDS, 0.5);
+        c->tm.p20 = quantile(c->samples, CONFIRM_ROUNDS, 0.2);
+        c->tm.p80 = quantile(c->samples, CONFIRM_ROUNDS, 0.8);
+        if (c->tm.median < cands[win].tm.median)
+            win = top[j];
+    }
+    const candidate *d = &cands[ncand];
+    double noise = spread(&d->tm);
+    if (spread(&cands[win].tm) > noise)
+        noise = spread(&cands[win].tm);
+    if (noise < MIN_NOISE)
+        noise = MIN_NOISE;
+    if (win != ncand && !(cands[win].tm.median < d->tm.median * (1.0 - noise)))
+        win = ncand; /* a "win" inside the noise is no win */
+
+    const candidate *w = &cands[win];
+    int vals[CLATTN__MAX_TUNABLES];
+    const char *names[CLATTN__MAX_TUNABLES];
+    for (int i = 0; i < sp->count; ++i) {
+        names[i] = sp->t[i].name;
+        vals[i] = win == ncand ? raw[i] : sp->t[i].values[w->pt.idx[i]];
+    }
+    if (!strcmp(sp->unit, "splitkv"))
+        vals[2] = w->plan.nsplit; /* the count the plan really uses */
+    clattn__tune_entry e;
+    fill_entry(t, sp->unit, names, vals, sp->count, &w->tm, d->tm.median, &e);
+    if (clattn__tuning_record(ctx, &e) != 0) {
+        free(cands);
+        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    }
+    r->tuned = win != ncand;
+    r->median_ms = w->tm.median;
+    r->p20_ms = w->tm.p20;
+    r->p80_ms = w->tm.p80;
+    r->default_ms = d->tm.median;
+    for (int i = 0, used = 0; i < sp->count && used < (int)sizeof r->params; ++i)
+        used += snprintf(r->params + used, sizeof r->params - (size_t)used, "%s%s=%d",
+                         i ? " " : "", names[i], vals[i]);
+    *best = w->plan;
+    free(cands);
+    return CLATTN_OK;
+}
+
+/* Times each path with its tuned plan and records the fastest for AUTO. */
+static clattn_status tune_paths(tuner *t, clattn__plan *plans, const int *have, int n)
+{
+    clattn_context *ctx = t->ctx;
+    clattn_tune_result *r = new_result(t, "path");
+    double samples[3][CONFIRM_ROUNDS];
+    const unsigned all = ~0u;
+    for (int round = 0; round < CONFIRM_ROUNDS; ++round)
+        for (int i = 0; i < n; ++i) {
+            if (!have[i])
+                continue;
+            timing tm;
+            CLATTN_TRY(measure(t, &plans[i], all, 1, 0, &tm));
+            samples[i][round] = tm.median;
+        }
+    timing tms[3];
+    int best = -1;
+    for (int i = 0; i < n; ++i) {
+        if (!have[i])
+            continue;
+        tms[i].median = quantile(samples[i], CONFIRM_ROUNDS, 0.5);
+        tms[i].p20 = quantile(samples[i], CONFIRM_ROUNDS, 0.2);
+        tms[i].p80 = quantile(samples[i], CONFIRM_ROUNDS, 0.8);
+        if (best < 0 || tms[i].median < tms[best].median)
+            best = i;
+    }
+    /* The rule's choice is the default; another path must beat it clearly. */
+    const clattn_path rule = clattn__auto_path(&t->s);
+    int dflt = -1;
+    for (int i = 0; i < n; ++i)
+        if (have[i] && plans[i].path == rule)
+            dflt = i;
+    if (dflt >= 0 && best != dflt) {
+        double noise = spread(&tms[dflt]) > MIN_NOISE ? spread(&tms[dflt]) : MIN_NOISE;
+        if (!(tms[best].median < tms[dflt].median * (1.0 - noise)))
+            best = dflt;
+    }
+    const char *names[1] = {"PATH"};
+    int vals[1] = {(int)plans[best].path};
+    clattn__tune_entry e;
+    fill_entry(t, "path", names, vals, 1, &tms[best], dflt >= 0 ? tms[dflt].median : 0, &e);
+    if (clattn__tuning_record(ctx, &e) != 0)
+        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    r->tuned = best != dflt;
+    r->median_ms = tms[best].median;
+    r->p20_ms = tms[best].p20;
+    r->p80_ms = tms[best].p80;
+    r->default_ms = e.default_ms;
+    r->tried = n;
+    snprintf(r->params, sizeof r->params, "PATH=%s",
+             plans[best].path == CLATTN_PATH_FUSED         ? "fused"
+             : plans[best].path == CLATTN_PATH_SPLIT_KV    ? "split_kv"
+                                                           : "three_stage");
+    return CLATTN_OK;
+}
+
+static void free_shape(tuner *t)
+{
+    cl_mem *m[5] = {&t->buf.q, &t->buf.k, &t->buf.v, &t->buf.o, &t->buf.lse};
+    clFinish(t->ctx->queue);
+    for (int i = 0; i < 5; ++i)
+        if (*m[i]) {
+            clReleaseMemObject(*m[i]);
+            *m[i] = NULL;
+        }
+    free(t->host_o);
+    t->host_o = NULL;
+    clattn__ref_rows_free(&t->ref);
+}
+
+static clattn_status make_buffer(tuner *t, cl_mem *out, const void *init, size_t bytes)
+{
+    cl_int err;
+    *out = clCreateBuffer(t->ctx->cl_ctx,
+                          CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes,
+                          (void *)init, &err);
+    if (err != CL_SUCCESS) {
+        *out = NULL;
+        return clattn__cl_fail(t->ctx, err, "clCreateBuffer (tune)");
+    }
+    return CLATTN_OK;
+}
+
+static clattn_status setup_shape(tuner *t, const clattn_problem *shape)
+{
+    clattn_context *ctx = t->ctx;
+    clattn_problem p = *shape;
+    memset(&p.q_strides, 0, sizeof p.q_strides);
+    memset(&p.k_strides, 0, sizeof p.k_strides);
+    memset(&p.v_strides, 0, sizeof p.v_strides);
+    memset(&p.o_strides, 0, sizeof p.o_strides);
+    p.mask_batch_stride = p.mask_head_stride = 0;
+    CLATTN_TRY(clattn__problem_normalize(ctx, &p, &t->s));
+    const size_t es = t->s.elem_size;
+    const size_t nq = (size_t)t->s.q_extent, nk = (size_t)t->s.k_extent,
+                 nv = (size_t)t->s.v_extent;
+    void *q = malloc(nq * es), *k = malloc(nk * es), *v = malloc(nv * es);
+    t->o_bytes = (size_t)t->s.o_extent * es;
+    t->host_o = malloc(t->o_bytes);
+    clattn_status st = CLATTN_OK;
+    if (!q || !k || !v || !t->host_o)
+        st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    if (st == CLATTN_OK) {
+        clattn__fill_random(q, p.dtype, nq, 1 + 3 * (uint32_t)t->shape);
+        clattn__fill_random(k, p.dtype, nk, 2 + 3 * (uint32_t)t->shape);
+        clattn__fill_random(v, p.dtype, nv, 3 + 3 * (uint32_t)t->shape);
+        if (clattn__ref_rows_make(&t->s, q, k, v, &t->ref) != 0)
+            st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    }
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.q, q, nq * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.k, k, nk * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.v, v, nv * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.o, NULL, t->o_bytes);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.lse, NULL, (size_t)t->s.lse_elems * sizeof(float));
+    free(q);
+    free(k);
+    free(v);
+    return st;
+}
+
+static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
+{
+    clattn_context *ctx = t->ctx;
+    clattn_status st = setup_shape(t, shape);
+    clattn__plan plans[3]; /* fused, three-stage, split-KV */
+    int have[3] = {0, 0, 0};
+    const clattn_path paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
+                                  CLATTN_PATH_SPLIT_KV};
+    for (int i = 0; i < 3 && st == CLATTN_OK; ++i) {
+        /* Split-KV is for few query rows; elsewhere it is fused with extra work. */
+        if (paths[i] == CLATTN_PATH_SPLIT_KV && t->s.p.seq_q > 64)
+            continue;
+        clattn__shape s = t->s;
+        s.p.path = paths[i];
+        clattn__plan base;
+        st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes,
+                               CLATTN__PLAN_NO_TUNED | CLATTN__PLAN_NO_OVERRIDES, &base);
+        if (st == CLATTN_ERR_UNSUPPORTED) {
+            st = CLATTN_OK; /* e.g. no room for three-stage scratch: just skip it */
+            continue;
+        }
+        for (const clattn__space *sp = clattn__spaces; sp->unit && st == CLATTN_OK; ++sp)
+            if (sp->path == paths[i] && !over_budget(t)) {
+                clattn__plan best;
+                st = tune_unit(t, sp, &base, &best);
+                if (st == CLATTN_OK)
+                    base = best;
+            }
+        plans[i] = base;
+        have[i] = st == CLATTN_OK;
+    }
+    if (st == CLATTN_OK && !over_budget(t))
+        st = tune_paths(t, plans, have, 3);
+    free_shape(t);
+    return st;
+}
+
+/* One tuner per device: an advisory lock next to the db, released by the
+ * kernel when the process dies. Returns the fd (or -1 without a disk). */
+static int lock_device(clattn_context *ctx)
+{
+    if (!ctx->tuning.user_file[0])
+        return -1;
+    char path[CLATTN__PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        clattn__log(ctx, CLATTN_LOG_INFO, "another tuner holds %s; waiting", path);
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+    }
+    return fd;
+}
+
+clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes, size_t num_shapes,
+                          const clattn_tune_options *opts, clattn_tune_result *results,
+                          size_t max_results, size_t *num_results)
+{
+    if (num_results)
+        *num_results = 0;
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    clattn_tune_options defaults;
+    memset(&defaults, 0, sizeof defaults);
+    if (!opts)
+        opts = &defaults;
+    pthread_mutex_lock(&ctx->lock);
+    clattn_status st = CLATTN_OK;
+    if (num_shapes > 0 && !shapes)
+        st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, "shapes is NULL");
+    else if (max_results > 0 && !results)
+        st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, "results is NULL");
+    else if (!(opts->budget_seconds >= 0))
+        st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, "budget_seconds must be >= 0");
+    for (size_t i = 0; i < num_shapes && st == CLATTN_OK; ++i) {
+        clattn__shape s;
+        st = clattn__problem_normalize(ctx, &shapes[i], &s);
+    }
+    if (st != CLATTN_OK) {
+        pthread_mutex_unlock(&ctx->lock);
+        return st;
+    }
+
+    /* Timing needs a profiling queue: use the context's if it has one. */
+    cl_command_queue saved = ctx->queue, tq = NULL;
+    cl_command_queue_properties props = 0;
+    clGetCommandQueueInfo(ctx->queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
+    if (!(props & CL_QUEUE_PROFILING_ENABLE)) {
+        cl_int err;
+        tq = clCreateCommandQueue(ctx->cl_ctx, ctx->device, CL_QUEUE_PROFILING_ENABLE, &err);
+        if (err != CL_SUCCESS) {
+            st = clattn__cl_fail(ctx, err, "clCreateCommandQueue (tuning)");
+            pthread_mutex_unlock(&ctx->lock);
+            return st;
+        }
+        clFinish(saved);
+        ctx->queue = tq;
+    }
+    int lock_fd = lock_device(ctx);
+
+    tuner t;
+    memset(&t, 0, sizeof t);
+    t.ctx = ctx;
+    t.opts = opts;
+    t.t0 = now_s();
+    t.num_shapes = num_shapes;
+    t.results = results;
+    t.max_results = max_results;
+    t.rng = 12345u;
+    for (size_t i = 0; i < num_shapes && st == CLATTN_OK && !over_budget(&t); ++i) {
+        t.shape = i;
+        st = tune_shape(&t, &shapes[i]);
+    }
+    char msg[CLATTN__PATH_MAX + 128];
+    if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
+        clattn__cache_warn(ctx, msg);
+    if (lock_fd >= 0)
+        close(lock_fd); /* releases the lock */
+    if (tq) {
+        clFinish(tq);
+        ctx->queue = saved;
+        clReleaseCommandQueue(tq);
+    }
+    if (num_results)
+        *num_results = t.num_results;
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}

@@ -1,0 +1,163 @@
+/* Host reference for the tuner, on sampled rows. Tuning shapes are packed,
+ * without additive mask or kv_lens; causal and window rules apply. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuner_check.h"
+
+static float half_to_float(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float v = e == 0 ? ldexpf((float)m, -24)
+              : e == 31 ? (m ? NAN : INFINITY)
+                        : ldexpf((float)(m | 0x400), e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+static uint16_t float_to_half(float f)
+{
+    /* Inputs here are in [-1, 1): normal or subnormal halves, no overflow. */
+    uint16_t sign = signbit(f) ? 0x8000 : 0;
+    float a = fabsf(f);
+    if (a < ldexpf(1.0f, -24))
+        return sign;
+    int e;
+    frexpf(a, &e); /* a = x * 2^e, x in [0.5, 1) */
+    int exp = e - 1 + 15;
+    if (exp <= 0) /* subnormal: units of 2^-24 */
+        return (uint16_t)(sign | (uint16_t)lrintf(ldexpf(a, 24)));
+    long mant = lrintf(ldexpf(a, 10 - (e - 1))); /* 1024..2048 */
+    if (mant == 2048) {
+        mant = 1024;
+        ++exp;
+    }
+    return (uint16_t)(sign | (exp << 10) | (mant - 1024));
+}
+
+static float load(const void *base, clattn_dtype t, size_t i)
+{
+    if (t == CLATTN_F32)
+        return ((const float *)base)[i];
+    uint16_t h = ((const uint16_t *)base)[i];
+    if (t == CLATTN_F16)
+        return half_to_float(h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void clattn__fill_random(void *data, clattn_dtype t, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1u;
+    for (size_t i = 0; i < n; ++i) {
+        x = x * 1664525u + 1013904223u;
+        float f = (float)(x >> 8) / 8388608.0f - 1.0f;
+        if (t == CLATTN_F32) {
+            ((float *)data)[i] = f;
+        } else if (t == CLATTN_F16) {
+            ((uint16_t *)data)[i] = float_to_half(f);
+        } else {
+            uint32_t u;
+            memcpy(&u, &f, sizeof u);
+            ((uint16_t *)data)[i] = (uint16_t)(u >> 16); /* truncation is fine for inputs */
+        }
+    }
+}
+
+double clattn__ref_tolerance(clattn_dtype t)
+{
+    return t == CLATTN_F32 ? 1e-4 : t == CLATTN_F16 ? 5e-3 : 2e-2;
+}
+
+int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
+                          clattn__ref_rows *ref)
+{
+    const clattn_problem *p = &s->p;
+    const int64_t bh_n = (int64_t)p->batch * p->heads;
+    const int D = p->head_dim, Dv = p->head_dim_v;
+    memset(ref, 0, sizeof *ref);
+    /* Up to 4 heads (first, last, two between) x up to 16 rows (ends and
+     * evenly spaced) cover edges of both. */
+    int nh = bh_n < 4 ? (int)bh_n : 4;
+    int nr = p->seq_q < 16 ? p->seq_q : 16;
+    for (int a = 0; a < nh; ++a)
+        for (int r = 0; r < nr; ++r) {
+            ref->bh[ref->count] = nh == 1 ? 0 : (int64_t)a * (bh_n - 1) / (nh - 1);
+            ref->row[ref->count] = nr == 1 ? 0 : (int)((int64_t)r * (p->seq_q - 1) / (nr - 1));
+            ref->count++;
+        }
+    ref->o = calloc((size_t)ref->count * (size_t)Dv, sizeof(double));
+    double *sc = malloc((size_t)p->seq_kv * sizeof(double));
+    if (!ref->o || !sc) {
+        free(sc);
+        clattn__ref_rows_free(ref);
+        return -1;
+    }
+    for (int n = 0; n < ref->count; ++n) {
+        const int64_t bh = ref->bh[n];
+        const int b = (int)(bh / p->heads), h = (int)(bh % p->heads), kh = h / s->group;
+        const int i = ref->row[n];
+        const int L = p->seq_kv;
+        const int64_t ip = (int64_t)i + L - p->seq_q;
+        int64_t lo = 0, hi = L;
+        if (p->causal == CLATTN_CAUSAL_BOTTOM_RIGHT && ip + 1 < hi)
+            hi = ip + 1;
+        if (p->causal == CLATTN_CAUSAL_TOP_LEFT && (int64_t)i + 1 < hi)
+            hi = (int64_t)i + 1;
+        if (p->windowed && p->window_right >= 0 && ip + p->window_right + 1 < hi)
+            hi = ip + p->window_right + 1;
+        if (p->windowed && p->window_left >= 0 && ip - p->window_left > lo)
+            lo = ip - p->window_left;
+        const size_t qo = (((size_t)b * p->heads + h) * p->seq_q + i) * D;
+        const size_t ko = ((size_t)b * p->kv_heads + kh) * p->seq_kv * D;
+        const size_t vo = ((size_t)b * p->kv_heads + kh) * p->seq_kv * Dv;
+        double mx = -INFINITY;
+        for (int64_t j = lo; j < hi; ++j) {
+            double dot = 0;
+            for (int d = 0; d < D; ++d)
+                dot += (double)load(q, p->dtype, qo + d) *
+                       (double)load(k, p->dtype, ko + (size_t)j * D + d);
+            sc[j] = dot * p->scale;
+            if (sc[j] > mx)
+                mx = sc[j];
+        }
+        double sum = 0;
+        for (int64_t j = lo; j < hi; ++j)
+            sum += exp(sc[j] - mx);
+        for (int64_t j = lo; j < hi; ++j) {
+            double w = exp(sc[j] - mx) / sum;
+            for (int d = 0; d < Dv; ++d)
+                ref->o[(size_t)n * Dv + d] += w * load(v, p->dtype, vo + (size_t)j * Dv + d);
+        }
+    }
+    free(sc);
+    return 0;
+}
+
+void clattn__ref_rows_free(clattn__ref_rows *ref)
+{
+    free(ref->o);
+    ref->o = NULL;
+    ref->count = 0;
+}
+
+double clattn__ref_rows_error(const clattn__shape *s, const clattn__ref_rows *ref,
+                              const void *o)
+{
+    const clattn_problem *p = &s->p;
+    const int Dv = p->head_dim_v;
+    double num = 0, den = 0;
+    for (int n = 0; n < ref->count; ++n) {
+        const size_t oo = ((size_t)ref->bh[n] * p->seq_q + ref->row[n]) * Dv;
+        for (int d = 0; d < Dv; ++d) {
+            double g = load(o, p->dtype, oo + d), r = ref->o[(size_t)n * Dv + d];
+            if (isnan(g))
+                return INFINITY;
+            num += (g - r) * (g - r);
+            den += r * r;
+        }
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}

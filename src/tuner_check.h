@@ -1,0 +1,32 @@
+/* The tuner's correctness check: a double-precision reference on a sample of
+ * rows, computed on the host once per shape. */
+#ifndef CLATTN_TUNER_CHECK_H
+#define CLATTN_TUNER_CHECK_H
+
+#include "problem.h"
+
+typedef struct clattn__ref_rows {
+    int count;
+    int64_t bh[64];
+    int row[64];
+    double *o; /* count * head_dim_v */
+} clattn__ref_rows;
+
+/* Fills q, k, v (packed, dtype storage) with reproducible values in [-1, 1). */
+void clattn__fill_random(void *data, clattn_dtype t, size_t n, uint32_t seed);
+
+/* Chooses sample rows of s and computes their reference output from the
+ * packed host inputs. Returns 0, or -1 when out of memory. */
+int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
+                          clattn__ref_rows *ref);
+void clattn__ref_rows_free(clattn__ref_rows *ref);
+
+/* Relative L2 error of the sampled rows of o (packed host copy of the
+ * output, dtype storage) against the reference; INFINITY on NaN. */
+double clattn__ref_rows_error(const clattn__shape *s, const clattn__ref_rows *ref,
+                              const void *o);
+
+/* The tolerance a tuning candidate must meet for a dtype. */
+double clattn__ref_tolerance(clattn_dtype t);
+
+#endif

@@ -1,0 +1,190 @@
+/* The tuned units' search spaces and their constraints. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tuner_space.h"
+
+#define K(id) (1u << (id))
+
+const clattn__space clattn__spaces[] = {
+    {"fused",
+     CLATTN_PATH_FUSED,
+     K(CLATTN__K_FUSED),
+     2,
+     {{"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}}, {"BLOCK_N", 5, {4, 8, 16, 32, 64}}}},
+    {"splitkv",
+     CLATTN_PATH_SPLIT_KV,
+     K(CLATTN__K_FUSED) | K(CLATTN__K_COMBINE),
+     4,
+     {{"BLOCK_M", 5, {1, 2, 4, 8, 16}},
+      {"BLOCK_N", 4, {8, 16, 32, 64}},
+      {"NSPLIT", 7, {1, 2, 4, 8, 16, 32, 64}},
+      {"COMBINE_WG", 3, {16, 64, 128}}}},
+    {"qk",
+     CLATTN_PATH_THREE_STAGE,
+     K(CLATTN__K_QK),
+     3,
+     {{"QK_TM", 5, {1, 4, 8, 16, 32}}, {"QK_TN", 4, {4, 8, 16, 32}}, {"QK_TK", 4, {4, 8, 16, 32}}}},
+    {"softmax",
+     CLATTN_PATH_THREE_STAGE,
+     K(CLATTN__K_SOFTMAX),
+     1,
+     {{"SM_WG", 5, {16, 32, 64, 128, 256}}}},
+    {"av",
+     CLATTN_PATH_THREE_STAGE,
+     K(CLATTN__K_AV),
+     3,
+     {{"AV_TM", 5, {1, 4, 8, 16, 32}}, {"AV_TN", 4, {4, 8, 16, 32}}, {"AV_TK", 4, {4, 8, 16, 32}}}},
+    {NULL, CLATTN_PATH_AUTO, 0, 0, {{NULL, 0, {0}}}},
+};
+
+int clattn__space_size(const clattn__space *sp)
+{
+    int n = 1;
+    for (int i = 0; i < sp->count; ++i)
+        n *= sp->t[i].count;
+    return n;
+}
+
+static int value(const clattn__space *sp, const clattn__point *pt, const char *name, int dflt)
+{
+    for (int i = 0; i < sp->count; ++i)
+        if (strcmp(sp->t[i].name, name) == 0)
+            return sp->t[i].values[pt->idx[i]];
+    return dflt;
+}
+
+/* The kernel configs a unit's tunables live in. */
+static int configs(const clattn__space *sp, clattn__plan *plan, clattn__kernel_config **cfgs)
+{
+    if (!strcmp(sp->unit, "fused"))
+        return cfgs[0] = &plan->fused, 1;
+    if (!strcmp(sp->unit, "splitkv"))
+        return cfgs[0] = &plan->fused, cfgs[1] = &plan->combine, 2;
+    if (!strcmp(sp->unit, "qk"))
+        return cfgs[0] = &plan->qk, 1;
+    if (!strcmp(sp->unit, "softmax"))
+        return cfgs[0] = &plan->softmax, 1;
+    return cfgs[0] = &plan->av, 1;
+}
+
+clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__space *sp,
+                                  const clattn__point *pt, const clattn__shape *s,
+                                  clattn__plan *plan)
+{
+    clattn__kernel_config *cfgs[2];
+    int n = configs(sp, plan, cfgs);
+    for (int c = 0; c < n; ++c) {
+        int np;
+        const char *const *names = clattn__kernel_params(cfgs[c]->id, &np);
+        for (int j = 0; j < np; ++j)
+            cfgs[c]->values[j] = value(sp, pt, names[j], cfgs[c]->values[j]);
+    }
+    if (!strcmp(sp->unit, "splitkv"))
+        return clattn__plan_split(ctx, s, plan, value(sp, pt, "NSPLIT", plan->nsplit));
+    return CLATTN_OK;
+}
+
+void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
+                            clattn__point *pt, int *raw)
+{
+    clattn__kernel_config *cfgs[2];
+    clattn__plan copy = *plan;
+    int n = configs(sp, &copy, cfgs);
+    memset(pt, 0, sizeof *pt);
+    for (int i = 0; i < sp->count; ++i) {
+        int cur = !strcmp(sp->t[i].name, "NSPLIT") ? plan->nsplit : -1;
+        for (int c = 0; c < n && cur < 0; ++c) {
+            int np;
+            const char *const *names = clattn__kernel_params(cfgs[c]->id, &np);
+            for (int j = 0; j < np; ++j)
+                if (!strcmp(names[j], sp->t[i].name))
+                    cur = cfgs[c]->values[j];
+        }
+        if (raw)
+            raw[i] = cur;
+        /* nearest listed value */
+        int best = 0;
+        for (int v = 1; v < sp->t[i].count; ++v) {
+            int dv = sp->t[i].values[v] - cur, db = sp->t[i].values[best] - cur;
+            if ((dv < 0 ? -dv : dv) < (db < 0 ? -db : db))
+                best = v;
+        }
+        pt->idx[i] = best;
+    }
+}
+
+static int pow2_at_least(int x)
+{
+    int p = 1;
+    while (p < x && p < (1 << 30))
+        p *= 2;
+    return p;
+}
+
+/* A tile may exceed the problem's extent only as the smallest choice. */
+static int fits_extent(const clattn__space *sp, const char *name, int v, int extent)
+{
+    for (int i = 0; i < sp->count; ++i)
+        if (strcmp(sp->t[i].name, name) == 0 && v == sp->t[i].values[0])
+            return 1;
+    return v <= pow2_at_least(extent);
+}
+
+int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
+                        const clattn__device_info *d, const clattn__shape *s)
+{
+    const clattn_problem *p = &s->p;
+    const size_t f = sizeof(float);
+    if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv")) {
+        int bm = value(sp, pt, "BLOCK_M", 1), bn = value(sp, pt, "BLOCK_N", 1);
+        /* Tiles far beyond the problem only add idle work-items / padding. */
+        if (!fits_extent(sp, "BLOCK_M", bm, p->seq_q) ||
+            !fits_extent(sp, "BLOCK_N", bn, p->seq_kv))
+            return 0;
+        if ((size_t)bm > d->max_wg_size || (size_t)bm > d->max_item_sizes[0])
+            return 0;
+        if (f * (size_t)bn * (size_t)(p->head_dim + p->head_dim_v) > d->local_mem_size)
+            return 0;
+        if (!strcmp(sp->unit, "splitkv")) {
+            int ns = value(sp, pt, "NSPLIT", 1), cw = value(sp, pt, "COMBINE_WG", 64);
+            if ((int64_t)ns * bn > 2 * (int64_t)pow2_at_least(p->seq_kv) ||
+                (size_t)cw > d->max_wg_size)
+                return 0;
+        }
+        return 1;
+    }
+    if (!strcmp(sp->unit, "softmax")) {
+        int wg = value(sp, pt, "SM_WG", 64);
+        return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
+               wg <= 2 * pow2_at_least(p->seq_kv);
+    }
+    const int qk = !strcmp(sp->unit, "qk");
+    int tm = value(sp, pt, qk ? "QK_TM" : "AV_TM", 16);
+    int tn = value(sp, pt, qk ? "QK_TN" : "AV_TN", 16);
+    int tk = value(sp, pt, qk ? "QK_TK" : "AV_TK", 16);
+    size_t local = qk ? f * (size_t)(tm + tn) * (size_t)(tk + 1)
+                      : f * ((size_t)tm * (size_t)(tk + 1) + (size_t)tk * (size_t)(tn + 1));
+    int n_extent = qk ? p->seq_kv : p->head_dim_v;
+    int k_extent = qk ? p->head_dim : p->seq_kv;
+    return (size_t)tm * (size_t)tn <= d->max_wg_size && (size_t)tn <= d->max_item_sizes[0] &&
+           (size_t)tm <= d->max_item_sizes[1] && local <= d->local_mem_size &&
+           fits_extent(sp, qk ? "QK_TM" : "AV_TM", tm, p->seq_q) &&
+           fits_extent(sp, qk ? "QK_TN" : "AV_TN", tn, n_extent) &&
+           fits_extent(sp, qk ? "QK_TK" : "AV_TK", tk, k_extent);
+}
+
+void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
+                            size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < sp->count && used < size; ++i) {
+        int n = snprintf(buf + used, size - used, "%s%s=%d", i ? " " : "", sp->t[i].name,
+                         sp->t[i].values[pt->idx[i]]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}

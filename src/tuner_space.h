@@ -1,0 +1,59 @@
+/* Search spaces of the tuned units, as data: tunables, their candidate
+ * values, and the constraints that prune a combination before anything is
+ * compiled. */
+#ifndef CLATTN_TUNER_SPACE_H
+#define CLATTN_TUNER_SPACE_H
+
+#include "device.h"
+#include "plan.h"
+
+#define CLATTN__MAX_TUNABLES 4
+#define CLATTN__MAX_VALUES 8
+
+typedef struct clattn__tunable {
+    const char *name;
+    int count;
+    int values[CLATTN__MAX_VALUES];
+} clattn__tunable;
+
+typedef struct clattn__space {
+    const char *unit;
+    clattn_path path; /* the path whose plan the unit's kernels belong to */
+    unsigned kernels; /* bit i: kernel id i is timed for this unit */
+    int count;
+    clattn__tunable t[CLATTN__MAX_TUNABLES];
+} clattn__space;
+
+/* The spaces, NULL-unit ended: fused, splitkv, qk, softmax, av. */
+extern const clattn__space clattn__spaces[];
+
+/* One point of a space: an index into each tunable's values. */
+typedef struct clattn__point {
+    int idx[CLATTN__MAX_TUNABLES];
+} clattn__point;
+
+/* Writes the point's values into the plan's kernel configs (and the split
+ * count). */
+clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__space *sp,
+                                  const clattn__point *pt, const clattn__shape *s,
+                                  clattn__plan *plan);
+
+/* The point closest to the plan's current (default) values; raw (may be
+ * NULL) receives the plan's exact values of the unit's tunables. */
+void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
+                            clattn__point *pt, int *raw);
+
+/* 1 when the point passes the static constraints on this device and shape:
+ * work-group size within the device's limits, local memory within its
+ * size, tiles no larger than the problem needs. */
+int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
+                        const clattn__device_info *d, const clattn__shape *s);
+
+/* "NAME=v NAME=v" of a point. */
+void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
+                            size_t size);
+
+/* Number of points in the whole space. */
+int clattn__space_size(const clattn__space *sp);
+
+#endif
