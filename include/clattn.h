@@ -145,7 +145,13 @@ typedef struct clattn_strides {
  * so a zero stride broadcasts over that dimension; -INFINITY masks a key.
  * A row that sees no key (or only -inf scores) gives zeros in O and -inf in
  * the LSE, never NaN. A key whose probability is exactly zero contributes
- * nothing to O, even where its V holds NaN or infinity. */
+ * nothing to O, even where its V holds NaN or infinity; the K and V entries
+ * of keys a row cannot see never affect that row (so a KV cache may hold
+ * garbage past kv_lens[b]).
+ *
+ * Limits: seq_q and seq_kv at most 2^30, batch * heads below 2^31, head_dim
+ * and head_dim_v 1..256, strides and mask strides non-negative, every
+ * tensor's size in bytes within int64. */
 typedef struct clattn_problem {
     int batch, heads, kv_heads; /* kv_heads 0 = heads; heads % kv_heads == 0 */
     int seq_q, seq_kv, head_dim;
@@ -245,8 +251,9 @@ CLATTN_API clattn_status clattn_context_create_from_queue(cl_command_queue queue
 /* Waits for the context's outstanding work, then frees it. NULL is fine. */
 CLATTN_API void clattn_context_destroy(clattn_context *ctx);
 
-/* The detailed message of the last failure on this context ("" if none).
- * The pointer stays valid until the next call on the context. */
+/* The detailed message of the last failure on this context ("" if none; a
+ * static message for a NULL context). The pointer stays valid until the next
+ * call on the context: copy it before calling again. */
 CLATTN_API const char *clattn_last_error(const clattn_context *ctx);
 
 /* The context's OpenCL objects (borrowed; do not release). Any out pointer
@@ -270,14 +277,16 @@ CLATTN_API clattn_status clattn_context_stats(const clattn_context *ctx, clattn_
 /* CLATTN_OK when the problem is valid and can run on the context's device
  * (with the path it asks for), CLATTN_ERR_INVALID_ARGUMENT when the problem
  * itself is invalid, CLATTN_ERR_UNSUPPORTED when this device cannot run it.
- * Buffers are not looked at. */
+ * Buffers are not looked at. It builds the kernels the problem needs (so it
+ * may block for a compile, and the following forward will not). */
 CLATTN_API clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem);
 
 /* Validates everything, then enqueues the attention on the context's queue
- * after the num_wait events in wait, and returns without blocking. When done
- * is not NULL it receives an event (the caller releases it) that completes
- * when O and LSE are written. Kernels may be built on the first call of a
- * configuration (this blocks the caller for the build). */
+ * after the num_wait events in wait (num_wait > 0 with a NULL wait is an
+ * invalid argument), and returns without blocking. When done is not NULL it
+ * receives an event (the caller releases it) that completes when O and LSE
+ * are written; on failure *done is NULL. Kernels may be built on the first
+ * call of a configuration (this blocks the caller for the build). */
 CLATTN_API clattn_status clattn_forward(clattn_context *ctx, const clattn_problem *problem,
                                         const clattn_buffers *buffers, cl_uint num_wait,
                                         const cl_event *wait, cl_event *done);
@@ -289,7 +298,8 @@ CLATTN_API clattn_status clattn_forward_host(clattn_context *ctx, const clattn_p
 
 /* The softmax probabilities, fp32 [batch][heads][seq_q][seq_kv] (keys a row
  * cannot see are 0), computed by the three-stage path, for inspection and
- * plotting. in->o and in->lse may be NULL; when given they are written too. */
+ * plotting. problem->path must be AUTO or THREE_STAGE (others are refused as
+ * invalid). in->o and in->lse may be NULL; when given they are written too. */
 CLATTN_API clattn_status clattn_attention_weights_host(clattn_context *ctx,
                                                        const clattn_problem *problem,
                                                        const clattn_host_buffers *in,

@@ -1,0 +1,39 @@
+/*
+ * Every test case: X(name, "space-separated ctest labels", timeout seconds), one per line.
+ * tests/CMakeLists.txt reads this file to register each case with CTest, so
+ * a case added here is run by ctest without touching CMake.
+ */
+#ifndef CLATTN_TESTS_CASES_H
+#define CLATTN_TESTS_CASES_H
+
+#define T_CASES(X)                                                  \
+    X(reference_self, "reference quick", 120)                       \
+    X(api_basics, "api quick", 120)                                 \
+    X(supports, "api quick", 120)                                   \
+    X(pairwise_fused, "pairwise fused", 900)                        \
+    X(pairwise_three_stage, "pairwise three_stage", 900)            \
+    X(pairwise_split_kv, "pairwise split_kv", 900)                  \
+    X(pairwise_auto, "pairwise auto", 900)                          \
+    X(masked_rows, "masks", 600)                                    \
+    X(kv_cache_nan, "masks", 600)                                   \
+    X(layout_bshd, "layout", 600)                                   \
+    X(layout_packed_qkv, "layout", 600)                             \
+    X(layout_strided_o, "layout", 600)                              \
+    X(edge_valid, "layout api", 600)                                \
+    X(async_user_event, "async", 300)                               \
+    X(async_out_of_order, "async", 600)                             \
+    X(threads, "async", 600)                                        \
+    X(errors_problem, "errors quick", 300)                          \
+    X(errors_buffers, "errors", 300)                                \
+    X(errors_host, "errors", 300)                                   \
+    X(determinism, "numerics", 600)                                 \
+    X(explicit_scale, "numerics", 600)                              \
+    X(large_scores, "numerics", 600)                                \
+    X(weights, "numerics three_stage", 600)                         \
+    X(three_stage_chunks, "numerics three_stage", 600)
+
+#define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
+T_CASES(T_DECLARE_CASE)
+#undef T_DECLARE_CASE
+
+#endif /* CLATTN_TESTS_CASES_H */

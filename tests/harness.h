@@ -1,0 +1,166 @@
+/*
+ * The test runner's shared machinery: failure reporting, a seeded PRNG, host
+ * tensors laid out by a problem's strides, runs through the device-buffer and
+ * host APIs, and verification against ref_attention.
+ */
+#ifndef CLATTN_TESTS_HARNESS_H
+#define CLATTN_TESTS_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clattn.h"
+#include "reference.h"
+
+/* ---- reporting ----------------------------------------------------------- */
+
+/* Failed checks in the running case; the runner exits non-zero when > 0. */
+extern int t_failures;
+
+#if defined(__GNUC__)
+#define T_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define T_PRINTF(a, b)
+#endif
+
+void t_fail_at(const char *file, int line, const char *fmt, ...) T_PRINTF(3, 4);
+void t_log(const char *fmt, ...) T_PRINTF(1, 2);
+
+#define T_FAIL(...) t_fail_at(__FILE__, __LINE__, __VA_ARGS__)
+#define T_CHECK(cond, ...)                                                        \
+    do {                                                                          \
+        if (!(cond))                                                              \
+            t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                           \
+    } while (0)
+/* An OpenCL call that must succeed; on failure the case is failed. */
+#define T_CL(call)                                                                \
+    do {                                                                          \
+        cl_int t_cl_err_ = (call);                                                \
+        if (t_cl_err_ != CL_SUCCESS)                                              \
+            t_fail_at(__FILE__, __LINE__, "%s returned %d", #call, (int)t_cl_err_); \
+    } while (0)
+
+/* ---- PRNG (splitmix64: small, seedable, the same everywhere) ------------ */
+
+typedef struct t_rng {
+    uint64_t s;
+} t_rng;
+
+void t_rng_seed(t_rng *r, uint64_t seed);
+uint64_t t_rng_next(t_rng *r);
+double t_rng_uniform(t_rng *r, double lo, double hi);
+int t_rng_int(t_rng *r, int lo, int hi); /* inclusive */
+
+/* ---- contexts ------------------------------------------------------------ */
+
+/* clattn_context_create(NULL) or a failed case (returns NULL). */
+clattn_context *t_context(void);
+/* Queue and cl_context of a clattn context. */
+cl_command_queue t_queue(clattn_context *ctx);
+cl_context t_cl_context(clattn_context *ctx);
+
+/* ---- tensors ------------------------------------------------------------- */
+
+/* Elements of guard region after O and LSE, poisoned and checked after a run. */
+#define T_GUARD 67
+
+/* What a t_tensors holds beyond q, k, v, o. */
+enum {
+    T_WITH_MASK = 1,    /* random fp32 mask, ~10% -INFINITY, by the mask strides */
+    T_WITH_KV_LENS = 2, /* random kv_lens in 0..seq_kv, both ends included */
+    T_WITH_LSE = 4,
+    T_NAN_BEYOND_LEN = 8 /* K and V rows at or beyond kv_lens[b] hold NaN */
+};
+
+/* Host tensors for one problem, laid out by its strides. Input gaps hold NaN
+ * (a read of one poisons the output); O and its guard hold a NaN pattern. */
+typedef struct t_tensors {
+    clattn_problem p; /* as handed to the library */
+    clattn_problem n; /* ref_normalize(p) */
+    size_t esz;
+    int64_t q_n, k_n, v_n, o_n; /* extents in elements */
+    int64_t o_alloc;            /* o_n + T_GUARD */
+    void *q, *k, *v, *o;
+    void *o_init; /* O's contents before the run */
+    float *mask;
+    int64_t mask_n;
+    int32_t *kv_lens;
+    float *lse; /* [B][H][Sq] + T_GUARD */
+    int64_t lse_n;
+} t_tensors;
+
+/* 0 on success; on allocation failure the case is failed. */
+int t_tensors_init(t_tensors *t, const clattn_problem *p, unsigned flags, uint64_t seed);
+void t_tensors_free(t_tensors *t);
+/* Refill O (view, gaps and guard) and LSE with their poison. */
+void t_tensors_poison(t_tensors *t);
+/* Put NaN in the K and V rows at or beyond kv_lens[b]. */
+void t_tensors_nan_beyond_len(t_tensors *t);
+clattn_host_buffers t_tensors_host(const t_tensors *t);
+
+/* Number of mask elements the problem's strides need. */
+int64_t t_mask_extent(const clattn_problem *n);
+/* The dtype's NaN pattern used as poison. */
+uint16_t t_poison16(clattn_dtype t);
+void t_fill_poison(void *base, clattn_dtype t, int64_t n);
+
+/* Device buffers holding t's tensors (O and LSE with their guards), in c.
+ * Returns the first clCreateBuffer error (then nothing is left allocated). */
+cl_int t_dev_create(cl_context c, const t_tensors *t, clattn_buffers *b);
+/* Blocking read of O and LSE (with guards) back into t. */
+cl_int t_dev_read(cl_command_queue q, const clattn_buffers *b, t_tensors *t);
+void t_dev_release(clattn_buffers *b);
+
+/* Runs the problem through device buffers (clattn_forward, then waits on its
+ * event and reads O and LSE back) or the host API. */
+clattn_status t_run_device(clattn_context *ctx, t_tensors *t);
+clattn_status t_run_host(clattn_context *ctx, t_tensors *t);
+
+/* ---- verification -------------------------------------------------------- */
+
+typedef struct t_tolerance {
+    double rel_l2;     /* relative L2 error of O */
+    double lse_rel;    /* |lse err| <= lse_rel * max(1, |lse|) */
+    double probs_abs;  /* max abs error of the probabilities */
+} t_tolerance;
+
+t_tolerance t_tolerance_for(clattn_dtype t);
+
+/* What a verification found (filled even when it passes). */
+typedef struct t_result {
+    double rel_l2, lse_err, probs_err;
+    int fails;
+    long masked_rows, rows; /* rows that see no key, of all rows */
+} t_result;
+
+/* Compares a run's O (got_o, laid out by p's o strides over o_alloc elements,
+ * o_init its contents before the run) and LSE (got_lse over lse_alloc
+ * elements, or NULL) with ref_attention on in. Every failing check prints one
+ * line prefixed by label. */
+t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
+                      const void *got_o, const void *o_init, int64_t o_alloc,
+                      const float *got_lse, int64_t lse_alloc, t_tolerance tol);
+t_result t_verify(const char *label, const t_tensors *t, t_tolerance tol);
+/* Compares clattn_attention_weights_host output with the reference. */
+t_result t_verify_probs(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
+                        const float *probs, t_tolerance tol);
+
+/* "B2 H6/2 S7x33 D17/17 f16 causal=br win=3,-1 mask(0,231) kvlens path=fused" */
+void t_describe(const clattn_problem *p, const clattn_host_buffers *in, char *buf, size_t size);
+const char *t_dtype_name(clattn_dtype t);
+const char *t_path_name(clattn_path p);
+
+/* Checks supports, poisons, runs (device buffers or host API), verifies and
+ * prints one line; returns the number of failed checks. UNSUPPORTED skips. */
+int t_check_run(clattn_context *ctx, const char *label, t_tensors *t, int use_host);
+
+/* value (NaN, inf) into K and/or V of key j for every batch and kv head. */
+void t_set_key(t_tensors *t, int j, float value, int in_k, int in_v);
+
+/* fused, three_stage, split_kv, auto */
+extern const clattn_path t_all_paths[4];
+
+/* Whether the bytes are identical. */
+int t_same_bytes(const void *a, const void *b, size_t n);
+
+#endif /* CLATTN_TESTS_HARNESS_H */

@@ -1,0 +1,224 @@
+/*
+ * The small API surface: status strings, version, options, contexts, and the
+ * capability query.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cases.h"
+#include "harness.h"
+
+typedef struct log_record {
+    int count[4];
+    int other;
+    char last[256];
+} log_record;
+
+static void record_log(int level, const char *message, void *user)
+{
+    log_record *r = user;
+    if (level >= 0 && level < 4)
+        r->count[level]++;
+    else
+        r->other++;
+    snprintf(r->last, sizeof r->last, "%s", message ? message : "(NULL)");
+}
+
+void case_api_basics(void)
+{
+    /* status strings: exactly the table's, distinct, never NULL */
+    static const struct {
+        clattn_status s;
+        const char *text;
+    } table[] = {
+#define T_STATUS_ROW(name, value, text) {name, text},
+        CLATTN_STATUS_TABLE(T_STATUS_ROW)
+#undef T_STATUS_ROW
+    };
+    const int n = (int)(sizeof table / sizeof table[0]);
+    for (int i = 0; i < n; i++) {
+        const char *s = clattn_status_string(table[i].s);
+        T_CHECK(s && strcmp(s, table[i].text) == 0,
+                "clattn_status_string(%d) = \"%s\", expected \"%s\"", (int)table[i].s,
+                s ? s : "(NULL)", table[i].text);
+        for (int j = 0; j < i && s; j++) {
+            const char *o = clattn_status_string(table[j].s);
+            T_CHECK(!o || strcmp(s, o) != 0, "statuses %d and %d share the string \"%s\"",
+                    (int)table[i].s, (int)table[j].s, s);
+        }
+    }
+    T_CHECK(clattn_status_string((clattn_status)99) != NULL, "clattn_status_string(99) is NULL");
+    T_CHECK(clattn_status_string((clattn_status)-1) != NULL, "clattn_status_string(-1) is NULL");
+    t_log("ok   %d status strings", n);
+
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", CLATTN_VERSION_MAJOR, CLATTN_VERSION_MINOR,
+             CLATTN_VERSION_PATCH);
+    const char *v = clattn_version();
+    T_CHECK(v && strcmp(v, want) == 0, "clattn_version() = \"%s\", the header says \"%s\"",
+            v ? v : "(NULL)", want);
+    t_log("ok   version %s", v ? v : "(NULL)");
+
+    clattn_context_destroy(NULL);
+
+    clattn_options init = CLATTN_OPTIONS_INIT, o;
+    memset(&o, 0x5a, sizeof o);
+    T_CHECK(clattn_options_init(&o) == CLATTN_OK, "clattn_options_init failed");
+    T_CHECK(o.platform == init.platform && o.device == init.device &&
+                o.cache_dir == init.cache_dir && o.log == init.log &&
+                o.log_user_data == init.log_user_data &&
+                o.max_scratch_bytes == init.max_scratch_bytes,
+            "clattn_options_init differs from CLATTN_OPTIONS_INIT");
+
+    /* a context of its own making: in-order queue with profiling */
+    clattn_context *ctx = t_context();
+    if (ctx) {
+        const char *e = clattn_last_error(ctx);
+        T_CHECK(e && e[0] == '\0', "clattn_last_error on a fresh context is \"%s\"",
+                e ? e : "(NULL)");
+        T_CHECK(clattn_context_get_cl(ctx, NULL, NULL, NULL) == CLATTN_OK,
+                "clattn_context_get_cl with all outputs NULL failed");
+        cl_context c = NULL;
+        cl_command_queue q = NULL;
+        cl_device_id d = NULL;
+        T_CHECK(clattn_context_get_cl(ctx, &c, &q, &d) == CLATTN_OK && c && q && d,
+                "clattn_context_get_cl gives NULL objects");
+        if (q) {
+            cl_command_queue_properties props = 0;
+            T_CL(clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL));
+            T_CHECK(props & CL_QUEUE_PROFILING_ENABLE, "the context's queue has no profiling");
+            T_CHECK(!(props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE),
+                    "the context's own queue is out of order");
+            cl_device_id qd = NULL;
+            cl_context qc = NULL;
+            T_CL(clGetCommandQueueInfo(q, CL_QUEUE_DEVICE, sizeof qd, &qd, NULL));
+            T_CL(clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof qc, &qc, NULL));
+            T_CHECK(qd == d && qc == c, "queue, context and device of the context disagree");
+        }
+        clattn_context_destroy(ctx);
+        t_log("ok   context create / get_cl / destroy");
+    }
+    T_CHECK(clattn_context_get_cl(NULL, NULL, NULL, NULL) != CLATTN_OK,
+            "clattn_context_get_cl(NULL) returns OK");
+    T_CHECK(clattn_context_create(NULL, NULL) != CLATTN_OK,
+            "clattn_context_create(NULL, NULL) returns OK");
+    T_CHECK(clattn_context_create_from_queue(NULL, NULL, &ctx) != CLATTN_OK,
+            "clattn_context_create_from_queue(NULL queue) returns OK");
+
+    /* options: no disk cache, and a logger that sees failures */
+    log_record rec;
+    memset(&rec, 0, sizeof rec);
+    clattn_options opts = CLATTN_OPTIONS_INIT;
+    opts.cache_dir = "off";
+    opts.log = record_log;
+    opts.log_user_data = &rec;
+    ctx = NULL;
+    clattn_status st = clattn_context_create(&opts, &ctx);
+    T_CHECK(st == CLATTN_OK && ctx, "clattn_context_create(cache_dir off, log) -> %s",
+            clattn_status_string(st));
+    if (ctx) {
+        clattn_problem p;
+        memset(&p, 0, sizeof p);
+        p.batch = 1;
+        p.heads = 1;
+        p.seq_q = 3;
+        p.seq_kv = 3;
+        p.head_dim = 8;
+        p.dtype = CLATTN_F32;
+        t_tensors t;
+        if (t_tensors_init(&t, &p, 0, 0xa9140u) == 0) {
+            t_check_run(ctx, "cache_off", &t, 1);
+            t_tensors_free(&t);
+        }
+        p.batch = 0;
+        st = clattn_supports(ctx, &p);
+        T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "batch 0: clattn_supports -> %s",
+                clattn_status_string(st));
+        T_CHECK(rec.count[CLATTN_LOG_ERROR] + rec.count[CLATTN_LOG_WARNING] > 0,
+                "the log callback heard nothing of a failed call (header: it receives every "
+                "message the library emits); last_error \"%s\"", clattn_last_error(ctx));
+        T_CHECK(rec.other == 0, "the log callback got %d messages with a level outside 0..3",
+                rec.other);
+        t_log("ok   log callback: %d error, %d warning messages; last \"%s\"",
+              rec.count[CLATTN_LOG_ERROR], rec.count[CLATTN_LOG_WARNING], rec.last);
+        clattn_context_destroy(ctx);
+    }
+
+    /* a device index that does not exist: failure, *out NULL, the reason logged */
+    memset(&rec, 0, sizeof rec);
+    opts.platform = 0;
+    opts.device = 999;
+    ctx = (clattn_context *)&rec; /* must be overwritten with NULL */
+    st = clattn_context_create(&opts, &ctx);
+    T_CHECK(st != CLATTN_OK, "clattn_context_create(device 999) returns OK");
+    if (st != CLATTN_OK) {
+        T_CHECK(ctx == NULL, "clattn_context_create failed but *out is not NULL");
+        T_CHECK(rec.count[CLATTN_LOG_ERROR] + rec.count[CLATTN_LOG_WARNING] > 0,
+                "clattn_context_create(device 999) failed without logging the reason");
+        t_log("ok   device 999 -> %s; logged \"%s\"", clattn_status_string(st), rec.last);
+    } else if (ctx && ctx != (clattn_context *)&rec) {
+        clattn_context_destroy(ctx);
+    }
+}
+
+void case_supports(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    static const clattn_dtype dts[3] = {CLATTN_F32, CLATTN_F16, CLATTN_BF16};
+    static const int dims[5][2] = {{1, 1}, {64, 64}, {256, 256}, {256, 1}, {17, 200}};
+    int unsupported = 0, total = 0;
+    /* clattn_supports may build kernels to know: every head size in f32, two in the others */
+    for (int pi = 0; pi < 4; pi++)
+        for (int di = 0; di < 3; di++)
+            for (int hd = 0; hd < 5; hd++) {
+                if (di > 0 && hd != 1 + di)
+                    continue;
+                clattn_problem p;
+                memset(&p, 0, sizeof p);
+                p.batch = 4;
+                p.heads = 8;
+                p.kv_heads = 2;
+                p.seq_q = hd == 2 ? 1 : 4096;
+                p.seq_kv = 4096;
+                p.head_dim = dims[hd][0];
+                p.head_dim_v = dims[hd][1];
+                p.dtype = dts[di];
+                p.path = t_all_paths[pi];
+                p.causal = hd % 3;
+                clattn_status st = clattn_supports(ctx, &p);
+                total++;
+                T_CHECK(st == CLATTN_OK || st == CLATTN_ERR_UNSUPPORTED,
+                        "valid problem (path %s, %s, D%d/%d): clattn_supports -> %s: %s",
+                        t_path_name(p.path), t_dtype_name(p.dtype), p.head_dim, p.head_dim_v,
+                        clattn_status_string(st), clattn_last_error(ctx));
+                if (st == CLATTN_ERR_UNSUPPORTED) {
+                    unsupported++;
+                    t_log("note: unsupported here: path %s %s D%d/%d Sq%d: %s",
+                          t_path_name(p.path), t_dtype_name(p.dtype), p.head_dim, p.head_dim_v,
+                          p.seq_q, clattn_last_error(ctx));
+                }
+            }
+    t_log("ok   %d valid problems: %d supported, %d unsupported on this device", total,
+          total - unsupported, unsupported);
+
+    clattn_problem bad;
+    memset(&bad, 0, sizeof bad);
+    bad.batch = 1;
+    bad.heads = 3;
+    bad.kv_heads = 2;
+    bad.seq_q = 4;
+    bad.seq_kv = 4;
+    bad.head_dim = 64;
+    clattn_status st = clattn_supports(ctx, &bad);
+    T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "heads 3 / kv_heads 2: clattn_supports -> %s",
+            clattn_status_string(st));
+    bad.kv_heads = 1;
+    bad.head_dim = 300;
+    st = clattn_supports(ctx, &bad);
+    T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "head_dim 300: clattn_supports -> %s",
+            clattn_status_string(st));
+    t_log("ok   invalid problems refused by clattn_supports");
+    clattn_context_destroy(ctx);
+}
