@@ -1,6 +1,7 @@
 /*
  * Three-stage path, stage 2: softmax of each score row in place (S becomes
- * P), and the row's natural-log log-sum-exp. One work-group per row; the
+ * P), and the row's natural-log log-sum-exp; with raw=1 it first applies the
+ * masking to scores a GEMM library produced. One work-group per row; the
  * SM_WG work-items stride over the keys and reduce through local memory.
  * A row with no visible key (max -inf) becomes zeros with LSE -inf.
  *
@@ -16,12 +17,27 @@
 
 kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     global float *scores, global float *lse, int heads, int seq_q, int seq_kv, int row0,
-    int nrows, int bh0, int has_lse)
+    int nrows, int bh0, int has_lse, int raw, global const float *mask,
+    global const int *kv_lens, int causal, int windowed, int wl, int wr, int has_mask,
+    int has_kvl, long msb, long msh)
 {
     local float red[SM_WG];
     const int t = get_local_id(0);
     const int il = get_group_id(1), bhl = get_group_id(2);
     global float *row = scores + ((long)bhl * nrows + il) * seq_kv;
+
+    /* raw: the scores came from a GEMM (scaled, nothing masked yet); apply
+     * the visibility rule and the additive mask here, once, in place. Each
+     * work-item owns the same keys in every pass, so no barrier is needed. */
+    if (raw) {
+        const int bh = bh0 + bhl, b = bh / heads, h = bh - b * heads, i = row0 + il;
+        const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
+        const int lo = clattn_key_lo(i, L, seq_q, windowed, wl);
+        const int hi = clattn_key_hi(i, L, seq_q, causal, windowed, wr);
+        const long moff = b * msb + h * msh + (long)i * seq_kv;
+        for (int j = t; j < seq_kv; j += SM_WG)
+            row[j] = j < lo || j >= hi ? -INFINITY : has_mask ? row[j] + mask[moff + j] : row[j];
+    }
 
     float mx = -INFINITY;
     for (int j = t; j < seq_kv; j += SM_WG)

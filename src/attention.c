@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "blas.h"
 #include "internal.h"
 
 #define BAD(...) clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, __VA_ARGS__)
@@ -164,20 +165,42 @@ typedef struct {
     clattn__launch_record *rec; /* NULL unless timing */
 } chain;
 
+static clattn_status record_grow(clattn_context *ctx, clattn__launch_record *rec)
+{
+    if (rec->count < rec->capacity)
+        return CLATTN_OK;
+    size_t cap = rec->capacity ? 2 * rec->capacity : 16;
+    cl_event *ev = realloc(rec->events, cap * sizeof *ev);
+    if (ev)
+        rec->events = ev;
+    cl_event *st = ev ? realloc(rec->starts, cap * sizeof *st) : NULL;
+    if (st)
+        rec->starts = st;
+    clattn__kernel_id *ids = st ? realloc(rec->ids, cap * sizeof *ids) : NULL;
+    if (!ids)
+        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    rec->ids = ids;
+    rec->capacity = cap;
+    return CLATTN_OK;
+}
+
+static void record(chain *c, clattn__kernel_id id, cl_event start, cl_event end)
+{
+    if (!c->rec)
+        return;
+    clRetainEvent(end);
+    if (start)
+        clRetainEvent(start);
+    c->rec->events[c->rec->count] = end;
+    c->rec->starts[c->rec->count] = start;
+    c->rec->ids[c->rec->count++] = id;
+}
+
 static clattn_status launch(clattn_context *ctx, chain *c, clattn__kernel_id id, cl_kernel k,
                             cl_uint dims, const size_t *global, const size_t *local)
 {
-    if (c->rec && c->rec->count == c->rec->capacity) {
-        size_t cap = c->rec->capacity ? 2 * c->rec->capacity : 16;
-        cl_event *ev = realloc(c->rec->events, cap * sizeof *ev);
-        if (ev)
-            c->rec->events = ev;
-        clattn__kernel_id *ids = ev ? realloc(c->rec->ids, cap * sizeof *ids) : NULL;
-        if (!ids)
-            return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
-        c->rec->ids = ids;
-        c->rec->capacity = cap;
-    }
+    if (c->rec)
+        CLATTN_TRY(record_grow(ctx, c->rec));
     cl_event ev;
     cl_int err = c->last ? clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, global, local, 1,
                                                   &c->last, &ev)
@@ -188,19 +211,62 @@ static clattn_status launch(clattn_context *ctx, chain *c, clattn__kernel_id id,
     if (c->last)
         clReleaseEvent(c->last);
     c->last = ev;
-    if (c->rec) {
-        clRetainEvent(ev);
-        c->rec->events[c->rec->count] = ev;
-        c->rec->ids[c->rec->count++] = id;
+    record(c, id, NULL, ev);
+    return CLATTN_OK;
+}
+
+/* A marker after everything before it on the (in-order) queue. */
+static clattn_status marker(clattn_context *ctx, chain *c, cl_event *out)
+{
+    cl_int err = c->last ? clEnqueueMarkerWithWaitList(ctx->queue, 1, &c->last, out)
+                         : clEnqueueMarkerWithWaitList(ctx->queue, c->num_wait, c->wait, out);
+    if (err != CL_SUCCESS)
+        return clattn__cl_fail(ctx, err, "clEnqueueMarkerWithWaitList");
+    return CLATTN_OK;
+}
+
+/* A GEMM through CLBlast, chained like a kernel: CLBlast takes no wait list,
+ * so a marker before it carries ours (the queue is in-order: the plan only
+ * uses CLBlast there), and a marker after it becomes the chain's event. */
+typedef enum { GEMM_QK, GEMM_AV } gemm_kind;
+
+static clattn_status blas_call(clattn_context *ctx, chain *c, gemm_kind kind,
+                               const clattn__shape *s, cl_mem a, cl_mem b, cl_mem out, int bh0,
+                               int nbh, int row0, int nrows)
+{
+    if (c->rec)
+        CLATTN_TRY(record_grow(ctx, c->rec));
+    cl_event before, after;
+    CLATTN_TRY(marker(ctx, c, &before));
+    clattn_status st = kind == GEMM_QK
+                           ? clattn__blas_qk(ctx, s, a, b, out, bh0, nbh, row0, nrows)
+                           : clattn__blas_av(ctx, s, a, b, out, bh0, nbh, row0, nrows);
+    cl_event prev = c->last;
+    c->last = before;
+    if (st == CLATTN_OK)
+        st = marker(ctx, c, &after);
+    c->last = prev;
+    if (st != CLATTN_OK) {
+        clReleaseEvent(before);
+        return st;
     }
+    if (c->last)
+        clReleaseEvent(c->last);
+    c->last = after;
+    record(c, kind == GEMM_QK ? CLATTN__K_QK : CLATTN__K_AV, before, after);
+    clReleaseEvent(before);
     return CLATTN_OK;
 }
 
 void clattn__launch_record_release(clattn__launch_record *rec)
 {
-    for (size_t i = 0; i < rec->count; ++i)
+    for (size_t i = 0; i < rec->count; ++i) {
         clReleaseEvent(rec->events[i]);
+        if (rec->starts[i])
+            clReleaseEvent(rec->starts[i]);
+    }
     free(rec->events);
+    free(rec->starts);
     free(rec->ids);
     memset(rec, 0, sizeof *rec);
 }
@@ -285,68 +351,99 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     return launch(ctx, c, CLATTN__K_COMBINE, ce->kernel, 2, cg, cl);
 }
 
+/* One chunk of the three-stage path: bh0..bh0+nbh-1 heads, rows row0.. */
+typedef struct {
+    cl_int bh0, nbh, row0, nrows;
+} chunk;
+
+static clattn_status stage_qk(clattn_context *ctx, const clattn__shape *s, clattn__plan *pl,
+                              call_args *a, chain *c, cl_mem scores, chunk *k)
+{
+    if (pl->qk_blas)
+        return blas_call(ctx, c, GEMM_QK, s, a->q, a->k, scores, k->bh0, k->nbh, k->row0,
+                         k->nrows);
+    const clattn__program_entry *e;
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->qk, &e));
+    const arg args[] = {ARG(a->q),      ARG(a->k),        ARG(a->mask),    ARG(a->kv_lens),
+                        ARG(scores),    ARG(a->heads),    ARG(a->group),   ARG(a->seq_q),
+                        ARG(a->seq_kv), ARG(k->row0),     ARG(k->nrows),   ARG(k->bh0),
+                        ARG(a->scale),  ARG(a->causal),   ARG(a->windowed), ARG(a->wl),
+                        ARG(a->wr),     ARG(a->has_mask), ARG(a->has_kvl), ARG(a->qsb),
+                        ARG(a->qsh),    ARG(a->qss),      ARG(a->ksb),     ARG(a->ksh),
+                        ARG(a->kss),    ARG(a->msb),      ARG(a->msh)};
+    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const size_t tm = (size_t)pl->qk.values[0], tn = (size_t)pl->qk.values[1];
+    const size_t g[3] = {round_up((size_t)s->p.seq_kv, tn), round_up((size_t)k->nrows, tm),
+                         (size_t)k->nbh};
+    const size_t l[3] = {tn, tm, 1};
+    return launch(ctx, c, CLATTN__K_QK, e->kernel, 3, g, l);
+}
+
+static clattn_status stage_softmax(clattn_context *ctx, clattn__plan *pl, call_args *a,
+                                   chain *c, cl_mem scores, chunk *k)
+{
+    const clattn__program_entry *e;
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->softmax, &e));
+    cl_int raw = pl->qk_blas; /* GEMM scores still need their masking */
+    const arg args[] = {ARG(scores),     ARG(a->lse),     ARG(a->heads),    ARG(a->seq_q),
+                        ARG(a->seq_kv),  ARG(k->row0),    ARG(k->nrows),    ARG(k->bh0),
+                        ARG(a->has_lse), ARG(raw),        ARG(a->mask),     ARG(a->kv_lens),
+                        ARG(a->causal),  ARG(a->windowed), ARG(a->wl),      ARG(a->wr),
+                        ARG(a->has_mask), ARG(a->has_kvl), ARG(a->msb),     ARG(a->msh)};
+    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const size_t w = (size_t)pl->softmax.values[0];
+    const size_t g[3] = {w, (size_t)k->nrows, (size_t)k->nbh};
+    const size_t l[3] = {w, 1, 1};
+    return launch(ctx, c, CLATTN__K_SOFTMAX, e->kernel, 3, g, l);
+}
+
+static clattn_status stage_av(clattn_context *ctx, const clattn__shape *s, clattn__plan *pl,
+                              call_args *a, chain *c, cl_mem scores, chunk *k)
+{
+    if (pl->av_blas)
+        return blas_call(ctx, c, GEMM_AV, s, scores, a->v, a->o, k->bh0, k->nbh, k->row0,
+                         k->nrows);
+    const clattn__program_entry *e;
+    CLATTN_TRY(clattn__get_kernel(ctx, &pl->av, &e));
+    const arg args[] = {ARG(scores),    ARG(a->v),       ARG(a->o),     ARG(a->kv_lens),
+                        ARG(a->heads),  ARG(a->group),   ARG(a->seq_q), ARG(a->seq_kv),
+                        ARG(k->row0),   ARG(k->nrows),   ARG(k->bh0),   ARG(a->causal),
+                        ARG(a->windowed), ARG(a->wl),    ARG(a->wr),    ARG(a->has_kvl),
+                        ARG(a->vsb),    ARG(a->vsh),     ARG(a->vss),   ARG(a->osb),
+                        ARG(a->osh),    ARG(a->oss)};
+    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const size_t tm = (size_t)pl->av.values[0], tn = (size_t)pl->av.values[1];
+    const size_t g[3] = {round_up((size_t)s->p.head_dim_v, tn), round_up((size_t)k->nrows, tm),
+                         (size_t)k->nbh};
+    const size_t l[3] = {tn, tm, 1};
+    return launch(ctx, c, CLATTN__K_AV, e->kernel, 3, g, l);
+}
+
 static clattn_status run_three_stage(clattn_context *ctx, const clattn__shape *s,
                                      clattn__plan *pl, call_args *a, chain *c, float *probs_host)
 {
-    const clattn__program_entry *qe, *se, *ae;
-    CLATTN_TRY(clattn__get_kernel(ctx, &pl->qk, &qe));
-    CLATTN_TRY(clattn__get_kernel(ctx, &pl->softmax, &se));
-    CLATTN_TRY(clattn__get_kernel(ctx, &pl->av, &ae));
     const clattn_problem *p = &s->p;
     cl_mem scores = ctx->scratch[0];
     const int bh_total = p->batch * p->heads;
-    for (cl_int bh0 = 0; bh0 < bh_total; bh0 += pl->chunk_bh) {
-        cl_int nbh = bh_total - bh0 < pl->chunk_bh ? bh_total - bh0 : pl->chunk_bh;
-        for (cl_int row0 = 0; row0 < p->seq_q; row0 += pl->chunk_rows) {
-            cl_int nrows = p->seq_q - row0 < pl->chunk_rows ? p->seq_q - row0 : pl->chunk_rows;
-
-            const arg qa[] = {ARG(a->q),      ARG(a->k),      ARG(a->mask),  ARG(a->kv_lens),
-                              ARG(scores),    ARG(a->heads),  ARG(a->group), ARG(a->seq_q),
-                              ARG(a->seq_kv), ARG(row0),      ARG(nrows),    ARG(bh0),
-                              ARG(a->scale),  ARG(a->causal), ARG(a->windowed), ARG(a->wl),
-                              ARG(a->wr),     ARG(a->has_mask), ARG(a->has_kvl), ARG(a->qsb),
-                              ARG(a->qsh),    ARG(a->qss),    ARG(a->ksb),   ARG(a->ksh),
-                              ARG(a->kss),    ARG(a->msb),    ARG(a->msh)};
-            CLATTN_TRY(set_args(ctx, qe->kernel, qa, (int)(sizeof qa / sizeof qa[0])));
-            const size_t tm = (size_t)pl->qk.values[0], tn = (size_t)pl->qk.values[1];
-            const size_t qg[3] = {round_up((size_t)p->seq_kv, tn), round_up((size_t)nrows, tm),
-                                  (size_t)nbh};
-            const size_t ql[3] = {tn, tm, 1};
-            CLATTN_TRY(launch(ctx, c, CLATTN__K_QK, qe->kernel, 3, qg, ql));
-
-            const arg sa[] = {ARG(scores), ARG(a->lse), ARG(a->heads), ARG(a->seq_q),
-                              ARG(a->seq_kv), ARG(row0), ARG(nrows),  ARG(bh0),
-                              ARG(a->has_lse)};
-            CLATTN_TRY(set_args(ctx, se->kernel, sa, (int)(sizeof sa / sizeof sa[0])));
-            const size_t sw = (size_t)pl->softmax.values[0];
-            const size_t sg[3] = {sw, (size_t)nrows, (size_t)nbh};
-            const size_t sl[3] = {sw, 1, 1};
-            CLATTN_TRY(launch(ctx, c, CLATTN__K_SOFTMAX, se->kernel, 3, sg, sl));
-
+    chunk k;
+    for (k.bh0 = 0; k.bh0 < bh_total; k.bh0 += pl->chunk_bh) {
+        k.nbh = bh_total - k.bh0 < pl->chunk_bh ? bh_total - k.bh0 : pl->chunk_bh;
+        for (k.row0 = 0; k.row0 < p->seq_q; k.row0 += pl->chunk_rows) {
+            k.nrows = p->seq_q - k.row0 < pl->chunk_rows ? p->seq_q - k.row0 : pl->chunk_rows;
+            CLATTN_TRY(stage_qk(ctx, s, pl, a, c, scores, &k));
+            CLATTN_TRY(stage_softmax(ctx, pl, a, c, scores, &k));
             if (probs_host) {
                 /* A chunk is whole heads or rows of one head: contiguous. */
-                const size_t off = ((size_t)bh0 * (size_t)p->seq_q + (size_t)row0) *
+                const size_t off = ((size_t)k.bh0 * (size_t)p->seq_q + (size_t)k.row0) *
                                    (size_t)p->seq_kv;
-                const size_t n = (size_t)nbh * (size_t)nrows * (size_t)p->seq_kv;
+                const size_t n = (size_t)k.nbh * (size_t)k.nrows * (size_t)p->seq_kv;
                 CLATTN_CL_TRY(ctx,
                               clEnqueueReadBuffer(ctx->queue, scores, CL_TRUE, 0,
                                                   n * sizeof(float), probs_host + off, 1,
                                                   &c->last, NULL),
                               "clEnqueueReadBuffer (attention weights)");
             }
-
-            const arg aa[] = {ARG(scores),  ARG(a->v),      ARG(a->o),     ARG(a->kv_lens),
-                              ARG(a->heads), ARG(a->group), ARG(a->seq_q), ARG(a->seq_kv),
-                              ARG(row0),    ARG(nrows),     ARG(bh0),      ARG(a->causal),
-                              ARG(a->windowed), ARG(a->wl), ARG(a->wr),    ARG(a->has_kvl),
-                              ARG(a->vsb),  ARG(a->vsh),    ARG(a->vss),   ARG(a->osb),
-                              ARG(a->osh),  ARG(a->oss)};
-            CLATTN_TRY(set_args(ctx, ae->kernel, aa, (int)(sizeof aa / sizeof aa[0])));
-            const size_t am = (size_t)pl->av.values[0], an = (size_t)pl->av.values[1];
-            const size_t ag[3] = {round_up((size_t)p->head_dim_v, an),
-                                  round_up((size_t)nrows, am), (size_t)nbh};
-            const size_t al[3] = {an, am, 1};
-            CLATTN_TRY(launch(ctx, c, CLATTN__K_AV, ae->kernel, 3, ag, al));
+            CLATTN_TRY(stage_av(ctx, s, pl, a, c, scores, &k));
         }
     }
     return CLATTN_OK;
@@ -411,6 +508,7 @@ clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s
 
     clattn__shape shape = *s;
     shape.has_mask = buf->mask != NULL;
+    shape.has_kv_lens = buf->kv_lens != NULL;
     clattn__plan plan;
     CLATTN_TRY(clattn__plan_make(ctx, &shape, ctx->max_scratch_bytes, 0, &plan));
     if (probs_host && plan.path != CLATTN_PATH_THREE_STAGE)
@@ -449,10 +547,11 @@ clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem
     if (st == CLATTN_OK)
         st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes, 0, &plan);
     if (st == CLATTN_OK && plan.path == CLATTN_PATH_THREE_STAGE) {
-        st = clattn__get_kernel(ctx, &plan.qk, &e);
+        if (!plan.qk_blas)
+            st = clattn__get_kernel(ctx, &plan.qk, &e);
         if (st == CLATTN_OK)
             st = clattn__get_kernel(ctx, &plan.softmax, &e);
-        if (st == CLATTN_OK)
+        if (st == CLATTN_OK && !plan.av_blas)
             st = clattn__get_kernel(ctx, &plan.av, &e);
     } else if (st == CLATTN_OK) {
         st = clattn__get_kernel(ctx, &plan.fused, &e);

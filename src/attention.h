@@ -17,7 +17,8 @@ clattn_status clattn__forward_locked(struct clattn_context *ctx, const clattn__s
 
 /* Events of every kernel a call launched, for timing. */
 typedef struct clattn__launch_record {
-    cl_event *events;
+    cl_event *events; /* the kernel's, or a marker after a library call */
+    cl_event *starts; /* NULL, or a marker before a library call (its end is the start) */
     clattn__kernel_id *ids;
     size_t count, capacity;
 } clattn__launch_record;

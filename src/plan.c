@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "blas.h"
 #include "plan.h"
 
 /* AUTO: split the keys when few query rows face a long KV (decoding), where
@@ -132,9 +133,10 @@ void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune
 }
 
 /* Applies what the tuning layers hold for unit to cfgs (by parameter name);
- * returns the entry's NSPLIT (0 when it has none or nothing applies). */
+ * returns the entry's value of extra (a plan-level tunable such as NSPLIT),
+ * 0 when it has none or nothing applies. */
 static int apply_tuned(struct clattn_context *ctx, const clattn__shape *s, const char *unit,
-                       clattn__kernel_config *const *cfgs, int n, int flags)
+                       clattn__kernel_config *const *cfgs, int n, int flags, const char *extra)
 {
     if (flags & CLATTN__PLAN_NO_TUNED)
         return 0;
@@ -151,13 +153,16 @@ static int apply_tuned(struct clattn_context *ctx, const clattn__shape *s, const
             if (strcmp(names[j], "SPLIT_KV") != 0)
                 cfgs[i]->values[j] = clattn__db_param(e, names[j], cfgs[i]->values[j]);
     }
-    return clattn__db_param(e, "NSPLIT", 0);
+    return extra ? clattn__db_param(e, extra, 0) : 0;
 }
 
 /* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
- * (any -D name of a kernel family, plus NSPLIT for split-KV). Values are
- * still fitted to the device afterwards. Returns the forced NSPLIT or 0. */
-static int apply_overrides(clattn__kernel_config *const *cfgs, int n, int flags)
+ * (any -D name of a kernel family, plus NSPLIT for split-KV and QK_BLAS /
+ * AV_BLAS for the three-stage GEMMs). Values are still fitted to the device
+ * afterwards. Returns the forced value of extra (0 = not forced; a forced 0
+ * reads as -1). */
+static int apply_overrides(clattn__kernel_config *const *cfgs, int n, int flags,
+                           const char *extra)
 {
     const char *env = flags & CLATTN__PLAN_NO_OVERRIDES ? NULL : getenv("CLATTN_PARAMS");
     if (!env || !*env)
@@ -175,9 +180,9 @@ static int apply_overrides(clattn__kernel_config *const *cfgs, int n, int flags)
         name[len] = '\0';
         char *end;
         long v = strtol(p + len + 1, &end, 10);
+        if (extra && strcmp(name, extra) == 0 && v >= 0 && v <= 4096)
+            nsplit = v ? (int)v : -1;
         if (v >= 1 && v <= 4096) {
-            if (strcmp(name, "NSPLIT") == 0)
-                nsplit = (int)v;
             for (int i = 0; i < n; ++i) {
                 int np;
                 const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
@@ -220,10 +225,18 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
         plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
         clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
-        apply_tuned(ctx, s, "qk", cfgs, 1, flags);
-        apply_tuned(ctx, s, "softmax", cfgs + 1, 1, flags);
-        apply_tuned(ctx, s, "av", cfgs + 2, 1, flags);
-        apply_overrides(cfgs, 3, flags);
+        int qk_blas = apply_tuned(ctx, s, "qk", cfgs, 1, flags, "QK_BLAS");
+        apply_tuned(ctx, s, "softmax", cfgs + 1, 1, flags, NULL);
+        int av_blas = apply_tuned(ctx, s, "av", cfgs + 2, 1, flags, "AV_BLAS");
+        int forced = apply_overrides(cfgs, 3, flags, "QK_BLAS");
+        if (forced)
+            qk_blas = forced > 0;
+        forced = apply_overrides(cfgs, 3, flags, "AV_BLAS");
+        if (forced)
+            av_blas = forced > 0;
+        /* Ineligible problems (dtype, masking, queue) keep the own kernels. */
+        plan->qk_blas = qk_blas && clattn__blas_qk_eligible(ctx, s);
+        plan->av_blas = av_blas && clattn__blas_av_eligible(ctx, s);
         /* The softmax reduction needs a power-of-two work-group. */
         while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
             plan->softmax.values[0] &= plan->softmax.values[0] - 1;
@@ -264,9 +277,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
     plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
-    const int tuned_split = apply_tuned(ctx, s, split ? "splitkv" : "fused", cfgs, 2, flags);
-    const int overridden = apply_overrides(cfgs, 2, flags);
-    const int forced_split = overridden ? overridden : tuned_split;
+    const int tuned_split =
+        apply_tuned(ctx, s, split ? "splitkv" : "fused", cfgs, 2, flags, "NSPLIT");
+    const int overridden = apply_overrides(cfgs, 2, flags, "NSPLIT");
+    const int forced_split = overridden > 0 ? overridden : tuned_split;
     plan->fused.values[2] = split;
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,

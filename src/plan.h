@@ -13,6 +13,7 @@ typedef struct clattn__plan {
     int nsplit, keys_per_split;
     clattn__kernel_config qk, softmax, av;
     int chunk_bh, chunk_rows; /* three-stage: heads and rows per scratch chunk */
+    int qk_blas, av_blas;     /* three-stage GEMMs through CLBlast */
     size_t scratch_bytes[2];  /* per scratch buffer the path needs */
 } clattn__plan;
 

@@ -17,7 +17,7 @@ typedef struct clattn__shape {
     int64_t q_extent, k_extent, v_extent, o_extent;
     int64_t mask_extent; /* when a mask is given */
     int64_t lse_elems;   /* batch * heads * seq_q */
-    int has_mask;        /* set by the caller once buffers are known */
+    int has_mask, has_kv_lens; /* set by the caller once buffers are known */
 } clattn__shape;
 
 struct clattn_context;

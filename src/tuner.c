@@ -121,8 +121,11 @@ static clattn_status run_timed(tuner *t, clattn__plan *plan, unsigned mask, int 
         if (!(mask & (1u << rec.ids[i])))
             continue;
         cl_ulong a = 0, b = 0;
-        if (clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_START, sizeof a, &a,
-                                    NULL) != CL_SUCCESS ||
+        /* A library call (CLBlast) runs between two markers. */
+        cl_event from = rec.starts[i] ? rec.starts[i] : rec.events[i];
+        cl_profiling_info what = rec.starts[i] ? CL_PROFILING_COMMAND_END
+                                               : CL_PROFILING_COMMAND_START;
+        if (clGetEventProfilingInfo(from, what, sizeof a, &a, NULL) != CL_SUCCESS ||
             clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
                                     NULL) != CL_SUCCESS)
             st = clattn__fail(ctx, CLATTN_ERR_OPENCL, "profiling information unavailable");
@@ -286,6 +289,8 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
                             sp->unit, err);
     CLATTN_TRY(measure(t, &dflt.plan, sp->kernels, SAMPLES, 0, &dflt.tm));
     r->default_ms = dflt.tm.median;
+    clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s default: %.4g ms (p20 %.4g, p80 %.4g)",
+                sp->unit, dflt.tm.median, dflt.tm.p20, dflt.tm.p80);
 
     /* Candidate points: all, or a random sample refined by local search. */
     const int total = clattn__space_size(sp);
@@ -312,6 +317,13 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         } else if (step < RANDOM_SAMPLE) {
             t->rng = t->rng * 1664525u + 1013904223u;
             lin = (int)((t->rng >> 8) % (uint32_t)total);
+            /* The GEMM library is a single point of its own: always try it. */
+            const int last = sp->count - 1;
+            if (step == 0 && strstr(sp->t[last].name, "_BLAS")) {
+                lin = 1;
+                for (int j = 0; j < last; ++j)
+                    lin *= sp->t[j].count;
+            }
         } else {
             /* Local search: a neighbour of the best not yet visited. */
             const clattn__point *centre = best_i >= 0 ? &cands[best_i].pt : &dflt.pt;
@@ -339,7 +351,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             rest /= sp->t[i].count;
         }
         if (same_point(sp, &pt, &dflt.pt) ||
-            !clattn__space_valid(sp, &pt, &ctx->dev, &t->s))
+            !clattn__space_valid(sp, &pt, ctx, &t->s))
             continue;
         ++visited;
         progress(t, sp->unit, visited, planned, best_ms, dflt.tm.median);
@@ -373,6 +385,8 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             reject(r, params, clattn_last_error(ctx));
             continue;
         }
+        clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s [%s]: %.4g ms (p20 %.4g, p80 %.4g)",
+                    sp->unit, params, c->tm.median, c->tm.p20, c->tm.p80);
         if (c->tm.median < best_ms) {
             best_ms = c->tm.median;
             best_i = ncand;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "internal.h"
 #include "tuner_space.h"
 
@@ -24,8 +25,11 @@ const clattn__space clattn__spaces[] = {
     {"qk",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_QK),
-     3,
-     {{"QK_TM", 5, {1, 4, 8, 16, 32}}, {"QK_TN", 4, {4, 8, 16, 32}}, {"QK_TK", 4, {4, 8, 16, 32}}}},
+     4,
+     {{"QK_TM", 5, {1, 4, 8, 16, 32}},
+      {"QK_TN", 4, {4, 8, 16, 32}},
+      {"QK_TK", 4, {4, 8, 16, 32}},
+      {"QK_BLAS", 2, {0, 1}}}},
     {"softmax",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_SOFTMAX),
@@ -34,8 +38,11 @@ const clattn__space clattn__spaces[] = {
     {"av",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_AV),
-     3,
-     {{"AV_TM", 5, {1, 4, 8, 16, 32}}, {"AV_TN", 4, {4, 8, 16, 32}}, {"AV_TK", 4, {4, 8, 16, 32}}}},
+     4,
+     {{"AV_TM", 5, {1, 4, 8, 16, 32}},
+      {"AV_TN", 4, {4, 8, 16, 32}},
+      {"AV_TK", 4, {4, 8, 16, 32}},
+      {"AV_BLAS", 2, {0, 1}}}},
     {NULL, CLATTN_PATH_AUTO, 0, 0, {{NULL, 0, {0}}}},
 };
 
@@ -81,6 +88,8 @@ clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__spac
         for (int j = 0; j < np; ++j)
             cfgs[c]->values[j] = value(sp, pt, names[j], cfgs[c]->values[j]);
     }
+    plan->qk_blas = value(sp, pt, "QK_BLAS", plan->qk_blas);
+    plan->av_blas = value(sp, pt, "AV_BLAS", plan->av_blas);
     if (!strcmp(sp->unit, "splitkv"))
         return clattn__plan_split(ctx, s, plan, value(sp, pt, "NSPLIT", plan->nsplit));
     return CLATTN_OK;
@@ -94,7 +103,10 @@ void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
     int n = configs(sp, &copy, cfgs);
     memset(pt, 0, sizeof *pt);
     for (int i = 0; i < sp->count; ++i) {
-        int cur = !strcmp(sp->t[i].name, "NSPLIT") ? plan->nsplit : -1;
+        int cur = !strcmp(sp->t[i].name, "NSPLIT")    ? plan->nsplit
+                  : !strcmp(sp->t[i].name, "QK_BLAS") ? plan->qk_blas
+                  : !strcmp(sp->t[i].name, "AV_BLAS") ? plan->av_blas
+                                                      : -1;
         for (int c = 0; c < n && cur < 0; ++c) {
             int np;
             const char *const *names = clattn__kernel_params(cfgs[c]->id, &np);
@@ -133,8 +145,18 @@ static int fits_extent(const clattn__space *sp, const char *name, int v, int ext
 }
 
 int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
-                        const clattn__device_info *d, const clattn__shape *s)
+                        const struct clattn_context *ctx, const clattn__shape *s)
 {
+    const clattn__device_info *d = &ctx->dev;
+    const char *blas = !strcmp(sp->unit, "qk") ? "QK_BLAS" : !strcmp(sp->unit, "av") ? "AV_BLAS"
+                                                                                     : NULL;
+    if (blas && value(sp, pt, blas, 0)) {
+        for (int i = 0; i < sp->count; ++i)
+            if (strcmp(sp->t[i].name, blas) != 0 && pt->idx[i] != 0)
+                return 0;
+        return !strcmp(blas, "QK_BLAS") ? clattn__blas_qk_eligible(ctx, s)
+                                        : clattn__blas_av_eligible(ctx, s);
+    }
     const clattn_problem *p = &s->p;
     const size_t f = sizeof(float);
     if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv")) {

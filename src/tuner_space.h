@@ -45,9 +45,11 @@ void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
 
 /* 1 when the point passes the static constraints on this device and shape:
  * work-group size within the device's limits, local memory within its
- * size, tiles no larger than the problem needs. */
+ * size, tiles no larger than the problem needs, CLBlast only where it is
+ * built in and eligible (its point has the tiles at their first values:
+ * they do not apply to it). */
 int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
-                        const clattn__device_info *d, const clattn__shape *s);
+                        const struct clattn_context *ctx, const clattn__shape *s);
 
 /* "NAME=v NAME=v" of a point. */
 void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
