@@ -230,12 +230,16 @@ static clattn_status marker(clattn_context *ctx, chain *c, cl_event *out)
  * uses CLBlast there), and a marker after it becomes the chain's event. */
 typedef enum { GEMM_QK, GEMM_AV } gemm_kind;
 
-static clattn_status blas_call(clattn_context *ctx, chain *c, gemm_kind kind,
-                               const clattn__shape *s, cl_mem a, cl_mem b, cl_mem out, int bh0,
+static clattn_status blas_call(clattn_context *ctx, chain *c, const clattn__plan *pl,
+                               gemm_kind kind, const clattn__shape *s, cl_mem a, cl_mem b, cl_mem out, int bh0,
                                int nbh, int row0, int nrows)
 {
     if (c->rec)
         CLATTN_TRY(record_grow(ctx, c->rec));
+    if (pl->blas_set && pl->blas_set != ctx->blas_set_applied) {
+        CLATTN_TRY(clattn__blas_apply_set(ctx, pl->blas_set));
+        ctx->blas_set_applied = pl->blas_set;
+    }
     cl_event before, after;
     CLATTN_TRY(marker(ctx, c, &before));
     clattn_status st = kind == GEMM_QK
@@ -360,7 +364,7 @@ static clattn_status stage_qk(clattn_context *ctx, const clattn__shape *s, clatt
                               call_args *a, chain *c, cl_mem scores, chunk *k)
 {
     if (pl->qk_blas)
-        return blas_call(ctx, c, GEMM_QK, s, a->q, a->k, scores, k->bh0, k->nbh, k->row0,
+        return blas_call(ctx, c, pl, GEMM_QK, s, a->q, a->k, scores, k->bh0, k->nbh, k->row0,
                          k->nrows);
     const clattn__program_entry *e;
     CLATTN_TRY(clattn__get_kernel(ctx, &pl->qk, &e));
@@ -401,7 +405,7 @@ static clattn_status stage_av(clattn_context *ctx, const clattn__shape *s, clatt
                               call_args *a, chain *c, cl_mem scores, chunk *k)
 {
     if (pl->av_blas)
-        return blas_call(ctx, c, GEMM_AV, s, scores, a->v, a->o, k->bh0, k->nbh, k->row0,
+        return blas_call(ctx, c, pl, GEMM_AV, s, scores, a->v, a->o, k->bh0, k->nbh, k->row0,
                          k->nrows);
     const clattn__program_entry *e;
     CLATTN_TRY(clattn__get_kernel(ctx, &pl->av, &e));

@@ -92,7 +92,52 @@ clattn_status clattn__blas_av(clattn_context *ctx, const clattn__shape *s, cl_me
     return CLATTN_OK;
 }
 
+/* CLBlast parameter sets: XgemmDirect's KWID MDIMAD MDIMCD NDIMBD NDIMCD
+ * PADA PADB VWMD VWND WGD, then GemmRoutine's XGEMM_MIN_INDIRECT_SIZE (the
+ * size from which CLBlast switches to its indirect kernel). Set 1 is
+ * CLBlast's generic default for unknown devices, so applying it restores
+ * the defaults; the others force the direct kernel with a spread of tile
+ * sizes, work-group shapes and vector widths that satisfy its divisibility
+ * rules. */
+static const size_t param_sets[][11] = {
+    {2, 8, 8, 8, 8, 1, 1, 1, 2, 16, 704},
+    {2, 8, 8, 8, 8, 1, 1, 4, 4, 32, (size_t)1 << 30},
+    {2, 8, 8, 16, 16, 1, 1, 4, 2, 32, (size_t)1 << 30},
+    {8, 16, 16, 16, 16, 0, 0, 1, 1, 64, (size_t)1 << 30},
+    {2, 8, 8, 8, 8, 0, 0, 2, 2, 64, (size_t)1 << 30},
+    {16, 16, 8, 8, 8, 0, 0, 2, 4, 32, (size_t)1 << 30},
+};
+static const char *direct_names[10] = {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD",
+                                       "PADA", "PADB",   "VWMD",   "VWND",   "WGD"};
+
+int clattn__blas_num_sets(void) { return (int)(sizeof param_sets / sizeof param_sets[0]); }
+
+clattn_status clattn__blas_apply_set(clattn_context *ctx, int set)
+{
+    if (set <= 0 || set > clattn__blas_num_sets())
+        return CLATTN_OK;
+    const size_t *v = param_sets[set - 1];
+    CLBlastStatusCode st = CLBlastOverrideParameters(ctx->device, "XgemmDirect",
+                                                     CLBlastPrecisionSingle, 10, direct_names, v);
+    const char *routine[1] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    if (st == CLBlastSuccess)
+        st = CLBlastOverrideParameters(ctx->device, "GemmRoutine", CLBlastPrecisionSingle, 1,
+                                       routine, v + 10);
+    if (st != CLBlastSuccess)
+        return blas_fail(ctx, st, "CLBlastOverrideParameters");
+    return CLATTN_OK;
+}
+
 #else /* built without CLBlast */
+
+int clattn__blas_num_sets(void) { return 0; }
+clattn_status clattn__blas_apply_set(clattn_context *ctx, int set)
+{
+    (void)ctx;
+    (void)set;
+    return CLATTN_OK;
+}
+
 
 int clattn__blas_available(void) { return 0; }
 int clattn__blas_qk_eligible(const clattn_context *ctx, const clattn__shape *s)

@@ -26,4 +26,13 @@ clattn_status clattn__blas_qk(struct clattn_context *ctx, const clattn__shape *s
 clattn_status clattn__blas_av(struct clattn_context *ctx, const clattn__shape *s, cl_mem p,
                               cl_mem v, cl_mem o, int bh0, int nbh, int row0, int nrows);
 
+/* CLBlast's own GEMM parameters, tuned too: set 0 leaves CLBlast alone; set
+ * 1 is CLBlast's generic default, sets 2..clattn__blas_num_sets() other
+ * XgemmDirect configurations, applied with CLBlastOverrideParameters.
+ * CLBlast keeps them per device for the whole process, so a tuned set also
+ * reaches GEMMs the application itself makes through CLBlast on that
+ * device. */
+int clattn__blas_num_sets(void);
+clattn_status clattn__blas_apply_set(struct clattn_context *ctx, int set);
+
 #endif

@@ -237,6 +237,12 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         /* Ineligible problems (dtype, masking, queue) keep the own kernels. */
         plan->qk_blas = qk_blas && clattn__blas_qk_eligible(ctx, s);
         plan->av_blas = av_blas && clattn__blas_av_eligible(ctx, s);
+        if (plan->qk_blas || plan->av_blas) {
+            plan->blas_set = apply_tuned(ctx, s, "clblast", cfgs, 0, flags, "CLBLAST_SET");
+            forced = apply_overrides(cfgs, 0, flags, "CLBLAST_SET");
+            if (forced)
+                plan->blas_set = forced > 0 ? forced : 0;
+        }
         /* The softmax reduction needs a power-of-two work-group. */
         while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
             plan->softmax.values[0] &= plan->softmax.values[0] - 1;

@@ -14,6 +14,7 @@ typedef struct clattn__plan {
     clattn__kernel_config qk, softmax, av;
     int chunk_bh, chunk_rows; /* three-stage: heads and rows per scratch chunk */
     int qk_blas, av_blas;     /* three-stage GEMMs through CLBlast */
+    int blas_set;             /* CLBlast parameter set (0 = CLBlast's own) */
     size_t scratch_bytes[2];  /* per scratch buffer the path needs */
 } clattn__plan;
 

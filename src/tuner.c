@@ -613,13 +613,21 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
             st = CLATTN_OK; /* e.g. no room for three-stage scratch: just skip it */
             continue;
         }
-        for (const clattn__space *sp = clattn__spaces; sp->unit && st == CLATTN_OK; ++sp)
+        for (const clattn__space *sp = clattn__spaces; sp->unit && st == CLATTN_OK; ++sp) {
+            if (!strcmp(sp->unit, "clblast")) {
+                /* Only where the qk/av units gave a GEMM to CLBlast; its
+                 * generic defaults (set 1) are the baseline. */
+                if (!base.qk_blas && !base.av_blas)
+                    continue;
+                base.blas_set = 1;
+            }
             if (sp->path == paths[i] && !over_budget(t)) {
                 clattn__plan best;
                 st = tune_unit(t, sp, &base, &best);
                 if (st == CLATTN_OK)
                     base = best;
             }
+        }
         plans[i] = base;
         have[i] = st == CLATTN_OK;
     }

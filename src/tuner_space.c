@@ -43,6 +43,12 @@ const clattn__space clattn__spaces[] = {
       {"AV_TN", 4, {4, 8, 16, 32}},
       {"AV_TK", 4, {4, 8, 16, 32}},
       {"AV_BLAS", 2, {0, 1}}}},
+    /* CLBlast's own parameters, for the GEMMs the qk/av units gave it. */
+    {"clblast",
+     CLATTN_PATH_THREE_STAGE,
+     K(CLATTN__K_QK) | K(CLATTN__K_AV),
+     1,
+     {{"CLBLAST_SET", 6, {1, 2, 3, 4, 5, 6}}}},
     {NULL, CLATTN_PATH_AUTO, 0, 0, {{NULL, 0, {0}}}},
 };
 
@@ -65,6 +71,8 @@ static int value(const clattn__space *sp, const clattn__point *pt, const char *n
 /* The kernel configs a unit's tunables live in. */
 static int configs(const clattn__space *sp, clattn__plan *plan, clattn__kernel_config **cfgs)
 {
+    if (!strcmp(sp->unit, "clblast"))
+        return 0;
     if (!strcmp(sp->unit, "fused"))
         return cfgs[0] = &plan->fused, 1;
     if (!strcmp(sp->unit, "splitkv"))
@@ -88,6 +96,7 @@ clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__spac
         for (int j = 0; j < np; ++j)
             cfgs[c]->values[j] = value(sp, pt, names[j], cfgs[c]->values[j]);
     }
+    plan->blas_set = value(sp, pt, "CLBLAST_SET", plan->blas_set);
     plan->qk_blas = value(sp, pt, "QK_BLAS", plan->qk_blas);
     plan->av_blas = value(sp, pt, "AV_BLAS", plan->av_blas);
     if (!strcmp(sp->unit, "splitkv"))
@@ -103,7 +112,8 @@ void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
     int n = configs(sp, &copy, cfgs);
     memset(pt, 0, sizeof *pt);
     for (int i = 0; i < sp->count; ++i) {
-        int cur = !strcmp(sp->t[i].name, "NSPLIT")    ? plan->nsplit
+        int cur = !strcmp(sp->t[i].name, "CLBLAST_SET") ? plan->blas_set
+                  : !strcmp(sp->t[i].name, "NSPLIT")    ? plan->nsplit
                   : !strcmp(sp->t[i].name, "QK_BLAS") ? plan->qk_blas
                   : !strcmp(sp->t[i].name, "AV_BLAS") ? plan->av_blas
                                                       : -1;
@@ -177,6 +187,8 @@ int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
         }
         return 1;
     }
+    if (!strcmp(sp->unit, "clblast"))
+        return value(sp, pt, "CLBLAST_SET", 0) <= clattn__blas_num_sets();
     if (!strcmp(sp->unit, "softmax")) {
         int wg = value(sp, pt, "SM_WG", 64);
         return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
