@@ -242,6 +242,7 @@ static clattn_status blas_call(clattn_context *ctx, chain *c, const clattn__plan
     }
     cl_event before, after;
     CLATTN_TRY(marker(ctx, c, &before));
+    ctx->used_blas = 1;
     clattn_status st = kind == GEMM_QK
                            ? clattn__blas_qk(ctx, s, a, b, out, bh0, nbh, row0, nrows)
                            : clattn__blas_av(ctx, s, a, b, out, bh0, nbh, row0, nrows);

@@ -112,6 +112,8 @@ static const char *direct_names[10] = {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "ND
 
 int clattn__blas_num_sets(void) { return (int)(sizeof param_sets / sizeof param_sets[0]); }
 
+void clattn__blas_release(void) { CLBlastClearCache(); }
+
 clattn_status clattn__blas_apply_set(clattn_context *ctx, int set)
 {
     if (set <= 0 || set > clattn__blas_num_sets())
@@ -131,6 +133,7 @@ clattn_status clattn__blas_apply_set(clattn_context *ctx, int set)
 #else /* built without CLBlast */
 
 int clattn__blas_num_sets(void) { return 0; }
+void clattn__blas_release(void) {}
 clattn_status clattn__blas_apply_set(clattn_context *ctx, int set)
 {
     (void)ctx;

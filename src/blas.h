@@ -33,6 +33,10 @@ clattn_status clattn__blas_av(struct clattn_context *ctx, const clattn__shape *s
  * reaches GEMMs the application itself makes through CLBlast on that
  * device. */
 int clattn__blas_num_sets(void);
+
+/* Drops CLBlast's cached programs (its cache is process-wide and would keep
+ * a destroyed context's programs, and with them the cl_context, alive). */
+void clattn__blas_release(void);
 clattn_status clattn__blas_apply_set(struct clattn_context *ctx, int set);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cache_fs.h"
 #include "internal.h"
 
@@ -173,6 +174,8 @@ void clattn_context_destroy(clattn_context *ctx)
         if (ctx->scratch[i])
             clReleaseMemObject(ctx->scratch[i]);
     clattn__program_cache_release(&ctx->programs);
+    if (ctx->used_blas)
+        clattn__blas_release();
     clattn__tuning_close(&ctx->tuning);
     if (ctx->owns_cl) {
         clReleaseCommandQueue(ctx->queue);
