@@ -58,7 +58,7 @@ int clattn__cache_root(const char *explicit_dir, char *out, size_t size, char *m
     return 0;
 }
 
-static int check_dir(const char *dir, char *msg, size_t msg_size)
+int clattn__cache_check_dir(const char *dir, char *msg, size_t msg_size)
 {
     struct stat st;
     if (lstat(dir, &st) != 0) {
@@ -108,7 +108,7 @@ int clattn__cache_prepare_dir(const char *dir, char *msg, size_t msg_size)
         snprintf(msg, msg_size, "cannot create cache directory %s: %s", path, strerror(errno));
         return -1;
     }
-    return check_dir(path, msg, msg_size);
+    return clattn__cache_check_dir(path, msg, msg_size);
 }
 
 int clattn__cache_read(const char *path, uint64_t max_bytes, unsigned char **data, size_t *len,

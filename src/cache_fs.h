@@ -21,6 +21,9 @@ int clattn__cache_root(const char *explicit_dir, char *out, size_t size, char *m
  * group or others. Returns 0 when usable, -1 with a message otherwise. */
 int clattn__cache_prepare_dir(const char *dir, char *msg, size_t msg_size);
 
+/* The checks of clattn__cache_prepare_dir on an existing directory. */
+int clattn__cache_check_dir(const char *dir, char *msg, size_t msg_size);
+
 /* Reads a whole regular file (no symlinks, owned by this user, at most
  * max_bytes). Returns 0 and a malloc'd buffer, 1 when it does not exist, -1
  * with a message on any other problem. */

@@ -76,6 +76,13 @@ static int over_budget(const tuner *t)
     return t->opts->budget_seconds > 0 && now_s() - t->t0 > t->opts->budget_seconds;
 }
 
+/* Units stop at 80% of the budget: the path comparison, which decides what
+ * AUTO runs, gets the rest. */
+static int units_over_budget(const tuner *t)
+{
+    return t->opts->budget_seconds > 0 && now_s() - t->t0 > 0.8 * t->opts->budget_seconds;
+}
+
 static void progress(tuner *t, const char *unit, int cand, int ncand, double best,
                      double dflt)
 {
@@ -307,7 +314,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     int planned = total <= EXHAUSTIVE_MAX ? total : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
     int phase_random = total > EXHAUSTIVE_MAX;
     int visited = 0, local_steps = 0;
-    for (int step = 0; !over_budget(t); ++step) {
+    for (int step = 0; !units_over_budget(t); ++step) {
         clattn__point pt;
         int lin;
         if (!phase_random) {
@@ -596,10 +603,12 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
 {
     clattn_context *ctx = t->ctx;
     clattn_status st = setup_shape(t, shape);
-    clattn__plan plans[3]; /* fused, three-stage, split-KV */
+    /* The paths AUTO may pick first; three-stage, never the rule's choice,
+     * last, so a short budget is spent where it matters most. */
+    clattn__plan plans[3];
     int have[3] = {0, 0, 0};
-    const clattn_path paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
-                                  CLATTN_PATH_SPLIT_KV};
+    const clattn_path paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_SPLIT_KV,
+                                  CLATTN_PATH_THREE_STAGE};
     for (int i = 0; i < 3 && st == CLATTN_OK; ++i) {
         /* Split-KV is for few query rows; elsewhere it is fused with extra work. */
         if (paths[i] == CLATTN_PATH_SPLIT_KV && t->s.p.seq_q > 64)
@@ -621,7 +630,7 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
                     continue;
                 base.blas_set = 1;
             }
-            if (sp->path == paths[i] && !over_budget(t)) {
+            if (sp->path == paths[i] && !units_over_budget(t)) {
                 clattn__plan best;
                 st = tune_unit(t, sp, &base, &best);
                 if (st == CLATTN_OK)
@@ -635,25 +644,6 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
         st = tune_paths(t, plans, have, 3);
     free_shape(t);
     return st;
-}
-
-/* One tuner per device: an advisory lock next to the db, released by the
- * kernel when the process dies. Returns the fd (or -1 without a disk). */
-static int lock_device(clattn_context *ctx)
-{
-    if (!ctx->tuning.user_file[0])
-        return -1;
-    char path[CLATTN__PATH_MAX + 8];
-    snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        clattn__log(ctx, CLATTN_LOG_INFO, "another tuner holds %s; waiting", path);
-        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
-            ;
-    }
-    return fd;
 }
 
 clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes, size_t num_shapes,
@@ -700,7 +690,7 @@ clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes, siz
         clFinish(saved);
         ctx->queue = tq;
     }
-    int lock_fd = lock_device(ctx);
+    int lock_fd = clattn__tuning_lock(ctx);
 
     tuner t;
     memset(&t, 0, sizeof t);

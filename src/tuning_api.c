@@ -2,6 +2,8 @@
  * import, clear. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,12 +143,15 @@ clattn_status clattn_tuning_import(clattn_context *ctx, const char *path)
     if (st == CLATTN_OK && strcmp(mine, theirs) != 0)
         st = BAD("%s was tuned on another device model (%s), not this one (%s)", path,
                  db.fingerprint, ctx->fingerprint);
+    int lock_fd = st == CLATTN_OK ? clattn__tuning_lock(ctx) : -1;
     for (size_t i = 0; st == CLATTN_OK && i < db.count; ++i)
         if (clattn__db_put(&ctx->tuning.user, &db.entries[i]) != 0)
             st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of memory");
     char msg[CLATTN__PATH_MAX + 128];
     if (st == CLATTN_OK && clattn__tuning_save(ctx, msg, sizeof msg) != 0)
         st = clattn__fail(ctx, CLATTN_ERR_IO, "%s", msg);
+    if (lock_fd >= 0)
+        close(lock_fd);
     clattn__db_free(&db);
     free(text);
     pthread_mutex_unlock(&ctx->lock);
@@ -181,6 +186,15 @@ clattn_status clattn_cache_clear(const clattn_options *opts)
     if (rc == 1)
         return CLATTN_OK; /* disk use is off: nothing to clear */
     if (rc < 0) {
+        if (opts && opts->log)
+            opts->log(CLATTN_LOG_ERROR, msg, opts->log_user_data);
+        return CLATTN_ERR_IO;
+    }
+    /* Never delete through a symlink or in a directory that is not ours. */
+    struct stat st;
+    if (lstat(root, &st) != 0 && errno == ENOENT)
+        return CLATTN_OK; /* nothing cached yet */
+    if (clattn__cache_check_dir(root, msg, sizeof msg) != 0) {
         if (opts && opts->log)
             opts->log(CLATTN_LOG_ERROR, msg, opts->log_user_data);
         return CLATTN_ERR_IO;

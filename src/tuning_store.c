@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "cache_fs.h"
@@ -61,35 +63,84 @@ uint64_t clattn__unit_hash(const clattn_context *ctx, const char *unit)
     return 0;
 }
 
-/* Reads one db file into db; returns 0 when it parsed. */
-static int load_file(clattn_context *ctx, const char *path, clattn__tuning_db *db,
-                     int set_aside)
+/* Reads one db file into db; returns 0 when it parsed, 1 when it is
+ * missing, -1 otherwise; *bad counts damaged lines. Problems other than a
+ * missing file are reported. */
+static int load_file(clattn_context *ctx, const char *path, clattn__tuning_db *db, int *bad)
 {
     unsigned char *data;
     size_t len;
     char msg[CLATTN__PATH_MAX + 128];
+    *bad = 0;
     int rc = clattn__cache_read(path, DB_MAX_BYTES, &data, &len, msg, sizeof msg);
     if (rc == 1)
-        return -1;
+        return 1;
     if (rc < 0) {
         clattn__cache_warn(ctx, msg);
         return -1;
     }
-    int bad = 0;
-    rc = clattn__db_parse(db, (const char *)data, len, &bad);
+    rc = clattn__db_parse(db, (const char *)data, len, bad);
     free(data);
-    if (rc != 0 || bad) {
-        snprintf(msg, sizeof msg, "%s: %s", path,
-                 rc != 0 ? "not a clattn tuning db of this version"
-                         : "damaged lines skipped (an interrupted tune?)");
-        clattn__cache_warn(ctx, msg);
-        if (rc != 0 && set_aside) {
-            char aside[CLATTN__PATH_MAX + 8];
-            snprintf(aside, sizeof aside, "%s.bad", path);
-            rename(path, aside);
+    return rc;
+}
+
+static void set_aside(clattn_context *ctx, const char *path, const char *why)
+{
+    char aside[CLATTN__PATH_MAX + 8], msg[CLATTN__PATH_MAX + 160];
+    snprintf(aside, sizeof aside, "%s.bad", path);
+    rename(path, aside);
+    snprintf(msg, sizeof msg, "%s: %s; set aside as %s.bad", path, why, path);
+    clattn__cache_warn(ctx, msg);
+    ctx->stats.cache_rejected++;
+}
+
+void clattn__tuning_reload(clattn_context *ctx)
+{
+    clattn__tuning_store *t = &ctx->tuning;
+    if (!t->user_file[0])
+        return;
+    clattn__tuning_db db;
+    clattn__db_init(&db);
+    int bad = 0;
+    int rc = load_file(ctx, t->user_file, &db, &bad);
+    if (rc == 0 && strcmp(db.fingerprint, ctx->fingerprint) != 0)
+        set_aside(ctx, t->user_file, "fingerprint mismatch (another device or driver)");
+    else if (rc < 0 && access(t->user_file, F_OK) == 0)
+        set_aside(ctx, t->user_file, "not a clattn tuning db of this format version");
+    else if (rc == 0) {
+        /* The file is at least as new as memory: its entries win. */
+        for (size_t i = 0; i < db.count; ++i)
+            clattn__db_put(&t->user, &db.entries[i]);
+        if (bad) {
+            char msg[CLATTN__PATH_MAX + 128];
+            snprintf(msg, sizeof msg, "%s: damaged lines (%d) dropped; file rewritten",
+                     t->user_file, bad);
+            clattn__cache_warn(ctx, msg);
+            ctx->stats.cache_rejected++;
+            if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
+                clattn__cache_warn(ctx, msg);
         }
     }
-    return rc;
+    clattn__db_free(&db);
+}
+
+int clattn__tuning_lock(clattn_context *ctx)
+{
+    if (!ctx->tuning.user_file[0])
+        return -1;
+    char path[CLATTN__PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        clattn__log(ctx, CLATTN_LOG_INFO, "another tuner holds %s; waiting", path);
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+    }
+    /* Whoever held the lock may have written entries since we loaded. */
+    clattn__tuning_reload(ctx);
+    return fd;
 }
 
 static void load_stale(clattn_context *ctx, const char *dir, const char *own_file)
@@ -110,7 +161,8 @@ static void load_stale(clattn_context *ctx, const char *dir, const char *own_fil
             continue;
         clattn__tuning_db db;
         clattn__db_init(&db);
-        if (load_file(ctx, path, &db, 0) == 0) {
+        int bad;
+        if (load_file(ctx, path, &db, &bad) == 0) {
             clattn__fingerprint_model(db.fingerprint, other, sizeof other);
             if (strcmp(model, other) == 0)
                 for (size_t i = 0; i < db.count; ++i)
@@ -145,7 +197,8 @@ void clattn__tuning_open(clattn_context *ctx, const char *cache_root)
                  name) < (int)sizeof path) {
         clattn__tuning_db db;
         clattn__db_init(&db);
-        if (load_file(ctx, path, &db, 0) == 0 && strcmp(db.fingerprint, ctx->fingerprint) == 0)
+        int bad;
+        if (load_file(ctx, path, &db, &bad) == 0 && strcmp(db.fingerprint, ctx->fingerprint) == 0)
             for (size_t i = 0; i < db.count; ++i)
                 clattn__db_put(&t->system, &db.entries[i]);
         clattn__db_free(&db);
@@ -163,16 +216,7 @@ void clattn__tuning_open(clattn_context *ctx, const char *cache_root)
         t->tuning_dir[0] = t->user_file[0] = '\0';
         return;
     }
-    clattn__tuning_db db;
-    clattn__db_init(&db);
-    if (load_file(ctx, t->user_file, &db, 1) == 0) {
-        if (strcmp(db.fingerprint, ctx->fingerprint) == 0)
-            for (size_t i = 0; i < db.count; ++i)
-                clattn__db_put(&t->user, &db.entries[i]);
-        else
-            clattn__cache_warn(ctx, "tuning db fingerprint mismatch; ignored");
-    }
-    clattn__db_free(&db);
+    clattn__tuning_reload(ctx);
     load_stale(ctx, t->tuning_dir, t->user_file);
 }
 
@@ -230,13 +274,20 @@ int clattn__tuning_record(clattn_context *ctx, const clattn__tune_entry *e)
     if (n < 0)
         return 0;
     /* Append, creating the file with its header when it is new. */
-    int fd = open(ctx->tuning.user_file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(ctx->tuning.user_file, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         char msg[CLATTN__PATH_MAX + 128];
         if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
             clattn__cache_warn(ctx, msg);
         return 0;
     }
+    /* After an interrupted append the file may end mid-line: start a new
+     * line, so the partial record stays a lone damaged line. */
+    struct stat st;
+    char last = '\n';
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
+        pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n')
+        (void)!write(fd, "\n", 1);
     if (fd < 0 || write(fd, line, (size_t)n) != n) {
         char msg[CLATTN__PATH_MAX + 64];
         snprintf(msg, sizeof msg, "cannot append to %s", ctx->tuning.user_file);

@@ -37,6 +37,16 @@ const clattn__tune_entry *clattn__tuning_current(struct clattn_context *ctx,
  * tune keeps what it measured). Returns 0, or -1 out of memory. */
 int clattn__tuning_record(struct clattn_context *ctx, const clattn__tune_entry *e);
 
+/* (Re)reads the user db file into the user layer; a damaged file is
+ * reported once, counted, and repaired (damaged lines dropped and the file
+ * rewritten) or set aside (another format version or device). */
+void clattn__tuning_reload(struct clattn_context *ctx);
+
+/* Takes the device's advisory tuning lock (waiting for another holder; the
+ * kernel drops it when the process dies) and reloads the user db. Returns
+ * the fd to close, or -1 without a disk cache. */
+int clattn__tuning_lock(struct clattn_context *ctx);
+
 /* Rewrites the user file atomically from the in-memory user db. */
 int clattn__tuning_save(struct clattn_context *ctx, char *msg, size_t msg_size);
 
