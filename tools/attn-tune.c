@@ -14,6 +14,14 @@ static const char k_usage[] =
     "  devices   list every OpenCL platform and device, marking clattn's default\n"
     "  verify    check every path, dtype and mask against a double-precision\n"
     "            reference on one device\n"
+    "  tune      measure kernel configurations for a set of shapes and store the\n"
+    "            winners in the tuning db of the device\n"
+    "  show      list the tuning db entries that apply to a device\n"
+    "  export    write a device's tuning db to a file\n"
+    "  import    merge a tuning db file (same device model) into the user db\n"
+    "  clear     empty the on-disk cache (program binaries and tuning dbs)\n"
+    "  bench     time the benchmark shapes: tuned AUTO against the untuned\n"
+    "            defaults and every explicit path; first-call time cold vs warm\n"
     "\n"
     "Options:\n"
     "  -h, --help   this text ('attn-tune <command> --help' for a command's own)\n"
@@ -22,6 +30,8 @@ static const char k_usage[] =
     "Devices are named P:D (platform index, device index) as 'attn-tune devices'\n"
     "lists them. Without --device clattn chooses: the environment variable\n"
     "CLATTN_DEVICE=P:D, else the first GPU, else the first device.\n"
+    "The cache (kernel binaries, tuning dbs) lives under $CLATTN_CACHE_DIR, else\n"
+    "$XDG_CACHE_HOME/clattn, else ~/.cache/clattn; CLATTN_CACHE_DIR=off disables it.\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -76,12 +86,15 @@ int tool_option_value(int argc, char **argv, int *i, const char *name, const cha
  * ask when it fails, so its reason arrives only here. */
 static char g_last_log[1024];
 
-static void tool_log(int level, const char *message, void *user_data)
+int tool_log_warnings;
+
+void tool_log(int level, const char *message, void *user_data)
 {
     (void)user_data;
     if (level <= CLATTN_LOG_ERROR) {
         snprintf(g_last_log, sizeof g_last_log, "%s", message);
     } else if (level == CLATTN_LOG_WARNING) {
+        tool_log_warnings++;
         fprintf(stderr, "attn-tune: clattn warning: %s\n", message);
     }
 }
@@ -115,15 +128,40 @@ static int device_exists(const tool_device *dev)
 int tool_open_context(const tool_device *dev, clattn_context **out)
 {
     clattn_options opts;
-    clattn_status st;
-    const char *env = getenv("CLATTN_DEVICE");
+    clattn_status st = clattn_options_init(&opts);
     *out = NULL;
-    if (dev->platform >= 0 && !device_exists(dev)) return TOOL_EXIT_USAGE;
-    st = clattn_options_init(&opts);
     if (st != CLATTN_OK) {
         fprintf(stderr, "attn-tune: clattn_options_init: %s\n", clattn_status_string(st));
         return TOOL_EXIT_FAILURE;
     }
+    return tool_open_context_with(dev, &opts, out);
+}
+
+void tool_context_device(clattn_context *ctx, char *buf, size_t size)
+{
+    cl_device_id device = NULL;
+    cl_platform_id platform = NULL;
+    char name[256] = "?", platform_name[256] = "?", where[32] = "?";
+    int p, d;
+    if (clattn_context_get_cl(ctx, NULL, NULL, &device) == CLATTN_OK && device) {
+        tool_device_string(device, CL_DEVICE_NAME, name, sizeof name);
+        if (clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL) ==
+            CL_SUCCESS)
+            tool_platform_string(platform, CL_PLATFORM_NAME, platform_name,
+                                 sizeof platform_name);
+        if (tool_device_index(device, &p, &d)) snprintf(where, sizeof where, "%d:%d", p, d);
+    }
+    snprintf(buf, size, "%s: %s (%s)", where, name, platform_name);
+}
+
+int tool_open_context_with(const tool_device *dev, clattn_options *opts_in,
+                           clattn_context **out)
+{
+    clattn_options opts = *opts_in;
+    clattn_status st;
+    const char *env = getenv("CLATTN_DEVICE");
+    *out = NULL;
+    if (dev->platform >= 0 && !device_exists(dev)) return TOOL_EXIT_USAGE;
     opts.platform = dev->platform;
     opts.device = dev->device;
     opts.log = tool_log;
@@ -230,6 +268,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "devices") == 0) return cmd_devices(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "tune") == 0) return cmd_tune(argc - 1, argv + 1);
+    if (strcmp(cmd, "show") == 0) return cmd_show(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "clear") == 0) return cmd_clear(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "__first-call") == 0) return cmd_first_call(argc - 1, argv + 1);
     fprintf(stderr, "attn-tune: unknown command '%s'\n\n%s", cmd, k_usage);
     return TOOL_EXIT_USAGE;
 }

@@ -6,6 +6,8 @@
 
 #include "clattn.h"
 
+#include <stdio.h>
+
 /* Exit codes of every subcommand. */
 #define TOOL_EXIT_OK 0
 #define TOOL_EXIT_FAILURE 1
@@ -46,7 +48,51 @@ void tool_platform_string(cl_platform_id platform, cl_platform_info what, char *
 const char *tool_dtype_name(clattn_dtype dtype);
 const char *tool_path_name(clattn_path path);
 
+/* The logger tool_open_context installs: warnings to stderr (and counted in
+ * tool_log_warnings), the last error kept for the creation message. */
+void tool_log(int level, const char *message, void *user_data);
+extern int tool_log_warnings;
+
+/* Like tool_open_context with options of the caller's (platform, device and
+ * log are set here). */
+int tool_open_context_with(const tool_device *dev, clattn_options *opts, clattn_context **out);
+
+/* "P:D: NAME (PLATFORM)" of the context's device into buf. */
+void tool_context_device(clattn_context *ctx, char *buf, size_t size);
+
+/* ---- tool_util.c --------------------------------------------------------- */
+
+/* A monotonic clock in seconds. */
+double tool_now(void);
+
+/* JSON string (escaped) and number (null when not finite) on f. */
+void tool_json_string(FILE *f, const char *s);
+void tool_json_number(FILE *f, double x);
+
+/* The cache root clattn uses with default options, as clattn.h documents it:
+ * $CLATTN_CACHE_DIR, else $XDG_CACHE_HOME/clattn, else ~/.cache/clattn.
+ * Returns 1 with the path, 0 when disk use is off, -1 when none can be
+ * formed. */
+int tool_cache_root(char *buf, size_t size);
+
+/* Removes a directory tree (no symlinks followed); 0 on success. */
+int tool_remove_tree(const char *path);
+
+/* Parses a positive duration in seconds ("240", "2.5"); 0 when allow_zero. */
+int tool_parse_seconds(const char *text, int allow_zero, double *out);
+
+/* Parses a whole number in lo..hi. */
+int tool_parse_int(const char *text, long lo, long hi, long *out);
+
 int cmd_devices(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_clear(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+/* The hidden child of bench's first-call measurement. */
+int cmd_first_call(int argc, char **argv);
 
 #endif /* ATTN_TUNE_H */
