@@ -30,7 +30,7 @@
 #include "attention.h"
 #include "cache_fs.h"
 #include "internal.h"
-#include "tuner_check.h"
+#include "tuner_bench.h"
 #include "tuner_space.h"
 
 #define EXHAUSTIVE_MAX 30
@@ -39,25 +39,17 @@
 #define SAMPLES 5
 #define CONFIRM_TOP 3
 #define CONFIRM_ROUNDS 5
-#define SAMPLE_MS 2.0
 #define CUT_FACTOR 1.3
 #define MIN_NOISE 0.03
 
-typedef struct {
-    double median, p20, p80;
-    int ok;
-} timing;
+typedef clattn__timing timing;
 
 typedef struct {
     clattn_context *ctx;
     const clattn_tune_options *opts;
     double t0;
     size_t shape, num_shapes;
-    clattn__shape s;
-    clattn_buffers buf;
-    void *host_o;
-    size_t o_bytes;
-    clattn__ref_rows ref;
+    clattn__bench b; /* the shape being tuned */
     clattn_tune_result *results;
     size_t max_results, num_results;
     clattn_tune_result sink; /* where results past max_results go */
@@ -93,103 +85,10 @@ static void progress(tuner *t, const char *unit, int cand, int ncand, double bes
     t->opts->progress(&p, t->opts->progress_user_data);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double quantile(double *v, int n, double q)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    double pos = q * (n - 1);
-    int lo = (int)pos;
-    int hi = lo + 1 < n ? lo + 1 : lo;
-    return v[lo] + (pos - lo) * (v[hi] - v[lo]);
-}
 
-/* Runs plan reps times back to back; *ms is the mean device time per run of
- * the kernels in mask. */
-static clattn_status run_timed(tuner *t, clattn__plan *plan, unsigned mask, int reps,
-                               double *ms)
-{
-    clattn_context *ctx = t->ctx;
-    clattn__launch_record rec = {0};
-    clattn_status st = CLATTN_OK;
-    for (int r = 0; r < reps && st == CLATTN_OK; ++r)
-        st = clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, &rec);
-    if (st == CLATTN_OK) {
-        cl_int err = clFinish(ctx->queue);
-        if (err != CL_SUCCESS)
-            st = clattn__cl_fail(ctx, err, "clFinish");
-    }
-    double total = 0;
-    for (size_t i = 0; i < rec.count && st == CLATTN_OK; ++i) {
-        if (!(mask & (1u << rec.ids[i])))
-            continue;
-        cl_ulong a = 0, b = 0;
-        /* A library call (CLBlast) runs between two markers. */
-        cl_event from = rec.starts[i] ? rec.starts[i] : rec.events[i];
-        cl_profiling_info what = rec.starts[i] ? CL_PROFILING_COMMAND_END
-                                               : CL_PROFILING_COMMAND_START;
-        if (clGetEventProfilingInfo(from, what, sizeof a, &a, NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
-                                    NULL) != CL_SUCCESS)
-            st = clattn__fail(ctx, CLATTN_ERR_OPENCL, "profiling information unavailable");
-        total += (double)(b - a) * 1e-6;
-    }
-    clattn__launch_record_release(&rec);
-    *ms = total / reps;
-    return st;
-}
 
-/* Poisons O, runs plan once, compares the sampled rows with the reference.
- * Returns CLATTN_OK and the error, or the failure of the run. */
-static clattn_status check(tuner *t, clattn__plan *plan, double *err)
-{
-    clattn_context *ctx = t->ctx;
-    const cl_uchar poison = 0xff; /* NaN in every dtype */
-    CLATTN_CL_TRY(ctx,
-                  clEnqueueFillBuffer(ctx->queue, t->buf.o, &poison, 1, 0, t->o_bytes, 0, NULL,
-                                      NULL),
-                  "clEnqueueFillBuffer");
-    CLATTN_TRY(clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, NULL));
-    CLATTN_CL_TRY(ctx,
-                  clEnqueueReadBuffer(ctx->queue, t->buf.o, CL_TRUE, 0, t->o_bytes, t->host_o, 0,
-                                      NULL, NULL),
-                  "clEnqueueReadBuffer");
-    *err = clattn__ref_rows_error(&t->s, &t->ref, t->host_o);
-    return CLATTN_OK;
-}
 
-/* Times plan: a warm-up run, then samples; stops early when the first
- * samples are all slower than cut_ms (0 = never). */
-static clattn_status measure(tuner *t, clattn__plan *plan, unsigned mask, int samples,
-                             double cut_ms, timing *out)
-{
-    double one;
-    out->ok = 0;
-    CLATTN_TRY(run_timed(t, plan, mask, 1, &one));
-    int reps = one > 0 ? (int)ceil(SAMPLE_MS / one) : 50;
-    if (reps < 1)
-        reps = 1;
-    if (reps > 50)
-        reps = 50;
-    double v[16];
-    int n = 0;
-    for (; n < samples && n < 16; ++n) {
-        CLATTN_TRY(run_timed(t, plan, mask, reps, &v[n]));
-        if (cut_ms > 0 && n == 1 && v[0] > cut_ms && v[1] > cut_ms) {
-            ++n;
-            break;
-        }
-    }
-    out->median = quantile(v, n, 0.5);
-    out->p20 = quantile(v, n, 0.2);
-    out->p80 = quantile(v, n, 0.8);
-    out->ok = 1;
-    return CLATTN_OK;
-}
 
 typedef struct {
     clattn__point pt;
@@ -227,7 +126,7 @@ static void fill_entry(tuner *t, const char *unit, const char *const *names, con
                        int n, const timing *tm, double default_ms, clattn__tune_entry *e)
 {
     memset(e, 0, sizeof *e);
-    clattn__tune_key_for(&t->s, unit, &e->key);
+    clattn__tune_key_for(&t->b.s, unit, &e->key);
     for (int i = 0; i < n && i < CLATTN__DB_MAX_PARAMS; ++i) {
         snprintf(e->names[i], sizeof e->names[i], "%s", names[i]);
         e->values[i] = values[i];
@@ -255,7 +154,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     *best = *base;
 
     clattn__tune_key key;
-    clattn__tune_key_for(&t->s, sp->unit, &key);
+    clattn__tune_key_for(&t->b.s, sp->unit, &key);
     const clattn__tune_entry *have = clattn__tuning_current(ctx, &key);
     if (have && !t->opts->retune) {
         /* Keep it: apply its values to the plan the later units build on. */
@@ -265,7 +164,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             for (int v = 0; v < sp->t[i].count; ++v)
                 if (sp->t[i].values[v] == clattn__db_param(have, sp->t[i].name, -1))
                     pt.idx[i] = v;
-        if (clattn__space_apply(ctx, sp, &pt, &t->s, best) != CLATTN_OK)
+        if (clattn__space_apply(ctx, sp, &pt, &t->b.s, best) != CLATTN_OK)
             *best = *base;
         r->from_db = 1;
         r->median_ms = have->median_ms;
@@ -286,15 +185,15 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     int raw[CLATTN__MAX_TUNABLES];
     clattn__space_point_of(sp, base, &dflt.pt, raw);
     double err;
-    clattn_status st = check(t, &dflt.plan, &err);
+    clattn_status st = clattn__bench_check(&t->b, &dflt.plan, &err);
     if (st != CLATTN_OK)
         return st; /* the library's own default failing is an error, not a candidate */
-    if (!(err <= clattn__ref_tolerance(t->s.p.dtype)))
+    if (!(err <= clattn__ref_tolerance(t->b.s.p.dtype)))
         return clattn__fail(ctx, CLATTN_ERR_OPENCL,
                             "tune: the default %s configuration is wrong on this device "
                             "(relative error %g)",
                             sp->unit, err);
-    CLATTN_TRY(measure(t, &dflt.plan, sp->kernels, SAMPLES, 0, &dflt.tm));
+    CLATTN_TRY(clattn__bench_measure(&t->b, &dflt.plan, sp->kernels, SAMPLES, 0, &dflt.tm));
     r->default_ms = dflt.tm.median;
     clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s default: %.4g ms (p20 %.4g, p80 %.4g)",
                 sp->unit, dflt.tm.median, dflt.tm.p20, dflt.tm.p80);
@@ -358,7 +257,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             rest /= sp->t[i].count;
         }
         if (same_point(sp, &pt, &dflt.pt) ||
-            !clattn__space_valid(sp, &pt, ctx, &t->s))
+            !clattn__space_valid(sp, &pt, ctx, &t->b.s))
             continue;
         ++visited;
         progress(t, sp->unit, visited, planned, best_ms, dflt.tm.median);
@@ -369,10 +268,10 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         clattn__space_describe(sp, &pt, params, sizeof params);
         r->tried++;
         clattn__plan before;
-        st = clattn__space_apply(ctx, sp, &pt, &t->s, &c->plan);
+        st = clattn__space_apply(ctx, sp, &pt, &t->b.s, &c->plan);
         before = c->plan;
         if (st == CLATTN_OK)
-            st = check(t, &c->plan, &err);
+            st = clattn__bench_check(&t->b, &c->plan, &err);
         if (st != CLATTN_OK) {
             reject(r, params, clattn_last_error(ctx));
             continue;
@@ -381,13 +280,13 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             reject(r, params, "does not fit the compiled kernel's limits");
             continue;
         }
-        if (!(err <= clattn__ref_tolerance(t->s.p.dtype))) {
+        if (!(err <= clattn__ref_tolerance(t->b.s.p.dtype))) {
             char why[64];
             snprintf(why, sizeof why, "wrong result (relative error %.3g)", err);
             reject(r, params, why);
             continue;
         }
-        st = measure(t, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * best_ms, &c->tm);
+        st = clattn__bench_measure(&t->b, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * best_ms, &c->tm);
         if (st != CLATTN_OK) {
             reject(r, params, clattn_last_error(ctx));
             continue;
@@ -421,7 +320,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     for (int round = 0; round < CONFIRM_ROUNDS && st == CLATTN_OK; ++round)
         for (int j = 0; j < ntop && st == CLATTN_OK; ++j) {
             timing tm;
-            st = measure(t, &cands[top[j]].plan, sp->kernels, 1, 0, &tm);
+            st = clattn__bench_measure(&t->b, &cands[top[j]].plan, sp->kernels, 1, 0, &tm);
             cands[top[j]].samples[round] = tm.median;
         }
     if (st != CLATTN_OK) {
@@ -431,9 +330,9 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     int win = ncand;
     for (int j = 0; j < ntop; ++j) {
         candidate *c = &cands[top[j]];
-        c->tm.median = quantile(c->samples, CONFIRM_ROUNDS, 0.5);
-        c->tm.p20 = quantile(c->samples, CONFIRM_ROUNDS, 0.2);
-        c->tm.p80 = quantile(c->samples, CONFIRM_ROUNDS, 0.8);
+        c->tm.median = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.5);
+        c->tm.p20 = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.2);
+        c->tm.p80 = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.8);
         if (c->tm.median < cands[win].tm.median)
             win = top[j];
     }
@@ -486,7 +385,7 @@ static clattn_status tune_paths(tuner *t, clattn__plan *plans, const int *have, 
             if (!have[i])
                 continue;
             timing tm;
-            CLATTN_TRY(measure(t, &plans[i], all, 1, 0, &tm));
+            CLATTN_TRY(clattn__bench_measure(&t->b, &plans[i], all, 1, 0, &tm));
             samples[i][round] = tm.median;
         }
     timing tms[3];
@@ -494,14 +393,14 @@ static clattn_status tune_paths(tuner *t, clattn__plan *plans, const int *have, 
     for (int i = 0; i < n; ++i) {
         if (!have[i])
             continue;
-        tms[i].median = quantile(samples[i], CONFIRM_ROUNDS, 0.5);
-        tms[i].p20 = quantile(samples[i], CONFIRM_ROUNDS, 0.2);
-        tms[i].p80 = quantile(samples[i], CONFIRM_ROUNDS, 0.8);
+        tms[i].median = clattn__quantile(samples[i], CONFIRM_ROUNDS, 0.5);
+        tms[i].p20 = clattn__quantile(samples[i], CONFIRM_ROUNDS, 0.2);
+        tms[i].p80 = clattn__quantile(samples[i], CONFIRM_ROUNDS, 0.8);
         if (best < 0 || tms[i].median < tms[best].median)
             best = i;
     }
     /* The rule's choice is the default; another path must beat it clearly. */
-    const clattn_path rule = clattn__auto_path(&t->s);
+    const clattn_path rule = clattn__auto_path(&t->b.s);
     int dflt = -1;
     for (int i = 0; i < n; ++i)
         if (have[i] && plans[i].path == rule)
@@ -530,79 +429,13 @@ static clattn_status tune_paths(tuner *t, clattn__plan *plans, const int *have, 
     return CLATTN_OK;
 }
 
-static void free_shape(tuner *t)
-{
-    cl_mem *m[5] = {&t->buf.q, &t->buf.k, &t->buf.v, &t->buf.o, &t->buf.lse};
-    clFinish(t->ctx->queue);
-    for (int i = 0; i < 5; ++i)
-        if (*m[i]) {
-            clReleaseMemObject(*m[i]);
-            *m[i] = NULL;
-        }
-    free(t->host_o);
-    t->host_o = NULL;
-    clattn__ref_rows_free(&t->ref);
-}
 
-static clattn_status make_buffer(tuner *t, cl_mem *out, const void *init, size_t bytes)
-{
-    cl_int err;
-    *out = clCreateBuffer(t->ctx->cl_ctx,
-                          CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes,
-                          (void *)init, &err);
-    if (err != CL_SUCCESS) {
-        *out = NULL;
-        return clattn__cl_fail(t->ctx, err, "clCreateBuffer (tune)");
-    }
-    return CLATTN_OK;
-}
 
-static clattn_status setup_shape(tuner *t, const clattn_problem *shape)
-{
-    clattn_context *ctx = t->ctx;
-    clattn_problem p = *shape;
-    memset(&p.q_strides, 0, sizeof p.q_strides);
-    memset(&p.k_strides, 0, sizeof p.k_strides);
-    memset(&p.v_strides, 0, sizeof p.v_strides);
-    memset(&p.o_strides, 0, sizeof p.o_strides);
-    p.mask_batch_stride = p.mask_head_stride = 0;
-    CLATTN_TRY(clattn__problem_normalize(ctx, &p, &t->s));
-    const size_t es = t->s.elem_size;
-    const size_t nq = (size_t)t->s.q_extent, nk = (size_t)t->s.k_extent,
-                 nv = (size_t)t->s.v_extent;
-    void *q = malloc(nq * es), *k = malloc(nk * es), *v = malloc(nv * es);
-    t->o_bytes = (size_t)t->s.o_extent * es;
-    t->host_o = malloc(t->o_bytes);
-    clattn_status st = CLATTN_OK;
-    if (!q || !k || !v || !t->host_o)
-        st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
-    if (st == CLATTN_OK) {
-        clattn__fill_random(q, p.dtype, nq, 1 + 3 * (uint32_t)t->shape);
-        clattn__fill_random(k, p.dtype, nk, 2 + 3 * (uint32_t)t->shape);
-        clattn__fill_random(v, p.dtype, nv, 3 + 3 * (uint32_t)t->shape);
-        if (clattn__ref_rows_make(&t->s, q, k, v, &t->ref) != 0)
-            st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
-    }
-    if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.q, q, nq * es);
-    if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.k, k, nk * es);
-    if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.v, v, nv * es);
-    if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.o, NULL, t->o_bytes);
-    if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.lse, NULL, (size_t)t->s.lse_elems * sizeof(float));
-    free(q);
-    free(k);
-    free(v);
-    return st;
-}
 
 static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
 {
     clattn_context *ctx = t->ctx;
-    clattn_status st = setup_shape(t, shape);
+    clattn_status st = clattn__bench_setup(t->ctx, shape, (uint32_t)t->shape, &t->b);
     /* The paths AUTO may pick first; three-stage, never the rule's choice,
      * last, so a short budget is spent where it matters most. */
     clattn__plan plans[3];
@@ -611,9 +444,9 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
                                   CLATTN_PATH_THREE_STAGE};
     for (int i = 0; i < 3 && st == CLATTN_OK; ++i) {
         /* Split-KV is for few query rows; elsewhere it is fused with extra work. */
-        if (paths[i] == CLATTN_PATH_SPLIT_KV && t->s.p.seq_q > 64)
+        if (paths[i] == CLATTN_PATH_SPLIT_KV && t->b.s.p.seq_q > 64)
             continue;
-        clattn__shape s = t->s;
+        clattn__shape s = t->b.s;
         s.p.path = paths[i];
         clattn__plan base;
         st = clattn__plan_make(ctx, &s, ctx->max_scratch_bytes,
@@ -642,7 +475,7 @@ static clattn_status tune_shape(tuner *t, const clattn_problem *shape)
     }
     if (st == CLATTN_OK && !over_budget(t))
         st = tune_paths(t, plans, have, 3);
-    free_shape(t);
+    clattn__bench_free(&t->b);
     return st;
 }
 

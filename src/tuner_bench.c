@@ -1,0 +1,179 @@
+/* Buffers, checks and timings for the tuner. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "internal.h"
+#include "tuner_bench.h"
+
+#define SAMPLE_MS 2.0
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double clattn__quantile(double *v, int n, double q)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+/* Runs plan reps times back to back; *ms is the mean device time per run of
+ * the kernels in mask. */
+static clattn_status run_timed(clattn__bench *t, clattn__plan *plan, unsigned mask, int reps,
+                               double *ms)
+{
+    clattn_context *ctx = t->ctx;
+    clattn__launch_record rec = {0};
+    clattn_status st = CLATTN_OK;
+    for (int r = 0; r < reps && st == CLATTN_OK; ++r)
+        st = clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, &rec);
+    if (st == CLATTN_OK) {
+        cl_int err = clFinish(ctx->queue);
+        if (err != CL_SUCCESS)
+            st = clattn__cl_fail(ctx, err, "clFinish");
+    }
+    double total = 0;
+    for (size_t i = 0; i < rec.count && st == CLATTN_OK; ++i) {
+        if (!(mask & (1u << rec.ids[i])))
+            continue;
+        cl_ulong a = 0, b = 0;
+        /* A library call (CLBlast) runs between two markers. */
+        cl_event from = rec.starts[i] ? rec.starts[i] : rec.events[i];
+        cl_profiling_info what = rec.starts[i] ? CL_PROFILING_COMMAND_END
+                                               : CL_PROFILING_COMMAND_START;
+        if (clGetEventProfilingInfo(from, what, sizeof a, &a, NULL) != CL_SUCCESS ||
+            clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
+                                    NULL) != CL_SUCCESS)
+            st = clattn__fail(ctx, CLATTN_ERR_OPENCL, "profiling information unavailable");
+        total += (double)(b - a) * 1e-6;
+    }
+    clattn__launch_record_release(&rec);
+    *ms = total / reps;
+    return st;
+}
+
+/* Poisons O, runs plan once, compares the sampled rows with the reference.
+ * Returns CLATTN_OK and the error, or the failure of the run. */
+clattn_status clattn__bench_check(clattn__bench *t, clattn__plan *plan, double *err)
+{
+    clattn_context *ctx = t->ctx;
+    const cl_uchar poison = 0xff; /* NaN in every dtype */
+    CLATTN_CL_TRY(ctx,
+                  clEnqueueFillBuffer(ctx->queue, t->buf.o, &poison, 1, 0, t->o_bytes, 0, NULL,
+                                      NULL),
+                  "clEnqueueFillBuffer");
+    CLATTN_TRY(clattn__enqueue_plan(ctx, &t->s, plan, &t->buf, 0, NULL, NULL, NULL, NULL));
+    CLATTN_CL_TRY(ctx,
+                  clEnqueueReadBuffer(ctx->queue, t->buf.o, CL_TRUE, 0, t->o_bytes, t->host_o, 0,
+                                      NULL, NULL),
+                  "clEnqueueReadBuffer");
+    *err = clattn__ref_rows_error(&t->s, &t->ref, t->host_o);
+    return CLATTN_OK;
+}
+
+/* Times plan: a warm-up run, then samples; stops early when the first
+ * samples are all slower than cut_ms (0 = never). */
+clattn_status clattn__bench_measure(clattn__bench *t, clattn__plan *plan, unsigned mask, int samples,
+                             double cut_ms, clattn__timing *out)
+{
+    double one;
+    out->ok = 0;
+    CLATTN_TRY(run_timed(t, plan, mask, 1, &one));
+    int reps = one > 0 ? (int)ceil(SAMPLE_MS / one) : 50;
+    if (reps < 1)
+        reps = 1;
+    if (reps > 50)
+        reps = 50;
+    double v[16];
+    int n = 0;
+    for (; n < samples && n < 16; ++n) {
+        CLATTN_TRY(run_timed(t, plan, mask, reps, &v[n]));
+        if (cut_ms > 0 && n == 1 && v[0] > cut_ms && v[1] > cut_ms) {
+            ++n;
+            break;
+        }
+    }
+    out->median = clattn__quantile(v, n, 0.5);
+    out->p20 = clattn__quantile(v, n, 0.2);
+    out->p80 = clattn__quantile(v, n, 0.8);
+    out->ok = 1;
+    return CLATTN_OK;
+}
+
+void clattn__bench_free(clattn__bench *t)
+{
+    cl_mem *m[5] = {&t->buf.q, &t->buf.k, &t->buf.v, &t->buf.o, &t->buf.lse};
+    clFinish(t->ctx->queue);
+    for (int i = 0; i < 5; ++i)
+        if (*m[i]) {
+            clReleaseMemObject(*m[i]);
+            *m[i] = NULL;
+        }
+    free(t->host_o);
+    t->host_o = NULL;
+    clattn__ref_rows_free(&t->ref);
+}
+
+static clattn_status make_buffer(clattn__bench *t, cl_mem *out, const void *init, size_t bytes)
+{
+    cl_int err;
+    *out = clCreateBuffer(t->ctx->cl_ctx,
+                          CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes,
+                          (void *)init, &err);
+    if (err != CL_SUCCESS) {
+        *out = NULL;
+        return clattn__cl_fail(t->ctx, err, "clCreateBuffer (tune)");
+    }
+    return CLATTN_OK;
+}
+
+clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *shape,
+                                  uint32_t seed, clattn__bench *t)
+{
+    memset(t, 0, sizeof *t);
+    t->ctx = ctx;
+    clattn_problem p = *shape;
+    memset(&p.q_strides, 0, sizeof p.q_strides);
+    memset(&p.k_strides, 0, sizeof p.k_strides);
+    memset(&p.v_strides, 0, sizeof p.v_strides);
+    memset(&p.o_strides, 0, sizeof p.o_strides);
+    p.mask_batch_stride = p.mask_head_stride = 0;
+    CLATTN_TRY(clattn__problem_normalize(ctx, &p, &t->s));
+    const size_t es = t->s.elem_size;
+    const size_t nq = (size_t)t->s.q_extent, nk = (size_t)t->s.k_extent,
+                 nv = (size_t)t->s.v_extent;
+    void *q = malloc(nq * es), *k = malloc(nk * es), *v = malloc(nv * es);
+    t->o_bytes = (size_t)t->s.o_extent * es;
+    t->host_o = malloc(t->o_bytes);
+    clattn_status st = CLATTN_OK;
+    if (!q || !k || !v || !t->host_o)
+        st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    if (st == CLATTN_OK) {
+        clattn__fill_random(q, p.dtype, nq, 1 + 3 * seed);
+        clattn__fill_random(k, p.dtype, nk, 2 + 3 * seed);
+        clattn__fill_random(v, p.dtype, nv, 3 + 3 * seed);
+        if (clattn__ref_rows_make(&t->s, q, k, v, &t->ref) != 0)
+            st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    }
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.q, q, nq * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.k, k, nk * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.v, v, nv * es);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.o, NULL, t->o_bytes);
+    if (st == CLATTN_OK)
+        st = make_buffer(t, &t->buf.lse, NULL, (size_t)t->s.lse_elems * sizeof(float));
+    free(q);
+    free(k);
+    free(v);
+    return st;
+}
