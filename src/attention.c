@@ -337,11 +337,13 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
                       ARG(a->osb),  ARG(a->osh),     ARG(a->oss),     ARG(a->msb),
                       ARG(a->msh),  ARG(kps),        ARG(part_o),     ARG(part_ml)};
     CLATTN_TRY(set_args(ctx, fe->kernel, fa, (int)(sizeof fa / sizeof fa[0])));
-    const size_t bm = (size_t)pl->fused.values[0];
+    const size_t wg = (size_t)pl->fused.values[0];
+    const size_t rows = (size_t)clattn__plan_block_rows(pl);
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
-    const size_t g[3] = {round_up((size_t)s->p.seq_q, bm), bh, split ? (size_t)pl->nsplit : 1};
-    const size_t l[3] = {bm, 1, 1};
-    CLATTN_TRY(launch(ctx, c, CLATTN__K_FUSED, fe->kernel, 3, g, l));
+    const size_t g[3] = {((size_t)s->p.seq_q + rows - 1) / rows * wg, bh,
+                         split ? (size_t)pl->nsplit : 1};
+    const size_t l[3] = {wg, 1, 1};
+    CLATTN_TRY(launch(ctx, c, pl->fused.id, fe->kernel, 3, g, l));
     if (!split)
         return CLATTN_OK;
 

@@ -15,6 +15,10 @@ static const struct {
     [CLATTN__K_AV] = {"av.cl", "attn_av", {"AV_TM", "AV_TN", "AV_TK"}, 3},
     [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused", {"BLOCK_M", "BLOCK_N", "SPLIT_KV"}, 3},
     [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine", {"COMBINE_WG"}, 1},
+    [CLATTN__K_FUSED_VEC] = {"fused_vec.cl",
+                             "attn_fwd_fused_vec",
+                             {"FV_WG", "FV_ROWS", "FV_VEC", "SPLIT_KV"},
+                             4},
 };
 
 const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }

@@ -22,6 +22,7 @@ typedef enum clattn__kernel_id {
     CLATTN__K_AV,
     CLATTN__K_FUSED,
     CLATTN__K_COMBINE,
+    CLATTN__K_FUSED_VEC,
     CLATTN__K_COUNT
 } clattn__kernel_id;
 

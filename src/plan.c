@@ -43,6 +43,12 @@ size_t clattn__config_local_bytes(const clattn__kernel_config *c)
         return f * (size_t)c->values[0];
     case CLATTN__K_FUSED:
         return f * (size_t)c->values[1] * (size_t)(c->head_dim + c->head_dim_v);
+    case CLATTN__K_FUSED_VEC: {
+        /* K tile transposed, V tile padded to whole vectors */
+        const size_t vec = (size_t)c->values[2];
+        const size_t dv_pad = ((size_t)c->head_dim_v + vec - 1) / vec * vec;
+        return f * vec * ((size_t)c->head_dim + dv_pad);
+    }
     default:
         return 0;
     }
@@ -71,6 +77,11 @@ int clattn__plan_shrink(clattn__kernel_config *c, int for_wg)
         if (for_wg)
             return halve(&v[0]);
         return halve(&v[1]);
+    case CLATTN__K_FUSED_VEC:
+        /* values: FV_WG (work-items), FV_ROWS, FV_VEC (4, 8 or 16 keys) */
+        if (for_wg)
+            return halve(&v[0]);
+        return v[2] > 4 ? halve(&v[2]) : -1;
     default:
         return halve(&v[0]);
     }
@@ -154,6 +165,19 @@ static int apply_tuned(struct clattn_context *ctx, const clattn__shape *s, const
                 cfgs[i]->values[j] = clattn__db_param(e, names[j], cfgs[i]->values[j]);
     }
     return extra ? clattn__db_param(e, extra, 0) : 0;
+}
+
+/* A plan-level tunable from the tuning layers, or fallback. */
+static int tuned_param(struct clattn_context *ctx, const clattn__shape *s, const char *unit,
+                       const char *name, int flags, int fallback)
+{
+    if (flags & CLATTN__PLAN_NO_TUNED)
+        return fallback;
+    clattn__tune_key k;
+    clattn__tune_key_for(s, unit, &k);
+    int stale;
+    const clattn__tune_entry *e = clattn__tuning_lookup(ctx, &k, &stale);
+    return e ? clattn__db_param(e, name, fallback) : fallback;
 }
 
 /* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
@@ -277,17 +301,37 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     }
 
     const int split = plan->path == CLATTN_PATH_SPLIT_KV;
-    int block_m = gpu ? 64 : 16;
-    if (split && p->seq_q < block_m)
-        block_m = next_pow2(p->seq_q);
-    plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
+    const char *unit = split ? "splitkv" : "fused";
+    /* Two fused kernels: one row per work-item (GPUs), or rows x a vector of
+     * keys per work-item for devices that vectorise inside a work-item
+     * (CPUs); FUSED_VEC (tuned, or forced) picks. */
+    int vec = tuned_param(ctx, s, unit, "FUSED_VEC", flags, !gpu);
     plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
+    const int forced_vec = apply_overrides(NULL, 0, flags, "FUSED_VEC");
+    if (forced_vec)
+        vec = forced_vec > 0;
+    if (vec) {
+        int rows = 4;
+        if (split && p->seq_q < rows)
+            rows = next_pow2(p->seq_q);
+        plan->fused = config(CLATTN__K_FUSED_VEC, s, 4, rows, 16);
+        plan->fused.values[3] = split;
+    } else {
+        int block_m = gpu ? 64 : 16;
+        if (split && p->seq_q < block_m)
+            block_m = next_pow2(p->seq_q);
+        plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
+    }
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
-    const int tuned_split =
-        apply_tuned(ctx, s, split ? "splitkv" : "fused", cfgs, 2, flags, "NSPLIT");
+    const int tuned_split = apply_tuned(ctx, s, unit, cfgs, 2, flags, "NSPLIT");
     const int overridden = apply_overrides(cfgs, 2, flags, "NSPLIT");
     const int forced_split = overridden > 0 ? overridden : tuned_split;
-    plan->fused.values[2] = split;
+    plan->fused.values[plan->fused.id == CLATTN__K_FUSED_VEC ? 3 : 2] = split;
+    if (plan->fused.id == CLATTN__K_FUSED_VEC) {
+        /* The vector width must be one OpenCL has: 4, 8 or 16. */
+        int *w = &plan->fused.values[2];
+        *w = *w >= 16 ? 16 : *w >= 8 ? 8 : 4;
+    }
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
                             "fused kernel: head_dim %d + head_dim_v %d need more local memory "
@@ -299,7 +343,7 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
     /* Enough partitions to give every compute unit a few groups. */
-    const int64_t groups = bh * ceil_div(p->seq_q, plan->fused.values[0]);
+    const int64_t groups = bh * ceil_div(p->seq_q, clattn__plan_block_rows(plan));
     const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
     int64_t nsplit = forced_split      ? forced_split
                      : groups >= want ? 1
@@ -313,7 +357,7 @@ clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape
     const clattn__device_info *d = &ctx->dev;
     const clattn_problem *p = &s->p;
     const int64_t bh = (int64_t)p->batch * p->heads;
-    const int block_n = plan->fused.values[1];
+    const int block_n = clattn__plan_tile_keys(plan);
     const int max_split = ceil_div(p->seq_kv, block_n);
     if (nsplit > max_split)
         nsplit = max_split;
@@ -340,4 +384,16 @@ clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape
         }
         nsplit = n / 2;
     }
+}
+
+int clattn__plan_block_rows(const clattn__plan *plan)
+{
+    const int *v = plan->fused.values;
+    return plan->fused.id == CLATTN__K_FUSED_VEC ? v[0] * v[1] : v[0];
+}
+
+int clattn__plan_tile_keys(const clattn__plan *plan)
+{
+    const int *v = plan->fused.values;
+    return plan->fused.id == CLATTN__K_FUSED_VEC ? v[2] : v[1];
 }

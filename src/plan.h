@@ -38,6 +38,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
 #define CLATTN__PLAN_NO_TUNED 1     /* ignore the tuning db */
 #define CLATTN__PLAN_NO_OVERRIDES 2 /* ignore CLATTN_PARAMS */
 
+/* Query rows a work-group of the plan's fused kernel covers, and the keys
+ * of one of its tiles (split-KV partitions are whole tiles). */
+int clattn__plan_block_rows(const clattn__plan *plan);
+int clattn__plan_tile_keys(const clattn__plan *plan);
+
 /* Sets the split-KV partition count (clamped to whole tiles of keys and to
  * the device's largest allocation) and the scratch it needs. */
 clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,

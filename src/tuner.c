@@ -200,7 +200,8 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
 
     /* Candidate points: all, or a random sample refined by local search. */
     const int total = clattn__space_size(sp);
-    candidate *cands = calloc((size_t)total + 1, sizeof *cands);
+    const int max_cands = total <= EXHAUSTIVE_MAX ? total : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
+    candidate *cands = calloc((size_t)max_cands + 1, sizeof *cands);
     char *seen = calloc((size_t)total, 1);
     if (!cands || !seen) {
         free(cands);
@@ -220,7 +221,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             if (step >= total)
                 break;
             lin = step;
-        } else if (step < RANDOM_SAMPLE) {
+        } else if (visited < RANDOM_SAMPLE && step < 50 * RANDOM_SAMPLE) {
             t->rng = t->rng * 1664525u + 1013904223u;
             lin = (int)((t->rng >> 8) % (uint32_t)total);
             /* The GEMM library is a single point of its own: always try it. */
@@ -259,6 +260,8 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         if (same_point(sp, &pt, &dflt.pt) ||
             !clattn__space_valid(sp, &pt, ctx, &t->b.s))
             continue;
+        if (visited == max_cands)
+            break;
         ++visited;
         progress(t, sp->unit, visited, planned, best_ms, dflt.tm.median);
         candidate *c = &cands[ncand];
@@ -348,14 +351,23 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     const candidate *w = &cands[win];
     int vals[CLATTN__MAX_TUNABLES];
     const char *names[CLATTN__MAX_TUNABLES];
+    int nvals = 0;
     for (int i = 0; i < sp->count; ++i) {
-        names[i] = sp->t[i].name;
-        vals[i] = win == ncand ? raw[i] : sp->t[i].values[w->pt.idx[i]];
+        /* Only what applies to the chosen kernel: the other fused kernel's
+         * tunables have no value in the plan. */
+        int value = win != ncand ? (clattn__space_applies(sp, &w->pt, i)
+                                        ? sp->t[i].values[w->pt.idx[i]]
+                                        : -1)
+                                 : raw[i];
+        if (!strcmp(sp->t[i].name, "NSPLIT") && value >= 0)
+            value = w->plan.nsplit; /* the count the plan really uses */
+        if (value < 0)
+            continue;
+        names[nvals] = sp->t[i].name;
+        vals[nvals++] = value;
     }
-    if (!strcmp(sp->unit, "splitkv"))
-        vals[2] = w->plan.nsplit; /* the count the plan really uses */
     clattn__tune_entry e;
-    fill_entry(t, sp->unit, names, vals, sp->count, &w->tm, d->tm.median, &e);
+    fill_entry(t, sp->unit, names, vals, nvals, &w->tm, d->tm.median, &e);
     if (clattn__tuning_record(ctx, &e) != 0) {
         free(cands);
         return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
@@ -365,7 +377,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     r->p20_ms = w->tm.p20;
     r->p80_ms = w->tm.p80;
     r->default_ms = d->tm.median;
-    for (int i = 0, used = 0; i < sp->count && used < (int)sizeof r->params; ++i)
+    for (int i = 0, used = 0; i < nvals && used < (int)sizeof r->params; ++i)
         used += snprintf(r->params + used, sizeof r->params - (size_t)used, "%s%s=%d",
                          i ? " " : "", names[i], vals[i]);
     *best = w->plan;

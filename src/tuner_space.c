@@ -9,19 +9,30 @@
 #define K(id) (1u << (id))
 
 const clattn__space clattn__spaces[] = {
+    /* FUSED_VEC picks the kernel: BLOCK_* tune the row-per-work-item one,
+     * FV_* the vector one (a point sets only its own kernel's tunables). */
     {"fused",
      CLATTN_PATH_FUSED,
-     K(CLATTN__K_FUSED),
-     2,
-     {{"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}}, {"BLOCK_N", 5, {4, 8, 16, 32, 64}}}},
+     K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC),
+     6,
+     {{"FUSED_VEC", 2, {0, 1}},
+      {"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}},
+      {"BLOCK_N", 5, {4, 8, 16, 32, 64}},
+      {"FV_ROWS", 5, {1, 2, 4, 8, 16}},
+      {"FV_WG", 5, {1, 2, 4, 8, 16}},
+      {"FV_VEC", 3, {4, 8, 16}}}},
     {"splitkv",
      CLATTN_PATH_SPLIT_KV,
-     K(CLATTN__K_FUSED) | K(CLATTN__K_COMBINE),
-     4,
-     {{"BLOCK_M", 5, {1, 2, 4, 8, 16}},
+     K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC) | K(CLATTN__K_COMBINE),
+     8,
+     {{"FUSED_VEC", 2, {0, 1}},
+      {"BLOCK_M", 5, {1, 2, 4, 8, 16}},
       {"BLOCK_N", 4, {8, 16, 32, 64}},
       {"NSPLIT", 7, {1, 2, 4, 8, 16, 32, 64}},
-      {"COMBINE_WG", 3, {16, 64, 128}}}},
+      {"COMBINE_WG", 3, {16, 64, 128}},
+      {"FV_ROWS", 4, {1, 2, 4, 8}},
+      {"FV_WG", 4, {1, 2, 4, 8}},
+      {"FV_VEC", 3, {4, 8, 16}}}},
     {"qk",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_QK),
@@ -84,10 +95,26 @@ static int configs(const clattn__space *sp, clattn__plan *plan, clattn__kernel_c
     return cfgs[0] = &plan->av, 1;
 }
 
+/* Makes cfg the given fused kernel, from its family's defaults when it
+ * changes; the point's values follow. */
+static void set_fused_kernel(clattn__kernel_config *cfg, int vec)
+{
+    const clattn__kernel_id want = vec ? CLATTN__K_FUSED_VEC : CLATTN__K_FUSED;
+    if (cfg->id == want)
+        return;
+    const int split = cfg->values[cfg->id == CLATTN__K_FUSED_VEC ? 3 : 2];
+    cfg->id = want;
+    const int dflt[2][4] = {{16, 32, split, 0}, {4, 4, 16, split}};
+    for (int i = 0; i < 4; ++i)
+        cfg->values[i] = dflt[vec][i];
+}
+
 clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__space *sp,
                                   const clattn__point *pt, const clattn__shape *s,
                                   clattn__plan *plan)
 {
+    if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv"))
+        set_fused_kernel(&plan->fused, value(sp, pt, "FUSED_VEC", 0));
     clattn__kernel_config *cfgs[2];
     int n = configs(sp, plan, cfgs);
     for (int c = 0; c < n; ++c) {
@@ -112,7 +139,8 @@ void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
     int n = configs(sp, &copy, cfgs);
     memset(pt, 0, sizeof *pt);
     for (int i = 0; i < sp->count; ++i) {
-        int cur = !strcmp(sp->t[i].name, "CLBLAST_SET") ? plan->blas_set
+        int cur = !strcmp(sp->t[i].name, "FUSED_VEC") ? plan->fused.id == CLATTN__K_FUSED_VEC
+                  : !strcmp(sp->t[i].name, "CLBLAST_SET") ? plan->blas_set
                   : !strcmp(sp->t[i].name, "NSPLIT")    ? plan->nsplit
                   : !strcmp(sp->t[i].name, "QK_BLAS") ? plan->qk_blas
                   : !strcmp(sp->t[i].name, "AV_BLAS") ? plan->av_blas
@@ -170,6 +198,33 @@ int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
     const clattn_problem *p = &s->p;
     const size_t f = sizeof(float);
     if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv")) {
+        /* Only the chosen kernel's tunables may move off their first value. */
+        const int vec = value(sp, pt, "FUSED_VEC", 0);
+        for (int i = 0; i < sp->count; ++i) {
+            const char *n = sp->t[i].name;
+            const int mine = vec ? !strncmp(n, "FV_", 3) : !strncmp(n, "BLOCK_", 6);
+            const int shared = !mine && strncmp(n, "FV_", 3) && strncmp(n, "BLOCK_", 6);
+            if (!mine && !shared && pt->idx[i] != 0)
+                return 0;
+        }
+        if (vec) {
+            int rows = value(sp, pt, "FV_ROWS", 1), wg = value(sp, pt, "FV_WG", 1);
+            int w = value(sp, pt, "FV_VEC", 16);
+            size_t dv_pad = ((size_t)p->head_dim_v + (size_t)w - 1) / (size_t)w * (size_t)w;
+            if (!fits_extent(sp, "FV_ROWS", rows, p->seq_q) ||
+                !fits_extent(sp, "FV_WG", wg, (p->seq_q + rows - 1) / rows) ||
+                !fits_extent(sp, "FV_VEC", w, p->seq_kv) || (size_t)wg > d->max_wg_size ||
+                (size_t)wg > d->max_item_sizes[0] ||
+                f * (size_t)w * ((size_t)p->head_dim + dv_pad) > d->local_mem_size)
+                return 0;
+            if (!strcmp(sp->unit, "splitkv")) {
+                int ns = value(sp, pt, "NSPLIT", 1), cw = value(sp, pt, "COMBINE_WG", 64);
+                if ((int64_t)ns * w > 2 * (int64_t)pow2_at_least(p->seq_kv) ||
+                    (size_t)cw > d->max_wg_size)
+                    return 0;
+            }
+            return 1;
+        }
         int bm = value(sp, pt, "BLOCK_M", 1), bn = value(sp, pt, "BLOCK_N", 1);
         /* Tiles far beyond the problem only add idle work-items / padding. */
         if (!fits_extent(sp, "BLOCK_M", bm, p->seq_q) ||
@@ -209,13 +264,28 @@ int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
            fits_extent(sp, qk ? "QK_TK" : "AV_TK", tk, k_extent);
 }
 
+int clattn__space_applies(const clattn__space *sp, const clattn__point *pt, int i)
+{
+    const char *n = sp->t[i].name;
+    const int vec = value(sp, pt, "FUSED_VEC", -1);
+    if (vec < 0)
+        return 1;
+    if (!strncmp(n, "FV_", 3))
+        return vec == 1;
+    if (!strncmp(n, "BLOCK_", 6))
+        return vec == 0;
+    return 1;
+}
+
 void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
                             size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < sp->count && used < size; ++i) {
-        int n = snprintf(buf + used, size - used, "%s%s=%d", i ? " " : "", sp->t[i].name,
+        if (!clattn__space_applies(sp, pt, i))
+            continue;
+        int n = snprintf(buf + used, size - used, "%s%s=%d", used ? " " : "", sp->t[i].name,
                          sp->t[i].values[pt->idx[i]]);
         if (n < 0)
             break;

@@ -7,7 +7,7 @@
 #include "device.h"
 #include "plan.h"
 
-#define CLATTN__MAX_TUNABLES 4
+#define CLATTN__MAX_TUNABLES 8
 #define CLATTN__MAX_VALUES 8
 
 typedef struct clattn__tunable {
@@ -51,7 +51,11 @@ void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
 int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
                         const struct clattn_context *ctx, const clattn__shape *s);
 
-/* "NAME=v NAME=v" of a point. */
+/* Whether tunable i means anything at this point (a fused kernel's
+ * tunables apply only when FUSED_VEC selects that kernel). */
+int clattn__space_applies(const clattn__space *sp, const clattn__point *pt, int i);
+
+/* "NAME=v NAME=v" of a point (the tunables that apply). */
 void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
                             size_t size);
 

@@ -26,10 +26,12 @@ static const char *const units[7] = {"fused", "splitkv", "combine", "qk",
 
 static uint64_t source_hash(const char *unit)
 {
-    clattn__kernel_id ids[3];
+    clattn__kernel_id ids[4];
     int n = 0;
-    if (!strcmp(unit, "fused") || !strcmp(unit, "splitkv"))
+    if (!strcmp(unit, "fused") || !strcmp(unit, "splitkv")) {
         ids[n++] = CLATTN__K_FUSED;
+        ids[n++] = CLATTN__K_FUSED_VEC;
+    }
     if (!strcmp(unit, "splitkv") || !strcmp(unit, "combine"))
         ids[n++] = CLATTN__K_COMBINE;
     if (!strcmp(unit, "qk"))
@@ -40,6 +42,7 @@ static uint64_t source_hash(const char *unit)
         ids[n++] = CLATTN__K_AV;
     if (!strcmp(unit, "path")) {
         ids[n++] = CLATTN__K_FUSED;
+        ids[n++] = CLATTN__K_FUSED_VEC;
         ids[n++] = CLATTN__K_QK;
         ids[n++] = CLATTN__K_AV;
     }
