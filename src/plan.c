@@ -311,10 +311,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (forced_vec)
         vec = forced_vec > 0;
     if (vec) {
-        int rows = 4;
-        if (split && p->seq_q < rows)
-            rows = next_pow2(p->seq_q);
-        plan->fused = config(CLATTN__K_FUSED_VEC, s, 4, rows, 16);
+        /* 4 x 4 rows a group; fewer when there are fewer rows (decode), so
+         * no work-item idles. */
+        int rows = p->seq_q < 4 ? next_pow2(p->seq_q) : 4;
+        int wg = ceil_div(p->seq_q, rows) < 4 ? next_pow2(ceil_div(p->seq_q, rows)) : 4;
+        plan->fused = config(CLATTN__K_FUSED_VEC, s, wg, rows, 16);
         plan->fused.values[3] = split;
     } else {
         int block_m = gpu ? 64 : 16;

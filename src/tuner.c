@@ -198,38 +198,55 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s default: %.4g ms (p20 %.4g, p80 %.4g)",
                 sp->unit, dflt.tm.median, dflt.tm.p20, dflt.tm.p80);
 
-    /* Candidate points: all, or a random sample refined by local search. */
+    /* Candidate points: the static constraints are checked on the whole
+     * space first (cheap, nothing compiled); then every valid point when
+     * there are few, else a random sample of them refined by local search. */
     const int total = clattn__space_size(sp);
-    const int max_cands = total <= EXHAUSTIVE_MAX ? total : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
-    candidate *cands = calloc((size_t)max_cands + 1, sizeof *cands);
+    int *valid = malloc((size_t)total * sizeof *valid);
     char *seen = calloc((size_t)total, 1);
-    if (!cands || !seen) {
+    int nvalid = 0;
+    for (int lin = 0; valid && lin < total; ++lin) {
+        clattn__point pt;
+        for (int i = 0, rest = lin; i < sp->count; ++i) {
+            pt.idx[i] = rest % sp->t[i].count;
+            rest /= sp->t[i].count;
+        }
+        if (!same_point(sp, &pt, &dflt.pt) && clattn__space_valid(sp, &pt, ctx, &t->b.s))
+            valid[nvalid++] = lin;
+    }
+    const int exhaustive = nvalid <= EXHAUSTIVE_MAX;
+    const int max_cands = exhaustive ? nvalid : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
+    candidate *cands = calloc((size_t)max_cands + 1, sizeof *cands);
+    if (!cands || !seen || !valid) {
         free(cands);
         free(seen);
+        free(valid);
         return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
     }
     int ncand = 0;
     double best_ms = dflt.tm.median;
     int best_i = -1;
-    int planned = total <= EXHAUSTIVE_MAX ? total : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
-    int phase_random = total > EXHAUSTIVE_MAX;
+    const int planned = max_cands;
     int visited = 0, local_steps = 0;
     for (int step = 0; !units_over_budget(t); ++step) {
         clattn__point pt;
         int lin;
-        if (!phase_random) {
-            if (step >= total)
+        if (exhaustive) {
+            if (step >= nvalid)
                 break;
-            lin = step;
+            lin = valid[step];
         } else if (visited < RANDOM_SAMPLE && step < 50 * RANDOM_SAMPLE) {
             t->rng = t->rng * 1664525u + 1013904223u;
-            lin = (int)((t->rng >> 8) % (uint32_t)total);
+            lin = valid[(t->rng >> 8) % (uint32_t)nvalid];
             /* The GEMM library is a single point of its own: always try it. */
             const int last = sp->count - 1;
             if (step == 0 && strstr(sp->t[last].name, "_BLAS")) {
-                lin = 1;
+                int blas = 1;
                 for (int j = 0; j < last; ++j)
-                    lin *= sp->t[j].count;
+                    blas *= sp->t[j].count;
+                for (int v = 0; v < nvalid; ++v)
+                    if (valid[v] == blas)
+                        lin = blas;
             }
         } else {
             /* Local search: a neighbour of the best not yet visited. */
@@ -303,6 +320,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         ++ncand;
     }
     free(seen);
+    free(valid);
 
     /* Confirmation: the top few and the default, interleaved. */
     int top[CONFIRM_TOP + 1], ntop = 0;
