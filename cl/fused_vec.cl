@@ -7,9 +7,14 @@
  * memory (one vector of FV_VEC keys per head-dim element), the V tile as
  * rows padded to a whole number of vectors.
  *
+ * With FV_GQA=1 a group works for one KV head and the rows of all its query
+ * heads, interleaved head-minor (row v is query row v / group of query head
+ * kh * group + v % group), so every K/V tile loaded serves the whole GQA
+ * group.
+ *
  * Same arguments and outputs as attn_fwd_fused (including SPLIT_KV=1).
- * Grid: (ceil(seq_q / (FV_WG * FV_ROWS)) * FV_WG, batch * heads, splits),
- * local (FV_WG, 1, 1).
+ * Grid: (ceil(rows / (FV_WG * FV_ROWS)) * FV_WG, batch * (FV_GQA ? kv_heads
+ * : heads), splits), local (FV_WG, 1, 1), rows = seq_q (* group with FV_GQA).
  */
 #ifndef CLATTN_COMMON_INCLUDED /* the host prepends common.h */
 #include "common.h"
@@ -26,6 +31,9 @@
 #endif
 #ifndef SPLIT_KV
 #define SPLIT_KV 0
+#endif
+#ifndef FV_GQA
+#define FV_GQA 0
 #endif
 
 #if FV_VEC == 16
@@ -96,13 +104,25 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     const int lid = get_local_id(0);
     const int g0 = get_group_id(0) * BLOCK_ROWS;
     const int row0 = g0 + lid * FV_ROWS; /* this work-item's rows: row0 .. row0+FV_ROWS-1 */
-    const int bh = get_group_id(1);
-    const int b = bh / heads, h = bh - b * heads, kh = h / group;
+#if FV_GQA
+    const int kv_heads = heads / group;
+    const int b = get_group_id(1) / kv_heads, kh = get_group_id(1) - b * kv_heads;
+    const int nrows = seq_q * group;
+#define QROW(v) ((v) / group)                  /* query row of virtual row v */
+#define QHEAD(v) (kh * group + (v) % group)    /* its query head */
+#else
+    const int b = get_group_id(1) / heads, h = get_group_id(1) - b * heads, kh = h / group;
+    const int nrows = seq_q;
+#define QROW(v) (v)
+#define QHEAD(v) (h)
+#endif
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
-    const int g_last = min(g0 + BLOCK_ROWS, seq_q) - 1;
+    const int g_last = min(g0 + BLOCK_ROWS, nrows) - 1;
 
-    int lo = clattn_key_lo(g0, L, seq_q, windowed, wl);
-    int hi = clattn_key_hi(g_last, L, seq_q, causal, windowed, wr);
+    /* Query rows grow with the virtual row, so the group's keys are bounded
+     * by its first and last rows. */
+    int lo = clattn_key_lo(QROW(g0), L, seq_q, windowed, wl);
+    int hi = clattn_key_hi(QROW(g_last), L, seq_q, causal, windowed, wr);
 #if SPLIT_KV
     const int split = get_group_id(2), nsplit = get_num_groups(2);
     const int s0 = split * keys_per_split;
@@ -117,15 +137,15 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     float m[FV_ROWS], l[FV_ROWS];
     int rlo[FV_ROWS], rhi[FV_ROWS];
     for (int r = 0; r < FV_ROWS; ++r) {
-        const int i = row0 + r;
-        const bool ok = i < seq_q;
+        const bool ok = row0 + r < nrows;
+        const int i = QROW(min(row0 + r, nrows - 1)), hq = QHEAD(min(row0 + r, nrows - 1));
         rlo[r] = ok ? clattn_key_lo(i, L, seq_q, windowed, wl) : 0;
         rhi[r] = ok ? clattn_key_hi(i, L, seq_q, causal, windowed, wr) : 0;
 #if SPLIT_KV
         rlo[r] = max(rlo[r], s0);
         rhi[r] = min(rhi[r], s1);
 #endif
-        const long qoff = b * qsb + h * qsh + (long)min(i, seq_q - 1) * qss;
+        const long qoff = b * qsb + hq * qsh + (long)i * qss;
         for (int d = 0; d < HEAD_DIM; ++d)
             qr[r][d] = ok ? LOAD(q, qoff + d) * qscale : 0.0f;
         for (int c = 0; c < DV_VECS; ++c)
@@ -165,7 +185,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             vec_t x = s[r];
             if (has_mask) {
                 float mt[FV_VEC];
-                const long moff = b * msb + h * msh + (long)(row0 + r) * seq_kv;
+                const long moff = b * msb + QHEAD(row0 + r) * msh + (long)QROW(row0 + r) * seq_kv;
                 for (int e = 0; e < FV_VEC; ++e)
                     mt[e] = n0 + e < seq_kv ? mask[moff + n0 + e] : 0.0f;
                 x = mad(VLOAD(0, mt), (vec_t)(CLATTN_LOG2E), x);
@@ -193,9 +213,10 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     }
 
     for (int r = 0; r < FV_ROWS; ++r) {
-        const int i = row0 + r;
-        if (i >= seq_q)
+        if (row0 + r >= nrows)
             break;
+        const int i = QROW(row0 + r), hq = QHEAD(row0 + r);
+        const int bh = b * heads + hq;
         float out[DV_PAD];
         for (int c = 0; c < DV_VECS; ++c)
             VSTORE(acc[r][c], c, out);
@@ -207,7 +228,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         part_ml[2 * prow + 1] = l[r];
 #else
         const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
-        const long ooff = b * osb + h * osh + (long)i * oss;
+        const long ooff = b * osb + hq * osh + (long)i * oss;
         for (int d = 0; d < HEAD_DIM_V; ++d)
             STORE(o, ooff + d, out[d] * inv);
         if (has_lse)

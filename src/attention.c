@@ -340,7 +340,11 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     const size_t wg = (size_t)pl->fused.values[0];
     const size_t rows = (size_t)clattn__plan_block_rows(pl);
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
-    const size_t g[3] = {((size_t)s->p.seq_q + rows - 1) / rows * wg, bh,
+    /* The GQA-packed vector kernel: a group per KV head, its query heads'
+     * rows interleaved. */
+    const int gqa = pl->fused.id == CLATTN__K_FUSED_VEC && pl->fused.values[4];
+    const size_t nrows = (size_t)s->p.seq_q * (gqa ? (size_t)s->group : 1);
+    const size_t g[3] = {(nrows + rows - 1) / rows * wg, gqa ? bh / (size_t)s->group : bh,
                          split ? (size_t)pl->nsplit : 1};
     const size_t l[3] = {wg, 1, 1};
     CLATTN_TRY(launch(ctx, c, pl->fused.id, fe->kernel, 3, g, l));

@@ -26,7 +26,7 @@ typedef enum clattn__kernel_id {
     CLATTN__K_COUNT
 } clattn__kernel_id;
 
-#define CLATTN__MAX_PARAMS 4
+#define CLATTN__MAX_PARAMS 6
 
 /* One compiled configuration of a kernel: what goes into its -D options.
  * Sequence lengths, batch and heads are kernel arguments, not part of this. */

@@ -313,10 +313,12 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (vec) {
         /* 4 x 4 rows a group; fewer when there are fewer rows (decode), so
          * no work-item idles. */
-        int rows = p->seq_q < 4 ? next_pow2(p->seq_q) : 4;
-        int wg = ceil_div(p->seq_q, rows) < 4 ? next_pow2(ceil_div(p->seq_q, rows)) : 4;
+        const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
+        int rows = vrows < 4 ? next_pow2(vrows) : 4;
+        int wg = ceil_div(vrows, rows) < 4 ? next_pow2(ceil_div(vrows, rows)) : 4;
         plan->fused = config(CLATTN__K_FUSED_VEC, s, wg, rows, 16);
         plan->fused.values[3] = split;
+        plan->fused.values[4] = s->group > 1; /* a K/V tile serves the GQA group */
     } else {
         int block_m = gpu ? 64 : 16;
         if (split && p->seq_q < block_m)
@@ -332,6 +334,7 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         /* The vector width must be one OpenCL has: 4, 8 or 16. */
         int *w = &plan->fused.values[2];
         *w = *w >= 16 ? 16 : *w >= 8 ? 8 : 4;
+        plan->fused.values[4] = plan->fused.values[4] && s->group > 1;
     }
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
@@ -344,7 +347,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
     /* Enough partitions to give every compute unit a few groups. */
-    const int64_t groups = bh * ceil_div(p->seq_q, clattn__plan_block_rows(plan));
+    const int gqa = plan->fused.id == CLATTN__K_FUSED_VEC && plan->fused.values[4];
+    const int64_t groups = (gqa ? bh / s->group : bh) *
+                           ceil_div(gqa ? p->seq_q * s->group : p->seq_q,
+                                    clattn__plan_block_rows(plan));
     const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
     int64_t nsplit = forced_split      ? forced_split
                      : groups >= want ? 1

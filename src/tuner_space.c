@@ -14,17 +14,18 @@ const clattn__space clattn__spaces[] = {
     {"fused",
      CLATTN_PATH_FUSED,
      K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC),
-     6,
+     7,
      {{"FUSED_VEC", 2, {0, 1}},
       {"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}},
       {"BLOCK_N", 5, {4, 8, 16, 32, 64}},
       {"FV_ROWS", 5, {1, 2, 4, 8, 16}},
       {"FV_WG", 5, {1, 2, 4, 8, 16}},
-      {"FV_VEC", 3, {4, 8, 16}}}},
+      {"FV_VEC", 3, {4, 8, 16}},
+      {"FV_GQA", 2, {0, 1}}}},
     {"splitkv",
      CLATTN_PATH_SPLIT_KV,
      K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC) | K(CLATTN__K_COMBINE),
-     8,
+     9,
      {{"FUSED_VEC", 2, {0, 1}},
       {"BLOCK_M", 5, {1, 2, 4, 8, 16}},
       {"BLOCK_N", 4, {8, 16, 32, 64}},
@@ -32,7 +33,8 @@ const clattn__space clattn__spaces[] = {
       {"COMBINE_WG", 3, {16, 64, 128}},
       {"FV_ROWS", 4, {1, 2, 4, 8}},
       {"FV_WG", 4, {1, 2, 4, 8}},
-      {"FV_VEC", 3, {4, 8, 16}}}},
+      {"FV_VEC", 3, {4, 8, 16}},
+      {"FV_GQA", 2, {0, 1}}}},
     {"qk",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_QK),
@@ -104,8 +106,8 @@ static void set_fused_kernel(clattn__kernel_config *cfg, int vec)
         return;
     const int split = cfg->values[cfg->id == CLATTN__K_FUSED_VEC ? 3 : 2];
     cfg->id = want;
-    const int dflt[2][4] = {{16, 32, split, 0}, {4, 4, 16, split}};
-    for (int i = 0; i < 4; ++i)
+    const int dflt[2][5] = {{16, 32, split, 0, 0}, {4, 4, 16, split, 0}};
+    for (int i = 0; i < 5; ++i)
         cfg->values[i] = dflt[vec][i];
 }
 
@@ -208,11 +210,14 @@ int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
                 return 0;
         }
         if (vec) {
+            if (value(sp, pt, "FV_GQA", 0) && s->group == 1)
+                return 0; /* nothing to share: the same kernel as FV_GQA=0 */
             int rows = value(sp, pt, "FV_ROWS", 1), wg = value(sp, pt, "FV_WG", 1);
             int w = value(sp, pt, "FV_VEC", 16);
+            const int vrows = p->seq_q * (value(sp, pt, "FV_GQA", 0) ? s->group : 1);
             size_t dv_pad = ((size_t)p->head_dim_v + (size_t)w - 1) / (size_t)w * (size_t)w;
-            if (!fits_extent(sp, "FV_ROWS", rows, p->seq_q) ||
-                !fits_extent(sp, "FV_WG", wg, (p->seq_q + rows - 1) / rows) ||
+            if (!fits_extent(sp, "FV_ROWS", rows, vrows) ||
+                !fits_extent(sp, "FV_WG", wg, (vrows + rows - 1) / rows) ||
                 !fits_extent(sp, "FV_VEC", w, p->seq_kv) || (size_t)wg > d->max_wg_size ||
                 (size_t)wg > d->max_item_sizes[0] ||
                 f * (size_t)w * ((size_t)p->head_dim + dv_pad) > d->local_mem_size)

@@ -7,7 +7,7 @@
 #include "device.h"
 #include "plan.h"
 
-#define CLATTN__MAX_TUNABLES 8
+#define CLATTN__MAX_TUNABLES 10
 #define CLATTN__MAX_VALUES 8
 
 typedef struct clattn__tunable {
