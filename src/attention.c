@@ -338,14 +338,10 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
                       ARG(a->msh),  ARG(kps),        ARG(part_o),     ARG(part_ml)};
     CLATTN_TRY(set_args(ctx, fe->kernel, fa, (int)(sizeof fa / sizeof fa[0])));
     const size_t wg = (size_t)pl->fused.values[0];
-    const size_t rows = (size_t)clattn__plan_block_rows(pl);
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
-    /* The GQA-packed vector kernel: a group per KV head, its query heads'
-     * rows interleaved. */
-    const int gqa = pl->fused.id == CLATTN__K_FUSED_VEC && pl->fused.values[4];
-    const size_t nrows = (size_t)s->p.seq_q * (gqa ? (size_t)s->group : 1);
-    const size_t g[3] = {(nrows + rows - 1) / rows * wg, gqa ? bh / (size_t)s->group : bh,
-                         split ? (size_t)pl->nsplit : 1};
+    size_t row_groups, head_groups;
+    clattn__plan_fused_groups(pl, s, &row_groups, &head_groups);
+    const size_t g[3] = {row_groups * wg, head_groups, split ? (size_t)pl->nsplit : 1};
     const size_t l[3] = {wg, 1, 1};
     CLATTN_TRY(launch(ctx, c, pl->fused.id, fe->kernel, 3, g, l));
     if (!split)

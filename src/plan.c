@@ -143,83 +143,62 @@ void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune
     k->skv_bucket = clattn__seq_bucket(s->p.seq_kv);
 }
 
-/* Applies what the tuning layers hold for unit to cfgs (by parameter name);
- * returns the entry's value of extra (a plan-level tunable such as NSPLIT),
- * 0 when it has none or nothing applies. */
-static int apply_tuned(struct clattn_context *ctx, const clattn__shape *s, const char *unit,
-                       clattn__kernel_config *const *cfgs, int n, int flags, const char *extra)
+/* The tuning layers' entry for unit, or NULL. */
+static const clattn__tune_entry *tuned(struct clattn_context *ctx, const clattn__shape *s,
+                                       const char *unit, int flags)
 {
     if (flags & CLATTN__PLAN_NO_TUNED)
-        return 0;
+        return NULL;
     clattn__tune_key k;
     clattn__tune_key_for(s, unit, &k);
     int stale;
-    const clattn__tune_entry *e = clattn__tuning_lookup(ctx, &k, &stale);
-    if (!e)
-        return 0;
-    for (int i = 0; i < n; ++i) {
-        int np;
-        const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
-        for (int j = 0; j < np; ++j)
-            if (strcmp(names[j], "SPLIT_KV") != 0)
-                cfgs[i]->values[j] = clattn__db_param(e, names[j], cfgs[i]->values[j]);
-    }
-    return extra ? clattn__db_param(e, extra, 0) : 0;
+    return clattn__tuning_lookup(ctx, &k, &stale);
 }
 
-/* A plan-level tunable from the tuning layers, or fallback. */
-static int tuned_param(struct clattn_context *ctx, const clattn__shape *s, const char *unit,
-                       const char *name, int flags, int fallback)
+/* Sets every tunable of cfgs that e names (e may be NULL); a value below 1
+ * is no tile size and is ignored. Plan-level tunables (NSPLIT, FUSED_VEC,
+ * QK_BLAS, ...) are read from e with clattn__db_param. */
+static void apply(const clattn__tune_entry *e, clattn__kernel_config *const *cfgs, int n)
 {
-    if (flags & CLATTN__PLAN_NO_TUNED)
-        return fallback;
-    clattn__tune_key k;
-    clattn__tune_key_for(s, unit, &k);
-    int stale;
-    const clattn__tune_entry *e = clattn__tuning_lookup(ctx, &k, &stale);
-    return e ? clattn__db_param(e, name, fallback) : fallback;
+    for (int i = 0; i < n && e; ++i) {
+        int np;
+        const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
+        for (int j = 0; j < np; ++j) {
+            int v = clattn__db_param(e, names[j], 0);
+            if (v >= 1 && strcmp(names[j], "SPLIT_KV") != 0)
+                cfgs[i]->values[j] = v;
+        }
+    }
 }
 
 /* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
- * (any -D name of a kernel family, plus NSPLIT for split-KV and QK_BLAS /
- * AV_BLAS for the three-stage GEMMs). Values are still fitted to the device
- * afterwards. Returns the forced value of extra (0 = not forced; a forced 0
- * reads as -1). */
-static int apply_overrides(clattn__kernel_config *const *cfgs, int n, int flags,
-                           const char *extra)
+ * (any -D name of a kernel family and the plan-level ones), parsed into the
+ * same form as a tuned entry. Values are still fitted to the device
+ * afterwards. NULL when unset. */
+static const clattn__tune_entry *overrides(int flags, clattn__tune_entry *e)
 {
     const char *env = flags & CLATTN__PLAN_NO_OVERRIDES ? NULL : getenv("CLATTN_PARAMS");
     if (!env || !*env)
-        return 0;
-    int nsplit = 0;
-    const char *p = env;
-    while (*p) {
-        char name[32];
+        return NULL;
+    memset(e, 0, sizeof *e);
+    for (const char *p = env; *p && e->nparams < CLATTN__DB_MAX_PARAMS;) {
         size_t len = strcspn(p, "=,");
-        if (p[len] != '=' || len == 0 || len >= sizeof name) {
+        if (p[len] != '=' || len == 0 || len >= sizeof e->names[0]) {
             p += len + (p[len] != '\0');
             continue;
         }
-        memcpy(name, p, len);
-        name[len] = '\0';
         char *end;
         long v = strtol(p + len + 1, &end, 10);
-        if (extra && strcmp(name, extra) == 0 && v >= 0 && v <= 4096)
-            nsplit = v ? (int)v : -1;
-        if (v >= 1 && v <= 4096) {
-            for (int i = 0; i < n; ++i) {
-                int np;
-                const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
-                for (int j = 0; j < np; ++j)
-                    if (strcmp(names[j], name) == 0 && strcmp(name, "SPLIT_KV") != 0)
-                        cfgs[i]->values[j] = (int)v;
-            }
+        if (v >= 0 && v <= 4096) {
+            memcpy(e->names[e->nparams], p, len);
+            e->names[e->nparams][len] = '\0';
+            e->values[e->nparams++] = (int)v;
         }
         p = end + strcspn(end, ",");
         if (*p == ',')
             ++p;
     }
-    return nsplit;
+    return e;
 }
 
 clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
@@ -244,29 +223,29 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     }
     const int64_t bh = (int64_t)p->batch * p->heads;
 
+    clattn__tune_entry ovr_storage;
+    const clattn__tune_entry *ovr = overrides(flags, &ovr_storage);
+
     if (plan->path == CLATTN_PATH_THREE_STAGE) {
         plan->qk = config(CLATTN__K_QK, s, 16, 16, 16);
         plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
         plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
         clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
-        int qk_blas = apply_tuned(ctx, s, "qk", cfgs, 1, flags, "QK_BLAS");
-        apply_tuned(ctx, s, "softmax", cfgs + 1, 1, flags, NULL);
-        int av_blas = apply_tuned(ctx, s, "av", cfgs + 2, 1, flags, "AV_BLAS");
-        int forced = apply_overrides(cfgs, 3, flags, "QK_BLAS");
-        if (forced)
-            qk_blas = forced > 0;
-        forced = apply_overrides(cfgs, 3, flags, "AV_BLAS");
-        if (forced)
-            av_blas = forced > 0;
+        const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
+        const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);
+        apply(tq, cfgs, 1);
+        apply(tuned(ctx, s, "softmax", flags), cfgs + 1, 1);
+        apply(ta, cfgs + 2, 1);
+        apply(ovr, cfgs, 3);
         /* Ineligible problems (dtype, masking, queue) keep the own kernels. */
-        plan->qk_blas = qk_blas && clattn__blas_qk_eligible(ctx, s);
-        plan->av_blas = av_blas && clattn__blas_av_eligible(ctx, s);
-        if (plan->qk_blas || plan->av_blas) {
-            plan->blas_set = apply_tuned(ctx, s, "clblast", cfgs, 0, flags, "CLBLAST_SET");
-            forced = apply_overrides(cfgs, 0, flags, "CLBLAST_SET");
-            if (forced)
-                plan->blas_set = forced > 0 ? forced : 0;
-        }
+        plan->qk_blas = clattn__db_param(ovr, "QK_BLAS", clattn__db_param(tq, "QK_BLAS", 0)) &&
+                        clattn__blas_qk_eligible(ctx, s);
+        plan->av_blas = clattn__db_param(ovr, "AV_BLAS", clattn__db_param(ta, "AV_BLAS", 0)) &&
+                        clattn__blas_av_eligible(ctx, s);
+        if (plan->qk_blas || plan->av_blas)
+            plan->blas_set = clattn__db_param(
+                ovr, "CLBLAST_SET",
+                clattn__db_param(tuned(ctx, s, "clblast", flags), "CLBLAST_SET", 0));
         /* The softmax reduction needs a power-of-two work-group. */
         while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
             plan->softmax.values[0] &= plan->softmax.values[0] - 1;
@@ -305,11 +284,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     /* Two fused kernels: one row per work-item (GPUs), or rows x a vector of
      * keys per work-item for devices that vectorise inside a work-item
      * (CPUs); FUSED_VEC (tuned, or forced) picks. */
-    int vec = tuned_param(ctx, s, unit, "FUSED_VEC", flags, !gpu);
+    const clattn__tune_entry *tf = tuned(ctx, s, unit, flags);
+    const int vec =
+        clattn__db_param(ovr, "FUSED_VEC", clattn__db_param(tf, "FUSED_VEC", !gpu)) != 0;
     plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
-    const int forced_vec = apply_overrides(NULL, 0, flags, "FUSED_VEC");
-    if (forced_vec)
-        vec = forced_vec > 0;
     if (vec) {
         /* 4 x 4 rows a group; fewer when there are fewer rows (decode), so
          * no work-item idles. */
@@ -326,9 +304,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
     }
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
-    const int tuned_split = apply_tuned(ctx, s, unit, cfgs, 2, flags, "NSPLIT");
-    const int overridden = apply_overrides(cfgs, 2, flags, "NSPLIT");
-    const int forced_split = overridden > 0 ? overridden : tuned_split;
+    apply(tf, cfgs, 2);
+    apply(ovr, cfgs, 2);
+    const int forced_split =
+        clattn__db_param(ovr, "NSPLIT", 0) > 0 ? clattn__db_param(ovr, "NSPLIT", 0)
+                                                : clattn__db_param(tf, "NSPLIT", 0);
     plan->fused.values[plan->fused.id == CLATTN__K_FUSED_VEC ? 3 : 2] = split;
     if (plan->fused.id == CLATTN__K_FUSED_VEC) {
         /* The vector width must be one OpenCL has: 4, 8 or 16. */
@@ -347,10 +327,9 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
     /* Enough partitions to give every compute unit a few groups. */
-    const int gqa = plan->fused.id == CLATTN__K_FUSED_VEC && plan->fused.values[4];
-    const int64_t groups = (gqa ? bh / s->group : bh) *
-                           ceil_div(gqa ? p->seq_q * s->group : p->seq_q,
-                                    clattn__plan_block_rows(plan));
+    size_t row_groups, head_groups;
+    clattn__plan_fused_groups(plan, s, &row_groups, &head_groups);
+    const int64_t groups = (int64_t)(row_groups * head_groups);
     const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
     int64_t nsplit = forced_split      ? forced_split
                      : groups >= want ? 1
@@ -397,6 +376,19 @@ int clattn__plan_block_rows(const clattn__plan *plan)
 {
     const int *v = plan->fused.values;
     return plan->fused.id == CLATTN__K_FUSED_VEC ? v[0] * v[1] : v[0];
+}
+
+void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
+                               size_t *row_groups, size_t *head_groups)
+{
+    /* The GQA-packed vector kernel: a group per KV head, its query heads'
+     * rows interleaved. */
+    const int gqa = plan->fused.id == CLATTN__K_FUSED_VEC && plan->fused.values[4];
+    const size_t rows = (size_t)s->p.seq_q * (gqa ? (size_t)s->group : 1);
+    const size_t per_group = (size_t)clattn__plan_block_rows(plan);
+    const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
+    *row_groups = (rows + per_group - 1) / per_group;
+    *head_groups = gqa ? bh / (size_t)s->group : bh;
 }
 
 int clattn__plan_tile_keys(const clattn__plan *plan)

@@ -43,6 +43,11 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
 int clattn__plan_block_rows(const clattn__plan *plan);
 int clattn__plan_tile_keys(const clattn__plan *plan);
 
+/* The fused kernel's work-groups: along the (possibly GQA-interleaved)
+ * query rows, and along batch x heads (x kv heads when GQA-packed). */
+void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
+                               size_t *row_groups, size_t *head_groups);
+
 /* Sets the split-KV partition count (clamped to whole tiles of keys and to
  * the device's largest allocation) and the scratch it needs. */
 clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,

@@ -125,7 +125,7 @@ int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
 
 char *clattn__db_format(const clattn__tuning_db *db, size_t *len)
 {
-    size_t cap = 256 + strlen(db->fingerprint) + db->count * 512;
+    size_t cap = 256 + strlen(db->fingerprint) + db->count * 2048;
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -202,7 +202,7 @@ static int parse_entry(char *line, clattn__tune_entry *e)
     }
     if (ns != 4)
         return -1;
-    char *names[16], *values[16];
+    char *names[CLATTN__DB_MAX_PARAMS], *values[CLATTN__DB_MAX_PARAMS];
     int n = tokens(sec[0], names, values, 16);
     if (n != 10)
         return -1;

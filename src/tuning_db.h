@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLATTN__DB_MAX_PARAMS 8
+#define CLATTN__DB_MAX_PARAMS 24 /* also holds a whole CLATTN_PARAMS */
 #define CLATTN__DB_NAME 24
 
 /* What a tuned result applies to. Sequence lengths are bucketed to powers of
