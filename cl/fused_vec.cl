@@ -72,8 +72,9 @@ inline float hmax(vec_t v)
 #else
     float4 b = v;
 #endif
-    float2 c = fmax(b.lo, b.hi);
-    return fmax(c.x, c.y);
+    /* Lane by lane: a float2 step here compiles to a shuffle with an undef
+     * lane, which crashes Oclgrind 21.10's --uninitialized. */
+    return fmax(fmax(b.x, b.y), fmax(b.z, b.w));
 }
 
 inline float hsum(vec_t v)
@@ -86,8 +87,7 @@ inline float hsum(vec_t v)
 #else
     float4 b = v;
 #endif
-    float2 c = b.lo + b.hi;
-    return c.x + c.y;
+    return dot(b, (float4)(1.0f)); /* not a float2 step: see hmax */
 }
 
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
@@ -109,7 +109,9 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     const int b = get_group_id(1) / kv_heads, kh = get_group_id(1) - b * kv_heads;
     const int nrows = seq_q * group;
 #define QROW(v) ((v) / group)                  /* query row of virtual row v */
-#define QHEAD(v) (kh * group + (v) % group)    /* its query head */
+/* v - QROW(v) * group, not v % group: a div/rem pair becomes LLVM's freeze,
+ * which Oclgrind 21.10 cannot interpret. */
+#define QHEAD(v) (kh * group + (v) - QROW(v) * group) /* its query head */
 #else
     const int b = get_group_id(1) / heads, h = get_group_id(1) - b * heads, kh = h / group;
     const int nrows = seq_q;
