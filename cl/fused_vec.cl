@@ -7,6 +7,13 @@
  * memory (one vector of FV_VEC keys per head-dim element), the V tile as
  * rows padded to a whole number of vectors.
  *
+ * With FV_DIRECT=1 nothing is staged in local memory: each work-item reads
+ * K and V rows straight from global memory as vectors along the head
+ * dimension and reduces each score horizontally. That suits groups with a
+ * single work-item (decode: a GQA group's rows fit one work-item), where
+ * staging is pure overhead: the transposing copy is scalar and costs more
+ * than the arithmetic it feeds.
+ *
  * With FV_GQA=1 a group works for one KV head and the rows of all its query
  * heads, interleaved head-minor (row v is query row v / group of query head
  * kh * group + v % group), so every K/V tile loaded serves the whole GQA
@@ -35,24 +42,36 @@
 #ifndef FV_GQA
 #define FV_GQA 0
 #endif
+#ifndef FV_DIRECT
+#define FV_DIRECT 0
+#endif
 
 #if FV_VEC == 16
 typedef float16 vec_t;
 typedef int16 ivec_t;
 #define VLOAD vload16
 #define VSTORE vstore16
+#define VLOAD_HALF vload_half16
+#define AS_VEC as_float16
+#define CONVERT_UVEC convert_uint16
 #define LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #elif FV_VEC == 8
 typedef float8 vec_t;
 typedef int8 ivec_t;
 #define VLOAD vload8
 #define VSTORE vstore8
+#define VLOAD_HALF vload_half8
+#define AS_VEC as_float8
+#define CONVERT_UVEC convert_uint8
 #define LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
 #elif FV_VEC == 4
 typedef float4 vec_t;
 typedef int4 ivec_t;
 #define VLOAD vload4
 #define VSTORE vstore4
+#define VLOAD_HALF vload_half4
+#define AS_VEC as_float4
+#define CONVERT_UVEC convert_uint4
 #define LANES ((int4)(0, 1, 2, 3))
 #else
 #error "FV_VEC must be 4, 8 or 16"
@@ -60,6 +79,8 @@ typedef int4 ivec_t;
 
 #define DV_VECS ((HEAD_DIM_V + FV_VEC - 1) / FV_VEC)
 #define DV_PAD (DV_VECS * FV_VEC)
+#define DK_VECS ((HEAD_DIM + FV_VEC - 1) / FV_VEC)
+#define DK_PAD (DK_VECS * FV_VEC)
 #define BLOCK_ROWS (FV_WG * FV_ROWS)
 
 inline float hmax(vec_t v)
@@ -90,6 +111,28 @@ inline float hsum(vec_t v)
     return dot(b, (float4)(1.0f)); /* not a float2 step: see hmax */
 }
 
+#if FV_DIRECT
+/* FV_VEC consecutive elements from p + off as floats; only the first n are
+ * read (n is a constant once the callers' loops are unrolled), the rest are
+ * zero. Unaligned vector loads are fine: vloadn needs element alignment. */
+inline vec_t load_vec(global const store_t *p, long off, int n)
+{
+    if (n >= FV_VEC) {
+#if DTYPE == 0
+        return VLOAD(0, p + off);
+#elif DTYPE == 1
+        return VLOAD_HALF(0, p + off);
+#else
+        return AS_VEC(CONVERT_UVEC(VLOAD(0, p + off)) << 16);
+#endif
+    }
+    float t[FV_VEC];
+    for (int e = 0; e < FV_VEC; ++e)
+        t[e] = e < n ? LOAD(p, off + e) : 0.0f;
+    return VLOAD(0, t);
+}
+#endif
+
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     global const store_t *q, global const store_t *k, global const store_t *v, global store_t *o,
     global const float *mask, global const int *kv_lens, global float *lse, int heads, int group,
@@ -98,8 +141,10 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     long vsh, long vss, long osb, long osh, long oss, long msb, long msh, int keys_per_split,
     global float *part_o, global float *part_ml)
 {
+#if !FV_DIRECT
     local float kt[HEAD_DIM * FV_VEC]; /* kt[d * FV_VEC + key] */
     local float vt[FV_VEC * DV_PAD];   /* vt[key * DV_PAD + dv] */
+#endif
 
     const int lid = get_local_id(0);
     const int g0 = get_group_id(0) * BLOCK_ROWS;
@@ -134,7 +179,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
 #endif
 
     const float qscale = scale * CLATTN_LOG2E;
-    float qr[FV_ROWS][HEAD_DIM];
+    float qr[FV_ROWS][DK_PAD]; /* zero past HEAD_DIM */
     vec_t acc[FV_ROWS][DV_VECS];
     float m[FV_ROWS], l[FV_ROWS];
     int rlo[FV_ROWS], rhi[FV_ROWS];
@@ -148,8 +193,8 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         rhi[r] = min(rhi[r], s1);
 #endif
         const long qoff = b * qsb + hq * qsh + (long)i * qss;
-        for (int d = 0; d < HEAD_DIM; ++d)
-            qr[r][d] = ok ? LOAD(q, qoff + d) * qscale : 0.0f;
+        for (int d = 0; d < DK_PAD; ++d)
+            qr[r][d] = ok && d < HEAD_DIM ? LOAD(q, qoff + d) * qscale : 0.0f;
         for (int c = 0; c < DV_VECS; ++c)
             acc[r][c] = (vec_t)(0.0f);
         m[r] = -INFINITY;
@@ -159,6 +204,30 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     const long koff = b * ksb + kh * ksh;
     const long voff = b * vsb + kh * vsh;
     for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
+        vec_t s[FV_ROWS];
+#if FV_DIRECT
+        {
+            float sc[FV_ROWS][FV_VEC];
+            for (int e = 0; e < FV_VEC; ++e) {
+                /* Lanes past hi score key hi - 1 again (in bounds); the
+                 * visibility select below discards them. */
+                const long kr = koff + (long)min(n0 + e, hi - 1) * kss;
+                vec_t part[FV_ROWS];
+                for (int r = 0; r < FV_ROWS; ++r)
+                    part[r] = (vec_t)(0.0f);
+                for (int c = 0; c < DK_VECS; ++c) {
+                    const vec_t kv = load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC);
+                    for (int r = 0; r < FV_ROWS; ++r)
+                        part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
+                }
+                for (int r = 0; r < FV_ROWS; ++r)
+                    sc[r][e] = hsum(part[r]);
+            }
+            for (int r = 0; r < FV_ROWS; ++r)
+                s[r] = VLOAD(0, sc[r]);
+        }
+#define V_ROW(e, c) load_vec(v, voff + (long)(n0 + (e)) * vss + (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#else
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int jj = lid; jj < FV_VEC; jj += FV_WG) {
             const bool in = n0 + jj < hi;
@@ -171,7 +240,6 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
-        vec_t s[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
             s[r] = (vec_t)(0.0f);
         for (int d = 0; d < HEAD_DIM; ++d) {
@@ -179,6 +247,8 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             for (int r = 0; r < FV_ROWS; ++r)
                 s[r] = mad((vec_t)(qr[r][d]), kv, s[r]);
         }
+#define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
+#endif
 
         const ivec_t j = (ivec_t)(n0) + LANES;
         for (int r = 0; r < FV_ROWS; ++r) {
@@ -209,7 +279,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
                 /* A key of probability 0 contributes nothing, even a NaN V. */
                 if (pj[e] != 0.0f)
                     for (int c = 0; c < DV_VECS; ++c)
-                        acc[r][c] = mad((vec_t)(pj[e]), VLOAD(c, vt + e * DV_PAD), acc[r][c]);
+                        acc[r][c] = mad((vec_t)(pj[e]), V_ROW(e, c), acc[r][c]);
             }
         }
     }

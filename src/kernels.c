@@ -17,8 +17,8 @@ static const struct {
     [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine", {"COMBINE_WG"}, 1},
     [CLATTN__K_FUSED_VEC] = {"fused_vec.cl",
                              "attn_fwd_fused_vec",
-                             {"FV_WG", "FV_ROWS", "FV_VEC", "SPLIT_KV", "FV_GQA"},
-                             5},
+                             {"FV_WG", "FV_ROWS", "FV_VEC", "SPLIT_KV", "FV_GQA", "FV_DIRECT"},
+                             6},
 };
 
 const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }

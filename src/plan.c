@@ -44,7 +44,10 @@ size_t clattn__config_local_bytes(const clattn__kernel_config *c)
     case CLATTN__K_FUSED:
         return f * (size_t)c->values[1] * (size_t)(c->head_dim + c->head_dim_v);
     case CLATTN__K_FUSED_VEC: {
-        /* K tile transposed, V tile padded to whole vectors */
+        /* K tile transposed, V tile padded to whole vectors; nothing when
+         * the kernel reads K and V directly (FV_DIRECT) */
+        if (c->values[5])
+            return 0;
         const size_t vec = (size_t)c->values[2];
         const size_t dv_pad = ((size_t)c->head_dim_v + vec - 1) / vec * vec;
         return f * vec * ((size_t)c->head_dim + dv_pad);
@@ -297,6 +300,9 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         plan->fused = config(CLATTN__K_FUSED_VEC, s, wg, rows, 16);
         plan->fused.values[3] = split;
         plan->fused.values[4] = s->group > 1; /* a K/V tile serves the GQA group */
+        /* A group of one work-item (decode) has no one to share a staged
+         * tile with: reading K and V directly skips the scalar staging. */
+        plan->fused.values[5] = wg == 1;
     } else {
         int block_m = gpu ? 64 : 16;
         if (split && p->seq_q < block_m)

@@ -14,18 +14,19 @@ const clattn__space clattn__spaces[] = {
     {"fused",
      CLATTN_PATH_FUSED,
      K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC),
-     7,
+     8,
      {{"FUSED_VEC", 2, {0, 1}},
       {"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}},
       {"BLOCK_N", 5, {4, 8, 16, 32, 64}},
       {"FV_ROWS", 5, {1, 2, 4, 8, 16}},
       {"FV_WG", 5, {1, 2, 4, 8, 16}},
       {"FV_VEC", 3, {4, 8, 16}},
-      {"FV_GQA", 2, {0, 1}}}},
+      {"FV_GQA", 2, {0, 1}},
+      {"FV_DIRECT", 2, {0, 1}}}},
     {"splitkv",
      CLATTN_PATH_SPLIT_KV,
      K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC) | K(CLATTN__K_COMBINE),
-     9,
+     10,
      {{"FUSED_VEC", 2, {0, 1}},
       {"BLOCK_M", 5, {1, 2, 4, 8, 16}},
       {"BLOCK_N", 4, {8, 16, 32, 64}},
@@ -34,7 +35,8 @@ const clattn__space clattn__spaces[] = {
       {"FV_ROWS", 4, {1, 2, 4, 8}},
       {"FV_WG", 4, {1, 2, 4, 8}},
       {"FV_VEC", 3, {4, 8, 16}},
-      {"FV_GQA", 2, {0, 1}}}},
+      {"FV_GQA", 2, {0, 1}},
+      {"FV_DIRECT", 2, {0, 1}}}},
     {"qk",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_QK),
@@ -106,8 +108,8 @@ static void set_fused_kernel(clattn__kernel_config *cfg, int vec)
         return;
     const int split = cfg->values[cfg->id == CLATTN__K_FUSED_VEC ? 3 : 2];
     cfg->id = want;
-    const int dflt[2][5] = {{16, 32, split, 0, 0}, {4, 4, 16, split, 0}};
-    for (int i = 0; i < 5; ++i)
+    const int dflt[2][6] = {{16, 32, split, 0, 0, 0}, {4, 4, 16, split, 0, 0}};
+    for (int i = 0; i < 6; ++i)
         cfg->values[i] = dflt[vec][i];
 }
 

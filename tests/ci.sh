@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Every check the project runs in CI, in order, quick versions:
+#   1. the suite (unit, conformance, cache, tools, package, Oclgrind kernel
+#      checks when oclgrind is installed) on a RelWithDebInfo build;
+#   2. the suite again under AddressSanitizer + UndefinedBehaviorSanitizer +
+#      LeakSanitizer (Oclgrind tests excluded: they run above);
+#   3. the parser fuzzers for a bounded time each (when clang is installed).
+# CLATTN_LONG=1 runs the long versions (longer fuzzing, full fault sweeps,
+# every truncation offset, long soak). Exit status: non-zero when any failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+fails=()
+step() {
+    local name=$1
+    shift
+    echo "== $name"
+    local t0=$SECONDS
+    if "$@"; then
+        echo "== $name: passed ($((SECONDS - t0)) s)"
+    else
+        echo "== $name: FAILED ($((SECONDS - t0)) s)"
+        fails+=("$name")
+    fi
+}
+
+suite() {
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake --build build -j2 &&
+        ctest --test-dir build --output-on-failure -j2
+}
+
+sanitizers() {
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCLATTN_ASAN=ON -DCLATTN_UBSAN=ON &&
+        cmake --build build-asan -j2 &&
+        LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            ctest --test-dir build-asan --output-on-failure -j2 -LE oclgrind
+}
+
+fuzz() {
+    local seconds=20
+    if [ "${CLATTN_LONG:-0}" = 1 ]; then
+        seconds=600
+    fi
+    bash tests/fuzz/run.sh "$seconds"
+}
+
+step "test suite" suite
+step "sanitizers (ASan, UBSan, LSan)" sanitizers
+if [ -f tests/fuzz/run.sh ] && command -v clang > /dev/null; then
+    step "fuzzers" fuzz
+else
+    echo "== fuzzers: skipped (clang not installed)"
+fi
+
+if [ ${#fails[@]} -gt 0 ]; then
+    printf '== FAILED: %s\n' "${fails[@]}"
+    exit 1
+fi
+echo "== all checks passed"
