@@ -1,6 +1,9 @@
 /* attn-tune bench: wall-clock time of clattn_forward on the benchmark shapes,
- * tuned AUTO against the untuned defaults and each explicit path, and the
- * first-call time of a new process with a cold and a warm program cache. */
+ * tuned AUTO against the untuned defaults, each explicit path and two
+ * baselines outside the library (CLBlast three-stage, a naive kernel), set
+ * against the host sgemm rate and the device read bandwidth measured in the
+ * same run; and the first-call time of a new process with a cold and a warm
+ * program cache. */
 #include "bench.h"
 #include "reference.h"
 #include "shapes.h"
@@ -11,8 +14,9 @@
 #include <unistd.h>
 
 static const char k_bench_usage[] =
-    "usage: attn-tune bench [--device P:D] [--shapes NAMES|FILE] [--repeat N]\n"
-    "                       [--no-first-call] [--json] [--list-shapes]\n"
+    "usage: attn-tune bench [--device P:D] [--shapes NAMES|FILE] [--repeat N] [--quick]\n"
+    "                       [--no-baselines] [--no-first-call] [--sgemm-gflops X]\n"
+    "                       [--json] [--list-shapes]\n"
     "\n"
     "Times clattn_forward on device buffers with random inputs for each shape:\n"
     "  AUTO         the library's choice with the tuning db ('attn-tune tune')\n"
@@ -20,12 +24,40 @@ static const char k_bench_usage[] =
     "               the built-in defaults (a system-wide tuning file would still\n"
     "               apply)\n"
     "  FUSED, THREE_STAGE, SPLIT_KV   each path forced, on the tuned context\n"
+    "and two baselines that are not clattn (fp32 only; their output is checked\n"
+    "against AUTO's, relative L2 within 1e-3):\n"
+    "  clblast-3stage  CLBlast SgemmStridedBatched for scale*Q*K^T, a softmax kernel\n"
+    "               of attn-tune's, CLBlast again for P*V; called by attn-tune\n"
+    "               directly, with CLBlast's own default parameters (they run\n"
+    "               before any clattn forward, which may override CLBlast's\n"
+    "               parameters for the whole process)\n"
+    "  naive        one query row per work-item, scalar loops, a plain softmax in\n"
+    "               two passes over the keys (slow: seconds per call on big shapes)\n"
     "Each variant runs once to warm up (kernel builds), then is timed call by call\n"
     "(enqueue to completion, monotonic clock): --repeat N runs, or by default until\n"
-    "3 s of measurements (at least 3 and at most 30 runs). Printed: median and\n"
-    "minimum ms, GFLOP/s from the median (useful FLOPs: 2*(D+Dv) per visible\n"
-    "query-key pair, causal and window pairs counted exactly), and each variant's\n"
-    "median relative to AUTO's (2.00x = twice AUTO's time).\n"
+    "3 s of measurements (at least 3 and at most 30 runs). Printed per variant:\n"
+    "  median, min ms   of the timed calls\n"
+    "  GFLOP/s         from the median; useful FLOPs only: 2*(D+Dv) per visible\n"
+    "                  query-key pair (4*B*H*Sq*Skv*D without masking), causal and\n"
+    "                  window pairs counted exactly\n"
+    "  %sgemm          GFLOP/s over the host's sgemm rate (below)\n"
+    "  GB/s, %read     for memory-bound shapes (under 16 useful FLOPs per byte of\n"
+    "                  Q, K, V and O, e.g. decode): those bytes, each counted once,\n"
+    "                  over the median, and that over the device read bandwidth\n"
+    "  vs AUTO         median over AUTO's (2.00x = twice AUTO's time); the 'AUTO\n"
+    "                  speed-up' line restates it for untuned and the baselines\n"
+    "\n"
+    "Measured first, in the same run:\n"
+    "  host sgemm      OpenBLAS cblas_sgemm 2048^3, all its threads, median of 5\n"
+    "                  after a warm-up; n/a when attn-tune was built without\n"
+    "                  OpenBLAS (Debian: apt install libopenblas-dev; reconfigure)\n"
+    "  read bandwidth  a sum over a 256 MiB device buffer (float4/float16 loads;\n"
+    "                  one run per work-item or neighbours on neighbouring\n"
+    "                  addresses; a few work-group shapes): the best of their\n"
+    "                  medians of 5\n"
+    "Then the goal lines of the named shapes present: AUTO on P1, P2, C1, G1 at 50%\n"
+    "of sgemm, AUTO on D1 at 60% of the read bandwidth, THREE_STAGE on P1 at 25% of\n"
+    "sgemm.\n"
     "\n"
     "Then the first-call time: a new process creates a context and runs one\n"
     "forward of the first shape to completion, once with an empty cache directory\n"
@@ -44,12 +76,19 @@ static const char k_bench_usage[] =
     "  --shapes WHAT    comma-separated names and shapes (syntax: 'attn-tune tune\n"
     "                   --help'), or a shape file; default P1,P2,C1,G1,D1\n"
     "  --repeat N       exactly N timed runs per variant (1..10000)\n"
+    "  --no-baselines   skip clblast-3stage and naive\n"
     "  --no-first-call  skip the first-call measurement\n"
-    "  --json           one JSON document on stdout\n"
+    "  --quick          --no-baselines --no-first-call, and --repeat 3 unless given\n"
+    "  --sgemm-gflops X quote X GFLOP/s as the host sgemm rate instead of measuring\n"
+    "                   it (printed as given)\n"
+    "  --json           one JSON document on stdout: the peaks, every shape's\n"
+    "                   variants with all the figures above, the goals, the first\n"
+    "                   call\n"
     "  --list-shapes    print the shapes as parsed, one a line, and exit\n"
     "  -h, --help       this text\n"
     "\n"
-    "Exit status: 0 ok, 1 when a forward failed, 2 on a usage error.\n";
+    "Exit status: 0 ok, 1 when a forward or a baseline failed (or its output was\n"
+    "wrong), 2 on a usage error.\n";
 
 #define MAX_RUNS 30
 #define MIN_RUNS 3
@@ -347,7 +386,6 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
     clattn_status st;
     int64_t nq, nk, nv, no;
     float *auto_out = NULL, *naive_out = NULL;
-    vresult clblast_result = out->v[V_CLBLAST];
     tool_shape_elements(s, &nq, &nk, &nv, &no);
     out->gflop = tool_shape_flops(s) * 1e-9;
     out->bytes = (double)(nq + nk + nv + no) * (double)ref_dtype_size(s->p.dtype);
@@ -381,7 +419,6 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
             if (r->status == RES_OK) naive_out = read_output(env->queue, s, b.o);
         }
         check_baseline(r, auto_out, naive_out, no);
-        out->v[V_CLBLAST] = clblast_result;
         check_baseline(&out->v[V_CLBLAST], auto_out, out->clblast_out, no);
     }
     note_clear();

@@ -138,3 +138,24 @@ __kernel void read_chunk16(__global const float16 *in, long n, __global float *o
     float4 a4 = a8.lo + a8.hi;
     out[g] = a4.x + a4.y + a4.z + a4.w;
 }
+
+/* As read_chunk16 with four independent sums, so a long add latency does
+ * not limit a core's loads. */
+__kernel void read_chunk16x4(__global const float16 *in, long n, __global float *out)
+{
+    long g = get_global_id(0), G = get_global_size(0);
+    long per = ((n + G - 1) / G + 3) & ~3L, lo = min(n, g * per), hi = min(n, lo + per);
+    float16 a0 = (float16)(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    long i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        a0 += in[i];
+        a1 += in[i + 1];
+        a2 += in[i + 2];
+        a3 += in[i + 3];
+    }
+    for (; i < hi; i++) a0 += in[i];
+    float16 acc = (a0 + a1) + (a2 + a3);
+    float8 a8 = acc.lo + acc.hi;
+    float4 a4 = a8.lo + a8.hi;
+    out[g] = a4.x + a4.y + a4.z + a4.w;
+}
