@@ -4,6 +4,7 @@
  * against the host sgemm rate and the device read bandwidth measured in the
  * same run; and the first-call time of a new process with a cold and a warm
  * program cache. */
+#define _DEFAULT_SOURCE /* getloadavg */
 #include "bench.h"
 #include "reference.h"
 #include "shapes.h"
@@ -55,6 +56,8 @@ static const char k_bench_usage[] =
     "                  one run per work-item or neighbours on neighbouring\n"
     "                  addresses; a few work-group shapes): the best of their\n"
     "                  medians of 5\n"
+    "Other work on the host skews every figure, the peaks included: the 1-minute\n"
+    "load average is printed at the start and at the end.\n"
     "Then the goal lines of the named shapes present: AUTO on P1, P2, C1, G1 at 50%\n"
     "of sgemm, AUTO on D1 at 60% of the read bandwidth, THREE_STAGE on P1 at 25% of\n"
     "sgemm.\n"
@@ -253,7 +256,17 @@ typedef struct bench_env {
     cl_mem scratch;
     size_t scratch_bytes;
     bench_peaks peaks;
+    double load_start, load_end; /* 1-minute load average; -1 unknown */
+    long cores;
 } bench_env;
+
+/* Other work on the host skews every figure here (the peaks too); the load
+ * average is printed so a reader can tell a quiet run from a busy one. */
+static double load_average(void)
+{
+    double la[1];
+    return getloadavg(la, 1) == 1 ? la[0] : -1.0;
+}
 
 /* The shape's inputs (the same random values on every call) and an output. */
 static int make_buffers(cl_context clctx, const tool_shape *s, clattn_buffers *b)
@@ -594,15 +607,22 @@ static void print_goals_text(const tool_shape_list *shapes, const shape_run *run
 }
 
 static void print_json(const tool_shape_list *shapes, const shape_run *runs,
-                       const char *device, size_t entries, const bench_peaks *pk, int baselines,
+                       const char *device, size_t entries, const bench_env *env,
                        const first_call *fc, int fc_ran)
 {
+    const bench_peaks *pk = &env->peaks;
+    const int baselines = env->baselines;
     printf("{\n  \"clattn_version\": ");
     tool_json_string(stdout, clattn_version());
     printf(",\n  \"device\": ");
     tool_json_string(stdout, device);
     printf(",\n  \"tuning_entries\": %zu,\n  \"baselines\": %s,", entries,
            baselines ? "true" : "false");
+    printf("\n  \"host\": {\"cores\": %ld, \"load_start\": ", env->cores);
+    tool_json_number(stdout, env->load_start >= 0 ? env->load_start : NAN);
+    printf(", \"load_end\": ");
+    tool_json_number(stdout, env->load_end >= 0 ? env->load_end : NAN);
+    printf("},");
     printf("\n  \"host_sgemm\": {\"gflops\": ");
     tool_json_number(stdout, pk->sgemm_gflops > 0 ? pk->sgemm_gflops : NAN);
     printf(", \"source\": \"%s\", \"n\": %d, \"threads\": %d, \"runs\": %d, \"note\": ",
@@ -806,6 +826,8 @@ int cmd_bench(int argc, char **argv)
     if (list_only) return tool_list_shapes(&shapes);
     g_progress = isatty(STDERR_FILENO);
 
+    env.cores = sysconf(_SC_NPROCESSORS_ONLN);
+    env.load_start = load_average();
     /* The host sgemm first, while no OpenCL work competes for the cores. */
     if (given_sgemm > 0) {
         env.peaks.sgemm_gflops = given_sgemm;
@@ -857,6 +879,8 @@ int cmd_bench(int argc, char **argv)
         printf("clattn %s, device %s; tuning db: %zu entr%s%s\n", clattn_version(), device,
                entries, entries == 1 ? "y" : "ies",
                entries ? "" : " (AUTO = untuned; 'attn-tune tune' makes some)");
+        printf("host: %ld core(s), load average %.2f at the start\n", env.cores,
+               env.load_start);
         print_peaks_text(&env.peaks);
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
                "time%s\n", env.baselines ? "" : "; baselines skipped");
@@ -873,13 +897,17 @@ int cmd_bench(int argc, char **argv)
             fflush(stdout);
         }
     }
-    if (!json) print_goals_text(&shapes, runs, &env.peaks);
+    env.load_end = load_average();
+    if (!json) {
+        print_goals_text(&shapes, runs, &env.peaks);
+        printf("load average %.2f at the end (%ld core(s))\n", env.load_end, env.cores);
+    }
     clattn_context_destroy(env.untuned);
     if (env.scratch) clReleaseMemObject(env.scratch);
     if (env.prog) clReleaseProgram(env.prog);
     if (do_first && shapes.count > 0) first_call_of(env.ctx, &shapes.items[0], json, fc);
     if (json)
-        print_json(&shapes, runs, device, entries, &env.peaks, env.baselines, fc,
+        print_json(&shapes, runs, device, entries, &env, fc,
                    do_first && shapes.count > 0);
     else
         printf("\n%zu shape(s) in %.1f s\n", shapes.count, tool_now() - t0);
