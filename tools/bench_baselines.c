@@ -58,10 +58,10 @@ static cl_int set_visibility(cl_kernel k, cl_uint first, const clattn_problem *p
     return e;
 }
 
-static int scale_of(const clattn_problem *p, float *scale)
+/* clattn.h: scale 0 means 1/sqrt(head_dim). */
+static float scale_of(const clattn_problem *p)
 {
-    *scale = p->scale != 0.0f ? p->scale : 1.0f / sqrtf((float)p->head_dim);
-    return 1;
+    return p->scale != 0.0f ? p->scale : 1.0f / sqrtf((float)p->head_dim);
 }
 
 int bench_naive_run(cl_program prog, cl_command_queue queue, const clattn_problem *p,
@@ -82,7 +82,7 @@ int bench_naive_run(cl_program prog, cl_command_queue queue, const clattn_proble
         return -1;
     }
     rows = (cl_int)((int64_t)p->batch * p->heads * p->seq_q);
-    scale_of(p, &scale);
+    scale = scale_of(p);
     k = clCreateKernel(prog, "naive_attention", &err);
     if (err != CL_SUCCESS) {
         snprintf(msg, size, "clCreateKernel(naive_attention): error %d", (int)err);
@@ -167,7 +167,7 @@ int bench_clblast_run(cl_program prog, int wg, cl_command_queue queue, const cla
         }
         *scratch_bytes = need;
     }
-    scale_of(p, &scale);
+    scale = scale_of(p);
     bs = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, CLBlastTransposeNo,
                                     CLBlastTransposeYes, m, n, d, scale, io->q, 0, d, m * d,
                                     io->k, 0, d, n * d, 0.0f, *scratch, 0, n, m * n, batches,
