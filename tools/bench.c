@@ -1,6 +1,10 @@
 /* attn-tune bench: wall-clock time of clattn_forward on the benchmark shapes,
- * tuned AUTO against the untuned defaults and each explicit path, and the
- * first-call time of a new process with a cold and a warm program cache. */
+ * tuned AUTO against the untuned defaults, each explicit path and two
+ * baselines outside the library (CLBlast three-stage, a naive kernel), set
+ * against the host sgemm rate and the device read bandwidth measured in the
+ * same run; and the first-call time of a new process with a cold and a warm
+ * program cache. */
+#define _DEFAULT_SOURCE /* getloadavg */
 #include "bench.h"
 #include "reference.h"
 #include "shapes.h"
@@ -11,8 +15,9 @@
 #include <unistd.h>
 
 static const char k_bench_usage[] =
-    "usage: attn-tune bench [--device P:D] [--shapes NAMES|FILE] [--repeat N]\n"
-    "                       [--no-first-call] [--json] [--list-shapes]\n"
+    "usage: attn-tune bench [--device P:D] [--shapes NAMES|FILE] [--repeat N] [--quick]\n"
+    "                       [--no-baselines] [--no-first-call] [--sgemm-gflops X]\n"
+    "                       [--json] [--list-shapes]\n"
     "\n"
     "Times clattn_forward on device buffers with random inputs for each shape:\n"
     "  AUTO         the library's choice with the tuning db ('attn-tune tune')\n"
@@ -20,12 +25,42 @@ static const char k_bench_usage[] =
     "               the built-in defaults (a system-wide tuning file would still\n"
     "               apply)\n"
     "  FUSED, THREE_STAGE, SPLIT_KV   each path forced, on the tuned context\n"
+    "and two baselines that are not clattn (fp32 only; their output is checked\n"
+    "against AUTO's, relative L2 within 1e-3):\n"
+    "  clblast-3stage  CLBlast SgemmStridedBatched for scale*Q*K^T, a softmax kernel\n"
+    "               of attn-tune's, CLBlast again for P*V; called by attn-tune\n"
+    "               directly, with CLBlast's own default parameters (they run\n"
+    "               before any clattn forward, which may override CLBlast's\n"
+    "               parameters for the whole process)\n"
+    "  naive        one query row per work-item, scalar loops, a plain softmax in\n"
+    "               two passes over the keys (slow: seconds per call on big shapes)\n"
     "Each variant runs once to warm up (kernel builds), then is timed call by call\n"
     "(enqueue to completion, monotonic clock): --repeat N runs, or by default until\n"
-    "3 s of measurements (at least 3 and at most 30 runs). Printed: median and\n"
-    "minimum ms, GFLOP/s from the median (useful FLOPs: 2*(D+Dv) per visible\n"
-    "query-key pair, causal and window pairs counted exactly), and each variant's\n"
-    "median relative to AUTO's (2.00x = twice AUTO's time).\n"
+    "3 s of measurements (at least 3 and at most 30 runs). Printed per variant:\n"
+    "  median, min ms   of the timed calls\n"
+    "  GFLOP/s         from the median; useful FLOPs only: 2*(D+Dv) per visible\n"
+    "                  query-key pair (4*B*H*Sq*Skv*D without masking), causal and\n"
+    "                  window pairs counted exactly\n"
+    "  %sgemm          GFLOP/s over the host's sgemm rate (below)\n"
+    "  GB/s, %read     for memory-bound shapes (under 16 useful FLOPs per byte of\n"
+    "                  Q, K, V and O, e.g. decode): those bytes, each counted once,\n"
+    "                  over the median, and that over the device read bandwidth\n"
+    "  vs AUTO         median over AUTO's (2.00x = twice AUTO's time); the 'AUTO\n"
+    "                  speed-up' line restates it for untuned and the baselines\n"
+    "\n"
+    "Measured first, in the same run:\n"
+    "  host sgemm      OpenBLAS cblas_sgemm 2048^3, all its threads, median of 5\n"
+    "                  after a warm-up; n/a when attn-tune was built without\n"
+    "                  OpenBLAS (Debian: apt install libopenblas-dev; reconfigure)\n"
+    "  read bandwidth  a sum over a 256 MiB device buffer (float4/float16 loads;\n"
+    "                  one run per work-item or neighbours on neighbouring\n"
+    "                  addresses; a few work-group shapes): the best of their\n"
+    "                  medians of 5\n"
+    "Other work on the host skews every figure, the peaks included: the 1-minute\n"
+    "load average is printed at the start and at the end.\n"
+    "Then the goal lines of the named shapes present: AUTO on P1, P2, C1, G1 at 50%\n"
+    "of sgemm, AUTO on D1 at 60% of the read bandwidth, THREE_STAGE on P1 at 25% of\n"
+    "sgemm.\n"
     "\n"
     "Then the first-call time: a new process creates a context and runs one\n"
     "forward of the first shape to completion, once with an empty cache directory\n"
@@ -44,38 +79,54 @@ static const char k_bench_usage[] =
     "  --shapes WHAT    comma-separated names and shapes (syntax: 'attn-tune tune\n"
     "                   --help'), or a shape file; default P1,P2,C1,G1,D1\n"
     "  --repeat N       exactly N timed runs per variant (1..10000)\n"
+    "  --no-baselines   skip clblast-3stage and naive\n"
     "  --no-first-call  skip the first-call measurement\n"
-    "  --json           one JSON document on stdout\n"
+    "  --quick          --no-baselines --no-first-call, and --repeat 3 unless given\n"
+    "  --sgemm-gflops X quote X GFLOP/s as the host sgemm rate instead of measuring\n"
+    "                   it (printed as given)\n"
+    "  --json           one JSON document on stdout: the peaks, every shape's\n"
+    "                   variants with all the figures above, the goals, the first\n"
+    "                   call\n"
     "  --list-shapes    print the shapes as parsed, one a line, and exit\n"
     "  -h, --help       this text\n"
     "\n"
-    "Exit status: 0 ok, 1 when a forward failed, 2 on a usage error.\n";
+    "Exit status: 0 ok, 1 when a forward or a baseline failed (or its output was\n"
+    "wrong), 2 on a usage error.\n";
 
 #define MAX_RUNS 30
 #define MIN_RUNS 3
 #define MEASURE_S 3.0
+/* Below this many useful FLOPs per byte of Q, K, V and O a forward cannot
+ * keep the arithmetic units busy on any current device: such shapes are
+ * judged by bandwidth (decode steps are near 2). */
+#define MEMORY_BOUND_INTENSITY 16.0
+/* Most a baseline's output may differ from AUTO's (relative L2, fp32). */
+#define CHECK_TOLERANCE 1e-3
 
-enum { V_AUTO, V_UNTUNED, V_FUSED, V_THREE, V_SPLIT, V_COUNT };
-static const char *const k_variant[V_COUNT] = {"AUTO", "untuned", "FUSED", "THREE_STAGE",
-                                               "SPLIT_KV"};
-static const clattn_path k_vpath[V_COUNT] = {CLATTN_PATH_AUTO, CLATTN_PATH_AUTO,
-                                             CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
-                                             CLATTN_PATH_SPLIT_KV};
+enum { V_AUTO, V_UNTUNED, V_FUSED, V_THREE, V_SPLIT, V_CLBLAST, V_NAIVE, V_COUNT };
+static const char *const k_variant[V_COUNT] = {"AUTO",     "untuned",        "FUSED", "THREE_STAGE",
+                                               "SPLIT_KV", "clblast-3stage", "naive"};
+static const clattn_path k_vpath[V_COUNT] = {CLATTN_PATH_AUTO,        CLATTN_PATH_AUTO,
+                                             CLATTN_PATH_FUSED,       CLATTN_PATH_THREE_STAGE,
+                                             CLATTN_PATH_SPLIT_KV,    CLATTN_PATH_AUTO,
+                                             CLATTN_PATH_AUTO};
 
-enum { RES_OK, RES_UNSUPPORTED, RES_FAILED };
+enum { RES_OK, RES_UNSUPPORTED, RES_FAILED, RES_SKIPPED };
 
 typedef struct vresult {
     int status;
     char message[300];
     double median_ms, min_ms;
     int runs;
+    double check; /* baselines: relative L2 distance of O from AUTO's; NAN unchecked */
 } vresult;
 
 typedef struct shape_run {
-    double gflop;
+    double gflop, bytes;
     vresult v[V_COUNT];
     int skipped; /* invalid, or inputs could not be allocated */
     char message[300];
+    float *clblast_out; /* the CLBlast baseline's O, until AUTO's is there to compare */
 } shape_run;
 
 static int cmp_double(const void *a, const void *b)
@@ -84,41 +135,72 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* One forward to completion; returns milliseconds or a negative value. */
-static double run_once(clattn_context *ctx, const clattn_problem *p, const clattn_buffers *b,
-                       clattn_status *st)
+/* What one timed call runs: clattn_forward, or one of the baselines. */
+typedef struct runner {
+    int variant;
+    clattn_context *ctx;
+    const clattn_buffers *b;
+    cl_program prog;
+    int wg;
+    cl_command_queue queue;
+    cl_mem *scratch;
+    size_t *scratch_bytes;
+} runner;
+
+/* One call to completion; returns milliseconds, or a negative value with
+ * r->status and r->message set. */
+static double run_once(const runner *rn, const clattn_problem *p, vresult *r)
 {
     cl_event done = NULL;
+    clattn_status st;
     double t0 = tool_now();
-    *st = clattn_forward(ctx, p, b, 0, NULL, &done);
-    if (*st != CLATTN_OK) return -1;
-    if (clWaitForEvents(1, &done) != CL_SUCCESS) *st = CLATTN_ERR_OPENCL;
-    clReleaseEvent(done);
-    return *st == CLATTN_OK ? 1e3 * (tool_now() - t0) : -1;
+    if (rn->variant == V_NAIVE || rn->variant == V_CLBLAST) {
+        bench_io io = {rn->b->q, rn->b->k, rn->b->v, rn->b->o};
+        int got = rn->variant == V_NAIVE
+                      ? bench_naive_run(rn->prog, rn->queue, p, &io, r->message,
+                                        sizeof r->message)
+                      : bench_clblast_run(rn->prog, rn->wg, rn->queue, p, &io, rn->scratch,
+                                          rn->scratch_bytes, r->message, sizeof r->message);
+        if (got == 0) return 1e3 * (tool_now() - t0);
+        r->status = got == -1 ? RES_UNSUPPORTED : RES_FAILED;
+        return -1;
+    }
+    st = clattn_forward(rn->ctx, p, rn->b, 0, NULL, &done);
+    if (st == CLATTN_OK) {
+        if (clWaitForEvents(1, &done) != CL_SUCCESS) st = CLATTN_ERR_OPENCL;
+        clReleaseEvent(done);
+    }
+    if (st == CLATTN_OK) return 1e3 * (tool_now() - t0);
+    r->status = st == CLATTN_ERR_UNSUPPORTED ? RES_UNSUPPORTED : RES_FAILED;
+    snprintf(r->message, sizeof r->message, "%s: %s", clattn_status_string(st),
+             clattn_last_error(rn->ctx));
+    return -1;
 }
 
-static void time_variant(clattn_context *ctx, const clattn_problem *prob, clattn_path path,
-                         const clattn_buffers *b, long repeat, vresult *r)
+static void time_variant(const runner *rn, const clattn_problem *prob, long repeat, vresult *r)
 {
     clattn_problem p = *prob;
     double samples[10000], start;
     int n = 0, cap = repeat > 0 ? (int)repeat : MAX_RUNS;
-    clattn_status st;
     memset(r, 0, sizeof *r);
-    p.path = path;
-    st = clattn_supports(ctx, &p);
-    if (st == CLATTN_OK) run_once(ctx, &p, b, &st); /* warm-up: builds the kernels */
-    start = tool_now();
-    while (st == CLATTN_OK && n < cap) {
-        if (repeat <= 0 && n >= MIN_RUNS && tool_now() - start >= MEASURE_S) break;
-        samples[n] = run_once(ctx, &p, b, &st);
-        if (st == CLATTN_OK) n++;
+    r->check = NAN;
+    p.path = k_vpath[rn->variant];
+    if (rn->ctx) {
+        clattn_status st = clattn_supports(rn->ctx, &p);
+        if (st != CLATTN_OK) {
+            r->status = st == CLATTN_ERR_UNSUPPORTED ? RES_UNSUPPORTED : RES_FAILED;
+            snprintf(r->message, sizeof r->message, "%s: %s", clattn_status_string(st),
+                     clattn_last_error(rn->ctx));
+            return;
+        }
     }
-    if (st != CLATTN_OK) {
-        r->status = st == CLATTN_ERR_UNSUPPORTED ? RES_UNSUPPORTED : RES_FAILED;
-        snprintf(r->message, sizeof r->message, "%s: %s", clattn_status_string(st),
-                 clattn_last_error(ctx));
-        return;
+    if (run_once(rn, &p, r) < 0) return; /* warm-up: builds the kernels */
+    start = tool_now();
+    while (n < cap) {
+        if (repeat <= 0 && n >= MIN_RUNS && tool_now() - start >= MEASURE_S) break;
+        samples[n] = run_once(rn, &p, r);
+        if (samples[n] < 0) return;
+        n++;
     }
     qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
     r->runs = n;
@@ -161,44 +243,206 @@ static void note_clear(void)
     fflush(stderr);
 }
 
-static void bench_shape(clattn_context *ctx, clattn_context *untuned, const tool_shape *s,
-                        long repeat, shape_run *out)
-{
+/* What every shape is run with. */
+typedef struct bench_env {
+    clattn_context *ctx, *untuned;
     cl_context clctx;
-    clattn_buffers b;
+    cl_command_queue queue;
+    cl_program prog; /* bench_kernels.cl; NULL when it did not build */
+    char prog_message[300];
+    int wg;
+    int baselines; /* 0: --no-baselines */
+    long repeat;
+    cl_mem scratch;
+    size_t scratch_bytes;
+    bench_peaks peaks;
+    double load_start, load_end; /* 1-minute load average; -1 unknown */
+    long cores;
+} bench_env;
+
+/* Other work on the host skews every figure here (the peaks too); the load
+ * average is printed so a reader can tell a quiet run from a busy one. */
+static double load_average(void)
+{
+    double la[1];
+    return getloadavg(la, 1) == 1 ? la[0] : -1.0;
+}
+
+/* The shape's inputs (the same random values on every call) and an output. */
+static int make_buffers(cl_context clctx, const tool_shape *s, clattn_buffers *b)
+{
     int64_t nq, nk, nv, no;
     cl_int err;
-    clattn_status st;
-    memset(&b, 0, sizeof b);
-    out->gflop = tool_shape_flops(s) * 1e-9;
-    st = clattn_supports(ctx, &s->p);
-    if (st == CLATTN_ERR_INVALID_ARGUMENT) {
-        out->skipped = 1;
-        snprintf(out->message, sizeof out->message, "invalid: %s", clattn_last_error(ctx));
+    memset(b, 0, sizeof *b);
+    tool_shape_elements(s, &nq, &nk, &nv, &no);
+    b->q = random_buffer(clctx, s->p.dtype, nq, 1);
+    b->k = random_buffer(clctx, s->p.dtype, nk, 2);
+    b->v = random_buffer(clctx, s->p.dtype, nv, 3);
+    b->o = clCreateBuffer(clctx, CL_MEM_READ_WRITE, (size_t)no * ref_dtype_size(s->p.dtype),
+                          NULL, &err);
+    return b->q && b->k && b->v && b->o;
+}
+
+static void free_buffers(clattn_buffers *b)
+{
+    if (b->q) clReleaseMemObject(b->q);
+    if (b->k) clReleaseMemObject(b->k);
+    if (b->v) clReleaseMemObject(b->v);
+    if (b->o) clReleaseMemObject(b->o);
+}
+
+/* O as fp32 on the host (baselines are fp32 only); NULL on failure. */
+static float *read_output(cl_command_queue queue, const tool_shape *s, cl_mem o)
+{
+    int64_t nq, nk, nv, no;
+    float *host;
+    tool_shape_elements(s, &nq, &nk, &nv, &no);
+    host = malloc((size_t)no * sizeof *host);
+    if (host && clEnqueueReadBuffer(queue, o, CL_TRUE, 0, (size_t)no * sizeof *host, host, 0,
+                                    NULL, NULL) != CL_SUCCESS) {
+        free(host);
+        host = NULL;
+    }
+    return host;
+}
+
+/* Fills O with NaN so a baseline that writes nothing cannot pass its check
+ * on what an earlier variant left there. */
+static void poison_output(cl_command_queue queue, const tool_shape *s, cl_mem o)
+{
+    int64_t nq, nk, nv, no;
+    float nan_value = NAN;
+    tool_shape_elements(s, &nq, &nk, &nv, &no);
+    clEnqueueFillBuffer(queue, o, &nan_value, sizeof nan_value, 0, (size_t)no * sizeof(float), 0,
+                        NULL, NULL);
+    clFinish(queue);
+}
+
+/* Relative L2 distance of x from ref (a NaN anywhere gives NaN). */
+static double rel_l2(const float *ref, const float *x, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (double)ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* Records the baseline's check against AUTO's output (NULL: unchecked). */
+static void check_baseline(vresult *r, const float *auto_out, const float *out, int64_t n)
+{
+    if (r->status != RES_OK || !auto_out || !out) return;
+    r->check = rel_l2(auto_out, out, n);
+    if (!(r->check <= CHECK_TOLERANCE)) {
+        r->status = RES_FAILED;
+        snprintf(r->message, sizeof r->message,
+                 "output differs from AUTO's: relative L2 %.3g (tolerance %g)", r->check,
+                 CHECK_TOLERANCE);
+    }
+}
+
+static void baseline_off(const bench_env *env, const tool_shape *s, int v, vresult *r)
+{
+    memset(r, 0, sizeof *r);
+    r->check = NAN;
+    if (!env->baselines) {
+        r->status = RES_SKIPPED;
+        snprintf(r->message, sizeof r->message, "skipped (--no-baselines)");
+    } else if (!env->prog) {
+        r->status = RES_FAILED;
+        snprintf(r->message, sizeof r->message, "%s", env->prog_message);
+    } else if (v == V_CLBLAST && !bench_have_clblast()) {
+        r->status = RES_UNSUPPORTED;
+        snprintf(r->message, sizeof r->message, "attn-tune was built without CLBlast");
+    } else if (s->p.dtype != CLATTN_F32) {
+        r->status = RES_UNSUPPORTED;
+        snprintf(r->message, sizeof r->message, "the baselines are fp32 only");
+    } else {
+        r->status = -1; /* runs */
+    }
+}
+
+/* The CLBlast three-stage baseline of one shape. All of them run before any
+ * clattn forward: clattn applies its tuned CLBlast parameter sets with
+ * CLBlastOverrideParameters, which holds for the whole process, and this
+ * baseline is meant to show CLBlast with its own defaults. */
+static void bench_shape_clblast(bench_env *env, const tool_shape *s, shape_run *out)
+{
+    clattn_buffers b;
+    runner rn = {V_CLBLAST, NULL, &b, env->prog, env->wg, env->queue, &env->scratch,
+                 &env->scratch_bytes};
+    vresult *r = &out->v[V_CLBLAST];
+    baseline_off(env, s, V_CLBLAST, r);
+    if (r->status != -1) return;
+    if (clattn_supports(env->ctx, &s->p) == CLATTN_ERR_INVALID_ARGUMENT) {
+        r->status = RES_SKIPPED; /* bench_shape says why */
         return;
     }
-    clattn_context_get_cl(ctx, &clctx, NULL, NULL);
+    if (!make_buffers(env->clctx, s, &b)) {
+        r->status = RES_FAILED;
+        snprintf(r->message, sizeof r->message, "cannot allocate the inputs");
+    } else {
+        note(k_variant[V_CLBLAST]);
+        poison_output(env->queue, s, b.o);
+        time_variant(&rn, &s->p, env->repeat, r);
+        if (r->status == RES_OK) out->clblast_out = read_output(env->queue, s, b.o);
+        note_clear();
+    }
+    free_buffers(&b);
+}
+
+static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
+{
+    clattn_buffers b;
+    clattn_status st;
+    int64_t nq, nk, nv, no;
+    float *auto_out = NULL, *naive_out = NULL;
     tool_shape_elements(s, &nq, &nk, &nv, &no);
-    b.q = random_buffer(clctx, s->p.dtype, nq, 1);
-    b.k = random_buffer(clctx, s->p.dtype, nk, 2);
-    b.v = random_buffer(clctx, s->p.dtype, nv, 3);
-    b.o = clCreateBuffer(clctx, CL_MEM_READ_WRITE, (size_t)no * ref_dtype_size(s->p.dtype),
-                         NULL, &err);
-    if (!b.q || !b.k || !b.v || !b.o) {
+    out->gflop = tool_shape_flops(s) * 1e-9;
+    out->bytes = (double)(nq + nk + nv + no) * (double)ref_dtype_size(s->p.dtype);
+    st = clattn_supports(env->ctx, &s->p);
+    if (st == CLATTN_ERR_INVALID_ARGUMENT) {
+        out->skipped = 1;
+        snprintf(out->message, sizeof out->message, "invalid: %s", clattn_last_error(env->ctx));
+        return;
+    }
+    if (!make_buffers(env->clctx, s, &b)) {
         out->skipped = 1;
         snprintf(out->message, sizeof out->message, "cannot allocate the inputs");
     }
-    for (int v = 0; v < V_COUNT && !out->skipped; v++) {
+    for (int v = 0; v < V_CLBLAST && !out->skipped; v++) {
+        runner rn = {v, v == V_UNTUNED ? env->untuned : env->ctx, &b, NULL, 0, env->queue, NULL,
+                     NULL};
         note(k_variant[v]);
-        time_variant(v == V_UNTUNED ? untuned : ctx, &s->p, k_vpath[v], &b, repeat, &out->v[v]);
+        time_variant(&rn, &s->p, env->repeat, &out->v[v]);
+        if (v == V_AUTO && out->v[v].status == RES_OK && s->p.dtype == CLATTN_F32 &&
+            env->baselines)
+            auto_out = read_output(env->queue, s, b.o);
+    }
+    if (!out->skipped) {
+        runner rn = {V_NAIVE, NULL, &b, env->prog, env->wg, env->queue, NULL, NULL};
+        vresult *r = &out->v[V_NAIVE];
+        baseline_off(env, s, V_NAIVE, r);
+        if (r->status == -1) {
+            note(k_variant[V_NAIVE]);
+            poison_output(env->queue, s, b.o);
+            time_variant(&rn, &s->p, env->repeat, r);
+            if (r->status == RES_OK) naive_out = read_output(env->queue, s, b.o);
+        }
+        check_baseline(r, auto_out, naive_out, no);
+        check_baseline(&out->v[V_CLBLAST], auto_out, out->clblast_out, no);
     }
     note_clear();
-    if (b.q) clReleaseMemObject(b.q);
-    if (b.k) clReleaseMemObject(b.k);
-    if (b.v) clReleaseMemObject(b.v);
-    if (b.o) clReleaseMemObject(b.o);
+    free(auto_out);
+    free(naive_out);
+    free(out->clblast_out);
+    out->clblast_out = NULL;
+    free_buffers(&b);
 }
 
+/* A variant's median over AUTO's (2.00 = twice AUTO's time). */
 static double ratio(const shape_run *r, int v)
 {
     const vresult *a = &r->v[V_AUTO];
@@ -206,37 +450,194 @@ static double ratio(const shape_run *r, int v)
     return r->v[v].median_ms / a->median_ms;
 }
 
-static void print_shape_text(const tool_shape *s, const shape_run *r)
+static double gflops_of(const shape_run *r, int v)
+{
+    return r->v[v].status == RES_OK ? r->gflop / (r->v[v].median_ms * 1e-3) : NAN;
+}
+
+static double gbps_of(const shape_run *r, int v)
+{
+    return r->v[v].status == RES_OK ? r->bytes * 1e-9 / (r->v[v].median_ms * 1e-3) : NAN;
+}
+
+static int memory_bound(const shape_run *r)
+{
+    return r->bytes > 0 && r->gflop * 1e9 / r->bytes < MEMORY_BOUND_INTENSITY;
+}
+
+/* Fractions of the peaks; NAN where a figure is missing. */
+static double of_sgemm(const bench_peaks *pk, const shape_run *r, int v)
+{
+    return pk->sgemm_gflops > 0 ? gflops_of(r, v) / pk->sgemm_gflops : NAN;
+}
+
+static double of_read(const bench_peaks *pk, const shape_run *r, int v)
+{
+    return pk->read_gbps > 0 ? gbps_of(r, v) / pk->read_gbps : NAN;
+}
+
+static const char *status_word(int status)
+{
+    return status == RES_OK            ? "ok"
+           : status == RES_UNSUPPORTED ? "unsupported"
+           : status == RES_SKIPPED     ? "skipped"
+                                       : "failed";
+}
+
+static void print_percent(double fraction, int width)
+{
+    if (isfinite(fraction))
+        printf(" %*.1f%%", width - 1, 100.0 * fraction);
+    else
+        printf(" %*s", width, "n/a");
+}
+
+static void print_shape_text(const tool_shape *s, const shape_run *r, const bench_peaks *pk)
 {
     char text[128];
+    const int mem = memory_bound(r);
     tool_shape_format(s, text, sizeof text);
-    printf("\n%s%s%s  (%.3g GFLOP)\n", s->name, s->name[0] ? "  " : "", text, r->gflop);
+    printf("\n%s%s%s  (%.3g GFLOP, %.3g MB of Q+K+V+O, %.1f FLOP/B: %s)\n", s->name,
+           s->name[0] ? "  " : "", text, r->gflop, r->bytes * 1e-6,
+           r->bytes > 0 ? r->gflop * 1e9 / r->bytes : 0.0,
+           mem ? "memory-bound" : "compute-bound");
     if (r->skipped) {
         printf("  skipped: %s\n", r->message);
         return;
     }
-    printf("  %-12s %10s %10s %9s %8s %5s\n", "variant", "median ms", "min ms", "GFLOP/s",
-           "vs AUTO", "runs");
+    printf("  %-14s %10s %10s %9s %7s", "variant", "median ms", "min ms", "GFLOP/s", "%sgemm");
+    if (mem) printf(" %8s %6s", "GB/s", "%read");
+    printf(" %8s %5s\n", "vs AUTO", "runs");
     for (int v = 0; v < V_COUNT; v++) {
         const vresult *x = &r->v[v];
         if (x->status != RES_OK) {
-            printf("  %-12s %s\n", k_variant[v], x->status == RES_UNSUPPORTED ? "unsupported"
-                                                                            : x->message);
+            printf("  %-14s %s\n", k_variant[v],
+                   x->status == RES_UNSUPPORTED && !x->message[0] ? "unsupported" : x->message);
             continue;
         }
-        printf("  %-12s %10.3f %10.3f %9.2f %7.2fx %5d\n", k_variant[v], x->median_ms,
-               x->min_ms, r->gflop / (x->median_ms * 1e-3), ratio(r, v), x->runs);
+        printf("  %-14s %10.3f %10.3f %9.2f", k_variant[v], x->median_ms, x->min_ms,
+               gflops_of(r, v));
+        print_percent(of_sgemm(pk, r, v), 7);
+        if (mem) {
+            printf(" %8.2f", gbps_of(r, v));
+            print_percent(of_read(pk, r, v), 6);
+        }
+        printf(" %7.2fx %5d\n", ratio(r, v), x->runs);
+    }
+    if (r->v[V_AUTO].status == RES_OK) {
+        static const int base[] = {V_UNTUNED, V_CLBLAST, V_NAIVE};
+        printf("  AUTO speed-up:");
+        for (int i = 0; i < 3; i++) {
+            double x = ratio(r, base[i]);
+            if (isfinite(x))
+                printf(" %.2fx vs %s%s", x, k_variant[base[i]], i < 2 ? "," : "");
+            else
+                printf(" n/a vs %s%s", k_variant[base[i]], i < 2 ? "," : "");
+        }
+        printf("\n");
+    }
+}
+
+/* The goals of issue 5, for the named shapes present. */
+typedef struct goal {
+    const char *shape, *variant, *measure; /* measure: "sgemm" or "read" */
+    double goal;
+} goal;
+
+static const goal k_goals[] = {
+    {"P1", "AUTO", "sgemm", 0.50},        {"P2", "AUTO", "sgemm", 0.50},
+    {"C1", "AUTO", "sgemm", 0.50},        {"G1", "AUTO", "sgemm", 0.50},
+    {"D1", "AUTO", "read", 0.60},         {"P1", "THREE_STAGE", "sgemm", 0.25},
+};
+#define NUM_GOALS (sizeof k_goals / sizeof k_goals[0])
+
+static int variant_index(const char *name)
+{
+    for (int v = 0; v < V_COUNT; v++)
+        if (strcmp(k_variant[v], name) == 0) return v;
+    return 0;
+}
+
+/* The shape a goal names among the benched ones, or -1. */
+static long goal_shape(const goal *g, const tool_shape_list *shapes)
+{
+    for (size_t i = 0; i < shapes->count; i++)
+        if (strcmp(shapes->items[i].name, g->shape) == 0) return (long)i;
+    return -1;
+}
+
+static double goal_value(const goal *g, const shape_run *r, const bench_peaks *pk)
+{
+    int v = variant_index(g->variant);
+    return strcmp(g->measure, "sgemm") == 0 ? of_sgemm(pk, r, v) : of_read(pk, r, v);
+}
+
+static void print_peaks_text(const bench_peaks *pk)
+{
+    if (pk->sgemm_gflops > 0)
+        printf("host sgemm: %.1f GFLOP/s (%s)\n", pk->sgemm_gflops, pk->sgemm_note);
+    else
+        printf("host sgemm: n/a (%s)\n", pk->sgemm_note);
+    if (pk->read_gbps > 0)
+        printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
+    else
+        printf("device read bandwidth: n/a (%s)\n", pk->read_note);
+}
+
+static void print_goals_text(const tool_shape_list *shapes, const shape_run *runs,
+                             const bench_peaks *pk)
+{
+    int any = 0;
+    for (size_t i = 0; i < NUM_GOALS; i++) {
+        const goal *g = &k_goals[i];
+        long si = goal_shape(g, shapes);
+        double x;
+        if (si < 0) continue;
+        if (!any++) printf("\ngoals (medians; %% of the figures above):\n");
+        x = runs[si].skipped ? NAN : goal_value(g, &runs[si], pk);
+        printf("  %-3s %-12s ", g->shape, g->variant);
+        if (isfinite(x))
+            printf("%5.1f%% of %-14s (goal %2.0f%%)  %s\n", 100.0 * x,
+                   g->measure[0] == 's' ? "sgemm" : "read bandwidth", 100.0 * g->goal,
+                   x >= g->goal ? "met" : "not met");
+        else
+            printf("  n/a  of %-14s (goal %2.0f%%)\n",
+                   g->measure[0] == 's' ? "sgemm" : "read bandwidth", 100.0 * g->goal);
     }
 }
 
 static void print_json(const tool_shape_list *shapes, const shape_run *runs,
-                       const char *device, size_t entries, const first_call *fc, int fc_ran)
+                       const char *device, size_t entries, const bench_env *env,
+                       const first_call *fc, int fc_ran)
 {
+    const bench_peaks *pk = &env->peaks;
+    const int baselines = env->baselines;
     printf("{\n  \"clattn_version\": ");
     tool_json_string(stdout, clattn_version());
     printf(",\n  \"device\": ");
     tool_json_string(stdout, device);
-    printf(",\n  \"tuning_entries\": %zu,\n  \"shapes\": [", entries);
+    printf(",\n  \"tuning_entries\": %zu,\n  \"baselines\": %s,", entries,
+           baselines ? "true" : "false");
+    printf("\n  \"host\": {\"cores\": %ld, \"load_start\": ", env->cores);
+    tool_json_number(stdout, env->load_start >= 0 ? env->load_start : NAN);
+    printf(", \"load_end\": ");
+    tool_json_number(stdout, env->load_end >= 0 ? env->load_end : NAN);
+    printf("},");
+    printf("\n  \"host_sgemm\": {\"gflops\": ");
+    tool_json_number(stdout, pk->sgemm_gflops > 0 ? pk->sgemm_gflops : NAN);
+    printf(", \"source\": \"%s\", \"n\": %d, \"threads\": %d, \"runs\": %d, \"note\": ",
+           pk->sgemm_given ? "given" : pk->sgemm_gflops > 0 ? "measured" : "none", pk->sgemm_n,
+           pk->sgemm_threads, pk->sgemm_runs);
+    tool_json_string(stdout, pk->sgemm_note);
+    printf("},\n  \"device_read\": {\"gbps\": ");
+    tool_json_number(stdout, pk->read_gbps > 0 ? pk->read_gbps : NAN);
+    printf(", \"buffer_mib\": ");
+    tool_json_number(stdout, pk->read_mib);
+    printf(", \"kernel\": ");
+    tool_json_string(stdout, pk->read_kernel);
+    printf(", \"note\": ");
+    tool_json_string(stdout, pk->read_note);
+    printf("},\n  \"shapes\": [");
     for (size_t i = 0; i < shapes->count; i++) {
         const shape_run *r = &runs[i];
         char text[128];
@@ -247,29 +648,65 @@ static void print_json(const tool_shape_list *shapes, const shape_run *runs,
         tool_json_string(stdout, text);
         printf(", \"gflop\": ");
         tool_json_number(stdout, r->gflop);
+        printf(", \"bytes\": ");
+        tool_json_number(stdout, r->bytes);
+        printf(", \"memory_bound\": %s", memory_bound(r) ? "true" : "false");
         printf(", \"skipped\": %s, \"message\": ", r->skipped ? "true" : "false");
         tool_json_string(stdout, r->message);
-        printf(", \"variants\": [");
+        printf(", \"auto_speedup\": {\"untuned\": ");
+        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_UNTUNED));
+        printf(", \"clblast-3stage\": ");
+        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_CLBLAST));
+        printf(", \"naive\": ");
+        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_NAIVE));
+        printf("}, \"variants\": [");
         for (int v = 0; v < V_COUNT && !r->skipped; v++) {
             const vresult *x = &r->v[v];
             int ok = x->status == RES_OK;
             printf("%s\n      {\"variant\": \"%s\", \"status\": \"%s\", \"message\": ",
-                   v ? "," : "", k_variant[v],
-                   ok ? "ok" : x->status == RES_UNSUPPORTED ? "unsupported" : "failed");
+                   v ? "," : "", k_variant[v], status_word(x->status));
             tool_json_string(stdout, x->message);
             printf(", \"median_ms\": ");
             tool_json_number(stdout, ok ? x->median_ms : NAN);
             printf(", \"min_ms\": ");
             tool_json_number(stdout, ok ? x->min_ms : NAN);
             printf(", \"gflops\": ");
-            tool_json_number(stdout, ok ? r->gflop / (x->median_ms * 1e-3) : NAN);
+            tool_json_number(stdout, gflops_of(r, v));
+            printf(", \"sgemm_fraction\": ");
+            tool_json_number(stdout, of_sgemm(pk, r, v));
+            printf(", \"gbps\": ");
+            tool_json_number(stdout, gbps_of(r, v));
+            printf(", \"read_fraction\": ");
+            tool_json_number(stdout, of_read(pk, r, v));
             printf(", \"vs_auto\": ");
             tool_json_number(stdout, ratio(r, v));
+            if (v >= V_CLBLAST) {
+                printf(", \"check_rel_l2\": ");
+                tool_json_number(stdout, x->check);
+            }
             printf(", \"runs\": %d}", x->runs);
         }
         printf("%s]}", r->skipped ? "" : "\n    ");
     }
-    printf("\n  ],\n  \"first_call\": ");
+    printf("\n  ],\n  \"goals\": [");
+    {
+        int n = 0;
+        for (size_t i = 0; i < NUM_GOALS; i++) {
+            const goal *g = &k_goals[i];
+            long si = goal_shape(g, shapes);
+            double x;
+            if (si < 0) continue;
+            x = runs[si].skipped ? NAN : goal_value(g, &runs[si], pk);
+            printf("%s\n    {\"shape\": \"%s\", \"variant\": \"%s\", \"measure\": \"%s\", "
+                   "\"fraction\": ",
+                   n++ ? "," : "", g->shape, g->variant,
+                   g->measure[0] == 's' ? "sgemm" : "read_bandwidth");
+            tool_json_number(stdout, x);
+            printf(", \"goal\": %.2f, \"met\": %s}", g->goal,
+                   !isfinite(x) ? "null" : x >= g->goal ? "true" : "false");
+        }
+        printf("%s],\n  \"first_call\": ", n ? "\n  " : "");
+    }
     if (!fc_ran) {
         printf("null\n}\n");
         return;
@@ -322,18 +759,21 @@ int cmd_bench(int argc, char **argv)
 {
     tool_device dev = TOOL_DEVICE_DEFAULT;
     const char *shapes_arg = "P1,P2,C1,G1,D1";
-    long repeat = 0;
-    int json = 0, do_first = 1, list_only = 0, rc, failed = 0;
+    int json = 0, do_first = 1, list_only = 0, quick = 0, rc, failed = 0;
+    double given_sgemm = 0;
     static tool_shape_list shapes;
-    clattn_context *ctx = NULL, *untuned = NULL;
+    static bench_env env;
     clattn_options off;
-    cl_command_queue queue;
+    cl_device_id cldev;
+    size_t max_wg = 1;
     shape_run *runs;
     size_t entries = 0;
     char device[600];
     first_call fc[3];
     double t0 = tool_now();
 
+    memset(&env, 0, sizeof env);
+    env.baselines = 1;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int got;
@@ -344,12 +784,25 @@ int cmd_bench(int argc, char **argv)
             shapes_arg = v;
         } else if ((got = tool_option_value(argc, argv, &i, "--repeat", &v)) != 0) {
             if (got < 0) return TOOL_EXIT_USAGE;
-            if (!tool_parse_int(v, 1, 10000, &repeat)) {
+            if (!tool_parse_int(v, 1, 10000, &env.repeat)) {
                 fprintf(stderr, "attn-tune bench: --repeat expects 1..10000, not '%s'\n", v);
+                return TOOL_EXIT_USAGE;
+            }
+        } else if ((got = tool_option_value(argc, argv, &i, "--sgemm-gflops", &v)) != 0) {
+            char *end = NULL;
+            if (got < 0) return TOOL_EXIT_USAGE;
+            given_sgemm = strtod(v, &end);
+            if (end == v || *end || !(given_sgemm > 0 && given_sgemm < 1e9)) {
+                fprintf(stderr, "attn-tune bench: --sgemm-gflops expects a positive rate, "
+                                "not '%s'\n", v);
                 return TOOL_EXIT_USAGE;
             }
         } else if (strcmp(argv[i], "--no-first-call") == 0) {
             do_first = 0;
+        } else if (strcmp(argv[i], "--no-baselines") == 0) {
+            env.baselines = 0;
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "--list-shapes") == 0) {
@@ -363,53 +816,102 @@ int cmd_bench(int argc, char **argv)
             return TOOL_EXIT_USAGE;
         }
     }
+    if (quick) {
+        env.baselines = 0;
+        do_first = 0;
+        if (env.repeat == 0) env.repeat = 3;
+    }
     shapes.count = 0;
     if (!tool_shapes_resolve(shapes_arg, 0, &shapes)) return TOOL_EXIT_USAGE;
     if (list_only) return tool_list_shapes(&shapes);
     g_progress = isatty(STDERR_FILENO);
-    rc = tool_open_context(&dev, &ctx);
+
+    env.cores = sysconf(_SC_NPROCESSORS_ONLN);
+    env.load_start = load_average();
+    /* The host sgemm first, while no OpenCL work competes for the cores. */
+    if (given_sgemm > 0) {
+        env.peaks.sgemm_gflops = given_sgemm;
+        env.peaks.sgemm_given = 1;
+        snprintf(env.peaks.sgemm_note, sizeof env.peaks.sgemm_note,
+                 "given with --sgemm-gflops, not measured");
+    } else {
+        note("host sgemm");
+        bench_host_sgemm(&env.peaks);
+        note_clear();
+    }
+
+    rc = tool_open_context(&dev, &env.ctx);
     if (rc != TOOL_EXIT_OK) return rc;
     /* The baseline context shares the queue (so the buffers) but no db. */
     clattn_options_init(&off);
     off.cache_dir = "off";
     off.log = tool_log;
-    clattn_context_get_cl(ctx, NULL, &queue, NULL);
-    if (clattn_context_create_from_queue(queue, &off, &untuned) != CLATTN_OK) {
+    clattn_context_get_cl(env.ctx, &env.clctx, &env.queue, &cldev);
+    if (clattn_context_create_from_queue(env.queue, &off, &env.untuned) != CLATTN_OK) {
         fprintf(stderr, "attn-tune bench: cannot create the untuned context\n");
-        clattn_context_destroy(ctx);
+        clattn_context_destroy(env.ctx);
         return TOOL_EXIT_FAILURE;
     }
-    runs = calloc(shapes.count, sizeof *runs);
+    runs = calloc(shapes.count ? shapes.count : 1, sizeof *runs);
     if (!runs) {
-        clattn_context_destroy(untuned);
-        clattn_context_destroy(ctx);
+        clattn_context_destroy(env.untuned);
+        clattn_context_destroy(env.ctx);
         return TOOL_EXIT_FAILURE;
     }
-    clattn_tuning_count(ctx, &entries);
-    tool_context_device(ctx, device, sizeof device);
+    clattn_tuning_count(env.ctx, &entries);
+    tool_context_device(env.ctx, device, sizeof device);
+
+    /* bench's own kernels: the bandwidth probe and the baselines. */
+    clGetDeviceInfo(cldev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    for (env.wg = 64; env.wg > 1 && (size_t)env.wg > max_wg; env.wg /= 2) {}
+    note("building bench kernels");
+    env.prog = bench_build_kernels(env.clctx, cldev, env.wg, env.prog_message,
+                                   sizeof env.prog_message);
+    if (env.prog) {
+        note("device read bandwidth");
+        bench_read_bandwidth(env.clctx, env.queue, cldev, env.prog, &env.peaks);
+    } else {
+        snprintf(env.peaks.read_note, sizeof env.peaks.read_note, "%s", env.prog_message);
+    }
+    note_clear();
+
     if (!json) {
         printf("clattn %s, device %s; tuning db: %zu entr%s%s\n", clattn_version(), device,
                entries, entries == 1 ? "y" : "ies",
                entries ? "" : " (AUTO = untuned; 'attn-tune tune' makes some)");
+        printf("host: %ld core(s), load average %.2f at the start\n", env.cores,
+               env.load_start);
+        print_peaks_text(&env.peaks);
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
-               "time\n");
+               "time%s\n", env.baselines ? "" : "; baselines skipped");
         fflush(stdout);
     }
+    /* Every CLBlast baseline before any clattn forward (see
+     * bench_shape_clblast). */
+    for (size_t i = 0; i < shapes.count; i++) bench_shape_clblast(&env, &shapes.items[i], &runs[i]);
     for (size_t i = 0; i < shapes.count; i++) {
-        bench_shape(ctx, untuned, &shapes.items[i], repeat, &runs[i]);
+        bench_shape(&env, &shapes.items[i], &runs[i]);
         for (int v = 0; v < V_COUNT; v++) failed += runs[i].v[v].status == RES_FAILED;
         if (!json) {
-            print_shape_text(&shapes.items[i], &runs[i]);
+            print_shape_text(&shapes.items[i], &runs[i], &env.peaks);
             fflush(stdout);
         }
     }
-    clattn_context_destroy(untuned);
-    if (do_first && shapes.count > 0) first_call_of(ctx, &shapes.items[0], json, fc);
+    env.load_end = load_average();
+    if (!json) {
+        print_goals_text(&shapes, runs, &env.peaks);
+        printf("load average %.2f at the end (%ld core(s))\n", env.load_end, env.cores);
+    }
+    clattn_context_destroy(env.untuned);
+    if (env.scratch) clReleaseMemObject(env.scratch);
+    if (env.prog) clReleaseProgram(env.prog);
+    if (do_first && shapes.count > 0) first_call_of(env.ctx, &shapes.items[0], json, fc);
     if (json)
-        print_json(&shapes, runs, device, entries, fc, do_first && shapes.count > 0);
+        print_json(&shapes, runs, device, entries, &env, fc,
+                   do_first && shapes.count > 0);
     else
         printf("\n%zu shape(s) in %.1f s\n", shapes.count, tool_now() - t0);
     free(runs);
-    clattn_context_destroy(ctx);
+    clattn_context_destroy(env.ctx);
     return failed ? TOOL_EXIT_FAILURE : TOOL_EXIT_OK;
 }

@@ -4,6 +4,8 @@
 
 #include "attn_tune.h"
 
+#include <stddef.h>
+
 /* One first-call measurement: a new process creates a context, runs one
  * forward and waits for it. */
 typedef struct first_call {
@@ -19,5 +21,57 @@ typedef struct first_call {
  * choice. Returns 1 when both ran. */
 int bench_first_call(const char *device, const char *shape_text, first_call *cold,
                      first_call *warm);
+
+/* ---- bench_peaks.c: the rates the results are measured against ---------- */
+
+typedef struct bench_peaks {
+    /* Host sgemm: cblas_sgemm n x n x n (OpenBLAS, all its threads), or a
+     * figure given on the command line (given = 1), or none (gflops 0). */
+    double sgemm_gflops;
+    int sgemm_given, sgemm_n, sgemm_threads, sgemm_runs;
+    char sgemm_note[160];
+    /* Device read bandwidth (GB/s = 1e9 bytes/s), the best of a few read
+     * kernels; 0 when not measured. */
+    double read_gbps, read_mib;
+    char read_kernel[64], read_note[320];
+} bench_peaks;
+
+/* 1 when attn-tune was built with a CPU BLAS to time. */
+int bench_have_host_blas(void);
+
+/* Times the host sgemm into pk (median of runs after a warm-up). */
+void bench_host_sgemm(bench_peaks *pk);
+
+/* Times the read kernels of prog (bench_kernels.cl) on queue. */
+void bench_read_bandwidth(cl_context clctx, cl_command_queue queue, cl_device_id device,
+                          cl_program prog, bench_peaks *pk);
+
+/* ---- bench_baselines.c: the yardsticks that are not clattn -------------- */
+
+/* bench_kernels.cl, embedded by embed_cl.cmake. */
+extern const char bench_kernels_cl[];
+
+/* Builds bench_kernels.cl for device (softmax work-group wg, a power of
+ * two). NULL with the build log in msg on failure. */
+cl_program bench_build_kernels(cl_context clctx, cl_device_id device, int wg, char *msg,
+                               size_t size);
+
+/* The problem's packed fp32 tensors on the device. */
+typedef struct bench_io {
+    cl_mem q, k, v, o;
+} bench_io;
+
+/* Each enqueues one forward of p (packed, no mask or kv_lens) on queue and
+ * waits for it. 0 on success; -1 unsupported or -2 failed, with the reason
+ * in msg. *scratch is the three-stage score buffer, grown as needed (the
+ * caller releases it). */
+int bench_naive_run(cl_program prog, cl_command_queue queue, const clattn_problem *p,
+                    const bench_io *io, char *msg, size_t size);
+int bench_clblast_run(cl_program prog, int wg, cl_command_queue queue, const clattn_problem *p,
+                      const bench_io *io, cl_mem *scratch, size_t *scratch_bytes, char *msg,
+                      size_t size);
+
+/* 1 when attn-tune links CLBlast. */
+int bench_have_clblast(void);
 
 #endif /* ATTN_TUNE_BENCH_H */

@@ -1,6 +1,7 @@
 /* attn-tune over the cache (argv[2] is the attn-tune executable):
  *   cli_tune: tune --shapes quick --budget 30, then show lists the entries;
- *     export, clear (empties), import round trip; tune --json; bench;
+ *     export, clear (empties), import round trip; tune --json; bench (text,
+ *     --json, --quick: peaks, baselines, per-peak columns);
  *   cli_shape_errors: a bad shape file line exits 2 naming file:line; valid
  *     files (comments, CRLF, tabs) parse to the canonical shapes. */
 #define _POSIX_C_SOURCE 200809L
@@ -198,6 +199,50 @@ int test_cli_tune(int argc, char **argv)
         CHECK(r.rc == 0 && strstr(r.out, "untuned") && strstr(r.out, "SPLIT_KV") &&
                   strstr(r.out, "cold / warm"),
               "bench: exit %d:\n%s%s", r.rc, r.out, r.err);
+        /* The peaks, the %-of-peak columns (GB/s for the decode shape only),
+         * both baselines and AUTO's speed-up over them. */
+        CHECK(strstr(r.out, "host sgemm: ") && strstr(r.out, "device read bandwidth: ") &&
+                  strstr(r.out, "%sgemm") && strstr(r.out, "GB/s") &&
+                  strstr(r.out, "%read") && strstr(r.out, "\n  naive ") &&
+                  strstr(r.out, "\n  clblast-3stage ") && strstr(r.out, "AUTO speed-up:") &&
+                  strstr(r.out, "memory-bound"),
+              "bench: missing columns:\n%s", r.out);
+        CHECK(!strstr(r.out, "read bandwidth: n/a"), "bench: no read bandwidth:\n%s", r.out);
+        run_free(&r);
+    }
+    {
+        /* The JSON document: a given sgemm rate is labelled so, the naive
+         * baseline ran and matched AUTO's output, the goal list is there. */
+        const char *args[] = {"bench", "--json", "--shapes", "B1 H4 Hkv2 S24 D16 causal",
+                              "--repeat", "2", "--no-first-call", "--sgemm-gflops", "100",
+                              NULL};
+        const char *naive, *check;
+        r = tool(args);
+        naive = strstr(r.out, "{\"variant\": \"naive\", \"status\": \"ok\"");
+        check = naive ? strstr(naive, "\"check_rel_l2\": ") : NULL;
+        CHECK(r.rc == 0 && r.out[0] == '{' && strstr(r.out, "\"host_sgemm\": {\"gflops\": 100") &&
+                  strstr(r.out, "\"source\": \"given\"") &&
+                  strstr(r.out, "\"device_read\": {\"gbps\": ") &&
+                  strstr(r.out, "\"memory_bound\": ") && strstr(r.out, "\"auto_speedup\": ") &&
+                  strstr(r.out, "\"sgemm_fraction\": ") &&
+                  strstr(r.out, "\"read_fraction\": ") && strstr(r.out, "\"gbps\": ") &&
+                  strstr(r.out, "{\"variant\": \"clblast-3stage\"") &&
+                  strstr(r.out, "\"goals\": [") && strstr(r.out, "\"first_call\": null"),
+              "bench --json: exit %d:\n%s%s", r.rc, r.out, r.err);
+        CHECK(check && check[16] != 'n', "bench --json: naive not run or not checked:\n%s",
+              r.out);
+        CHECK(!strstr(r.out, "\"device_read\": {\"gbps\": null"),
+              "bench --json: no read bandwidth:\n%s", r.out);
+        run_free(&r);
+    }
+    {
+        const char *args[] = {"bench", "--quick", "--shapes", "B1 H2 S16 D16",
+                              "--sgemm-gflops", "50", NULL};
+        r = tool(args);
+        CHECK(r.rc == 0 && strstr(r.out, "skipped (--no-baselines)") &&
+                  strstr(r.out, "(given with --sgemm-gflops, not measured)") &&
+                  !strstr(r.out, "cold / warm"),
+              "bench --quick: exit %d:\n%s%s", r.rc, r.out, r.err);
         run_free(&r);
     }
     remove(file);

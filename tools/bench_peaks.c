@@ -1,0 +1,175 @@
+/* The two rates bench quotes results against: the host's sgemm (what the
+ * same machine's CPU reaches on a large GEMM through OpenBLAS) and the
+ * device's read bandwidth (a streaming sum over a large buffer). Both are
+ * measured in the same run as the attention, under the same load. */
+#include "bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef ATTN_TUNE_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#define PEAK_RUNS 5
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof x[0], cmp_d);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+#ifdef ATTN_TUNE_HAVE_OPENBLAS
+
+int bench_have_host_blas(void) { return 1; }
+
+void bench_host_sgemm(bench_peaks *pk)
+{
+    const int n = 2048;
+    const size_t nn = (size_t)n * (size_t)n;
+    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), *c = malloc(nn * sizeof *c);
+    double t[PEAK_RUNS];
+    uint64_t seed = 7;
+    pk->sgemm_n = n;
+    if (!a || !b || !c) {
+        snprintf(pk->sgemm_note, sizeof pk->sgemm_note, "cannot allocate the sgemm matrices");
+        free(a), free(b), free(c);
+        return;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        a[i] = (float)(seed >> 40) / 16777216.0f - 0.5f;
+        b[i] = (float)((seed >> 16) & 0xffffff) / 16777216.0f - 0.5f;
+    }
+    /* The first call starts OpenBLAS's threads and faults C in. */
+    for (int r = -1; r < PEAK_RUNS; r++) {
+        double t0 = tool_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
+                    c, n);
+        if (r >= 0) t[r] = tool_now() - t0;
+    }
+    pk->sgemm_runs = PEAK_RUNS;
+    pk->sgemm_threads = openblas_get_num_threads();
+    pk->sgemm_gflops = 2.0 * (double)n * n * n / median(t, PEAK_RUNS) * 1e-9;
+    snprintf(pk->sgemm_note, sizeof pk->sgemm_note,
+             "OpenBLAS cblas_sgemm %d^3, %d thread(s), median of %d", n, pk->sgemm_threads,
+             PEAK_RUNS);
+    free(a), free(b), free(c);
+}
+
+#else
+
+int bench_have_host_blas(void) { return 0; }
+
+void bench_host_sgemm(bench_peaks *pk)
+{
+    snprintf(pk->sgemm_note, sizeof pk->sgemm_note,
+             "attn-tune was built without OpenBLAS (apt install libopenblas-dev, "
+             "reconfigure)");
+}
+
+#endif
+
+/* One read kernel at one work-group size: median seconds of PEAK_RUNS after
+ * a warm-up, or a negative value. */
+static double time_read(cl_command_queue queue, cl_kernel k, cl_mem in, cl_long nvec,
+                        cl_mem out, size_t global, size_t local)
+{
+    double t[PEAK_RUNS];
+    cl_int e = 0;
+    e |= clSetKernelArg(k, 0, sizeof in, &in);
+    e |= clSetKernelArg(k, 1, sizeof nvec, &nvec);
+    e |= clSetKernelArg(k, 2, sizeof out, &out);
+    for (int r = -1; r < PEAK_RUNS && e == CL_SUCCESS; r++) {
+        double t0 = tool_now();
+        e = clEnqueueNDRangeKernel(queue, k, 1, NULL, &global, &local, 0, NULL, NULL);
+        if (e == CL_SUCCESS) e = clFinish(queue);
+        if (r >= 0) t[r] = tool_now() - t0;
+    }
+    return e == CL_SUCCESS ? median(t, PEAK_RUNS) : -1.0;
+}
+
+/* The read kernels tried: on PoCL's CPU device one contiguous run per
+ * work-item with independent sums reads fastest; GPUs want neighbouring
+ * work-items on neighbouring addresses and many work-groups per compute
+ * unit. groups: work-groups per compute unit. */
+static const struct read_try {
+    const char *kernel;
+    int width;
+    size_t wg, groups;
+} k_read_tries[] = {
+    {"read_chunk16x4", 16, 8, 4},   {"read_chunk16x4", 16, 8, 32},
+    {"read_chunk16x4", 16, 64, 4},  {"read_chunk16x4", 16, 64, 32},
+    {"read_chunk16", 16, 64, 32},   {"read_strided16", 16, 256, 16},
+    {"read_strided4", 4, 256, 16},  {"read_strided4", 4, 64, 64},
+};
+#define NUM_READ_TRIES (sizeof k_read_tries / sizeof k_read_tries[0])
+
+void bench_read_bandwidth(cl_context clctx, cl_command_queue queue, cl_device_id device,
+                          cl_program prog, bench_peaks *pk)
+{
+    cl_ulong max_alloc = 0, mem = 0;
+    cl_uint cus = 1;
+    size_t max_wg = 1, bytes = (size_t)256 << 20, most_items = 1;
+    cl_mem in = NULL, out = NULL;
+    cl_int err;
+    float one = 1.0f;
+    double best = 0;
+    clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    if (bytes > max_alloc) bytes = (size_t)max_alloc;
+    if (bytes > mem / 4) bytes = (size_t)(mem / 4);
+    bytes &= ~(size_t)255;
+    for (size_t i = 0; i < NUM_READ_TRIES; i++) {
+        size_t items = (size_t)cus * k_read_tries[i].wg * k_read_tries[i].groups;
+        if (items > most_items) most_items = items;
+    }
+    in = clCreateBuffer(clctx, CL_MEM_READ_ONLY, bytes, NULL, &err);
+    if (err == CL_SUCCESS)
+        out = clCreateBuffer(clctx, CL_MEM_WRITE_ONLY, most_items * sizeof(float), NULL, &err);
+    if (err == CL_SUCCESS)
+        err = clEnqueueFillBuffer(queue, in, &one, sizeof one, 0, bytes, 0, NULL, NULL);
+    if (err == CL_SUCCESS) err = clFinish(queue);
+    if (err != CL_SUCCESS) {
+        snprintf(pk->read_note, sizeof pk->read_note,
+                 "cannot set up the %.0f MiB read buffer: error %d", (double)bytes / 1048576.0,
+                 (int)err);
+        goto done;
+    }
+    pk->read_mib = (double)bytes / 1048576.0;
+    for (size_t i = 0; i < NUM_READ_TRIES; i++) {
+        const struct read_try *t = &k_read_tries[i];
+        size_t global = (size_t)cus * t->wg * t->groups;
+        cl_kernel k;
+        double s;
+        if (t->wg > max_wg) continue;
+        k = clCreateKernel(prog, t->kernel, &err);
+        if (err != CL_SUCCESS) continue;
+        s = time_read(queue, k, in, (cl_long)(bytes / (sizeof(float) * (size_t)t->width)), out,
+                      global, t->wg);
+        clReleaseKernel(k);
+        if (s > 0 && (double)bytes / s * 1e-9 > best) {
+            best = (double)bytes / s * 1e-9;
+            snprintf(pk->read_kernel, sizeof pk->read_kernel, "%s, %zu work-groups of %zu",
+                     t->kernel, global / t->wg, t->wg);
+        }
+    }
+    pk->read_gbps = best;
+    if (best > 0)
+        snprintf(pk->read_note, sizeof pk->read_note,
+                 "a sum over %.0f MiB, best of %d kernel shapes, each the median of %d: %s",
+                 pk->read_mib, (int)NUM_READ_TRIES, PEAK_RUNS, pk->read_kernel);
+    else
+        snprintf(pk->read_note, sizeof pk->read_note, "no read kernel ran");
+done:
+    if (in) clReleaseMemObject(in);
+    if (out) clReleaseMemObject(out);
+}
