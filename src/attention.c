@@ -236,10 +236,12 @@ static clattn_status blas_call(clattn_context *ctx, chain *c, const clattn__plan
 {
     if (c->rec)
         CLATTN_TRY(record_grow(ctx, c->rec));
-    if (pl->blas_set && pl->blas_set != ctx->blas_set_applied) {
+    /* Applied before every GEMM, not once per context: CLBlast keeps its
+     * overrides process-wide, and another context (or the application)
+     * may have replaced them, or cleared them with CLBlast's cache. Storing
+     * a parameter set is a table update; compiled GEMMs stay cached. */
+    if (pl->blas_set)
         CLATTN_TRY(clattn__blas_apply_set(ctx, pl->blas_set));
-        ctx->blas_set_applied = pl->blas_set;
-    }
     cl_event before, after;
     CLATTN_TRY(marker(ctx, c, &before));
     ctx->used_blas = 1;

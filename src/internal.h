@@ -29,7 +29,6 @@ struct clattn_context {
     int cache_warned; /* a disk problem is reported once per context */
     clattn_stats stats;
     clattn__tuning_store tuning;
-    int blas_set_applied; /* the CLBlast parameter set this context applied last */
     int used_blas;        /* CLBlast holds programs of this context */
     cl_mem dummy; /* stands in for optional buffers the caller left NULL */
     /* Scratch reused across calls; grown on demand. */
