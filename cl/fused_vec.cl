@@ -262,24 +262,36 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
                     mt[e] = n0 + e < seq_kv ? mask[moff + n0 + e] : 0.0f;
                 x = mad(VLOAD(0, mt), (vec_t)(CLATTN_LOG2E), x);
             }
-            const ivec_t seen = (j >= (ivec_t)(rlo[r])) & (j < (ivec_t)(rhi[r]));
-            x = select((vec_t)(-INFINITY), x, seen);
+            if (n0 < rlo[r] || n0 + FV_VEC > rhi[r]) { /* a partly visible tile */
+                const ivec_t seen = (j >= (ivec_t)(rlo[r])) & (j < (ivec_t)(rhi[r]));
+                x = select((vec_t)(-INFINITY), x, seen);
+            }
             const float m_new = fmax(m[r], hmax(x));
             if (m_new == -INFINITY)
                 continue;
-            const float corr = exp2(m[r] - m_new);
+            /* Scalar exp2 is slow here; the maximum rarely moves after the
+             * first tiles. */
+            const float corr = m_new == m[r] ? 1.0f : exp2(m[r] - m_new);
             const vec_t p = exp2(x - (vec_t)(m_new));
             l[r] = l[r] * corr + hsum(p);
             m[r] = m_new;
-            for (int c = 0; c < DV_VECS; ++c)
-                acc[r][c] *= (vec_t)(corr);
+            if (corr != 1.0f)
+                for (int c = 0; c < DV_VECS; ++c)
+                    acc[r][c] *= (vec_t)(corr);
             float pj[FV_VEC];
             VSTORE(p, 0, pj);
-            for (int e = 0; e < FV_VEC; ++e) {
-                /* A key of probability 0 contributes nothing, even a NaN V. */
-                if (pj[e] != 0.0f)
+            if (all(p != (vec_t)(0.0f))) {
+                /* The usual tile: no branch per key, so the update unrolls. */
+                for (int e = 0; e < FV_VEC; ++e)
                     for (int c = 0; c < DV_VECS; ++c)
                         acc[r][c] = mad((vec_t)(pj[e]), V_ROW(e, c), acc[r][c]);
+            } else {
+                for (int e = 0; e < FV_VEC; ++e) {
+                    /* A key of probability 0 contributes nothing, even a NaN V. */
+                    if (pj[e] != 0.0f)
+                        for (int c = 0; c < DV_VECS; ++c)
+                            acc[r][c] = mad((vec_t)(pj[e]), V_ROW(e, c), acc[r][c]);
+                }
             }
         }
     }
