@@ -30,7 +30,9 @@
     X(explicit_scale, "numerics", 600)                              \
     X(large_scores, "numerics", 600)                                \
     X(weights, "numerics three_stage", 600)                         \
-    X(three_stage_chunks, "numerics three_stage", 600)
+    X(three_stage_chunks, "numerics three_stage", 600)              \
+    X(descriptors_invalid, "descriptors", 600)                      \
+    X(descriptors_valid, "descriptors", 900)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)
