@@ -885,8 +885,9 @@ void case_descriptors_invalid(void)
             }
             st.by_kind[7]++;
             clattn_status s = clattn_supports(e.ctx, &p);
-            snprintf(what, sizeof what, "draw %ld supports(%s) [%s]", n, field, desc);
-            check_refusal(&e, &st, what, s, &v, NULL, 0);
+            char label[1100];
+            snprintf(label, sizeof label, "draw %ld supports(%s) [%s]", n, field, desc);
+            check_refusal(&e, &st, label, s, &v, NULL, 0);
             continue;
         }
         int api = kind <= 1 ? pick(&r, 3) : kind <= 3 ? 0 : kind == 4 ? 1 : kind == 5 ? 2 : pick(&r, 3);
@@ -940,7 +941,7 @@ void case_descriptors_invalid(void)
                 clWaitForEvents(1, &done);
             T_CL(clFinish(e.q));
             int changed = devset_changed(&e, &d);
-            char label[900];
+            char label[1100];
             snprintf(label, sizeof label, "draw %ld device %s%s%s [%s]", n, field ? field : "",
                      what[0] ? ": " : "", what, desc);
             check_refusal(&e, &st, label, s, &v, s == CLATTN_OK ? NULL : done, changed);
@@ -1036,7 +1037,7 @@ void case_descriptors_invalid(void)
                               ? clattn_forward_host(e.ctx, &p, null_buffers ? NULL : &hb)
                               : clattn_attention_weights_host(e.ctx, &p, null_buffers ? NULL : &hb,
                                                               probs);
-        char label[900];
+        char label[1100];
         snprintf(label, sizeof label, "draw %ld %s %s%s%s [%s]", n,
                  api == 1 ? "host" : "weights", field ? field : "", what[0] ? ": " : "", what,
                  desc);
@@ -1237,7 +1238,7 @@ void case_descriptors_valid(void)
             continue;
         }
         st.valid_run++;
-        char full[1200];
+        char full[1800];
         snprintf(full, sizeof full, "%s [%s]", label, desc);
         t_tensors_poison(&t);
         if (api == 0) {
