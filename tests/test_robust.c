@@ -260,7 +260,7 @@ static void nan_inputs_variant(clattn_context *ctx, int variant)
                 char label[128];
                 snprintf(label, sizeof label, "nan/%s/%s/%s/%s", k_nan_names[sc],
                          t_path_name(p.path), t_dtype_name(p.dtype),
-                         variant ? "scalar" : "vec");
+                         k_variants[variant]);
                 long got = run_and_compare(ctx, label, &t, (pi + di + sc) % 2,
                                            t_tolerance_for(p.dtype).rel_l2, 0.0);
                 T_CHECK(got < 0 || (got >= expect_min && got <= expect_max),
@@ -410,10 +410,18 @@ void case_extreme_scores(void)
                     char label[128];
                     snprintf(label, sizeof label, "extreme/%s/%s/%s/%s", k_extreme_names[sc],
                              t_path_name(p.path), t_dtype_name(p.dtype),
-                             variant ? "scalar" : "vec");
+                             k_variants[variant]);
                     long nan_rows = run_and_compare(ctx, label, &t, (pi + di + sc) % 2, tol, 0.0);
                     T_CHECK(nan_rows <= 0, "%s: %ld rows came out NaN from finite inputs", label,
                             nan_rows);
+                    if (sc == E_HUGE_POS || sc == E_HUGE_NEG) {
+                        double max_lse = 0.0;
+                        for (int64_t r = 0; r < t.lse_n; r++)
+                            if (isfinite(t.lse[r]))
+                                max_lse = fmax(max_lse, fabs((double)t.lse[r]));
+                        T_CHECK(max_lse > 3e3, "%s: max |lse| %.0f: the scores are not large",
+                                label, max_lse);
+                    }
                     if (sc == E_SINGLE_KEY || sc == E_EMPTY_ROWS) {
                         long empty = 0;
                         for (int64_t r = 0; r < t.lse_n; r++)
@@ -470,7 +478,7 @@ void case_f16_range(void)
                 char label[128];
                 snprintf(label, sizeof label, "f16_range/%s/%s/%s",
                          kind == 0 ? "large" : kind == 1 ? "subnormal" : "large_v_subnormal_qk",
-                         t_path_name(p.path), variant ? "scalar" : "vec");
+                         t_path_name(p.path), k_variants[variant]);
                 /* kind 1: O is subnormal too; rounding to its grid (steps of
                  * 2^-24) alone gives an rms error of 0.29 steps */
                 const double tol = t_tolerance_for(CLATTN_F16).rel_l2;
