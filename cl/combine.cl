@@ -27,7 +27,7 @@ kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv
 
     float m = -INFINITY;
     for (int s = 0; s < nsplit; ++s)
-        m = fmax(m, part_ml[2 * (base + (long)s * seq_q)]);
+        m = clattn_max_nan(m, part_ml[2 * (base + (long)s * seq_q)]);
     float l = 0.0f;
     if (m != -INFINITY)
         for (int s = 0; s < nsplit; ++s) {

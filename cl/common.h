@@ -49,6 +49,15 @@ inline ushort clattn_f32_to_bf16(float f)
 #error "DTYPE must be 0 (f32), 1 (f16) or 2 (bf16)"
 #endif
 
+/* The larger of a and b, NaN when either is NaN. Row maxima use it instead
+ * of fmax (which returns the other operand for a NaN): a NaN score must make
+ * its row NaN on every path, even when it is the only score of the row or of
+ * the tiles seen so far, rather than vanish into an "empty row" result. */
+inline float clattn_max_nan(float a, float b)
+{
+    return isnan(a) || a > b ? a : b;
+}
+
 /* The visibility rule of clattn.h: query row i of a batch whose KV length is
  * L sees keys j with key_lo(i) <= j < key_hi(i). Both bounds are monotone
  * non-decreasing in i, so a block of rows [i0, i1] sees at most the keys

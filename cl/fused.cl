@@ -99,9 +99,9 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
                 x = has_mask ? mad(mask[moff + j], CLATTN_LOG2E, dot) : dot;
             }
             s[jj] = x;
-            tmax = fmax(tmax, x);
+            tmax = clattn_max_nan(tmax, x);
         }
-        const float m_new = fmax(m, tmax);
+        const float m_new = clattn_max_nan(m, tmax);
         if (m_new != -INFINITY) {
             /* m == -inf (nothing seen yet) gives a factor of exactly 0. */
             const float corr = exp2(m - m_new);

@@ -266,7 +266,8 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
                 const ivec_t seen = (j >= (ivec_t)(rlo[r])) & (j < (ivec_t)(rhi[r]));
                 x = select((vec_t)(-INFINITY), x, seen);
             }
-            const float m_new = fmax(m[r], hmax(x));
+            /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
+            const float m_new = any(isnan(x)) ? NAN : clattn_max_nan(m[r], hmax(x));
             if (m_new == -INFINITY)
                 continue;
             /* Scalar exp2 is slow here; the maximum rarely moves after the

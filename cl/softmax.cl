@@ -41,12 +41,12 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
 
     float mx = -INFINITY;
     for (int j = t; j < seq_kv; j += SM_WG)
-        mx = fmax(mx, row[j]);
+        mx = clattn_max_nan(mx, row[j]);
     red[t] = mx;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = SM_WG / 2; w > 0; w /= 2) {
         if (t < w)
-            red[t] = fmax(red[t], red[t + w]);
+            red[t] = clattn_max_nan(red[t], red[t + w]);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     mx = red[0];
@@ -66,8 +66,10 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     sum = red[0];
 
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    /* A masked key stays exactly 0 even in a NaN row (where -inf - mx is NaN). */
     for (int j = t; j < seq_kv; j += SM_WG)
-        row[j] = sum == 0.0f ? 0.0f : exp2((row[j] - mx) * CLATTN_LOG2E) * inv;
+        row[j] = sum == 0.0f || row[j] == -INFINITY ? 0.0f
+                                                    : exp2((row[j] - mx) * CLATTN_LOG2E) * inv;
     if (has_lse && t == 0)
         lse[(long)(bh0 + bhl) * seq_q + row0 + il] = sum == 0.0f ? -INFINITY : mx + log(sum);
 }

@@ -115,9 +115,12 @@ typedef enum clattn_path {
 /* Strides in elements (not bytes) of a 4-d tensor [batch][heads][seq][dim].
  * All three zero means packed: seq = dim, head = seq_len * dim,
  * batch = heads * head. Otherwise all three are used as given. The last
- * dimension is always contiguous. Views may not overlap themselves (a zero
- * stride over an extent larger than one is refused); gaps between the
- * elements of a view are never read or written. */
+ * dimension is always contiguous. Views may not overlap themselves: taken by
+ * increasing stride, each dimension of extent > 1 must have a stride larger
+ * than the largest offset the smaller-stride dimensions reach (so a zero
+ * stride over an extent larger than one, or an interleaving of two
+ * dimensions, is refused); gaps between the elements of a view are never
+ * read or written. */
 typedef struct clattn_strides {
     int64_t batch, head, seq;
 } clattn_strides;
@@ -148,6 +151,12 @@ typedef struct clattn_strides {
  * nothing to O, even where its V holds NaN or infinity; the K and V entries
  * of keys a row cannot see never affect that row (so a KV cache may hold
  * garbage past kv_lens[b]).
+ * NaN: a NaN score of a key the row sees (NaN in the row's q, in that key's
+ * k, or in its mask entry) makes the row's O and LSE NaN; NaN in v of a key
+ * with non-zero probability makes the row's O NaN in those columns (its LSE
+ * stays finite). NaN in the mask entry, k or v of a key a row cannot see,
+ * and NaN in any other row, head or batch, never affect the row (a row that
+ * sees no key gives zeros and -inf whatever its q). The same on every path.
  *
  * Limits: seq_q and seq_kv at most 2^30, batch * heads below 2^31, head_dim
  * and head_dim_v 1..256, strides and mask strides non-negative, every
@@ -169,9 +178,11 @@ typedef struct clattn_problem {
  * (int32, one per batch) and lse (fp32 [batch][heads][seq_q], the natural-log
  * log-sum-exp of the scaled, masked scores of each row) may be NULL.
  * Each must belong to the context's cl_context and be at least as large as
- * the problem needs (checked with CL_MEM_SIZE); o may not overlap the bytes
- * of q, k, v, mask or lse. A kv_lens entry outside 0..seq_kv is clamped to
- * that range by the kernels (use clattn_forward_host to have it refused). */
+ * the problem needs (checked with CL_MEM_SIZE); o and lse may not share a
+ * byte the problem touches with each other or with q, k, v, mask or kv_lens
+ * (sub-buffers of one buffer are compared by their offsets). A kv_lens entry
+ * outside 0..seq_kv is clamped to that range by the kernels (use
+ * clattn_forward_host to have it refused). */
 typedef struct clattn_buffers {
     cl_mem q, k, v, o;
     cl_mem mask;

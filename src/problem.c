@@ -155,10 +155,11 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     out->p = p;
     out->group = p.heads / p.kv_heads;
     out->elem_size = p.dtype == CLATTN_F32 ? 4 : 2;
-    /* Byte sizes must fit too. */
-    const int64_t lim = INT64_MAX / 4;
+    /* Byte sizes must fit too (clattn.h's limit is in bytes: 16-bit
+     * tensors may have twice the elements of fp32 ones). */
+    const int64_t lim = INT64_MAX / (int64_t)out->elem_size, lim32 = INT64_MAX / 4;
     if (out->q_extent > lim || out->k_extent > lim || out->v_extent > lim ||
-        out->o_extent > lim || out->mask_extent > lim || out->lse_elems > lim)
+        out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32)
         return BAD("a tensor's size in bytes overflows 64 bits");
     return CLATTN_OK;
 }

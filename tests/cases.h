@@ -30,8 +30,14 @@
     X(explicit_scale, "numerics", 600)                              \
     X(large_scores, "numerics", 600)                                \
     X(weights, "numerics three_stage", 600)                         \
-    X(three_stage_chunks, "numerics three_stage", 600)          \
-    X(kernel_sweep, "sweep", 600)
+    X(three_stage_chunks, "numerics three_stage", 600)              \
+    X(kernel_sweep, "sweep", 600)                                   \
+    X(descriptors_invalid, "descriptors", 600)                      \
+    X(descriptors_valid, "descriptors", 900)                        \
+    X(nan_inputs, "numerics", 900)                                  \
+    X(nan_inputs_vec, "numerics", 900)                              \
+    X(extreme_scores, "numerics", 900)                              \
+    X(f16_range, "numerics", 900)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)
