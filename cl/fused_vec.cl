@@ -111,7 +111,6 @@ inline float hsum(vec_t v)
     return dot(b, (float4)(1.0f)); /* not a float2 step: see hmax */
 }
 
-#if FV_DIRECT
 /* FV_VEC consecutive elements from p + off as floats; only the first n are
  * read (n is a constant once the callers' loops are unrolled), the rest are
  * zero. Unaligned vector loads are fine: vloadn needs element alignment. */
@@ -131,7 +130,6 @@ inline vec_t load_vec(global const store_t *p, long off, int n)
         t[e] = e < n ? LOAD(p, off + e) : 0.0f;
     return VLOAD(0, t);
 }
-#endif
 
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     global const store_t *q, global const store_t *k, global const store_t *v, global store_t *o,
@@ -233,10 +231,17 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             const bool in = n0 + jj < hi;
             const long kr = koff + (long)(n0 + jj) * kss;
             const long vr = voff + (long)(n0 + jj) * vss;
-            for (int d = 0; d < HEAD_DIM; ++d)
-                kt[d * FV_VEC + jj] = in ? LOAD(k, kr + d) : 0.0f;
-            for (int d = 0; d < DV_PAD; ++d)
-                vt[jj * DV_PAD + d] = in && d < HEAD_DIM_V ? LOAD(v, vr + d) : 0.0f;
+            /* Vector loads; only the transposing K stores are scalar. */
+            for (int c = 0; c < DK_VECS; ++c) {
+                float kd[FV_VEC];
+                VSTORE(in ? load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC) : (vec_t)(0.0f), 0,
+                       kd);
+                for (int t = 0; t < FV_VEC && c * FV_VEC + t < HEAD_DIM; ++t)
+                    kt[(c * FV_VEC + t) * FV_VEC + jj] = kd[t];
+            }
+            for (int c = 0; c < DV_VECS; ++c)
+                VSTORE(in ? load_vec(v, vr + c * FV_VEC, HEAD_DIM_V - c * FV_VEC) : (vec_t)(0.0f), c,
+                       vt + jj * DV_PAD);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
