@@ -256,7 +256,14 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
 #endif
 
         const ivec_t j = (ivec_t)(n0) + LANES;
+        /* The probabilities of every row first, then the P*V update two rows
+         * at a time: each V vector loaded serves both, and twice as many
+         * independent accumulator chains hide the FMA latency (with
+         * head_dim_v 64 one row has only four). */
+        float pj[FV_ROWS][FV_VEC];
+        int kind[FV_ROWS]; /* 0: nothing to add; 1: no zero probability; 2: some */
         for (int r = 0; r < FV_ROWS; ++r) {
+            kind[r] = 0;
             if (rlo[r] >= rhi[r] || n0 >= rhi[r] || n0 + FV_VEC <= rlo[r])
                 continue; /* nothing of this tile is visible to the row */
             vec_t x = s[r];
@@ -284,19 +291,32 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             if (corr != 1.0f)
                 for (int c = 0; c < DV_VECS; ++c)
                     acc[r][c] *= (vec_t)(corr);
-            float pj[FV_VEC];
-            VSTORE(p, 0, pj);
-            if (all(p != (vec_t)(0.0f))) {
-                /* The usual tile: no branch per key, so the update unrolls. */
+            VSTORE(p, 0, pj[r]);
+            kind[r] = all(p != (vec_t)(0.0f)) ? 1 : 2;
+        }
+        for (int r = 0; r < FV_ROWS; r += 2) {
+            if (r + 1 < FV_ROWS && kind[r] == 1 && kind[r + 1] == 1) {
+                /* The usual case: no branch per key, so the update unrolls. */
                 for (int e = 0; e < FV_VEC; ++e)
-                    for (int c = 0; c < DV_VECS; ++c)
-                        acc[r][c] = mad((vec_t)(pj[e]), V_ROW(e, c), acc[r][c]);
-            } else {
-                for (int e = 0; e < FV_VEC; ++e) {
-                    /* A key of probability 0 contributes nothing, even a NaN V. */
-                    if (pj[e] != 0.0f)
+                    for (int c = 0; c < DV_VECS; ++c) {
+                        const vec_t vv = V_ROW(e, c);
+                        acc[r][c] = mad((vec_t)(pj[r][e]), vv, acc[r][c]);
+                        acc[r + 1][c] = mad((vec_t)(pj[r + 1][e]), vv, acc[r + 1][c]);
+                    }
+                continue;
+            }
+            for (int rr = r; rr < r + 2 && rr < FV_ROWS; ++rr) {
+                if (kind[rr] == 1) {
+                    for (int e = 0; e < FV_VEC; ++e)
                         for (int c = 0; c < DV_VECS; ++c)
-                            acc[r][c] = mad((vec_t)(pj[e]), V_ROW(e, c), acc[r][c]);
+                            acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
+                } else if (kind[rr] == 2) {
+                    for (int e = 0; e < FV_VEC; ++e) {
+                        /* A key of probability 0 contributes nothing, even a NaN V. */
+                        if (pj[rr][e] != 0.0f)
+                            for (int c = 0; c < DV_VECS; ++c)
+                                acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
+                    }
                 }
             }
         }
