@@ -148,7 +148,7 @@ static clattn_status do_tune(clattn_context *ctx, const run_env *e, int *rejecte
 
 /* One run of the scenario with the planned fault (fn, nth); fills *t. */
 static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *tl,
-                    unsigned long *calls_out)
+                    unsigned long *calls_out, unsigned long *per_fn_out)
 {
     const scenario *s = e->s;
     char label[256];
@@ -181,6 +181,7 @@ static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *t
         T_CHECK(ctx == NULL, "%s: failed create left a context", label);
         T_CHECK(strstr(log.last, fl_fn_name(f.fn)) != NULL,
                 "%s: create failure log does not name %s: %s", label, fl_fn_name(f.fn), log.last);
+        fl_plan(FL_ANY, 0, 0);
         tl->create_failed++;
         tl->injected++;
         tl->per_fn[f.fn]++;
@@ -197,6 +198,13 @@ static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *t
         clattn_status fst = s->tune ? do_tune(ctx, e, &rejected)
                                     : fx_forward(ctx, &t, s->api, &touched);
         f = fl_fired();
+        /* Only the create and this call are counted and may be faulted. */
+        if (calls_out) {
+            *calls_out = fl_calls(FL_ANY);
+            for (int i = 0; i < FL_NFN; ++i)
+                per_fn_out[i] = fl_calls(i);
+        }
+        fl_plan(FL_ANY, 0, 0);
         clattn_context_stats(ctx, &st1);
         if (f.fired) {
             tl->injected++;
@@ -228,8 +236,6 @@ static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *t
         /* The next call on the same context succeeds, correctly. */
         fx_forward_ok(ctx, &t, s->api, label);
     }
-    if (calls_out)
-        *calls_out = fl_calls(FL_ANY);
     destroy(ctx);
     fl_counts_get(&after);
     char diff[256];
@@ -277,12 +283,10 @@ static void sweep(const scenario *s, tally *total)
     memset(&tl, 0, sizeof tl);
     /* Counting run (it also warms the warm scenarios' directory). */
     unsigned long m = 0;
-    unsigned long per_fn[FL_NFN];
+    unsigned long per_fn[FL_NFN] = {0};
     if (s->cache == CACHE_WARM)
-        run_one(&e, FL_ANY, 0, 0, &tl, NULL);
-    run_one(&e, FL_ANY, 0, 0, &tl, &m);
-    for (int f = 0; f < FL_NFN; ++f)
-        per_fn[f] = fl_calls(f);
+        run_one(&e, FL_ANY, 0, 0, &tl, NULL, NULL);
+    run_one(&e, FL_ANY, 0, 0, &tl, &m, per_fn);
     char counts[1024];
     size_t n = 0;
     counts[0] = '\0';
@@ -292,18 +296,29 @@ static void sweep(const scenario *s, tally *total)
                                   per_fn[f]);
     t_log("%s: %lu injectable calls (%s )", s->name, m, counts);
 
-    if (full) {
-        /* Every call, with the error codes rotating. */
+    if (full && !s->tune) {
+        /* Every call (clSetKernelArg's too) with each of its error codes. */
         for (unsigned long nth = 1; nth <= m; ++nth)
-            run_one(&e, FL_ANY, nth, (int)nth, &tl, NULL);
+            for (int v = 0; v < 3; ++v)
+                run_one(&e, FL_ANY, nth, v, &tl, NULL, NULL);
+    } else if (full) {
+        /* Every call of the tune, the codes rotating. */
+        for (unsigned long nth = 1; nth <= m; ++nth)
+            run_one(&e, FL_ANY, nth, (int)nth, &tl, NULL, NULL);
+    } else if (!s->tune) {
+        /* Every call but clSetKernelArg's, the codes rotating. */
+        for (unsigned long nth = 1; nth <= m; ++nth)
+            run_one(&e, FL_ANY, nth, (int)nth, &tl, NULL, NULL);
     } else {
-        /* Each function's first and last call, with its most typical code. */
+        /* A tune makes many calls: each function's first, middle and last. */
         for (int f = 0; f < FL_NFN; ++f) {
             if (!per_fn[f] || !((fl_default_any_set() >> f) & 1))
                 continue;
-            run_one(&e, f, 1, 0, &tl, NULL);
-            if (per_fn[f] > 1 && !s->tune)
-                run_one(&e, f, per_fn[f], 1, &tl, NULL);
+            run_one(&e, f, 1, 0, &tl, NULL, NULL);
+            if (per_fn[f] > 2)
+                run_one(&e, f, (per_fn[f] + 1) / 2, 1, &tl, NULL, NULL);
+            if (per_fn[f] > 1)
+                run_one(&e, f, per_fn[f], 2, &tl, NULL, NULL);
         }
     }
     t_log("%s: %ld runs, %ld faults injected: %ld failed cleanly, %ld absorbed by a fallback, "
