@@ -485,8 +485,15 @@ clattn_status clattn__enqueue_plan(clattn_context *ctx, const clattn__shape *s,
                            : run_fused(ctx, s, plan, &a, &c);
     free(waits);
     if (st != CLATTN_OK) {
-        if (c.last)
+        /* Kernels enqueued before the failure may still use the scratch: the
+         * next user must wait for them as for a whole call. */
+        if (c.last && uses_scratch) {
+            if (ctx->scratch_busy)
+                clReleaseEvent(ctx->scratch_busy);
+            ctx->scratch_busy = c.last;
+        } else if (c.last) {
             clReleaseEvent(c.last);
+        }
         return st;
     }
     if (uses_scratch) {

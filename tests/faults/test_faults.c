@@ -302,9 +302,14 @@ static void sweep(const scenario *s, tally *total)
             for (int v = 0; v < 3; ++v)
                 run_one(&e, FL_ANY, nth, v, &tl, NULL, NULL);
     } else if (full) {
-        /* Every call of the tune, the codes rotating. */
-        for (unsigned long nth = 1; nth <= m; ++nth)
-            run_one(&e, FL_ANY, nth, (int)nth, &tl, NULL, NULL);
+        /* A tune's thousands of timing launches repeat one pattern: every
+         * call of each function up to 40, then 40 spread over the rest. */
+        for (int f = 0; f < FL_NFN; ++f) {
+            const unsigned long c = per_fn[f];
+            const unsigned long step = c <= 40 ? 1 : (c - 40 + 39) / 40;
+            for (unsigned long k = 1; k <= c; k += k < 40 ? 1 : step)
+                run_one(&e, f, k, (int)k, &tl, NULL, NULL);
+        }
     } else if (!s->tune) {
         /* Every call but clSetKernelArg's, the codes rotating. */
         for (unsigned long nth = 1; nth <= m; ++nth)

@@ -87,8 +87,8 @@ static long programs_of(clattn_context *ctx)
 
 void case_soak_forward(void)
 {
-    const int total = fx_long() ? 10000 : 1500;
-    const int sample_every = fx_long() ? 50 : 15; /* checked against the reference */
+    const int total = fx_long() ? 100000 : 10000;
+    const int sample_every = fx_long() ? 100 : 20; /* checked against the reference */
     soak_class classes[32];
     const int nc = make_classes(classes, 32);
     clattn_context *ctx = t_context();
@@ -142,7 +142,7 @@ void case_soak_forward(void)
                     clattn_last_error(ctx));
         }
         t_tensors_free(&t);
-        if ((i + 1) % 500 == 0 || i + 1 == total) {
+        if ((i + 1) % 1000 == 0 || i + 1 == total) {
             fl_counts_get(&now);
             char diff[256];
             const long progs = programs_of(ctx);
@@ -153,7 +153,7 @@ void case_soak_forward(void)
             long rss = fx_rss_bytes();
             if (rss > rss_max)
                 rss_max = rss;
-            if (fx_long() && (i + 1) % 2000 == 0)
+            if ((i + 1) % (total / 5) == 0)
                 t_log("soak_forward: %d calls, RSS %.2f MiB", i + 1, rss / 1048576.0);
         }
     }
@@ -178,7 +178,7 @@ void case_soak_forward(void)
 
 void case_soak_contexts(void)
 {
-    const int total = fx_long() ? 200 : 60;
+    const int total = fx_long() ? 2000 : 200;
     const int warmup = 12;
     fx_cl in_order, out_of_order;
     if (fx_cl_create(&in_order, 0) != 0 || fx_cl_create(&out_of_order, 1) != 0) {
