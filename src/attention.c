@@ -1,4 +1,5 @@
 /* clattn_forward: buffer checks, kernel selection and enqueueing. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,9 +149,12 @@ static clattn_status set_args(clattn_context *ctx, cl_kernel k, const arg *args,
 {
     for (int i = 0; i < n; ++i) {
         cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
-        if (err != CL_SUCCESS)
-            return clattn__fail(ctx, CLATTN_ERR_OPENCL, "clSetKernelArg(%d) failed: %s", i,
-                                clattn__cl_error_name(err));
+        if (err != CL_SUCCESS) {
+            /* Same status as any other call: out of resources stays that. */
+            char what[32];
+            snprintf(what, sizeof what, "clSetKernelArg(%d)", i);
+            return clattn__cl_fail(ctx, err, what);
+        }
     }
     return CLATTN_OK;
 }

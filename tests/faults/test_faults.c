@@ -405,7 +405,7 @@ void case_faults_forward(void)
                     s->dtype = dt ? CLATTN_F16 : CLATTN_F32;
                     s->blas = blas;
                     s->cache = cache ? CACHE_WARM : CACHE_COLD;
-                    s->api = (n % 2) ? FX_HOST : FX_DEVICE;
+                    s->api = ((n + n / 2) % 2) ? FX_HOST : FX_DEVICE;
                     s->caller_queue = (int)(n % 3);
                     s->tune = 0;
                     snprintf(names[n], sizeof names[n], "%s-%s%s-%s-%s-q%d", pn[pi],
