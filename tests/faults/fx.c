@@ -40,9 +40,16 @@ void fx_remove_tree(const char *path)
     nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static char work[1024];
+
+void fx_cleanup(void)
+{
+    if (work[0])
+        fx_remove_tree(work);
+}
+
 void fx_fresh_dir(const char *name, char *buf, size_t size)
 {
-    static char work[1024];
     if (!work[0]) {
         const char *w = getenv("CLATTN_FAULT_WORK");
         if (w && *w)

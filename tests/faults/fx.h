@@ -16,6 +16,8 @@ double fx_now(void);
  * /tmp/clattn-faults.PID); removed again by fx_remove_tree. */
 void fx_fresh_dir(const char *name, char *buf, size_t size);
 void fx_remove_tree(const char *path);
+/* Removes this process's work directory (unless CLATTN_TEST_KEEP is set). */
+void fx_cleanup(void);
 
 /* The library's log, kept for the checks: the last error message. */
 typedef struct fx_log {

@@ -113,6 +113,7 @@ int main(int argc, char **argv)
             continue;
         double t0 = fx_now();
         k_cases[i].run();
+        fx_cleanup();
         printf("%s%s: %s (%d failed checks, %.1f s)\n", k_cases[i].name,
                fx_long() ? " (long)" : "", t_failures ? "FAILED" : "passed", t_failures,
                fx_now() - t0);

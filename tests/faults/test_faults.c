@@ -311,9 +311,14 @@ static void sweep(const scenario *s, tally *total)
                 run_one(&e, f, k, (int)k, &tl, NULL, NULL);
         }
     } else if (!s->tune) {
-        /* Every call but clSetKernelArg's, the codes rotating. */
+        /* Every call but clSetKernelArg's, the codes rotating; of those
+         * (dozens per launch, all alike) the first and the last. */
         for (unsigned long nth = 1; nth <= m; ++nth)
             run_one(&e, FL_ANY, nth, (int)nth, &tl, NULL, NULL);
+        if (per_fn[FL_clSetKernelArg]) {
+            run_one(&e, FL_clSetKernelArg, 1, 0, &tl, NULL, NULL);
+            run_one(&e, FL_clSetKernelArg, per_fn[FL_clSetKernelArg], 1, &tl, NULL, NULL);
+        }
     } else {
         /* A tune makes many calls: each function's first, middle and last. */
         for (int f = 0; f < FL_NFN; ++f) {
