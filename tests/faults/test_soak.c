@@ -13,15 +13,15 @@
 
 /* What RSS may grow by once settled (after a warm-up and a settling share
  * of the run). Forwards: a leak of 210 bytes per call would exceed it over
- * the quick run's last 9,000 calls, one of 24 bytes (less than one small
+ * the quick run's last 9,000 calls, one of 22 bytes (less than one small
  * malloc'd block with its header) over the long run's last 90,000;
  * measured: 0.2 MiB (quick), 0.13 MiB (long). Contexts: the exact counts
  * are the main check; PoCL keeps ~1 KiB of LLVM state per program loaded
  * into a caller's long-lived cl_context (valgrind: libLLVM under libpocl, no
  * clattn frame), freed with that context, so the loop replaces the caller's
- * context every 250; a leak of ~5 KiB per context exceeds the bound over the
- * quick run's last 400 contexts, ~1.3 KiB over the long run's last 1,600;
- * measured: ~0.6 MiB in both. */
+ * context every 250; a leak of ~3.5 KiB per context exceeds the bound over the
+ * quick run's last 400 contexts, ~0.9 KiB over the long run's last 1,600
+ * (measured: ~0.6 MiB in both). */
 #define RSS_BOUND_BYTES (2L << 20)
 
 /* AddressSanitizer keeps freed memory in quarantine (up to 256 MiB), so RSS
