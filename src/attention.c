@@ -1,4 +1,5 @@
 /* clattn_forward: buffer checks, kernel selection and enqueueing. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,9 +149,12 @@ static clattn_status set_args(clattn_context *ctx, cl_kernel k, const arg *args,
 {
     for (int i = 0; i < n; ++i) {
         cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
-        if (err != CL_SUCCESS)
-            return clattn__fail(ctx, CLATTN_ERR_OPENCL, "clSetKernelArg(%d) failed: %s", i,
-                                clattn__cl_error_name(err));
+        if (err != CL_SUCCESS) {
+            /* Same status as any other call: out of resources stays that. */
+            char what[32];
+            snprintf(what, sizeof what, "clSetKernelArg(%d)", i);
+            return clattn__cl_fail(ctx, err, what);
+        }
     }
     return CLATTN_OK;
 }
@@ -487,8 +491,15 @@ clattn_status clattn__enqueue_plan(clattn_context *ctx, const clattn__shape *s,
                            : run_fused(ctx, s, plan, &a, &c);
     free(waits);
     if (st != CLATTN_OK) {
-        if (c.last)
+        /* Kernels enqueued before the failure may still use the scratch: the
+         * next user must wait for them as for a whole call. */
+        if (c.last && uses_scratch) {
+            if (ctx->scratch_busy)
+                clReleaseEvent(ctx->scratch_busy);
+            ctx->scratch_busy = c.last;
+        } else if (c.last) {
             clReleaseEvent(c.last);
+        }
         return st;
     }
     if (uses_scratch) {

@@ -96,18 +96,28 @@ static clattn_status run_host(clattn_context *ctx, const clattn__shape *s,
         clattn_buffers b = {d.q, d.k, d.v, d.o, d.mask, d.kv_lens, d.lse};
         st = clattn__forward_locked(ctx, s, &b, 0, NULL, &done, probs);
     }
+    /* The LSE comes back through a copy, so a failing read of either output
+     * leaves both of the caller's arrays untouched. */
+    float *lse = NULL;
+    if (st == CLATTN_OK && h->lse) {
+        lse = malloc((size_t)(s->lse_elems * 4));
+        cl_int err = lse ? clEnqueueReadBuffer(ctx->queue, d.lse, CL_TRUE, 0,
+                                               (size_t)(s->lse_elems * 4), lse, 1, &done, NULL)
+                         : CL_SUCCESS;
+        if (!lse)
+            st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+        else if (err != CL_SUCCESS)
+            st = clattn__cl_fail(ctx, err, "clEnqueueReadBuffer (lse)");
+    }
     if (st == CLATTN_OK && h->o) {
         cl_int err = clEnqueueReadBuffer(ctx->queue, d.o, CL_TRUE, 0, (size_t)(s->o_extent * es),
                                          h->o, 1, &done, NULL);
         if (err != CL_SUCCESS)
             st = clattn__cl_fail(ctx, err, "clEnqueueReadBuffer (o)");
     }
-    if (st == CLATTN_OK && h->lse) {
-        cl_int err = clEnqueueReadBuffer(ctx->queue, d.lse, CL_TRUE, 0,
-                                         (size_t)(s->lse_elems * 4), h->lse, 1, &done, NULL);
-        if (err != CL_SUCCESS)
-            st = clattn__cl_fail(ctx, err, "clEnqueueReadBuffer (lse)");
-    }
+    if (st == CLATTN_OK && lse)
+        memcpy(h->lse, lse, (size_t)(s->lse_elems * 4));
+    free(lse);
     if (done) {
         /* Do not free the buffers under a kernel that may still run. */
         clWaitForEvents(1, &done);
