@@ -14,11 +14,16 @@
  * several threads at once on the same context; calls on one context are
  * serialised by a lock inside it. Different contexts are independent.
  *
- * Failure: every function returns a clattn_status. On failure nothing has been
- * enqueued (argument errors are detected before any enqueue), the caller's
- * output buffers are untouched, and clattn_last_error() on the context holds
- * a message naming the check, the OpenCL call and its CL_ error code, or the
- * build log. The library never aborts, asserts or exits.
+ * Failure: every function returns a clattn_status, and clattn_last_error()
+ * on the context holds a message naming the check, the OpenCL call and its
+ * CL_ error code, or the build log. Argument errors are detected before
+ * anything is enqueued and leave every buffer untouched. An OpenCL failure
+ * after enqueueing began (out of resources, a lost device) may leave O and
+ * the LSE of clattn_forward partly written — the status says the call
+ * failed; the host functions copy results out only after every step
+ * succeeded, so their outputs are untouched on any failure. The context
+ * stays usable after any failure. The library never aborts, asserts or
+ * exits.
  *
  * ABI: within one major version, enum values and struct layouts never change
  * and new functions are only added. The shared library's SOVERSION is the
