@@ -79,6 +79,11 @@ typedef int4 ivec_t;
 
 #define DV_VECS ((HEAD_DIM_V + FV_VEC - 1) / FV_VEC)
 #define DV_PAD (DV_VECS * FV_VEC)
+/* Rows updated together in P*V: enough accumulator chains to hide the FMA
+ * latency while they still fit the registers. */
+#ifndef PV_ROWS
+#define PV_ROWS (DV_VECS <= 4 ? 4 : 2)
+#endif
 #define DK_VECS ((HEAD_DIM + FV_VEC - 1) / FV_VEC)
 #define DK_PAD (DK_VECS * FV_VEC)
 #define BLOCK_ROWS (FV_WG * FV_ROWS)
@@ -294,18 +299,21 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             VSTORE(p, 0, pj[r]);
             kind[r] = all(p != (vec_t)(0.0f)) ? 1 : 2;
         }
-        for (int r = 0; r < FV_ROWS; r += 2) {
-            if (r + 1 < FV_ROWS && kind[r] == 1 && kind[r + 1] == 1) {
+        for (int r = 0; r < FV_ROWS; r += PV_ROWS) {
+            bool fast = r + PV_ROWS <= FV_ROWS;
+            for (int g = 0; g < PV_ROWS && fast; ++g)
+                fast = kind[r + g] == 1;
+            if (fast) {
                 /* The usual case: no branch per key, so the update unrolls. */
                 for (int e = 0; e < FV_VEC; ++e)
                     for (int c = 0; c < DV_VECS; ++c) {
                         const vec_t vv = V_ROW(e, c);
-                        acc[r][c] = mad((vec_t)(pj[r][e]), vv, acc[r][c]);
-                        acc[r + 1][c] = mad((vec_t)(pj[r + 1][e]), vv, acc[r + 1][c]);
+                        for (int g = 0; g < PV_ROWS; ++g)
+                            acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
                     }
                 continue;
             }
-            for (int rr = r; rr < r + 2 && rr < FV_ROWS; ++rr) {
+            for (int rr = r; rr < r + PV_ROWS && rr < FV_ROWS; ++rr) {
                 if (kind[rr] == 1) {
                     for (int e = 0; e < FV_VEC; ++e)
                         for (int c = 0; c < DV_VECS; ++c)
