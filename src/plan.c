@@ -292,11 +292,18 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         clattn__db_param(ovr, "FUSED_VEC", clattn__db_param(tf, "FUSED_VEC", !gpu)) != 0;
     plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
     if (vec) {
-        /* 4 x 4 rows a group; fewer when there are fewer rows (decode), so
-         * no work-item idles. */
+        /* 16 rows a work-item (each staged K/V tile serves many rows; fewer
+         * rows measured up to 2x slower on PoCL), 8 work-items a group;
+         * fewer when there are fewer rows (decode), so no work-item idles,
+         * and smaller groups where there would be too few to fill the
+         * compute units. */
         const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
-        int rows = vrows < 4 ? next_pow2(vrows) : 4;
-        int wg = ceil_div(vrows, rows) < 4 ? next_pow2(ceil_div(vrows, rows)) : 4;
+        int rows = vrows < 16 ? next_pow2(vrows) : 16;
+        int wg = ceil_div(vrows, rows) < 8 ? next_pow2(ceil_div(vrows, rows)) : 8;
+        const int64_t heads_groups = (int64_t)p->batch * (s->group > 1 ? p->kv_heads : p->heads);
+        const int64_t enough = 2 * (int64_t)(d->compute_units ? d->compute_units : 1);
+        while (wg > 1 && (int64_t)ceil_div(vrows, rows * wg) * heads_groups < enough)
+            wg /= 2;
         plan->fused = config(CLATTN__K_FUSED_VEC, s, wg, rows, 16);
         plan->fused.values[3] = split;
         plan->fused.values[4] = s->group > 1; /* a K/V tile serves the GQA group */
