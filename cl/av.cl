@@ -62,6 +62,45 @@ inline avec_t load_v_part(global const store_t *v, long i, int n)
     return AV_CAT(vload, AV_VEC)(0, t);
 }
 
+/* acc += P[rows][lo..hi) * V[lo..hi)[the block's dims], with nfull whole
+ * vectors and a partial one of tail dims; called with constants for the
+ * common case so that copy keeps V in registers. */
+__attribute__((always_inline)) inline void accumulate(avec_t acc[AV_ROWS][AV_CV], global const float *const *pr,
+                       global const store_t *vp, long vss, int lo, int hi, int nfull, int tail)
+{
+    for (int j = lo; j < hi; ++j) {
+        float p[AV_ROWS];
+        bool all = true;
+#pragma unroll
+        for (int r = 0; r < AV_ROWS; ++r) {
+            p[r] = pr[r][j];
+            all = all && p[r] != 0.0f;
+        }
+        avec_t vv[AV_CV];
+        const long vj = (long)j * vss;
+#pragma unroll
+        for (int c = 0; c < AV_CV; ++c)
+            vv[c] = c < nfull                ? load_v(vp, vj + c * AV_VEC)
+                    : c == nfull && tail > 0 ? load_v_part(vp, vj + c * AV_VEC, tail)
+                                             : (avec_t)(0.0f);
+        if (all) {
+#pragma unroll
+            for (int r = 0; r < AV_ROWS; ++r)
+#pragma unroll
+                for (int c = 0; c < AV_CV; ++c)
+                    acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
+        } else {
+            /* A key of probability 0 contributes nothing, even a NaN V. */
+#pragma unroll
+            for (int r = 0; r < AV_ROWS; ++r)
+                if (p[r] != 0.0f)
+#pragma unroll
+                    for (int c = 0; c < AV_CV; ++c)
+                        acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
+        }
+    }
+}
+
 kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
     global const float *probs, global const store_t *v, global store_t *o,
     global const int *kv_lens, int heads, int group, int seq_q, int seq_kv, int row0,
@@ -95,42 +134,10 @@ kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
         for (int c = 0; c < AV_CV; ++c)
             acc[r][c] = (avec_t)(0.0f);
 
-    for (int j = lo; j < hi; ++j) {
-        float p[AV_ROWS];
-        bool all = true;
-#pragma unroll
-        for (int r = 0; r < AV_ROWS; ++r) {
-            p[r] = pr[r][j];
-            all = all && p[r] != 0.0f;
-        }
-        avec_t vv[AV_CV];
-        const long vj = (long)j * vss;
-        if (nfull == AV_CV) {
-#pragma unroll
-            for (int c = 0; c < AV_CV; ++c)
-                vv[c] = load_v(vp, vj + c * AV_VEC);
-        } else {
-            for (int c = 0; c < AV_CV; ++c)
-                vv[c] = c < nfull ? load_v(vp, vj + c * AV_VEC)
-                        : c == nfull && tail > 0 ? load_v_part(vp, vj + c * AV_VEC, tail)
-                                                 : (avec_t)(0.0f);
-        }
-        if (all) {
-#pragma unroll
-            for (int r = 0; r < AV_ROWS; ++r)
-#pragma unroll
-                for (int c = 0; c < AV_CV; ++c)
-                    acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
-        } else {
-            /* A key of probability 0 contributes nothing, even a NaN V. */
-#pragma unroll
-            for (int r = 0; r < AV_ROWS; ++r)
-                if (p[r] != 0.0f)
-#pragma unroll
-                    for (int c = 0; c < AV_CV; ++c)
-                        acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
-        }
-    }
+    if (nfull == AV_CV)
+        accumulate(acc, pr, vp, vss, lo, hi, AV_CV, 0);
+    else
+        accumulate(acc, pr, vp, vss, lo, hi, nfull, tail);
 
     for (int r = 0; r < AV_ROWS && r0 + r < nrows; ++r) {
         float out[BLOCK_DV];
