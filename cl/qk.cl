@@ -58,8 +58,8 @@ kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
     const int nkeys = min(TILE_KEYS, seq_kv - j0); /* of this tile that exist */
 
-    /* Rows grow with keys_lo/keys_hi, so the chunk's first and last rows
-     * bound which keys any of its rows sees. */
+    /* Key bounds never fall as the row grows, so the chunk's first and last
+     * rows bound which keys any of its rows sees. */
     const bool any_seen = j0 < clattn_key_hi(row0 + nrows - 1, L, seq_q, causal, windowed, wr) &&
                           j0 + TILE_KEYS > clattn_key_lo(row0, L, seq_q, windowed, wl);
     if (any_seen) {
