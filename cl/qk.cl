@@ -23,13 +23,13 @@
 #define QK_WG 1
 #endif
 #ifndef QK_ROWS
-#define QK_ROWS 8
+#define QK_ROWS 2
 #endif
 #ifndef QK_VEC
 #define QK_VEC 16
 #endif
 #ifndef QK_CV
-#define QK_CV 1
+#define QK_CV 4
 #endif
 
 #if QK_VEC != 4 && QK_VEC != 8 && QK_VEC != 16

@@ -125,15 +125,17 @@ static int vec_width(int w) { return w >= 16 ? 16 : w >= 8 ? 8 : 4; }
 
 /* Built-in three-stage tiles. CPUs (PoCL runs a work-group as a loop, one
  * core each): one work-item per group, and per work-item a block of rows x
- * vectors of keys (QK) or of value dims (AV) that keeps 8 to 16 AVX-512
- * accumulators busy; softmax one row per work-item in float16 vectors.
- * GPUs: many work-items, narrow vectors. */
+ * vectors of keys (QK: 2 x 4 float16, the fastest measured on AVX-512, where
+ * 8 x 1 spent its time on 8 row addresses) or of value dims (AV: 4 x 4)
+ * that keeps 8 to 16 vector accumulators busy; softmax one row per
+ * work-item in float16 vectors. GPUs: many work-items, narrow vectors. */
 static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s, int gpu)
 {
     const clattn_problem *p = &s->p;
     const int dv = p->head_dim_v;
-    plan->qk = config(CLATTN__K_QK, s, gpu ? 64 : 1, gpu ? 2 : 8, gpu ? 4 : 16);
-    plan->qk.values[3] = 1;
+    plan->qk = config(CLATTN__K_QK, s, gpu ? 64 : 1, 2, gpu ? 4 : 16);
+    /* no wider a tile of keys than there are keys */
+    plan->qk.values[3] = gpu ? 1 : ceil_div(p->seq_kv, 16) < 4 ? ceil_div(p->seq_kv, 16) : 4;
     plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 1, gpu ? 4 : 16, 0);
     /* AV: the widest vector that divides head_dim_v (a partial last vector
      * is loaded element by element), and at most 256 floats of
