@@ -1,71 +1,150 @@
 /*
  * Three-stage path, stage 3: O = P * V for a chunk of rows, written to O in
- * the caller's dtype and strides. A group computes an AV_TM x AV_TN tile of
- * O (rows x value dims), one element per work-item, stepping over the keys
- * AV_TK at a time through local memory. Only the keys some row of the group
- * can see are visited, so V past kv_lens[b] is never read.
+ * the caller's dtype and strides.
  *
- * Grid: (ceil(head_dim_v / AV_TN) * AV_TN, ceil(nrows / AV_TM) * AV_TM, nbh),
- * local (AV_TN, AV_TM, 1).
+ * Written for devices that vectorise inside a work-item (CPUs under PoCL):
+ * each work-item computes AV_ROWS rows x AV_CV vectors of AV_VEC value
+ * dimensions, as many independent vector accumulators, fed per key by one
+ * broadcast probability per row and one vector load of V per vector of
+ * dimensions. V rows are contiguous along the value dimensions, so they are
+ * read straight from global memory (no tile, no barrier). Only the keys some
+ * row of the block can see are visited, so V past kv_lens[b] is never read.
+ * The AV_WG work-items of a group take consecutive row blocks.
+ *
+ * Grid: (ceil(nrows / (AV_WG * AV_ROWS)) * AV_WG,
+ *        ceil(head_dim_v / (AV_CV * AV_VEC)), nbh), local (AV_WG, 1, 1).
  */
 #ifndef CLATTN_COMMON_INCLUDED /* the host prepends common.h */
 #include "common.h"
 #endif
 
-#ifndef AV_TM
-#define AV_TM 16
+#ifndef AV_WG
+#define AV_WG 1
 #endif
-#ifndef AV_TN
-#define AV_TN 16
+#ifndef AV_ROWS
+#define AV_ROWS 4
 #endif
-#ifndef AV_TK
-#define AV_TK 16
+#ifndef AV_VEC
+#define AV_VEC 16
+#endif
+#ifndef AV_CV
+#define AV_CV 4
 #endif
 
-kernel __attribute__((reqd_work_group_size(AV_TN, AV_TM, 1))) void attn_av(
+#if AV_VEC != 4 && AV_VEC != 8 && AV_VEC != 16
+#error "AV_VEC must be 4, 8 or 16"
+#endif
+#define AV_CAT_(a, b) a##b
+#define AV_CAT(a, b) AV_CAT_(a, b)
+#define avec_t AV_CAT(float, AV_VEC)
+#define AVSTORE AV_CAT(vstore, AV_VEC)
+#define BLOCK_DV (AV_CV * AV_VEC)
+
+/* AV_VEC consecutive elements of V from element i on, as fp32. */
+inline avec_t load_v(global const store_t *v, long i)
+{
+#if DTYPE == 0
+    return AV_CAT(vload, AV_VEC)(0, v + i);
+#elif DTYPE == 1
+    return AV_CAT(vload_half, AV_VEC)(0, v + i);
+#else
+    return AV_CAT(as_float, AV_VEC)(AV_CAT(convert_uint, AV_VEC)(AV_CAT(vload, AV_VEC)(0, v + i))
+                                     << 16);
+#endif
+}
+
+/* The same for the last, partial vector of a row: elements from n on are 0. */
+inline avec_t load_v_part(global const store_t *v, long i, int n)
+{
+    float t[AV_VEC];
+    for (int e = 0; e < AV_VEC; ++e)
+        t[e] = e < n ? LOAD(v, i + e) : 0.0f;
+    return AV_CAT(vload, AV_VEC)(0, t);
+}
+
+/* acc += P[rows][lo..hi) * V[lo..hi)[the block's dims], with nfull whole
+ * vectors and a partial one of tail dims; called with constants for the
+ * common case so that copy keeps V in registers. */
+__attribute__((always_inline)) inline void accumulate(avec_t acc[AV_ROWS][AV_CV], global const float *const *pr,
+                       global const store_t *vp, long vss, int lo, int hi, int nfull, int tail)
+{
+    for (int j = lo; j < hi; ++j) {
+        float p[AV_ROWS];
+        bool all = true;
+#pragma unroll
+        for (int r = 0; r < AV_ROWS; ++r) {
+            p[r] = pr[r][j];
+            all = all && p[r] != 0.0f;
+        }
+        avec_t vv[AV_CV];
+        const long vj = (long)j * vss;
+#pragma unroll
+        for (int c = 0; c < AV_CV; ++c)
+            vv[c] = c < nfull                ? load_v(vp, vj + c * AV_VEC)
+                    : c == nfull && tail > 0 ? load_v_part(vp, vj + c * AV_VEC, tail)
+                                             : (avec_t)(0.0f);
+        if (all) {
+#pragma unroll
+            for (int r = 0; r < AV_ROWS; ++r)
+#pragma unroll
+                for (int c = 0; c < AV_CV; ++c)
+                    acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
+        } else {
+            /* A key of probability 0 contributes nothing, even a NaN V. */
+#pragma unroll
+            for (int r = 0; r < AV_ROWS; ++r)
+                if (p[r] != 0.0f)
+#pragma unroll
+                    for (int c = 0; c < AV_CV; ++c)
+                        acc[r][c] = fma((avec_t)(p[r]), vv[c], acc[r][c]);
+        }
+    }
+}
+
+kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
     global const float *probs, global const store_t *v, global store_t *o,
     global const int *kv_lens, int heads, int group, int seq_q, int seq_kv, int row0,
     int nrows, int bh0, int causal, int windowed, int wl, int wr, int has_kvl, long vsb,
     long vsh, long vss, long osb, long osh, long oss)
 {
-    local float pt[AV_TM][AV_TK + 1];
-    local float vt[AV_TK][AV_TN + 1];
-
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int d0 = get_group_id(0) * AV_TN, r0 = get_group_id(1) * AV_TM;
-    const int d = d0 + tx, il = r0 + ty;
+    const int r0 = get_global_id(0) * AV_ROWS;
+    const int dv0 = get_group_id(1) * BLOCK_DV;
     const int bhl = get_group_id(2), bh = bh0 + bhl;
     const int b = bh / heads, h = bh - b * heads, kh = h / group;
+    if (r0 >= nrows)
+        return;
     const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
-    const int r_last = min(r0 + AV_TM, nrows) - 1;
+    const int r_last = min(r0 + AV_ROWS, nrows) - 1;
     const int lo = clattn_key_lo(row0 + r0, L, seq_q, windowed, wl);
     const int hi = clattn_key_hi(row0 + r_last, L, seq_q, causal, windowed, wr);
 
-    const long vbase = b * vsb + kh * vsh;
-    const int lin = ty * AV_TN + tx;
-    float acc = 0.0f;
-    for (int k0 = lo; k0 < hi; k0 += AV_TK) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int t = lin; t < AV_TM * AV_TK; t += AV_TM * AV_TN) {
-            const int r = t / AV_TK, c = t - r * AV_TK;
-            pt[r][c] = (r0 + r < nrows && k0 + c < hi)
-                           ? probs[((long)bhl * nrows + r0 + r) * seq_kv + k0 + c]
-                           : 0.0f;
-        }
-        for (int t = lin; t < AV_TK * AV_TN; t += AV_TM * AV_TN) {
-            const int r = t / AV_TN, c = t - r * AV_TN;
-            vt[r][c] = (k0 + r < hi && d0 + c < HEAD_DIM_V)
-                           ? LOAD(v, vbase + (long)(k0 + r) * vss + d0 + c)
-                           : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int c = 0; c < AV_TK; ++c) {
-            const float p = pt[ty][c];
-            /* A key of probability 0 contributes nothing, even a NaN V. */
-            acc += p != 0.0f ? p * vt[c][tx] : 0.0f;
-        }
-    }
+    global const float *pr[AV_ROWS]; /* rows past the chunk repeat its last row, unstored */
+#pragma unroll
+    for (int r = 0; r < AV_ROWS; ++r)
+        pr[r] = probs + ((long)bhl * nrows + min(r0 + r, nrows - 1)) * seq_kv;
+    global const store_t *vp = v + b * vsb + kh * vsh + dv0;
+    /* Vectors of the block wholly inside head_dim_v; past them one partial. */
+    const int nfull = min(AV_CV, (HEAD_DIM_V - dv0) / AV_VEC);
+    const int tail = HEAD_DIM_V - dv0 - nfull * AV_VEC;
 
-    if (il < nrows && d < HEAD_DIM_V)
-        STORE(o, b * osb + h * osh + (long)(row0 + il) * oss + d, acc);
+    avec_t acc[AV_ROWS][AV_CV];
+#pragma unroll
+    for (int r = 0; r < AV_ROWS; ++r)
+#pragma unroll
+        for (int c = 0; c < AV_CV; ++c)
+            acc[r][c] = (avec_t)(0.0f);
+
+    if (nfull == AV_CV)
+        accumulate(acc, pr, vp, vss, lo, hi, AV_CV, 0);
+    else
+        accumulate(acc, pr, vp, vss, lo, hi, nfull, tail);
+
+    for (int r = 0; r < AV_ROWS && r0 + r < nrows; ++r) {
+        float out[BLOCK_DV];
+        for (int c = 0; c < AV_CV; ++c)
+            AVSTORE(acc[r][c], c, out);
+        const long ooff = b * osb + h * osh + (long)(row0 + r0 + r) * oss + dv0;
+        for (int e = 0; e < BLOCK_DV && dv0 + e < HEAD_DIM_V; ++e)
+            STORE(o, ooff + e, out[e]);
+    }
 }

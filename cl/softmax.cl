@@ -2,7 +2,10 @@
  * Three-stage path, stage 2: softmax of each score row in place (S becomes
  * P), and the row's natural-log log-sum-exp; with raw=1 it first applies the
  * masking to scores a GEMM library produced. One work-group per row; the
- * SM_WG work-items stride over the keys and reduce through local memory.
+ * SM_WG work-items stride over the keys SM_VEC at a time as one vector (so
+ * the exponentials are vector operations on CPUs, where PoCL does not
+ * vectorise a per-work-item loop across work-items) and reduce through local
+ * memory. Each exponential is computed once, stored, then scaled.
  * A row with no visible key (max -inf) becomes zeros with LSE -inf.
  *
  * Grid: (SM_WG, nrows, nbh), local (SM_WG, 1, 1). SM_WG is a power of two.
@@ -14,6 +17,46 @@
 #ifndef SM_WG
 #define SM_WG 64
 #endif
+#ifndef SM_VEC
+#define SM_VEC 16
+#endif
+
+#if SM_VEC != 4 && SM_VEC != 8 && SM_VEC != 16
+#error "SM_VEC must be 4, 8 or 16"
+#endif
+#define SM_CAT_(a, b) a##b
+#define SM_CAT(a, b) SM_CAT_(a, b)
+#define svec_t SM_CAT(float, SM_VEC)
+#define SVLOAD SM_CAT(vload, SM_VEC)
+#define SVSTORE SM_CAT(vstore, SM_VEC)
+
+inline float sm_hmax(svec_t v)
+{
+#if SM_VEC == 16
+    float8 a = fmax(v.lo, v.hi);
+    float4 c = fmax(a.lo, a.hi);
+#elif SM_VEC == 8
+    float4 c = fmax(v.lo, v.hi);
+#else
+    float4 c = v;
+#endif
+    /* Lane by lane: a float2 step compiles to a shuffle with an undef lane,
+     * which crashes Oclgrind 21.10's --uninitialized. */
+    return fmax(fmax(c.x, c.y), fmax(c.z, c.w));
+}
+
+inline float sm_hsum(svec_t v)
+{
+#if SM_VEC == 16
+    float8 a = v.lo + v.hi;
+    float4 c = a.lo + a.hi;
+#elif SM_VEC == 8
+    float4 c = v.lo + v.hi;
+#else
+    float4 c = v;
+#endif
+    return dot(c, (float4)(1.0f)); /* not a float2 step: see sm_hmax */
+}
 
 kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     global float *scores, global float *lse, int heads, int seq_q, int seq_kv, int row0,
@@ -25,22 +68,46 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     const int t = get_local_id(0);
     const int il = get_group_id(1), bhl = get_group_id(2);
     global float *row = scores + ((long)bhl * nrows + il) * seq_kv;
+    /* Work-item t owns the vectors t, t + SM_WG, ... and the scalar tail
+     * keys nvec * SM_VEC + t, + SM_WG, ...: the same keys in every pass, so
+     * the passes need no barrier of their own. */
+    const int nvec = seq_kv / SM_VEC;
+    const int tail0 = nvec * SM_VEC;
 
     /* raw: the scores came from a GEMM (scaled, nothing masked yet); apply
-     * the visibility rule and the additive mask here, once, in place. Each
-     * work-item owns the same keys in every pass, so no barrier is needed. */
+     * the visibility rule and the additive mask here, once, in place. */
     if (raw) {
         const int bh = bh0 + bhl, b = bh / heads, h = bh - b * heads, i = row0 + il;
         const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
         const int lo = clattn_key_lo(i, L, seq_q, windowed, wl);
         const int hi = clattn_key_hi(i, L, seq_q, causal, windowed, wr);
-        const long moff = b * msb + h * msh + (long)i * seq_kv;
-        for (int j = t; j < seq_kv; j += SM_WG)
-            row[j] = j < lo || j >= hi ? -INFINITY : has_mask ? row[j] + mask[moff + j] : row[j];
+        global const float *mrow = mask + b * msb + h * msh + (long)i * seq_kv;
+        for (int c = t; c < nvec; c += SM_WG) {
+            const int j = c * SM_VEC;
+            if (j >= lo && j + SM_VEC <= hi) {
+                if (has_mask)
+                    SVSTORE(SVLOAD(c, row) + SVLOAD(c, mrow), c, row);
+            } else if (j + SM_VEC <= lo || j >= hi) {
+                SVSTORE((svec_t)(-INFINITY), c, row);
+            } else {
+                for (int e = j; e < j + SM_VEC; ++e)
+                    row[e] = e < lo || e >= hi ? -INFINITY : has_mask ? row[e] + mrow[e] : row[e];
+            }
+        }
+        for (int j = tail0 + t; j < seq_kv; j += SM_WG)
+            row[j] = j < lo || j >= hi ? -INFINITY : has_mask ? row[j] + mrow[j] : row[j];
     }
 
-    float mx = -INFINITY;
-    for (int j = t; j < seq_kv; j += SM_WG)
+    /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
+    svec_t vmx = (svec_t)(-INFINITY);
+    int nan_seen = 0;
+    for (int c = t; c < nvec; c += SM_WG) {
+        const svec_t x = SVLOAD(c, row);
+        nan_seen |= any(isnan(x));
+        vmx = fmax(vmx, x);
+    }
+    float mx = nan_seen ? NAN : sm_hmax(vmx);
+    for (int j = tail0 + t; j < seq_kv; j += SM_WG)
         mx = clattn_max_nan(mx, row[j]);
     red[t] = mx;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -53,9 +120,24 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float sum = 0.0f;
-    if (mx != -INFINITY)
-        for (int j = t; j < seq_kv; j += SM_WG)
-            sum += exp2((row[j] - mx) * CLATTN_LOG2E);
+    if (mx != -INFINITY) {
+        svec_t vs = (svec_t)(0.0f);
+        /* A masked key (-inf) stays exactly 0, even in a NaN row where
+         * -inf - mx would be NaN. */
+        for (int c = t; c < nvec; c += SM_WG) {
+            const svec_t x = SVLOAD(c, row);
+            const svec_t e = select(exp2((x - mx) * CLATTN_LOG2E), (svec_t)(0.0f),
+                                    isequal(x, (svec_t)(-INFINITY)));
+            SVSTORE(e, c, row);
+            vs += e;
+        }
+        sum = sm_hsum(vs);
+        for (int j = tail0 + t; j < seq_kv; j += SM_WG) {
+            const float e = row[j] == -INFINITY ? 0.0f : exp2((row[j] - mx) * CLATTN_LOG2E);
+            row[j] = e;
+            sum += e;
+        }
+    }
     red[t] = sum;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = SM_WG / 2; w > 0; w /= 2) {
@@ -65,11 +147,16 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     }
     sum = red[0];
 
+    /* No visible key: the scores were never exponentiated; all become 0. */
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-    /* A masked key stays exactly 0 even in a NaN row (where -inf - mx is NaN). */
-    for (int j = t; j < seq_kv; j += SM_WG)
-        row[j] = sum == 0.0f || row[j] == -INFINITY ? 0.0f
-                                                    : exp2((row[j] - mx) * CLATTN_LOG2E) * inv;
+    /* Zeros stay zeros (masked keys of a NaN row, where inv is NaN). */
+    for (int c = t; c < nvec; c += SM_WG) {
+        const svec_t e = SVLOAD(c, row);
+        SVSTORE(sum == 0.0f ? (svec_t)(0.0f) : select(e * inv, (svec_t)(0.0f), isequal(e, (svec_t)(0.0f))),
+                c, row);
+    }
+    for (int j = tail0 + t; j < seq_kv; j += SM_WG)
+        row[j] = sum == 0.0f || row[j] == 0.0f ? 0.0f : row[j] * inv;
     if (has_lse && t == 0)
         lse[(long)(bh0 + bhl) * seq_q + row0 + il] = sum == 0.0f ? -INFINITY : mx + log(sum);
 }

@@ -385,10 +385,11 @@ static clattn_status stage_qk(clattn_context *ctx, const clattn__shape *s, clatt
                         ARG(a->qsh),    ARG(a->qss),      ARG(a->ksb),     ARG(a->ksh),
                         ARG(a->kss),    ARG(a->msb),      ARG(a->msh)};
     CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
-    const size_t tm = (size_t)pl->qk.values[0], tn = (size_t)pl->qk.values[1];
-    const size_t g[3] = {round_up((size_t)s->p.seq_kv, tn), round_up((size_t)k->nrows, tm),
-                         (size_t)k->nbh};
-    const size_t l[3] = {tn, tm, 1};
+    /* a group per tile of QK_CV * QK_VEC keys */
+    const size_t wg = (size_t)pl->qk.values[0];
+    const size_t keys = (size_t)pl->qk.values[2] * (size_t)pl->qk.values[3];
+    const size_t g[3] = {round_up((size_t)s->p.seq_kv, keys) / keys * wg, 1, (size_t)k->nbh};
+    const size_t l[3] = {wg, 1, 1};
     return launch(ctx, c, CLATTN__K_QK, e->kernel, 3, g, l);
 }
 
@@ -425,10 +426,12 @@ static clattn_status stage_av(clattn_context *ctx, const clattn__shape *s, clatt
                         ARG(a->vsb),    ARG(a->vsh),     ARG(a->vss),   ARG(a->osb),
                         ARG(a->osh),    ARG(a->oss)};
     CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
-    const size_t tm = (size_t)pl->av.values[0], tn = (size_t)pl->av.values[1];
-    const size_t g[3] = {round_up((size_t)s->p.head_dim_v, tn), round_up((size_t)k->nrows, tm),
-                         (size_t)k->nbh};
-    const size_t l[3] = {tn, tm, 1};
+    /* a work-item per AV_ROWS rows, a group per AV_CV * AV_VEC value dims */
+    const size_t wg = (size_t)pl->av.values[0], rows = (size_t)pl->av.values[1];
+    const size_t dims = (size_t)pl->av.values[2] * (size_t)pl->av.values[3];
+    const size_t g[3] = {round_up((size_t)k->nrows, wg * rows) / rows,
+                         round_up((size_t)s->p.head_dim_v, dims) / dims, (size_t)k->nbh};
+    const size_t l[3] = {wg, 1, 1};
     return launch(ctx, c, CLATTN__K_AV, e->kernel, 3, g, l);
 }
 

@@ -10,9 +10,9 @@ static const struct {
     const char *params[CLATTN__MAX_PARAMS];
     int nparams;
 } families[CLATTN__K_COUNT] = {
-    [CLATTN__K_QK] = {"qk.cl", "attn_qk", {"QK_TM", "QK_TN", "QK_TK"}, 3},
-    [CLATTN__K_SOFTMAX] = {"softmax.cl", "attn_softmax", {"SM_WG"}, 1},
-    [CLATTN__K_AV] = {"av.cl", "attn_av", {"AV_TM", "AV_TN", "AV_TK"}, 3},
+    [CLATTN__K_QK] = {"qk.cl", "attn_qk", {"QK_WG", "QK_ROWS", "QK_VEC", "QK_CV"}, 4},
+    [CLATTN__K_SOFTMAX] = {"softmax.cl", "attn_softmax", {"SM_WG", "SM_VEC"}, 2},
+    [CLATTN__K_AV] = {"av.cl", "attn_av", {"AV_WG", "AV_ROWS", "AV_VEC", "AV_CV"}, 4},
     [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused", {"BLOCK_M", "BLOCK_N", "SPLIT_KV"}, 3},
     [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine", {"COMBINE_WG"}, 1},
     [CLATTN__K_FUSED_VEC] = {"fused_vec.cl",

@@ -21,13 +21,7 @@ clattn_path clattn__auto_path(const clattn__shape *s)
 
 size_t clattn__config_wg_size(const clattn__kernel_config *c)
 {
-    switch (c->id) {
-    case CLATTN__K_QK:
-    case CLATTN__K_AV:
-        return (size_t)c->values[0] * (size_t)c->values[1];
-    default:
-        return (size_t)c->values[0];
-    }
+    return (size_t)c->values[0];
 }
 
 size_t clattn__config_local_bytes(const clattn__kernel_config *c)
@@ -35,10 +29,8 @@ size_t clattn__config_local_bytes(const clattn__kernel_config *c)
     const size_t f = sizeof(float);
     switch (c->id) {
     case CLATTN__K_QK:
-        return f * (size_t)(c->values[0] + c->values[1]) * (size_t)(c->values[2] + 1);
-    case CLATTN__K_AV:
-        return f * ((size_t)c->values[0] * (size_t)(c->values[2] + 1) +
-                    (size_t)c->values[2] * (size_t)(c->values[1] + 1));
+        /* the K tile, transposed: QK_CV * QK_VEC keys */
+        return f * (size_t)c->head_dim * (size_t)c->values[3] * (size_t)c->values[2];
     case CLATTN__K_SOFTMAX:
         return f * (size_t)c->values[0];
     case CLATTN__K_FUSED:
@@ -71,10 +63,12 @@ int clattn__plan_shrink(clattn__kernel_config *c, int for_wg)
     switch (c->id) {
     case CLATTN__K_QK:
     case CLATTN__K_AV:
-        /* values: rows (TM), cols (TN), depth (TK) */
-        if (!for_wg && halve(&v[2]) == 0)
+        /* values: work-items, rows, vector width (4, 8 or 16), vectors */
+        if (for_wg)
+            return halve(&v[0]);
+        if (halve(&v[3]) == 0)
             return 0;
-        return halve(v[0] >= v[1] ? &v[0] : &v[1]) == 0 ? 0 : halve(&v[0]);
+        return v[2] > 4 ? halve(&v[2]) : -1;
     case CLATTN__K_FUSED:
         /* values: BLOCK_M (work-items), BLOCK_N (keys in local memory) */
         if (for_wg)
@@ -104,10 +98,8 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static int fit(const clattn__device_info *d, clattn__kernel_config *c)
 {
     for (;;) {
-        int dim0 = c->values[c->id == CLATTN__K_QK || c->id == CLATTN__K_AV ? 1 : 0];
-        int dim1 = c->id == CLATTN__K_QK || c->id == CLATTN__K_AV ? c->values[0] : 1;
         int wg_ok = clattn__config_wg_size(c) <= d->max_wg_size &&
-                    (size_t)dim0 <= d->max_item_sizes[0] && (size_t)dim1 <= d->max_item_sizes[1];
+                    (size_t)c->values[0] <= d->max_item_sizes[0];
         int lm_ok = clattn__config_local_bytes(c) <= d->local_mem_size;
         if (wg_ok && lm_ok)
             return 0;
@@ -129,6 +121,38 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     c.values[1] = v1;
     c.values[2] = v2;
     return c;
+}
+
+/* The vector widths OpenCL has: 4, 8 or 16. */
+static int vec_width(int w) { return w >= 16 ? 16 : w >= 8 ? 8 : 4; }
+
+/* Built-in three-stage tiles. CPUs (PoCL runs a work-group as a loop, one
+ * core each): one work-item per group, and per work-item a block of rows x
+ * vectors of keys (QK: 2 x 4 float16, the fastest measured on AVX-512, where
+ * 8 x 1 spent its time on 8 row addresses) or of value dims (AV: 4 x 4)
+ * that keeps 8 to 16 vector accumulators busy; softmax one row per
+ * work-item in float16 vectors. GPUs: many work-items, narrow vectors. */
+static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s, int gpu)
+{
+    const clattn_problem *p = &s->p;
+    const int dv = p->head_dim_v;
+    plan->qk = config(CLATTN__K_QK, s, gpu ? 64 : 1, 2, gpu ? 4 : 16);
+    /* no wider a tile of keys than there are keys */
+    plan->qk.values[3] = gpu ? 1 : ceil_div(p->seq_kv, 16) < 4 ? ceil_div(p->seq_kv, 16) : 4;
+    plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 1, gpu ? 4 : 16, 0);
+    /* AV: the widest vector that divides head_dim_v (a partial last vector
+     * is loaded element by element), and at most 256 floats of
+     * accumulators a work-item. */
+    const int w = gpu ? 4 : dv % 16 == 0 ? 16 : dv % 8 == 0 ? 8 : dv % 4 == 0 ? 4 : 16;
+    const int rows = gpu ? 1 : 4;
+    const int max_cv = gpu ? 1 : 256 / (rows * w);
+    plan->av = config(CLATTN__K_AV, s, gpu ? 64 : 1, rows, w);
+    plan->av.values[3] = ceil_div(dv, w) < max_cv ? ceil_div(dv, w) : max_cv;
+    /* Fewer query rows than a block: no work-item computes idle rows. */
+    if (p->seq_q < plan->qk.values[1])
+        plan->qk.values[1] = p->seq_q;
+    if (p->seq_q < plan->av.values[1])
+        plan->av.values[1] = p->seq_q;
 }
 
 void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune_key *k)
@@ -230,9 +254,7 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     const clattn__tune_entry *ovr = overrides(flags, &ovr_storage);
 
     if (plan->path == CLATTN_PATH_THREE_STAGE) {
-        plan->qk = config(CLATTN__K_QK, s, 16, 16, 16);
-        plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 64, 0, 0);
-        plan->av = config(CLATTN__K_AV, s, 16, 16, 16);
+        three_stage_defaults(plan, s, gpu);
         clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
         const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
         const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);
@@ -252,6 +274,9 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
         /* The softmax reduction needs a power-of-two work-group. */
         while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
             plan->softmax.values[0] &= plan->softmax.values[0] - 1;
+        plan->qk.values[2] = vec_width(plan->qk.values[2]);
+        plan->softmax.values[1] = vec_width(plan->softmax.values[1]);
+        plan->av.values[2] = vec_width(plan->av.values[2]);
         if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
             return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
                                 "three-stage path: no tile size fits this device's limits");

@@ -40,23 +40,26 @@ const clattn__space clattn__spaces[] = {
     {"qk",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_QK),
-     4,
-     {{"QK_TM", 5, {1, 4, 8, 16, 32}},
-      {"QK_TN", 4, {4, 8, 16, 32}},
-      {"QK_TK", 4, {4, 8, 16, 32}},
+     5,
+     {{"QK_WG", 4, {1, 2, 4, 8}},
+      {"QK_ROWS", 6, {1, 2, 4, 8, 12, 16}},
+      {"QK_VEC", 3, {4, 8, 16}},
+      {"QK_CV", 3, {1, 2, 4}},
       {"QK_BLAS", 2, {0, 1}}}},
     {"softmax",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_SOFTMAX),
-     1,
-     {{"SM_WG", 5, {16, 32, 64, 128, 256}}}},
+     2,
+     {{"SM_WG", 6, {1, 4, 16, 64, 128, 256}},
+      {"SM_VEC", 3, {4, 8, 16}}}},
     {"av",
      CLATTN_PATH_THREE_STAGE,
      K(CLATTN__K_AV),
-     4,
-     {{"AV_TM", 5, {1, 4, 8, 16, 32}},
-      {"AV_TN", 4, {4, 8, 16, 32}},
-      {"AV_TK", 4, {4, 8, 16, 32}},
+     5,
+     {{"AV_WG", 4, {1, 2, 4, 8}},
+      {"AV_ROWS", 6, {1, 2, 4, 6, 8, 12}},
+      {"AV_VEC", 3, {4, 8, 16}},
+      {"AV_CV", 5, {1, 2, 4, 8, 16}},
       {"AV_BLAS", 2, {0, 1}}}},
     /* CLBlast's own parameters, for the GEMMs the qk/av units gave it. */
     {"clblast",
@@ -252,23 +255,26 @@ int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
     if (!strcmp(sp->unit, "clblast"))
         return value(sp, pt, "CLBLAST_SET", 0) <= clattn__blas_num_sets();
     if (!strcmp(sp->unit, "softmax")) {
-        int wg = value(sp, pt, "SM_WG", 64);
+        int wg = value(sp, pt, "SM_WG", 64), w = value(sp, pt, "SM_VEC", 16);
         return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
-               wg <= 2 * pow2_at_least(p->seq_kv);
+               fits_extent(sp, "SM_WG", wg, (p->seq_kv + w - 1) / w) &&
+               fits_extent(sp, "SM_VEC", w, p->seq_kv);
     }
+    /* qk: rows x vectors of keys; av: rows x vectors of value dims. */
     const int qk = !strcmp(sp->unit, "qk");
-    int tm = value(sp, pt, qk ? "QK_TM" : "AV_TM", 16);
-    int tn = value(sp, pt, qk ? "QK_TN" : "AV_TN", 16);
-    int tk = value(sp, pt, qk ? "QK_TK" : "AV_TK", 16);
-    size_t local = qk ? f * (size_t)(tm + tn) * (size_t)(tk + 1)
-                      : f * ((size_t)tm * (size_t)(tk + 1) + (size_t)tk * (size_t)(tn + 1));
-    int n_extent = qk ? p->seq_kv : p->head_dim_v;
-    int k_extent = qk ? p->head_dim : p->seq_kv;
-    return (size_t)tm * (size_t)tn <= d->max_wg_size && (size_t)tn <= d->max_item_sizes[0] &&
-           (size_t)tm <= d->max_item_sizes[1] && local <= d->local_mem_size &&
-           fits_extent(sp, qk ? "QK_TM" : "AV_TM", tm, p->seq_q) &&
-           fits_extent(sp, qk ? "QK_TN" : "AV_TN", tn, n_extent) &&
-           fits_extent(sp, qk ? "QK_TK" : "AV_TK", tk, k_extent);
+    int wg = value(sp, pt, qk ? "QK_WG" : "AV_WG", 1);
+    int rows = value(sp, pt, qk ? "QK_ROWS" : "AV_ROWS", 1);
+    int w = value(sp, pt, qk ? "QK_VEC" : "AV_VEC", 16);
+    int cv = value(sp, pt, qk ? "QK_CV" : "AV_CV", 1);
+    const int extent = qk ? p->seq_kv : p->head_dim_v;
+    size_t local = qk ? f * (size_t)p->head_dim * (size_t)w * (size_t)cv : 0;
+    /* More accumulators than a CPU has vector registers only spill. */
+    return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
+           local <= d->local_mem_size && rows * cv * w <= 512 &&
+           fits_extent(sp, qk ? "QK_ROWS" : "AV_ROWS", rows, p->seq_q) &&
+           fits_extent(sp, qk ? "QK_WG" : "AV_WG", wg, (p->seq_q + rows - 1) / rows) &&
+           fits_extent(sp, qk ? "QK_VEC" : "AV_VEC", w, extent) &&
+           (cv == 1 || w * cv <= pow2_at_least(extent));
 }
 
 int clattn__space_applies(const clattn__space *sp, const clattn__point *pt, int i)
