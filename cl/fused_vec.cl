@@ -51,7 +51,6 @@ typedef float16 vec_t;
 typedef int16 ivec_t;
 #define VLOAD vload16
 #define VSTORE vstore16
-#define VLOAD_HALF vload_half16
 #define AS_VEC as_float16
 #define CONVERT_UVEC convert_uint16
 #define LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
@@ -60,7 +59,6 @@ typedef float8 vec_t;
 typedef int8 ivec_t;
 #define VLOAD vload8
 #define VSTORE vstore8
-#define VLOAD_HALF vload_half8
 #define AS_VEC as_float8
 #define CONVERT_UVEC convert_uint8
 #define LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
@@ -69,7 +67,6 @@ typedef float4 vec_t;
 typedef int4 ivec_t;
 #define VLOAD vload4
 #define VSTORE vstore4
-#define VLOAD_HALF vload_half4
 #define AS_VEC as_float4
 #define CONVERT_UVEC convert_uint4
 #define LANES ((int4)(0, 1, 2, 3))
@@ -121,15 +118,17 @@ inline float hsum(vec_t v)
  * zero. Unaligned vector loads are fine: vloadn needs element alignment. */
 inline vec_t load_vec(global const store_t *p, long off, int n)
 {
+    /* fp16 goes element by element: PoCL 3.1 crashed (segmentation fault)
+     * on vload_half16 from a 2-byte-aligned address in an unrolled loop. */
+#if DTYPE != 1
     if (n >= FV_VEC) {
 #if DTYPE == 0
         return VLOAD(0, p + off);
-#elif DTYPE == 1
-        return VLOAD_HALF(0, p + off);
 #else
         return AS_VEC(CONVERT_UVEC(VLOAD(0, p + off)) << 16);
 #endif
     }
+#endif
     float t[FV_VEC];
     for (int e = 0; e < FV_VEC; ++e)
         t[e] = e < n ? LOAD(p, off + e) : 0.0f;
@@ -218,11 +217,14 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
                 vec_t part[FV_ROWS];
                 for (int r = 0; r < FV_ROWS; ++r)
                     part[r] = (vec_t)(0.0f);
+#pragma unroll
                 for (int c = 0; c < DK_VECS; ++c) {
                     const vec_t kv = load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC);
+#pragma unroll
                     for (int r = 0; r < FV_ROWS; ++r)
                         part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
                 }
+#pragma unroll
                 for (int r = 0; r < FV_ROWS; ++r)
                     sc[r][e] = hsum(part[r]);
             }
@@ -254,6 +256,9 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             s[r] = (vec_t)(0.0f);
         for (int d = 0; d < HEAD_DIM; ++d) {
             const vec_t kv = VLOAD(d, kt);
+            /* Unrolled, so the accumulators live in registers: PoCL did not
+             * unroll loops over private arrays by itself (measured). */
+#pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 s[r] = mad((vec_t)(qr[r][d]), kv, s[r]);
         }
@@ -293,9 +298,11 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             const vec_t p = exp2(x - (vec_t)(m_new));
             l[r] = l[r] * corr + hsum(p);
             m[r] = m_new;
-            if (corr != 1.0f)
+            if (corr != 1.0f) {
+#pragma unroll
                 for (int c = 0; c < DV_VECS; ++c)
                     acc[r][c] *= (vec_t)(corr);
+            }
             VSTORE(p, 0, pj[r]);
             kind[r] = all(p != (vec_t)(0.0f)) ? 1 : 2;
         }
@@ -306,8 +313,10 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             if (fast) {
                 /* The usual case: no branch per key, so the update unrolls. */
                 for (int e = 0; e < FV_VEC; ++e)
+#pragma unroll
                     for (int c = 0; c < DV_VECS; ++c) {
                         const vec_t vv = V_ROW(e, c);
+#pragma unroll
                         for (int g = 0; g < PV_ROWS; ++g)
                             acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
                     }
