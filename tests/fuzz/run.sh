@@ -61,7 +61,7 @@ done
 if [ "${CLATTN_FUZZ_MERGE:-0}" = 1 ] && [ $status = 0 ]; then
     for f in $formats; do
         before=$(find "$here/corpus/$f" -type f | wc -l)
-        "$build/tests/fuzz/fuzz_$f" -merge=1 -close_fd_mask=2 \
+        "$build/tests/fuzz/fuzz_$f" -merge=1 -use_counters=0 -close_fd_mask=2 \
             "$here/corpus/$f" "$build/corpus/$f" >"$build/logs/$f.merge.log" 2>&1
         after=$(find "$here/corpus/$f" -type f | wc -l)
         echo "merge $f: $before -> $after kept inputs"
