@@ -5,7 +5,8 @@
 #
 #   tests/fuzz/run.sh [SECONDS]
 #
-# Builds build-fuzz/ with clang (CC overrides; needs libclang-rt-dev for the
+# Builds build-fuzz/ with clang (CLATTN_FUZZ_CC overrides: a CC meant for the
+# normal build is ignored; needs libclang-rt-dev for the
 # fuzzer and sanitizer runtimes). Each fuzzer starts from the kept corpus in
 # tests/fuzz/corpus/<format>/ plus what earlier runs found, and writes new
 # interesting inputs to build-fuzz/corpus/<format>/, so long runs build on
@@ -24,7 +25,7 @@ build=${CLATTN_FUZZ_BUILD:-$root/build-fuzz}
 formats="tuning_db import program_file shapes"
 
 mkdir -p "$build/artifacts" "$build/logs"
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="${CC:-clang}" -DCLATTN_FUZZ=ON \
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="${CLATTN_FUZZ_CC:-clang}" -DCLATTN_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/logs/configure.log" 2>&1 ||
     { cat "$build/logs/configure.log"; exit 1; }
 targets=
