@@ -50,7 +50,7 @@ for f in $formats; do
         cov=$(sed -n 's/^#[0-9]*[[:space:]]*DONE[[:space:]]*cov: \([0-9]*\).*/\1/p' "$log")
         files=$(find "$work" -type f | wc -l)
         echo "fuzz $f: ok, $runs runs in ${secs}s ($speed/s), coverage $cov," \
-            "$files inputs in build-fuzz/corpus/$f"
+            "$files inputs in $work"
     else
         status=1
         echo "fuzz $f: FAILED (log $log):"
