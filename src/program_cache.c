@@ -11,17 +11,9 @@
 #include "cache_fs.h"
 #include "internal.h"
 #include "program_cache.h"
+#include "program_file.h"
 
-#define BIN_MAGIC "CLATTNPB"
-#define BIN_VERSION 1u
 #define BIN_MAX_BYTES ((uint64_t)1 << 30)
-
-/* File header; the key text and then the payload follow it. */
-typedef struct {
-    char magic[8];
-    uint32_t version, reserved;
-    uint64_t key_len, payload_len, payload_hash;
-} bin_header;
 
 static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, cl_int err,
                                    const char *options)
@@ -138,33 +130,14 @@ static int load_binary(struct clattn_context *ctx, const clattn__kernel_config *
         clattn__cache_warn(ctx, msg);
         return 0;
     }
-    bin_header h;
-    const size_t klen = strlen(key);
-    const char *why = NULL;
-    if (len < sizeof h)
-        why = "truncated header";
-    else {
-        memcpy(&h, data, sizeof h);
-        if (memcmp(h.magic, BIN_MAGIC, 8) != 0)
-            why = "not a clattn program file";
-        else if (h.version != BIN_VERSION)
-            why = "another format version";
-        else if (h.key_len > len - sizeof h || h.payload_len != len - sizeof h - h.key_len)
-            why = "truncated or padded file";
-        else if (h.key_len != klen || memcmp(data + sizeof h, key, klen) != 0)
-            why = "key mismatch (another device, driver, version or source)";
-        else if (h.payload_len == 0 ||
-                 clattn__fnv1a(CLATTN__FNV_INIT, data + sizeof h + klen, h.payload_len) !=
-                     h.payload_hash)
-            why = "payload checksum mismatch";
-    }
+    const unsigned char *bin = NULL;
+    size_t bin_len = 0;
+    const char *why = clattn__bin_check(data, len, key, strlen(key), &bin, &bin_len);
     if (why) {
         free(data);
         reject(ctx, path, why);
         return 0;
     }
-    const unsigned char *bin = data + sizeof h + klen;
-    size_t bin_len = (size_t)h.payload_len;
     cl_int status = CL_SUCCESS, err;
     cl_program prog = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &bin_len, &bin,
                                                 &status, &err);
@@ -199,16 +172,11 @@ static void store_binary(struct clattn_context *ctx, const char *key, const char
     unsigned char *bins[1] = {bin};
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
         size_t klen = strlen(key);
-        size_t head_len = sizeof(bin_header) + klen;
+        size_t head_len = sizeof(clattn__bin_header) + klen;
         unsigned char *head = malloc(head_len);
         if (head) {
-            bin_header h;
-            memset(&h, 0, sizeof h);
-            memcpy(h.magic, BIN_MAGIC, 8);
-            h.version = BIN_VERSION;
-            h.key_len = klen;
-            h.payload_len = size;
-            h.payload_hash = clattn__fnv1a(CLATTN__FNV_INIT, bin, size);
+            clattn__bin_header h;
+            clattn__bin_header_make(&h, klen, bin, size);
             memcpy(head, &h, sizeof h);
             memcpy(head + sizeof h, key, klen);
             char msg[CLATTN__PATH_MAX + 128];

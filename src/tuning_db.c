@@ -220,6 +220,11 @@ static int parse_entry(char *line, clattn__tune_entry *e)
     for (int i = 1; i < 10; ++i)
         if (parse_int(values[i], 0, 1 << 30, ints[i - 1]) != 0)
             return -1;
+    /* Only what clattn__seq_bucket makes: any other value lies at log2
+     * distance 0 from a real bucket and would pass for its exact entry. */
+    if (clattn__seq_bucket(k->sq_bucket) != k->sq_bucket ||
+        clattn__seq_bucket(k->skv_bucket) != k->skv_bucket)
+        return -1;
 
     n = tokens(sec[1], names, values, CLATTN__DB_MAX_PARAMS);
     if (n < 0)

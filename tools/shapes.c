@@ -257,20 +257,23 @@ int tool_shape_list_add(tool_shape_list *list, const tool_shape *s)
 }
 
 /* Reads one line of at most SHAPE_LINE_MAX bytes. Returns 1 with a line, 0 at
- * the end, -1 for a line too long or holding a NUL byte (skipped whole). */
+ * the end, -1 for a line too long or holding a NUL byte. A bad line ends the
+ * file's reading, so its rest is not read: a device such as /dev/zero named
+ * as a shape file would otherwise be read forever. */
 static int read_line(FILE *f, char *buf, int *nul)
 {
     size_t n = 0;
     int ch, got = 0, too_long = 0;
     *nul = 0;
-    while ((ch = getc(f)) != EOF) {
+    while (!*nul && (ch = getc(f)) != EOF) {
         got = 1;
         if (ch == '\n') break;
         if (ch == '\0') *nul = 1;
-        if (n < SHAPE_LINE_MAX)
-            buf[n++] = (char)ch;
-        else
+        if (n == SHAPE_LINE_MAX) {
             too_long = 1;
+            break;
+        }
+        buf[n++] = (char)ch;
     }
     buf[n] = '\0';
     if (!got) return 0;
