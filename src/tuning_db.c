@@ -104,9 +104,26 @@ int clattn__db_param(const clattn__tune_entry *e, const char *name, int fallback
     return fallback;
 }
 
+/* Times are written and read without the C library's number conversions:
+ * those follow LC_NUMERIC, and an application running under a locale with a
+ * decimal comma would write "1,25" and fail to read "1.25" (every entry
+ * dropped as damaged). Microsecond resolution, plain digits. */
+static void format_ms(double v, char out[32])
+{
+    if (!(v >= 0.0) || v >= 1e12) /* NaN, negative or absurd: never measured so */
+        v = 0.0;
+    const unsigned long long us = (unsigned long long)llround(v * 1e6);
+    snprintf(out, 32, "%llu.%06llu", us / 1000000ull, us % 1000000ull);
+}
+
 int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
 {
     const clattn__tune_key *k = &e->key;
+    char t[4][32];
+    format_ms(e->median_ms, t[0]);
+    format_ms(e->p20_ms, t[1]);
+    format_ms(e->p80_ms, t[2]);
+    format_ms(e->default_ms, t[3]);
     int n = snprintf(buf, size,
                      "kernel=%s dtype=%d d=%d dv=%d causal=%d windowed=%d mask=%d group=%d "
                      "sq=%d skv=%d |",
@@ -116,9 +133,9 @@ int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
         n += snprintf(buf + n, size - (size_t)n, " %s=%d", e->names[i], e->values[i]);
     if (n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n,
-                      " | median_ms=%.6g p20_ms=%.6g p80_ms=%.6g default_ms=%.6g | lib=%s "
+                      " | median_ms=%s p20_ms=%s p80_ms=%s default_ms=%s | lib=%s "
                       "src=%016llx\n",
-                      e->median_ms, e->p20_ms, e->p80_ms, e->default_ms, e->lib,
+                      t[0], t[1], t[2], t[3], e->lib,
                       (unsigned long long)e->src_hash);
     return n >= 0 && (size_t)n < size ? n : -1;
 }
@@ -177,11 +194,33 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     return 0;
 }
 
+/* digits[.digits][e[+-]digits], whatever the locale (see format_ms); older
+ * files wrote %.6g, hence the exponent. */
 static int parse_ms(const char *s, double *out)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= 0) || !isfinite(v))
+    double v = 0.0, scale = 1.0;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9'; ++s, ++digits)
+        v = v * 10.0 + (*s - '0');
+    if (*s == '.')
+        for (++s; *s >= '0' && *s <= '9'; ++s, ++digits) {
+            scale /= 10.0;
+            v += (*s - '0') * scale;
+        }
+    if (digits == 0)
+        return -1;
+    if (*s == 'e' || *s == 'E') {
+        int sign = 1, ex = 0, exdigits = 0;
+        ++s;
+        if (*s == '+' || *s == '-')
+            sign = *s++ == '-' ? -1 : 1;
+        for (; *s >= '0' && *s <= '9' && exdigits < 4; ++s, ++exdigits)
+            ex = ex * 10 + (*s - '0');
+        if (exdigits == 0)
+            return -1;
+        v *= pow(10.0, sign * ex);
+    }
+    if (*s || !isfinite(v))
         return -1;
     *out = v;
     return 0;
