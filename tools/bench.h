@@ -29,7 +29,7 @@ typedef struct bench_peaks {
      * figure given on the command line (given = 1), or none (gflops 0). */
     double sgemm_gflops;
     int sgemm_given, sgemm_n, sgemm_threads, sgemm_runs;
-    char sgemm_note[160];
+    char sgemm_note[256];
     /* Device read bandwidth (GB/s = 1e9 bytes/s), the best of a few read
      * kernels; 0 when not measured. */
     double read_gbps, read_mib;

@@ -58,8 +58,12 @@ void bench_host_sgemm(bench_peaks *pk)
     pk->sgemm_threads = openblas_get_num_threads();
     pk->sgemm_gflops = 2.0 * (double)n * n * n / median(t, PEAK_RUNS) * 1e-9;
     snprintf(pk->sgemm_note, sizeof pk->sgemm_note,
-             "OpenBLAS cblas_sgemm %d^3, %d thread(s), median of %d", n, pk->sgemm_threads,
-             PEAK_RUNS);
+             "OpenBLAS cblas_sgemm %d^3, %s kernels, %d thread(s), median of %d%s%s%s", n,
+             openblas_get_corename(), pk->sgemm_threads, PEAK_RUNS,
+             /* A forced core type picks other kernels than the CPU's own. */
+             getenv("OPENBLAS_CORETYPE") ? "; OPENBLAS_CORETYPE=" : "",
+             getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "",
+             getenv("OPENBLAS_CORETYPE") ? " is set: unset it for the CPU's own kernels" : "");
     free(a), free(b), free(c);
 }
 
