@@ -376,7 +376,11 @@ static const char *mutate(t_rng *r, clattn_problem *p)
     }
     case 11:
         p->windowed = v;
-        p->window_left = k_bad_ints[pick(r, 12)] * (chance(r, 0.5) ? -1 : 1);
+        {
+            const int w = k_bad_ints[pick(r, 12)];
+            /* -INT_MIN does not fit an int: INT_MIN stays as it is. */
+            p->window_left = chance(r, 0.5) && w != INT_MIN ? -w : w;
+        }
         p->window_right = k_bad_ints[pick(r, 12)];
         return "window";
     case 12:
