@@ -110,7 +110,10 @@ int clattn__db_param(const clattn__tune_entry *e, const char *name, int fallback
  * dropped as damaged). Microsecond resolution, plain digits. */
 static void format_ms(double v, char out[32])
 {
-    if (!(v >= 0.0) || v >= 1e12) /* NaN, negative or absurd: never measured so */
+    /* NaN, negative, or beyond 1e9 ms (11 days: never a kernel's time, and
+     * past it microseconds stop being exact in a double, so a value would
+     * not survive a write and a read unchanged): written as 0. */
+    if (!(v >= 0.0) || v >= 1e9)
         v = 0.0;
     const unsigned long long us = (unsigned long long)llround(v * 1e6);
     snprintf(out, 32, "%llu.%06llu", us / 1000000ull, us % 1000000ull);
@@ -198,17 +201,21 @@ static int parse_int(const char *s, int lo, int hi, int *out)
  * files wrote %.6g, hence the exponent. */
 static int parse_ms(const char *s, double *out)
 {
-    double v = 0.0, scale = 1.0;
+    /* The fraction is read as an integer and divided once, so what
+     * format_ms wrote reads back to the same microsecond. */
+    double v = 0.0, frac = 0.0, scale = 1.0;
     int digits = 0;
     for (; *s >= '0' && *s <= '9'; ++s, ++digits)
         v = v * 10.0 + (*s - '0');
     if (*s == '.')
-        for (++s; *s >= '0' && *s <= '9'; ++s, ++digits) {
-            scale /= 10.0;
-            v += (*s - '0') * scale;
-        }
+        for (++s; *s >= '0' && *s <= '9'; ++s, ++digits)
+            if (scale < 1e18) { /* digits beyond the 18th change nothing */
+                frac = frac * 10.0 + (*s - '0');
+                scale *= 10.0;
+            }
     if (digits == 0)
         return -1;
+    v += frac / scale;
     if (*s == 'e' || *s == 'E') {
         int sign = 1, ex = 0, exdigits = 0;
         ++s;
