@@ -149,6 +149,8 @@ static int load_binary(struct clattn_context *ctx, const clattn__kernel_config *
             why = "not a clattn program file";
         else if (h.version != BIN_VERSION)
             why = "another format version";
+        else if (h.reserved != 0) /* written as zero: anything else is damage */
+            why = "damaged header (reserved field set)";
         else if (h.key_len > len - sizeof h || h.payload_len != len - sizeof h - h.key_len)
             why = "truncated or padded file";
         else if (h.key_len != klen || memcmp(data + sizeof h, key, klen) != 0)

@@ -117,9 +117,13 @@ clattn_status clattn_tuning_import(clattn_context *ctx, const char *path)
 {
     if (!ctx)
         return CLATTN_ERR_INVALID_ARGUMENT;
-    if (!path || !*path)
-        return BAD("path is NULL or empty");
+    /* Even a refusal writes the context's last error: under the lock. */
     pthread_mutex_lock(&ctx->lock);
+    if (!path || !*path) {
+        clattn_status bad = BAD("path is NULL or empty");
+        pthread_mutex_unlock(&ctx->lock);
+        return bad;
+    }
     clattn_status st = CLATTN_OK;
     FILE *f = fopen(path, "rb");
     char *text = NULL;
