@@ -50,7 +50,7 @@ static float crnd(checker *c)
 
 static void fail(checker *c, const char *what, const char *msg)
 {
-    if (!c->fails++) snprintf(c->why, sizeof c->why, "%s: %s", what, msg);
+    if (!c->fails++) snprintf(c->why, sizeof c->why, "%.120s: %.380s", what, msg);
 }
 
 /* mode 0: clattn_forward_host; 1: clattn_forward on device buffers;
@@ -374,7 +374,7 @@ static void *own_main(void *arg)
     ct_options(&o, w->root, &w->log);
     pthread_barrier_wait(w->start);
     if (clattn_context_create(&o, &ctx) != CLATTN_OK) {
-        fail(&w->c, "context", "clattn_context_create failed");
+        fail(&w->c, "clattn_context_create failed", w->log.text);
         return NULL;
     }
     for (int s = 0; s < w->shapes; s++) {
