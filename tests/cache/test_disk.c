@@ -1035,6 +1035,9 @@ int test_disk_truncate_binary(int argc, char **argv)
                 NOTE("too many failures: stopping");
                 break;
             }
+            if (long_mode() && (i + 1) % 2000 == 0)
+                NOTE("    %s: %zu of %zu offsets done, %d failures, %.0f s",
+                     kind ? "flipped" : "truncated", i + 1, n, ct_failures, ct_now() - t0);
         }
         NOTE("  %s: %d offsets, %d reported once, %d rewritten whole, %d loaded by a new "
              "context, in %.1f s", kind ? "one byte flipped" : "truncated", t.cases,
