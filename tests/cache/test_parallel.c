@@ -262,10 +262,9 @@ static void *role_main(void *arg)
         }
         case 4: { /* export, import, stats */
             clattn_stats s;
-            if (clattn_tuning_export(r->ctx, r->file) != CLATTN_OK)
-                fail(&r->c, what, "clattn_tuning_export");
-            else if (clattn_tuning_import(r->ctx, r->file) != CLATTN_OK)
-                fail(&r->c, what, "clattn_tuning_import");
+            clattn_status st = clattn_tuning_export(r->ctx, r->file);
+            if (st == CLATTN_OK) st = clattn_tuning_import(r->ctx, r->file);
+            if (st != CLATTN_OK) fail(&r->c, what, clattn_status_string(st));
             if (clattn_context_stats(r->ctx, &s) != CLATTN_OK || !s.disk_cache_enabled)
                 fail(&r->c, what, "clattn_context_stats");
             check_forward(r->ctx, &p, 0, &r->c, what);
@@ -348,6 +347,22 @@ int test_threads_one_context(int argc, char **argv)
         }
         clattn_context_destroy(ctx);
         CHECK(l2.warnings == 0, "the cache the threads left warns:\n%s", l2.text);
+    }
+    /* clattn_cache_clear leaves the temporary file of a live writer (its
+     * rename would fail) and removes one whose writer is gone. */
+    {
+        char live[PATH_MAX + 64], dead[PATH_MAX + 64];
+        long gone = ct_spawn("/bin/true", NULL, NULL, NULL, NULL);
+        clattn_options o;
+        ct_wait(gone);
+        snprintf(live, sizeof live, "%s/tuning/x.db.tmp.%ld.1", root, (long)getpid());
+        snprintf(dead, sizeof dead, "%s/tuning/x.db.tmp.%ld.1", root, gone);
+        CHECK(ct_write(live, "x", 1) == 0 && ct_write(dead, "x", 1) == 0, "temporaries");
+        ct_options(&o, root, &log);
+        CHECK(clattn_cache_clear(&o) == CLATTN_OK, "clattn_cache_clear");
+        CHECK(ct_exists(live), "clattn_cache_clear removed a live writer's temporary");
+        CHECK(!ct_exists(dead), "clattn_cache_clear left a dead writer's temporary");
+        unlink(live);
     }
     remove(file);
     ct_remove_tree(root);
