@@ -208,12 +208,17 @@ clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *conte
 {
     if (!ctx)
         return CLATTN_ERR_INVALID_ARGUMENT;
+    /* Under the lock: clattn_tune swaps in a profiling queue of its own
+     * (released when it ends) where the caller's queue has no profiling. */
+    clattn_context *c = (clattn_context *)ctx;
+    pthread_mutex_lock(&c->lock);
     if (context)
         *context = ctx->cl_ctx;
     if (queue)
         *queue = ctx->queue;
     if (device)
         *device = ctx->device;
+    pthread_mutex_unlock(&c->lock);
     return CLATTN_OK;
 }
 
