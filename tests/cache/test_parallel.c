@@ -13,7 +13,8 @@
  *     each running forwards and a tune; afterwards every binary is whole,
  *     the db parses without a damaged line, `attn-tune show` lists it, and a
  *     new process loads everything.
- * CLATTN_LONG=1: more threads, processes and iterations. */
+ * CLATTN_LONG=1: more threads, processes (16, with PoCL's own kernel cache
+ * empty too) and iterations. */
 #define _GNU_SOURCE
 #include "cache_tests.h"
 
@@ -553,12 +554,17 @@ int test_procs_cold_cache(int argc, char **argv)
     int n = long_mode() ? 16 : 8, nb, whole = 0, failed = 0;
     long pid[MAXP];
     double t0 = ct_now();
+    char pocl[PATH_MAX + 32];
+    const char *pocl_env[] = {pocl, NULL};
     ct_fresh_dir("procs_cold_cache", root, sizeof root);
+    /* The long run starts PoCL cold too (its own kernel cache, empty), so
+     * every process compiles with LLVM at the same time. */
+    snprintf(pocl, sizeof pocl, "POCL_CACHE_DIR=%s/pocl", root);
     for (int i = 0; i < n; i++) {
         char idx[16];
         const char *args[] = {ct_base, "child_cold", root, idx, NULL};
         snprintf(idx, sizeof idx, "%d", i);
-        pid[i] = ct_spawn_self(args, NULL, NULL);
+        pid[i] = ct_spawn_self(args, long_mode() ? pocl_env : NULL, NULL);
     }
     for (int i = 0; i < n; i++) {
         int rc = ct_wait(pid[i]);
