@@ -97,7 +97,30 @@ static void set_aside(clattn_context *ctx, const char *path, const char *why)
     ctx->stats.cache_rejected++;
 }
 
-void clattn__tuning_reload(clattn_context *ctx)
+/* Rewrites the db after damaged lines were dropped. A tuner appends to the
+ * file while it holds the lock: rewriting under it would move its later
+ * appends to the replaced file. Without the lock (a context opening) the
+ * rewrite is left to the tuner, whose own final save drops the damage. */
+static int repair(clattn_context *ctx, int have_lock, char *err, size_t err_size)
+{
+    int fd = -1;
+    if (!have_lock) {
+        char path[CLATTN__PATH_MAX + 8];
+        snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            snprintf(err, err_size, "a tuner holds the lock and will rewrite it");
+            return -1;
+        }
+    }
+    int rc = clattn__tuning_save(ctx, err, err_size);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void reload(clattn_context *ctx, int have_lock)
 {
     clattn__tuning_store *t = &ctx->tuning;
     if (!t->user_file[0])
@@ -117,7 +140,7 @@ void clattn__tuning_reload(clattn_context *ctx)
         if (bad) {
             /* Rewrite first, so that the one message says what happened. */
             char msg[CLATTN__PATH_MAX * 2 + 256], err[CLATTN__PATH_MAX + 128];
-            if (clattn__tuning_save(ctx, err, sizeof err) == 0)
+            if (repair(ctx, have_lock, err, sizeof err) == 0)
                 snprintf(msg, sizeof msg, "%s: damaged lines (%d) dropped; file rewritten",
                          t->user_file, bad);
             else
@@ -129,6 +152,8 @@ void clattn__tuning_reload(clattn_context *ctx)
     }
     clattn__db_free(&db);
 }
+
+void clattn__tuning_reload(clattn_context *ctx) { reload(ctx, 0); }
 
 /* The tuning directory and the root above it, checked again before each
  * write: they may have been removed or replaced by a file or a symlink since
@@ -166,7 +191,7 @@ int clattn__tuning_lock(clattn_context *ctx)
             ;
     }
     /* Whoever held the lock may have written entries since we loaded. */
-    clattn__tuning_reload(ctx);
+    reload(ctx, 1);
     return fd;
 }
 
