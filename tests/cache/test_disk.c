@@ -9,10 +9,14 @@
  *     run as root, who ignores mode bits): loads work silently; new
  *     programs, a damaged entry and a tune each report once; writable
  *     again, it heals.
- *   disk_full: RLIMIT_FSIZE (SIGXFSZ ignored) in a child: nothing stored,
- *     no partial file left, a partial db append repaired by the next
- *     process; and a real 64 KiB tmpfs in a user+mount namespace (ENOSPC)
- *     where the kernel allows one (otherwise reported as skipped).
+ *   disk_full: RLIMIT_FSIZE of 1 byte (SIGXFSZ ignored) in a child: PoCL
+ *     itself writes ~1 MB files when it compiles, so under the limit only
+ *     cached programs load and the repair of a damaged db fails (EFBIG): one
+ *     message per process, the file left as it was, repaired once there is
+ *     room. Then a real 64 KiB tmpfs in a user+mount namespace (ENOSPC): a
+ *     binary never fits (nothing partial left), the db does; filled up, an
+ *     append stops mid-line; grown by a remount, everything heals. Skipped
+ *     (exit 77 of the child, noted) where no namespace can be made.
  *   disk_replaced: the programs or tuning directory, or the root, replaced
  *     by a file or a symlink between two calls of one context and between
  *     two contexts.
@@ -21,8 +25,10 @@
  *     offset with CLATTN_LONG=1); then one byte flipped at the same offsets.
  *   disk_foreign: entries of another library version or device fingerprint
  *     (binaries under our name and under theirs; db entries and dbs).
- *   disk_truncate_db: a real tuning db truncated at every offset, and one
- *     byte flipped at every offset.
+ *   disk_truncate_db: a real tuning db truncated, and one byte flipped, at
+ *     every offset of its header, fingerprint and first two entries and ~60
+ *     more (every offset with CLATTN_LONG=1); a damaged db while a tuner
+ *     holds the lock.
  *
  * The split-KV decode shape is used for binaries: its combine program has
  * the shortest key (common.h and combine.cl), so the every-offset loops are
