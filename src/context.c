@@ -16,6 +16,12 @@ clattn_status clattn_options_init(clattn_options *opts)
     return CLATTN_OK;
 }
 
+/* Device discovery and queries are serialised across the process: PoCL 3.1
+ * initialises its devices lazily inside these calls, and contexts created by
+ * several threads at once crashed there (a NULL device name read by
+ * clGetDeviceInfo) or found no device. */
+static pthread_mutex_t discovery_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void report(const clattn_options *opts, const char *msg)
 {
     if (opts && opts->log)
@@ -55,7 +61,9 @@ static clattn_status context_new(const clattn_options *opts, cl_device_id device
         return CLATTN_ERR_OUT_OF_RESOURCES;
     }
     char msg[256];
+    pthread_mutex_lock(&discovery_lock);
     clattn_status st = clattn__device_query(device, &ctx->dev, msg, sizeof msg);
+    pthread_mutex_unlock(&discovery_lock);
     if (st != CLATTN_OK) {
         report(opts, msg);
         free(ctx);
@@ -89,9 +97,11 @@ clattn_status clattn_context_create(const clattn_options *opts, clattn_context *
     char msg[256];
     cl_platform_id platform;
     cl_device_id device;
+    pthread_mutex_lock(&discovery_lock);
     clattn_status st = clattn__choose_device(opts ? opts->platform : -1,
                                              opts ? opts->device : -1, &platform, &device, msg,
                                              sizeof msg);
+    pthread_mutex_unlock(&discovery_lock);
     if (st != CLATTN_OK) {
         report(opts, msg);
         return st;
@@ -198,12 +208,17 @@ clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *conte
 {
     if (!ctx)
         return CLATTN_ERR_INVALID_ARGUMENT;
+    /* Under the lock: clattn_tune swaps in a profiling queue of its own
+     * (released when it ends) where the caller's queue has no profiling. */
+    clattn_context *c = (clattn_context *)ctx;
+    pthread_mutex_lock(&c->lock);
     if (context)
         *context = ctx->cl_ctx;
     if (queue)
         *queue = ctx->queue;
     if (device)
         *device = ctx->device;
+    pthread_mutex_unlock(&c->lock);
     return CLATTN_OK;
 }
 

@@ -192,6 +192,24 @@ static void store_binary(struct clattn_context *ctx, const char *key, const char
     free(bin);
 }
 
+/* The root and programs directory were checked when the context was made;
+ * they may have been removed or replaced (by a file or a symlink) since.
+ * Never read or write through such a replacement: check again before each
+ * disk access (a build is rare; two lstat calls are nothing beside it). */
+static int program_dir_ok(struct clattn_context *ctx)
+{
+    char root[CLATTN__PATH_MAX], msg[CLATTN__PATH_MAX + 128];
+    snprintf(root, sizeof root, "%s", ctx->program_dir);
+    char *slash = strrchr(root, '/');
+    if (slash && slash != root)
+        *slash = '\0';
+    if (clattn__cache_check_dir(root, msg, sizeof msg) == 0 &&
+        clattn__cache_check_dir(ctx->program_dir, msg, sizeof msg) == 0)
+        return 1;
+    clattn__cache_warn(ctx, msg);
+    return 0;
+}
+
 static clattn_status build(struct clattn_context *ctx, const clattn__kernel_config *cfg,
                            const char *options, clattn__program_entry *e)
 {
@@ -201,7 +219,7 @@ static clattn_status build(struct clattn_context *ctx, const clattn__kernel_conf
         return clattn__fail(ctx, CLATTN_ERR_IO, "%s", msg);
     char *key = ctx->program_dir[0] ? key_text(ctx, cfg, options, src) : NULL;
     char path[CLATTN__PATH_MAX];
-    int disk = key && file_path(ctx, key, path, sizeof path) == 0;
+    int disk = key && file_path(ctx, key, path, sizeof path) == 0 && program_dir_ok(ctx);
     clattn_status st = CLATTN_OK;
     if (!disk || !load_binary(ctx, cfg, key, path, options, e)) {
         st = build_from_source(ctx, cfg, src, options, e);

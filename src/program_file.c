@@ -26,6 +26,8 @@ const char *clattn__bin_check(const unsigned char *data, size_t len, const char 
         return "not a clattn program file";
     if (h.version != CLATTN__BIN_VERSION)
         return "another format version";
+    if (h.reserved != 0) /* written as zero: anything else is damage */
+        return "damaged header (reserved field set)";
     if (h.key_len > len - sizeof h || h.payload_len != len - sizeof h - h.key_len)
         return "truncated or padded file";
     if (h.key_len != klen || memcmp(data + sizeof h, key, klen) != 0)

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,9 +118,13 @@ clattn_status clattn_tuning_import(clattn_context *ctx, const char *path)
 {
     if (!ctx)
         return CLATTN_ERR_INVALID_ARGUMENT;
-    if (!path || !*path)
-        return BAD("path is NULL or empty");
+    /* Even a refusal writes the context's last error: under the lock. */
     pthread_mutex_lock(&ctx->lock);
+    if (!path || !*path) {
+        clattn_status bad = BAD("path is NULL or empty");
+        pthread_mutex_unlock(&ctx->lock);
+        return bad;
+    }
     clattn_status st = CLATTN_OK;
     FILE *f = fopen(path, "rb");
     char *text = NULL;
@@ -167,7 +172,17 @@ static void remove_ours(const char *dir, const char *const *suffixes, int n)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         size_t nl = strlen(de->d_name);
-        int ours = strstr(de->d_name, ".tmp.") != NULL;
+        const char *tmp = strstr(de->d_name, ".tmp.");
+        int ours = tmp != NULL;
+        /* A temporary ("NAME.tmp.PID.NS") of a live writer, in this process
+         * or another, is about to be renamed: removing it made that write
+         * (an import, a tuner's db, a binary) fail. Only leftovers of
+         * writers that died are ours to delete. */
+        if (tmp) {
+            long pid = strtol(tmp + 5, NULL, 10);
+            if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+                continue;
+        }
         for (int i = 0; i < n && !ours; ++i) {
             size_t sl = strlen(suffixes[i]);
             ours = nl > sl && strcmp(de->d_name + nl - sl, suffixes[i]) == 0;

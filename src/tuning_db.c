@@ -303,6 +303,14 @@ static int parse_entry(char *line, clattn__tune_entry *e)
     return 0;
 }
 
+static int printable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
 int clattn__db_parse(clattn__tuning_db *db, const char *text, size_t len, int *bad)
 {
     *bad = 0;
@@ -331,7 +339,11 @@ int clattn__db_parse(clattn__tuning_db *db, const char *text, size_t len, int *b
                     ++*bad;
             } else if (line[0] == '#' || line[0] == '\0') {
                 /* comment */
-            } else if (parse_entry(line, &e) == 0) {
+            } else if (printable(line, ll) && parse_entry(line, &e) == 0) {
+                /* Entry lines are printable ASCII (tabs allowed): any other
+                 * byte is damage, even where the line would still parse (a
+                 * flipped letter of a unit or parameter name). The
+                 * fingerprint and comments may hold a device's UTF-8 name. */
                 if (clattn__db_put(db, &e) != 0)
                     return -1;
             } else {

@@ -97,7 +97,30 @@ static void set_aside(clattn_context *ctx, const char *path, const char *why)
     ctx->stats.cache_rejected++;
 }
 
-void clattn__tuning_reload(clattn_context *ctx)
+/* Rewrites the db after damaged lines were dropped. A tuner appends to the
+ * file while it holds the lock: rewriting under it would move its later
+ * appends to the replaced file. Without the lock (a context opening) the
+ * rewrite is left to the tuner, whose own final save drops the damage. */
+static int repair(clattn_context *ctx, int have_lock, char *err, size_t err_size)
+{
+    int fd = -1;
+    if (!have_lock) {
+        char path[CLATTN__PATH_MAX + 8];
+        snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            snprintf(err, err_size, "a tuner holds the lock and will rewrite it");
+            return -1;
+        }
+    }
+    int rc = clattn__tuning_save(ctx, err, err_size);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void reload(clattn_context *ctx, int have_lock)
 {
     clattn__tuning_store *t = &ctx->tuning;
     if (!t->user_file[0])
@@ -115,22 +138,48 @@ void clattn__tuning_reload(clattn_context *ctx)
         for (size_t i = 0; i < db.count; ++i)
             clattn__db_put(&t->user, &db.entries[i]);
         if (bad) {
-            char msg[CLATTN__PATH_MAX + 128];
-            snprintf(msg, sizeof msg, "%s: damaged lines (%d) dropped; file rewritten",
-                     t->user_file, bad);
+            /* Rewrite first, so that the one message says what happened. */
+            char msg[CLATTN__PATH_MAX * 2 + 256], err[CLATTN__PATH_MAX + 128];
+            if (repair(ctx, have_lock, err, sizeof err) == 0)
+                snprintf(msg, sizeof msg, "%s: damaged lines (%d) dropped; file rewritten",
+                         t->user_file, bad);
+            else
+                snprintf(msg, sizeof msg, "%s: damaged lines (%d) dropped; not rewritten: %s",
+                         t->user_file, bad, err);
             clattn__cache_warn(ctx, msg);
             ctx->stats.cache_rejected++;
-            if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
-                clattn__cache_warn(ctx, msg);
         }
     }
     clattn__db_free(&db);
 }
 
+void clattn__tuning_reload(clattn_context *ctx) { reload(ctx, 0); }
+
+/* The tuning directory and the root above it, checked again before each
+ * write: they may have been removed or replaced by a file or a symlink since
+ * the context was made. 0 when usable, else -1 with the reason in msg. */
+static int tuning_dir_ok(const clattn_context *ctx, char *msg, size_t msg_size)
+{
+    char root[CLATTN__PATH_MAX];
+    snprintf(root, sizeof root, "%s", ctx->tuning.tuning_dir);
+    char *slash = strrchr(root, '/');
+    if (slash && slash != root)
+        *slash = '\0';
+    if (clattn__cache_check_dir(root, msg, msg_size) != 0 ||
+        clattn__cache_check_dir(ctx->tuning.tuning_dir, msg, msg_size) != 0)
+        return -1;
+    return 0;
+}
+
 int clattn__tuning_lock(clattn_context *ctx)
 {
+    char msg[CLATTN__PATH_MAX + 128];
     if (!ctx->tuning.user_file[0])
         return -1;
+    if (tuning_dir_ok(ctx, msg, sizeof msg) != 0) {
+        clattn__cache_warn(ctx, msg);
+        return -1;
+    }
     char path[CLATTN__PATH_MAX + 8];
     snprintf(path, sizeof path, "%s.lock", ctx->tuning.user_file);
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -142,7 +191,7 @@ int clattn__tuning_lock(clattn_context *ctx)
             ;
     }
     /* Whoever held the lock may have written entries since we loaded. */
-    clattn__tuning_reload(ctx);
+    reload(ctx, 1);
     return fd;
 }
 
@@ -272,6 +321,11 @@ int clattn__tuning_record(clattn_context *ctx, const clattn__tune_entry *e)
         return -1;
     if (!ctx->tuning.user_file[0])
         return 0;
+    char msg[CLATTN__PATH_MAX + 128];
+    if (tuning_dir_ok(ctx, msg, sizeof msg) != 0) {
+        clattn__cache_warn(ctx, msg);
+        return 0;
+    }
     char line[2048];
     int n = clattn__db_format_entry(e, line, sizeof line);
     if (n < 0)
@@ -279,7 +333,6 @@ int clattn__tuning_record(clattn_context *ctx, const clattn__tune_entry *e)
     /* Append, creating the file with its header when it is new. */
     int fd = open(ctx->tuning.user_file, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
-        char msg[CLATTN__PATH_MAX + 128];
         if (clattn__tuning_save(ctx, msg, sizeof msg) != 0)
             clattn__cache_warn(ctx, msg);
         return 0;
@@ -292,7 +345,6 @@ int clattn__tuning_record(clattn_context *ctx, const clattn__tune_entry *e)
         pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n')
         (void)!write(fd, "\n", 1);
     if (fd < 0 || write(fd, line, (size_t)n) != n) {
-        char msg[CLATTN__PATH_MAX + 64];
         snprintf(msg, sizeof msg, "cannot append to %s", ctx->tuning.user_file);
         clattn__cache_warn(ctx, msg);
     }
@@ -305,6 +357,8 @@ int clattn__tuning_save(clattn_context *ctx, char *msg, size_t msg_size)
 {
     if (!ctx->tuning.user_file[0])
         return 0;
+    if (tuning_dir_ok(ctx, msg, msg_size) != 0)
+        return -1;
     size_t len;
     char *text = clattn__db_format(&ctx->tuning.user, &len);
     if (!text) {

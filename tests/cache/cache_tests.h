@@ -35,4 +35,19 @@ int child_tune(int argc, char **argv);
 int test_cli_tune(int argc, char **argv);
 int test_cli_shape_errors(int argc, char **argv);
 
+/* test_disk.c (label disk) */
+int test_disk_missing_dir(int argc, char **argv);
+int test_disk_readonly(int argc, char **argv);
+int test_disk_full(int argc, char **argv);
+int test_disk_replaced(int argc, char **argv);
+int test_disk_truncate_binary(int argc, char **argv);
+int test_disk_foreign(int argc, char **argv);
+int test_disk_truncate_db(int argc, char **argv);
+
+/* test_parallel.c (label concurrency) */
+int test_threads_one_context(int argc, char **argv);
+int test_threads_many_contexts(int argc, char **argv);
+int test_procs_cold_cache(int argc, char **argv);
+int child_cold(int argc, char **argv);
+
 #endif
