@@ -12,7 +12,11 @@
  *
  * Thread safety: every function taking a clattn_context may be called from
  * several threads at once on the same context; calls on one context are
- * serialised by a lock inside it. Different contexts are independent.
+ * serialised by a lock inside it. Different contexts are independent. Two
+ * exceptions: clattn_context_destroy must not run while another call on the
+ * same context may be in progress, and the log and progress callbacks run
+ * with the context's lock held, so they must not call into the same context
+ * (that would deadlock).
  *
  * Failure: every function returns a clattn_status, and clattn_last_error()
  * on the context holds a message naming the check, the OpenCL call and its
@@ -268,8 +272,11 @@ CLATTN_API clattn_status clattn_context_create_from_queue(cl_command_queue queue
 CLATTN_API void clattn_context_destroy(clattn_context *ctx);
 
 /* The detailed message of the last failure on this context ("" if none; a
- * static message for a NULL context). The pointer stays valid until the next
- * call on the context: copy it before calling again. */
+ * static message for a NULL context), copied into a buffer of the calling
+ * thread (up to 8 KiB; longer build logs are cut), so it is safe while other
+ * threads use the context. The pointer stays valid until this thread calls
+ * clattn_last_error again. With several threads on one context, "last" is
+ * the context's most recent failure, whichever thread made it. */
 CLATTN_API const char *clattn_last_error(const clattn_context *ctx);
 
 /* The context's OpenCL objects (borrowed; do not release). Any out pointer

@@ -198,9 +198,17 @@ void clattn_context_destroy(clattn_context *ctx)
 
 const char *clattn_last_error(const clattn_context *ctx)
 {
+    /* A copy per thread, taken under the lock: another thread's failing call
+     * frees and replaces the context's message, which would leave a pointer
+     * into the context dangling. */
+    static _Thread_local char copy[8192];
     if (!ctx)
         return "clattn_last_error: context is NULL";
-    return ctx->last_error ? ctx->last_error : "";
+    clattn_context *c = (clattn_context *)ctx;
+    pthread_mutex_lock(&c->lock);
+    snprintf(copy, sizeof copy, "%s", c->last_error ? c->last_error : "");
+    pthread_mutex_unlock(&c->lock);
+    return copy;
 }
 
 clattn_status clattn_context_get_cl(const clattn_context *ctx, cl_context *context,

@@ -293,7 +293,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         if (st == CLATTN_OK)
             st = clattn__bench_check(&t->b, &c->plan, &err);
         if (st != CLATTN_OK) {
-            reject(r, params, clattn_last_error(ctx));
+            reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
             continue;
         }
         if (memcmp(&before, &c->plan, sizeof before) != 0) {
@@ -308,7 +308,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         }
         st = clattn__bench_measure(&t->b, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * best_ms, &c->tm);
         if (st != CLATTN_OK) {
-            reject(r, params, clattn_last_error(ctx));
+            reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
             continue;
         }
         clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s [%s]: %.4g ms (p20 %.4g, p80 %.4g)",
