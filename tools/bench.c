@@ -100,39 +100,13 @@ static const char k_bench_usage[] =
 #define MAX_RUNS 30
 #define MIN_RUNS 3
 #define MEASURE_S 3.0
-/* Below this many useful FLOPs per byte of Q, K, V and O a forward cannot
- * keep the arithmetic units busy on any current device: such shapes are
- * judged by bandwidth (decode steps are near 2). */
-#define MEMORY_BOUND_INTENSITY 16.0
 /* Most a baseline's output may differ from AUTO's (relative L2, fp32). */
 #define CHECK_TOLERANCE 1e-3
 
-enum { V_AUTO, V_UNTUNED, V_FUSED, V_THREE, V_SPLIT, V_CLBLAST, V_NAIVE, V_COUNT };
-static const char *const k_variant[V_COUNT] = {"AUTO",     "untuned",        "FUSED", "THREE_STAGE",
-                                               "SPLIT_KV", "clblast-3stage", "naive"};
 static const clattn_path k_vpath[V_COUNT] = {CLATTN_PATH_AUTO,        CLATTN_PATH_AUTO,
                                              CLATTN_PATH_FUSED,       CLATTN_PATH_THREE_STAGE,
                                              CLATTN_PATH_SPLIT_KV,    CLATTN_PATH_AUTO,
                                              CLATTN_PATH_AUTO};
-
-enum { RES_OK, RES_UNSUPPORTED, RES_FAILED, RES_SKIPPED };
-
-typedef struct vresult {
-    int status;
-    char message[300];
-    double median_ms, min_ms;
-    double cpu_ms; /* median process CPU time per call, all threads */
-    int runs;
-    double check; /* baselines: relative L2 distance of O from AUTO's; NAN unchecked */
-} vresult;
-
-typedef struct shape_run {
-    double gflop, bytes;
-    vresult v[V_COUNT];
-    int skipped; /* invalid, or inputs could not be allocated */
-    char message[300];
-    float *clblast_out; /* the CLBlast baseline's O, until AUTO's is there to compare */
-} shape_run;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -262,22 +236,6 @@ static void note_clear(void)
     fflush(stderr);
 }
 
-/* What every shape is run with. */
-typedef struct bench_env {
-    clattn_context *ctx, *untuned;
-    cl_context clctx;
-    cl_command_queue queue;
-    cl_program prog; /* bench_kernels.cl; NULL when it did not build */
-    char prog_message[300];
-    int wg;
-    int baselines; /* 0: --no-baselines */
-    long repeat;
-    cl_mem scratch;
-    size_t scratch_bytes;
-    bench_peaks peaks;
-    double load_start, load_end; /* 1-minute load average; -1 unknown */
-    long cores;
-} bench_env;
 
 /* Other work on the host skews every figure here (the peaks too); the load
  * average is printed so a reader can tell a quiet run from a busy one. */
@@ -403,7 +361,7 @@ static void bench_shape_clblast(bench_env *env, const tool_shape *s, shape_run *
         r->status = RES_FAILED;
         snprintf(r->message, sizeof r->message, "cannot allocate the inputs");
     } else {
-        note(k_variant[V_CLBLAST]);
+        note(bench_variant[V_CLBLAST]);
         poison_output(env->queue, s, b.o);
         time_variant(&rn, &s->p, env->repeat, r);
         if (r->status == RES_OK) out->clblast_out = read_output(env->queue, s, b.o);
@@ -434,7 +392,7 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
     for (int v = 0; v < V_CLBLAST && !out->skipped; v++) {
         runner rn = {v, v == V_UNTUNED ? env->untuned : env->ctx, &b, NULL, 0, env->queue, NULL,
                      NULL};
-        note(k_variant[v]);
+        note(bench_variant[v]);
         time_variant(&rn, &s->p, env->repeat, &out->v[v]);
         if (v == V_AUTO && out->v[v].status == RES_OK && s->p.dtype == CLATTN_F32 &&
             env->baselines)
@@ -445,7 +403,7 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
         vresult *r = &out->v[V_NAIVE];
         baseline_off(env, s, V_NAIVE, r);
         if (r->status == -1) {
-            note(k_variant[V_NAIVE]);
+            note(bench_variant[V_NAIVE]);
             poison_output(env->queue, s, b.o);
             time_variant(&rn, &s->p, env->repeat, r);
             if (r->status == RES_OK) naive_out = read_output(env->queue, s, b.o);
@@ -459,293 +417,6 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
     free(out->clblast_out);
     out->clblast_out = NULL;
     free_buffers(&b);
-}
-
-/* A variant's median over AUTO's (2.00 = twice AUTO's time). */
-static double ratio(const shape_run *r, int v)
-{
-    const vresult *a = &r->v[V_AUTO];
-    if (r->v[v].status != RES_OK || a->status != RES_OK || a->median_ms <= 0) return NAN;
-    return r->v[v].median_ms / a->median_ms;
-}
-
-static double gflops_of(const shape_run *r, int v)
-{
-    return r->v[v].status == RES_OK ? r->gflop / (r->v[v].median_ms * 1e-3) : NAN;
-}
-
-static double gbps_of(const shape_run *r, int v)
-{
-    return r->v[v].status == RES_OK ? r->bytes * 1e-9 / (r->v[v].median_ms * 1e-3) : NAN;
-}
-
-static int memory_bound(const shape_run *r)
-{
-    return r->bytes > 0 && r->gflop * 1e9 / r->bytes < MEMORY_BOUND_INTENSITY;
-}
-
-/* Fractions of the peaks; NAN where a figure is missing. */
-static double of_sgemm(const bench_peaks *pk, const shape_run *r, int v)
-{
-    return pk->sgemm_gflops > 0 ? gflops_of(r, v) / pk->sgemm_gflops : NAN;
-}
-
-static double of_read(const bench_peaks *pk, const shape_run *r, int v)
-{
-    return pk->read_gbps > 0 ? gbps_of(r, v) / pk->read_gbps : NAN;
-}
-
-static const char *status_word(int status)
-{
-    return status == RES_OK            ? "ok"
-           : status == RES_UNSUPPORTED ? "unsupported"
-           : status == RES_SKIPPED     ? "skipped"
-                                       : "failed";
-}
-
-static void print_percent(double fraction, int width)
-{
-    if (isfinite(fraction))
-        printf(" %*.1f%%", width - 1, 100.0 * fraction);
-    else
-        printf(" %*s", width, "n/a");
-}
-
-static void print_shape_text(const tool_shape *s, const shape_run *r, const bench_peaks *pk)
-{
-    char text[128];
-    const int mem = memory_bound(r);
-    tool_shape_format(s, text, sizeof text);
-    printf("\n%s%s%s  (%.3g GFLOP, %.3g MB of Q+K+V+O, %.1f FLOP/B: %s)\n", s->name,
-           s->name[0] ? "  " : "", text, r->gflop, r->bytes * 1e-6,
-           r->bytes > 0 ? r->gflop * 1e9 / r->bytes : 0.0,
-           mem ? "memory-bound" : "compute-bound");
-    if (r->skipped) {
-        printf("  skipped: %s\n", r->message);
-        return;
-    }
-    printf("  %-14s %10s %10s %9s %9s %7s", "variant", "median ms", "min ms", "cpu ms", "GFLOP/s",
-           "%sgemm");
-    if (mem) printf(" %8s %6s", "GB/s", "%read");
-    printf(" %8s %5s\n", "vs AUTO", "runs");
-    for (int v = 0; v < V_COUNT; v++) {
-        const vresult *x = &r->v[v];
-        if (x->status != RES_OK) {
-            printf("  %-14s %s\n", k_variant[v],
-                   x->status == RES_UNSUPPORTED && !x->message[0] ? "unsupported" : x->message);
-            continue;
-        }
-        printf("  %-14s %10.3f %10.3f %9.2f %9.2f", k_variant[v], x->median_ms, x->min_ms,
-               x->cpu_ms, gflops_of(r, v));
-        print_percent(of_sgemm(pk, r, v), 7);
-        if (mem) {
-            printf(" %8.2f", gbps_of(r, v));
-            print_percent(of_read(pk, r, v), 6);
-        }
-        printf(" %7.2fx %5d\n", ratio(r, v), x->runs);
-    }
-    if (r->v[V_AUTO].status == RES_OK) {
-        static const int base[] = {V_UNTUNED, V_CLBLAST, V_NAIVE};
-        printf("  AUTO speed-up:");
-        for (int i = 0; i < 3; i++) {
-            double x = ratio(r, base[i]);
-            if (isfinite(x))
-                printf(" %.2fx vs %s%s", x, k_variant[base[i]], i < 2 ? "," : "");
-            else
-                printf(" n/a vs %s%s", k_variant[base[i]], i < 2 ? "," : "");
-        }
-        printf("\n");
-    }
-}
-
-/* The goals of issue 5, for the named shapes present. */
-typedef struct goal {
-    const char *shape, *variant, *measure; /* measure: "sgemm" or "read" */
-    double goal;
-} goal;
-
-static const goal k_goals[] = {
-    {"P1", "AUTO", "sgemm", 0.50},        {"P2", "AUTO", "sgemm", 0.50},
-    {"C1", "AUTO", "sgemm", 0.50},        {"G1", "AUTO", "sgemm", 0.50},
-    {"D1", "AUTO", "read", 0.60},         {"P1", "THREE_STAGE", "sgemm", 0.25},
-};
-#define NUM_GOALS (sizeof k_goals / sizeof k_goals[0])
-
-static int variant_index(const char *name)
-{
-    for (int v = 0; v < V_COUNT; v++)
-        if (strcmp(k_variant[v], name) == 0) return v;
-    return 0;
-}
-
-/* The shape a goal names among the benched ones, or -1. */
-static long goal_shape(const goal *g, const tool_shape_list *shapes)
-{
-    for (size_t i = 0; i < shapes->count; i++)
-        if (strcmp(shapes->items[i].name, g->shape) == 0) return (long)i;
-    return -1;
-}
-
-static double goal_value(const goal *g, const shape_run *r, const bench_peaks *pk)
-{
-    int v = variant_index(g->variant);
-    return strcmp(g->measure, "sgemm") == 0 ? of_sgemm(pk, r, v) : of_read(pk, r, v);
-}
-
-static void print_peaks_text(const bench_peaks *pk)
-{
-    if (pk->sgemm_gflops > 0)
-        printf("host sgemm: %.1f GFLOP/s (%s)\n", pk->sgemm_gflops, pk->sgemm_note);
-    else
-        printf("host sgemm: n/a (%s)\n", pk->sgemm_note);
-    if (pk->read_gbps > 0)
-        printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
-    else
-        printf("device read bandwidth: n/a (%s)\n", pk->read_note);
-}
-
-static void print_goals_text(const tool_shape_list *shapes, const shape_run *runs,
-                             const bench_peaks *pk)
-{
-    int any = 0;
-    for (size_t i = 0; i < NUM_GOALS; i++) {
-        const goal *g = &k_goals[i];
-        long si = goal_shape(g, shapes);
-        double x;
-        if (si < 0) continue;
-        if (!any++) printf("\ngoals (medians; %% of the figures above):\n");
-        x = runs[si].skipped ? NAN : goal_value(g, &runs[si], pk);
-        printf("  %-3s %-12s ", g->shape, g->variant);
-        if (isfinite(x))
-            printf("%5.1f%% of %-14s (goal %2.0f%%)  %s\n", 100.0 * x,
-                   g->measure[0] == 's' ? "sgemm" : "read bandwidth", 100.0 * g->goal,
-                   x >= g->goal ? "met" : "not met");
-        else
-            printf("  n/a  of %-14s (goal %2.0f%%)\n",
-                   g->measure[0] == 's' ? "sgemm" : "read bandwidth", 100.0 * g->goal);
-    }
-}
-
-static void print_json(const tool_shape_list *shapes, const shape_run *runs,
-                       const char *device, size_t entries, const bench_env *env,
-                       const first_call *fc, int fc_ran)
-{
-    const bench_peaks *pk = &env->peaks;
-    const int baselines = env->baselines;
-    printf("{\n  \"clattn_version\": ");
-    tool_json_string(stdout, clattn_version());
-    printf(",\n  \"device\": ");
-    tool_json_string(stdout, device);
-    printf(",\n  \"tuning_entries\": %zu,\n  \"baselines\": %s,", entries,
-           baselines ? "true" : "false");
-    printf("\n  \"host\": {\"cores\": %ld, \"load_start\": ", env->cores);
-    tool_json_number(stdout, env->load_start >= 0 ? env->load_start : NAN);
-    printf(", \"load_end\": ");
-    tool_json_number(stdout, env->load_end >= 0 ? env->load_end : NAN);
-    printf("},");
-    printf("\n  \"host_sgemm\": {\"gflops\": ");
-    tool_json_number(stdout, pk->sgemm_gflops > 0 ? pk->sgemm_gflops : NAN);
-    printf(", \"source\": \"%s\", \"n\": %d, \"threads\": %d, \"runs\": %d, \"note\": ",
-           pk->sgemm_given ? "given" : pk->sgemm_gflops > 0 ? "measured" : "none", pk->sgemm_n,
-           pk->sgemm_threads, pk->sgemm_runs);
-    tool_json_string(stdout, pk->sgemm_note);
-    printf("},\n  \"device_read\": {\"gbps\": ");
-    tool_json_number(stdout, pk->read_gbps > 0 ? pk->read_gbps : NAN);
-    printf(", \"buffer_mib\": ");
-    tool_json_number(stdout, pk->read_mib);
-    printf(", \"kernel\": ");
-    tool_json_string(stdout, pk->read_kernel);
-    printf(", \"note\": ");
-    tool_json_string(stdout, pk->read_note);
-    printf("},\n  \"shapes\": [");
-    for (size_t i = 0; i < shapes->count; i++) {
-        const shape_run *r = &runs[i];
-        char text[128];
-        tool_shape_format(&shapes->items[i], text, sizeof text);
-        printf("%s\n    {\"name\": ", i ? "," : "");
-        tool_json_string(stdout, shapes->items[i].name);
-        printf(", \"shape\": ");
-        tool_json_string(stdout, text);
-        printf(", \"gflop\": ");
-        tool_json_number(stdout, r->gflop);
-        printf(", \"bytes\": ");
-        tool_json_number(stdout, r->bytes);
-        printf(", \"memory_bound\": %s", memory_bound(r) ? "true" : "false");
-        printf(", \"skipped\": %s, \"message\": ", r->skipped ? "true" : "false");
-        tool_json_string(stdout, r->message);
-        printf(", \"auto_speedup\": {\"untuned\": ");
-        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_UNTUNED));
-        printf(", \"clblast-3stage\": ");
-        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_CLBLAST));
-        printf(", \"naive\": ");
-        tool_json_number(stdout, r->skipped ? NAN : ratio(r, V_NAIVE));
-        printf("}, \"variants\": [");
-        for (int v = 0; v < V_COUNT && !r->skipped; v++) {
-            const vresult *x = &r->v[v];
-            int ok = x->status == RES_OK;
-            printf("%s\n      {\"variant\": \"%s\", \"status\": \"%s\", \"message\": ",
-                   v ? "," : "", k_variant[v], status_word(x->status));
-            tool_json_string(stdout, x->message);
-            printf(", \"median_ms\": ");
-            tool_json_number(stdout, ok ? x->median_ms : NAN);
-            printf(", \"min_ms\": ");
-            tool_json_number(stdout, ok ? x->min_ms : NAN);
-            printf(", \"cpu_ms\": ");
-            tool_json_number(stdout, ok ? x->cpu_ms : NAN);
-            printf(", \"gflops\": ");
-            tool_json_number(stdout, gflops_of(r, v));
-            printf(", \"sgemm_fraction\": ");
-            tool_json_number(stdout, of_sgemm(pk, r, v));
-            printf(", \"gbps\": ");
-            tool_json_number(stdout, gbps_of(r, v));
-            printf(", \"read_fraction\": ");
-            tool_json_number(stdout, of_read(pk, r, v));
-            printf(", \"vs_auto\": ");
-            tool_json_number(stdout, ratio(r, v));
-            if (v >= V_CLBLAST) {
-                printf(", \"check_rel_l2\": ");
-                tool_json_number(stdout, x->check);
-            }
-            printf(", \"runs\": %d}", x->runs);
-        }
-        printf("%s]}", r->skipped ? "" : "\n    ");
-    }
-    printf("\n  ],\n  \"goals\": [");
-    {
-        int n = 0;
-        for (size_t i = 0; i < NUM_GOALS; i++) {
-            const goal *g = &k_goals[i];
-            long si = goal_shape(g, shapes);
-            double x;
-            if (si < 0) continue;
-            x = runs[si].skipped ? NAN : goal_value(g, &runs[si], pk);
-            printf("%s\n    {\"shape\": \"%s\", \"variant\": \"%s\", \"measure\": \"%s\", "
-                   "\"fraction\": ",
-                   n++ ? "," : "", g->shape, g->variant,
-                   g->measure[0] == 's' ? "sgemm" : "read_bandwidth");
-            tool_json_number(stdout, x);
-            printf(", \"goal\": %.2f, \"met\": %s}", g->goal,
-                   !isfinite(x) ? "null" : x >= g->goal ? "true" : "false");
-        }
-        printf("%s],\n  \"first_call\": ", n ? "\n  " : "");
-    }
-    if (!fc_ran) {
-        printf("null\n}\n");
-        return;
-    }
-    printf("{\"shape\": ");
-    tool_json_string(stdout, fc[2].message);
-    printf(", \"ok\": %s, \"message\": ", fc[0].ok && fc[1].ok ? "true" : "false");
-    tool_json_string(stdout, fc[0].ok ? fc[1].message : fc[0].message);
-    printf(", \"cold_ms\": ");
-    tool_json_number(stdout, fc[0].ok ? fc[0].ms : NAN);
-    printf(", \"warm_ms\": ");
-    tool_json_number(stdout, fc[1].ok ? fc[1].ms : NAN);
-    printf(", \"ratio\": ");
-    tool_json_number(stdout, fc[0].ok && fc[1].ok && fc[1].ms > 0 ? fc[0].ms / fc[1].ms : NAN);
-    printf(", \"cold_built\": %llu, \"cold_stored\": %llu, \"warm_built\": %llu, "
-           "\"warm_loaded\": %llu}\n}\n",
-           fc[0].built, fc[0].stored, fc[1].built, fc[1].loaded);
 }
 
 /* The first-call measurement on shape s; fc[2].message receives its text. */
@@ -903,7 +574,7 @@ int cmd_bench(int argc, char **argv)
                entries ? "" : " (AUTO = untuned; 'attn-tune tune' makes some)");
         printf("host: %ld core(s), load average %.2f at the start\n", env.cores,
                env.load_start);
-        print_peaks_text(&env.peaks);
+        bench_print_peaks_text(&env.peaks);
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
                "time%s\n", env.baselines ? "" : "; baselines skipped");
         fflush(stdout);
@@ -915,13 +586,13 @@ int cmd_bench(int argc, char **argv)
         bench_shape(&env, &shapes.items[i], &runs[i]);
         for (int v = 0; v < V_COUNT; v++) failed += runs[i].v[v].status == RES_FAILED;
         if (!json) {
-            print_shape_text(&shapes.items[i], &runs[i], &env.peaks);
+            bench_print_shape_text(&shapes.items[i], &runs[i], &env.peaks);
             fflush(stdout);
         }
     }
     env.load_end = load_average();
     if (!json) {
-        print_goals_text(&shapes, runs, &env.peaks);
+        bench_print_goals_text(&shapes, runs, &env.peaks);
         printf("load average %.2f at the end (%ld core(s))\n", env.load_end, env.cores);
     }
     clattn_context_destroy(env.untuned);
@@ -929,7 +600,7 @@ int cmd_bench(int argc, char **argv)
     if (env.prog) clReleaseProgram(env.prog);
     if (do_first && shapes.count > 0) first_call_of(env.ctx, &shapes.items[0], json, fc);
     if (json)
-        print_json(&shapes, runs, device, entries, &env, fc,
+        bench_print_json(&shapes, runs, device, entries, &env, fc,
                    do_first && shapes.count > 0);
     else
         printf("\n%zu shape(s) in %.1f s\n", shapes.count, tool_now() - t0);

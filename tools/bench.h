@@ -3,6 +3,7 @@
 #define ATTN_TUNE_BENCH_H
 
 #include "attn_tune.h"
+#include "shapes.h"
 
 #include <stddef.h>
 
@@ -73,5 +74,56 @@ int bench_clblast_run(cl_program prog, int wg, cl_command_queue queue, const cla
 
 /* 1 when attn-tune links CLBlast. */
 int bench_have_clblast(void);
+
+/* ---- bench.c and bench_report.c: the results of a run ------------------- */
+
+enum { V_AUTO, V_UNTUNED, V_FUSED, V_THREE, V_SPLIT, V_CLBLAST, V_NAIVE, V_COUNT };
+
+enum { RES_OK, RES_UNSUPPORTED, RES_FAILED, RES_SKIPPED };
+
+typedef struct vresult {
+    int status;
+    char message[300];
+    double median_ms, min_ms;
+    double cpu_ms; /* median process CPU time per call, all threads */
+    int runs;
+    double check; /* baselines: relative L2 distance of O from AUTO's; NAN unchecked */
+} vresult;
+
+typedef struct shape_run {
+    double gflop, bytes;
+    vresult v[V_COUNT];
+    int skipped; /* invalid, or inputs could not be allocated */
+    char message[300];
+    float *clblast_out; /* the CLBlast baseline's O, until AUTO's is there to compare */
+} shape_run;
+
+/* Names of the variants, in the order of the enum above. */
+extern const char *const bench_variant[V_COUNT];
+
+/* What every shape is run with. */
+typedef struct bench_env {
+    clattn_context *ctx, *untuned;
+    cl_context clctx;
+    cl_command_queue queue;
+    cl_program prog; /* bench_kernels.cl; NULL when it did not build */
+    char prog_message[300];
+    int wg;
+    int baselines; /* 0: --no-baselines */
+    long repeat;
+    cl_mem scratch;
+    size_t scratch_bytes;
+    bench_peaks peaks;
+    double load_start, load_end; /* 1-minute load average; -1 unknown */
+    long cores;
+} bench_env;
+
+/* bench_report.c: the text tables, the goal lines and the JSON document. */
+void bench_print_peaks_text(const bench_peaks *pk);
+void bench_print_shape_text(const tool_shape *s, const shape_run *r, const bench_peaks *pk);
+void bench_print_goals_text(const tool_shape_list *shapes, const shape_run *runs,
+                            const bench_peaks *pk);
+void bench_print_json(const tool_shape_list *shapes, const shape_run *runs, const char *device,
+                      size_t entries, const bench_env *env, const first_call *fc, int fc_ran);
 
 #endif /* ATTN_TUNE_BENCH_H */
