@@ -34,21 +34,19 @@
 #if AV_VEC != 4 && AV_VEC != 8 && AV_VEC != 16
 #error "AV_VEC must be 4, 8 or 16"
 #endif
-#define AV_CAT_(a, b) a##b
-#define AV_CAT(a, b) AV_CAT_(a, b)
-#define avec_t AV_CAT(float, AV_VEC)
-#define AVSTORE AV_CAT(vstore, AV_VEC)
+#define avec_t CLATTN_CAT(float, AV_VEC)
+#define AVSTORE CLATTN_CAT(vstore, AV_VEC)
 #define BLOCK_DV (AV_CV * AV_VEC)
 
 /* AV_VEC consecutive elements of V from element i on, as fp32. */
 inline avec_t load_v(global const store_t *v, long i)
 {
 #if DTYPE == 0
-    return AV_CAT(vload, AV_VEC)(0, v + i);
+    return CLATTN_CAT(vload, AV_VEC)(0, v + i);
 #elif DTYPE == 1
-    return AV_CAT(vload_half, AV_VEC)(0, v + i);
+    return CLATTN_CAT(vload_half, AV_VEC)(0, v + i);
 #else
-    return AV_CAT(as_float, AV_VEC)(AV_CAT(convert_uint, AV_VEC)(AV_CAT(vload, AV_VEC)(0, v + i))
+    return CLATTN_CAT(as_float, AV_VEC)(CLATTN_CAT(convert_uint, AV_VEC)(CLATTN_CAT(vload, AV_VEC)(0, v + i))
                                      << 16);
 #endif
 }
@@ -59,7 +57,7 @@ inline avec_t load_v_part(global const store_t *v, long i, int n)
     float t[AV_VEC];
     for (int e = 0; e < AV_VEC; ++e)
         t[e] = e < n ? LOAD(v, i + e) : 0.0f;
-    return AV_CAT(vload, AV_VEC)(0, t);
+    return CLATTN_CAT(vload, AV_VEC)(0, t);
 }
 
 /* acc += P[rows][lo..hi) * V[lo..hi)[the block's dims], with nfull whole

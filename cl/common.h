@@ -58,6 +58,20 @@ inline float clattn_max_nan(float a, float b)
     return isnan(a) || a > b ? a : b;
 }
 
+/* Horizontal max and sum of a vector, for kernels that pick a width with a
+ * -D option (CLATTN_CAT(clattn_hmax, W)). The last step goes lane by lane: a
+ * float2 step compiles to a shuffle with an undefined lane, which crashes
+ * Oclgrind 21.10's --uninitialized. fmax drops NaN lanes; callers that must
+ * propagate NaN check for it themselves. */
+#define CLATTN_CAT_(a, b) a##b
+#define CLATTN_CAT(a, b) CLATTN_CAT_(a, b)
+inline float clattn_hmax4(float4 v) { return fmax(fmax(v.x, v.y), fmax(v.z, v.w)); }
+inline float clattn_hmax8(float8 v) { return clattn_hmax4(fmax(v.lo, v.hi)); }
+inline float clattn_hmax16(float16 v) { return clattn_hmax8(fmax(v.lo, v.hi)); }
+inline float clattn_hsum4(float4 v) { return dot(v, (float4)(1.0f)); }
+inline float clattn_hsum8(float8 v) { return clattn_hsum4(v.lo + v.hi); }
+inline float clattn_hsum16(float16 v) { return clattn_hsum8(v.lo + v.hi); }
+
 /* The visibility rule of clattn.h: query row i of a batch whose KV length is
  * L sees keys j with key_lo(i) <= j < key_hi(i). Both bounds are monotone
  * non-decreasing in i, so a block of rows [i0, i1] sees at most the keys

@@ -85,33 +85,8 @@ typedef int4 ivec_t;
 #define DK_PAD (DK_VECS * FV_VEC)
 #define BLOCK_ROWS (FV_WG * FV_ROWS)
 
-inline float hmax(vec_t v)
-{
-#if FV_VEC == 16
-    float8 a = fmax(v.lo, v.hi);
-    float4 b = fmax(a.lo, a.hi);
-#elif FV_VEC == 8
-    float4 b = fmax(v.lo, v.hi);
-#else
-    float4 b = v;
-#endif
-    /* Lane by lane: a float2 step here compiles to a shuffle with an undef
-     * lane, which crashes Oclgrind 21.10's --uninitialized. */
-    return fmax(fmax(b.x, b.y), fmax(b.z, b.w));
-}
-
-inline float hsum(vec_t v)
-{
-#if FV_VEC == 16
-    float8 a = v.lo + v.hi;
-    float4 b = a.lo + a.hi;
-#elif FV_VEC == 8
-    float4 b = v.lo + v.hi;
-#else
-    float4 b = v;
-#endif
-    return dot(b, (float4)(1.0f)); /* not a float2 step: see hmax */
-}
+#define hmax CLATTN_CAT(clattn_hmax, FV_VEC)
+#define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
 
 /* FV_VEC consecutive elements from p + off as floats; only the first n are
  * read (n is a constant once the callers' loops are unrolled), the rest are

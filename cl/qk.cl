@@ -35,11 +35,9 @@
 #if QK_VEC != 4 && QK_VEC != 8 && QK_VEC != 16
 #error "QK_VEC must be 4, 8 or 16"
 #endif
-#define QK_CAT_(a, b) a##b
-#define QK_CAT(a, b) QK_CAT_(a, b)
-#define qvec_t QK_CAT(float, QK_VEC)
-#define QVLOAD QK_CAT(vload, QK_VEC)
-#define QVSTORE QK_CAT(vstore, QK_VEC)
+#define qvec_t CLATTN_CAT(float, QK_VEC)
+#define QVLOAD CLATTN_CAT(vload, QK_VEC)
+#define QVSTORE CLATTN_CAT(vstore, QK_VEC)
 #define TILE_KEYS (QK_CV * QK_VEC)
 
 kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(

@@ -24,39 +24,12 @@
 #if SM_VEC != 4 && SM_VEC != 8 && SM_VEC != 16
 #error "SM_VEC must be 4, 8 or 16"
 #endif
-#define SM_CAT_(a, b) a##b
-#define SM_CAT(a, b) SM_CAT_(a, b)
-#define svec_t SM_CAT(float, SM_VEC)
-#define SVLOAD SM_CAT(vload, SM_VEC)
-#define SVSTORE SM_CAT(vstore, SM_VEC)
+#define svec_t CLATTN_CAT(float, SM_VEC)
+#define SVLOAD CLATTN_CAT(vload, SM_VEC)
+#define SVSTORE CLATTN_CAT(vstore, SM_VEC)
 
-inline float sm_hmax(svec_t v)
-{
-#if SM_VEC == 16
-    float8 a = fmax(v.lo, v.hi);
-    float4 c = fmax(a.lo, a.hi);
-#elif SM_VEC == 8
-    float4 c = fmax(v.lo, v.hi);
-#else
-    float4 c = v;
-#endif
-    /* Lane by lane: a float2 step compiles to a shuffle with an undef lane,
-     * which crashes Oclgrind 21.10's --uninitialized. */
-    return fmax(fmax(c.x, c.y), fmax(c.z, c.w));
-}
-
-inline float sm_hsum(svec_t v)
-{
-#if SM_VEC == 16
-    float8 a = v.lo + v.hi;
-    float4 c = a.lo + a.hi;
-#elif SM_VEC == 8
-    float4 c = v.lo + v.hi;
-#else
-    float4 c = v;
-#endif
-    return dot(c, (float4)(1.0f)); /* not a float2 step: see sm_hmax */
-}
+#define sm_hmax CLATTN_CAT(clattn_hmax, SM_VEC)
+#define sm_hsum CLATTN_CAT(clattn_hsum, SM_VEC)
 
 kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     global float *scores, global float *lse, int heads, int seq_q, int seq_kv, int row0,
