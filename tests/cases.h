@@ -23,6 +23,7 @@
     X(async_user_event, "async", 300)                               \
     X(async_out_of_order, "async", 600)                             \
     X(threads, "async", 600)                                        \
+    X(last_error_threads, "async", 300)                             \
     X(errors_problem, "errors quick", 300)                          \
     X(errors_buffers, "errors", 300)                                \
     X(errors_host, "errors", 300)                                   \

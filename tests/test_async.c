@@ -384,3 +384,59 @@ void case_threads(void)
     }
     clattn_context_destroy(ctx);
 }
+
+/* Threads that fail calls on one context and read clattn_last_error at the
+ * same time: each reads a whole message naming a refused field (a copy of
+ * its own thread), never freed memory (ASan would report it). */
+typedef struct err_worker {
+    clattn_context *ctx;
+    int index, bad; /* messages that were empty or named no field */
+} err_worker;
+
+static void *err_worker_main(void *arg)
+{
+    err_worker *w = arg;
+    clattn_problem p;
+    memset(&p, 0, sizeof p);
+    p.heads = 1;
+    p.seq_q = p.seq_kv = 4;
+    p.head_dim = 8;
+    for (int i = 0; i < 2000; i++) {
+        p.batch = -1 - w->index - i % 7; /* invalid, a different value per call */
+        if (clattn_supports(w->ctx, &p) != CLATTN_ERR_INVALID_ARGUMENT) {
+            w->bad++;
+            continue;
+        }
+        const char *msg = clattn_last_error(w->ctx);
+        if (!msg[0] || !strstr(msg, "batch"))
+            w->bad++;
+    }
+    return NULL;
+}
+
+void case_last_error_threads(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    enum { N = 4 };
+    err_worker w[N];
+    pthread_t th[N];
+    int started = 0;
+    for (int i = 0; i < N; i++) {
+        w[i].ctx = ctx;
+        w[i].index = i;
+        w[i].bad = 0;
+        if (pthread_create(&th[i], NULL, err_worker_main, &w[i]) != 0)
+            break;
+        started++;
+    }
+    T_CHECK(started == N, "only %d of %d threads started", started, N);
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        T_CHECK(w[i].bad == 0, "thread %d: %d of 2000 failures gave no whole message", i,
+                w[i].bad);
+    }
+    t_log("%d threads x 2000 refused calls, messages read concurrently", started);
+    clattn_context_destroy(ctx);
+}
