@@ -100,27 +100,27 @@ __attribute__((always_inline)) inline void accumulate(avec_t acc[AV_ROWS][AV_CV]
 }
 
 kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
-    global const float *probs, global const store_t *v, global store_t *o,
-    global const int *kv_lens, int heads, int group, int seq_q, int seq_kv, int row0,
-    int nrows, int bh0, int causal, int windowed, int wl, int wr, int has_kvl, long vsb,
-    long vsh, long vss, long osb, long osh, long oss)
+    CLATTN_CALL_PARAMS, global const float *probs, int row0, int nrows, int bh0)
 {
+    const clattn_call call = CLATTN_CALL_INIT;
     const int r0 = get_global_id(0) * AV_ROWS;
     const int dv0 = get_group_id(1) * BLOCK_DV;
     const int bhl = get_group_id(2), bh = bh0 + bhl;
-    const int b = bh / heads, h = bh - b * heads, kh = h / group;
-    if (r0 >= nrows)
+    const int b = bh / heads, h = bh - b * heads;
+    const clattn_seq s = clattn_seq_of(&call, b, h);
+    /* Rows of the chunk that exist in this sequence (all but with VARLEN). */
+    const int nreal = clamp(s.sq - row0, 0, nrows);
+    if (r0 >= nreal)
         return;
-    const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
-    const int r_last = min(r0 + AV_ROWS, nrows) - 1;
-    const int lo = clattn_key_lo(row0 + r0, L, seq_q, windowed, wl);
-    const int hi = clattn_key_hi(row0 + r_last, L, seq_q, causal, windowed, wr);
+    const int r_last = min(r0 + AV_ROWS, nreal) - 1;
+    const int lo = clattn_key_lo(&call, &s, row0 + r0);
+    const int hi = clattn_key_hi(&call, &s, row0 + r_last);
 
     global const float *pr[AV_ROWS]; /* rows past the chunk repeat its last row, unstored */
 #pragma unroll
     for (int r = 0; r < AV_ROWS; ++r)
-        pr[r] = probs + ((long)bhl * nrows + min(r0 + r, nrows - 1)) * seq_kv;
-    global const store_t *vp = v + b * vsb + kh * vsh + dv0;
+        pr[r] = probs + ((long)bhl * nrows + min(r0 + r, r_last)) * seq_kv;
+    global const store_t *vp = v + s.v + dv0;
     /* Vectors of the block wholly inside head_dim_v; past them one partial. */
     const int nfull = min(AV_CV, (HEAD_DIM_V - dv0) / AV_VEC);
     const int tail = HEAD_DIM_V - dv0 - nfull * AV_VEC;
@@ -137,11 +137,11 @@ kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
     else
         accumulate(acc, pr, vp, vss, lo, hi, nfull, tail);
 
-    for (int r = 0; r < AV_ROWS && r0 + r < nrows; ++r) {
+    for (int r = 0; r < AV_ROWS && r0 + r <= r_last; ++r) {
         float out[BLOCK_DV];
         for (int c = 0; c < AV_CV; ++c)
             AVSTORE(acc[r][c], c, out);
-        const long ooff = b * osb + h * osh + (long)(row0 + r0 + r) * oss + dv0;
+        const long ooff = s.o + (long)(row0 + r0 + r) * oss + dv0;
         for (int e = 0; e < BLOCK_DV && dv0 + e < HEAD_DIM_V; ++e)
             STORE(o, ooff + e, out[e]);
     }

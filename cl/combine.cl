@@ -15,33 +15,38 @@
 #endif
 
 kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv_combine(
-    global const float *part_o, global const float *part_ml, global store_t *o, global float *lse,
-    int heads, int seq_q, int nsplit, int has_lse, long osb, long osh, long oss)
+    CLATTN_CALL_PARAMS, int nsplit, global const float *part_o, global const float *part_ml)
 {
+    const clattn_call call = CLATTN_CALL_INIT;
     const int i = get_global_id(0);
     const int bh = get_global_id(1);
-    if (i >= seq_q)
-        return;
     const int b = bh / heads, h = bh - b * heads;
+    const clattn_seq s = clattn_seq_of(&call, b, h);
+    if (i >= s.sq)
+        return;
     const long base = (long)bh * nsplit * seq_q + i; /* partial row of split 0 */
 
-    float m = -INFINITY;
-    for (int s = 0; s < nsplit; ++s)
-        m = clattn_max_nan(m, part_ml[2 * (base + (long)s * seq_q)]);
-    float l = 0.0f;
-    if (m != -INFINITY)
-        for (int s = 0; s < nsplit; ++s) {
-            const long r = base + (long)s * seq_q;
+    /* The sink joins here, once, not in every partition. */
+    float m, l;
+    clattn_softmax_init(&s, CLATTN_LOG2E, 1, &m, &l);
+    const float m0 = m;
+    for (int p = 0; p < nsplit; ++p)
+        m = clattn_max_nan(m, part_ml[2 * (base + (long)p * seq_q)]);
+    if (m != -INFINITY) {
+        l *= exp2(m0 - m);
+        for (int p = 0; p < nsplit; ++p) {
+            const long r = base + (long)p * seq_q;
             l += part_ml[2 * r + 1] * exp2(part_ml[2 * r] - m);
         }
+    }
 
-    const long ooff = b * osb + h * osh + (long)i * oss;
-    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+    const long ooff = s.o + (long)i * oss;
+    const float inv = clattn_row_inv(l);
     for (int d = 0; d < HEAD_DIM_V; ++d) {
         float acc = 0.0f;
         if (l != 0.0f)
-            for (int s = 0; s < nsplit; ++s) {
-                const long r = base + (long)s * seq_q;
+            for (int p = 0; p < nsplit; ++p) {
+                const long r = base + (long)p * seq_q;
                 const float w = exp2(part_ml[2 * r] - m);
                 if (w != 0.0f)
                     acc = mad(w, part_o[r * HEAD_DIM_V + d], acc);
@@ -49,5 +54,5 @@ kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv
         STORE(o, ooff + d, acc * inv);
     }
     if (has_lse)
-        lse[(long)bh * seq_q + i] = l == 0.0f ? -INFINITY : (m + log2(l)) * CLATTN_LN2;
+        lse[s.lse + i] = clattn_row_lse2(m, l);
 }

@@ -72,36 +72,302 @@ inline float clattn_hsum4(float4 v) { return dot(v, (float4)(1.0f)); }
 inline float clattn_hsum8(float8 v) { return clattn_hsum4(v.lo + v.hi); }
 inline float clattn_hsum16(float16 v) { return clattn_hsum8(v.lo + v.hi); }
 
-/* The visibility rule of clattn.h: query row i of a batch whose KV length is
- * L sees keys j with key_lo(i) <= j < key_hi(i). Both bounds are monotone
- * non-decreasing in i, so a block of rows [i0, i1] sees at most the keys
- * [key_lo(i0), key_hi(i1)); kernels use that to skip whole tiles. */
-inline int clattn_key_lo(int i, int L, int seq_q, int windowed, int wl)
+/* ---- features --------------------------------------------------------------
+ * Each score feature of clattn.h is a -D switch, 0 when absent, so a problem
+ * without it compiles to the plain code. */
+#ifndef SOFTCAP
+#define SOFTCAP 0 /* logit softcapping */
+#endif
+#ifndef SINKS
+#define SINKS 0 /* per-head sink logits in the softmax denominator */
+#endif
+#ifndef ALIBI
+#define ALIBI 0 /* per-head ALiBi slopes */
+#endif
+#ifndef BIAS
+#define BIAS 0 /* an additive mask, stored as BIAS_DTYPE */
+#endif
+#ifndef BIAS_DTYPE
+#define BIAS_DTYPE 0
+#endif
+#ifndef BMASK
+#define BMASK 0 /* a uint8 mask, nonzero = attend */
+#endif
+#ifndef KV_START
+#define KV_START 0 /* per-batch first visible key (left padding) */
+#endif
+#ifndef CHUNK
+#define CHUNK 0 /* chunked local attention */
+#endif
+#ifndef VARLEN
+#define VARLEN 0 /* packed variable-length sequences (cu_seqlens) */
+#endif
+
+#if BIAS_DTYPE == 0
+typedef float bias_t;
+#define LOAD_BIAS(p, i) ((p)[(i)])
+#elif BIAS_DTYPE == 1
+typedef half bias_t;
+#define LOAD_BIAS(p, i) vload_half((size_t)(i), (p))
+#else
+typedef ushort bias_t;
+#define LOAD_BIAS(p, i) as_float((uint)(p)[(i)] << 16)
+#endif
+
+/* ---- one call's parameters --------------------------------------------------
+ * Every kernel takes these first (CLATTN_CALL_PARAMS), in this order, and the
+ * host sets them in one place; a kernel gathers them with CLATTN_CALL_INIT
+ * and hands the struct to the helpers below. A feature's buffers and
+ * scalars are here even when it is compiled out. */
+#define CLATTN_CALL_PARAMS                                                                     \
+    global const store_t *q, global const store_t *k, global const store_t *v,                \
+        global store_t *o, global float *lse, global const int *kv_lens,                       \
+        global const int *kv_start, global const int *cu_q, global const int *cu_kv,           \
+        global const bias_t *bias, global const uchar *bmask, global const float *sinks,       \
+        global const float *slopes, int heads, int group, int seq_q, int seq_kv, int total_q,  \
+        int total_kv, float scale, float softcap, int causal, int windowed, int wl, int wr,    \
+        int chunk, int has_kvl, int has_lse, long qsb, long qsh, long qss, long ksb, long ksh, \
+        long kss, long vsb, long vsh, long vss, long osb, long osh, long oss, long bsb,        \
+        long bsh, long bsr, long msb, long msh, long msr
+
+typedef struct clattn_call {
+    global const int *kv_lens, *kv_start, *cu_q, *cu_kv;
+    global const bias_t *bias;
+    global const uchar *bmask;
+    global const float *sinks, *slopes;
+    int heads, group, seq_q, seq_kv, total_q, total_kv;
+    float scale, softcap;
+    int causal, windowed, wl, wr, chunk, has_kvl, has_lse;
+    long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
+    long bsb, bsh, bsr, msb, msh, msr;
+} clattn_call;
+
+#define CLATTN_CALL_INIT                                                                       \
+    {kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes, heads, group, seq_q, seq_kv,  \
+     total_q, total_kv, scale, softcap, causal, windowed, wl, wr, chunk, has_kvl, has_lse,     \
+     qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, bsb, bsh, bsr, msb, msh, msr}
+
+/* One (batch, query head) of a call: its lengths and where its rows live.
+ * Row i of it has query row offset q + i * qss, key j is at k + j * kss. */
+typedef struct clattn_seq {
+    int sq;        /* query rows (seq_q, or the sequence's length with VARLEN) */
+    int L, S;      /* keys S <= j < L may be visible */
+    long q, k, v, o;
+    long lse;      /* LSE index of row 0; rows are consecutive */
+    long bias, bmask; /* mask offsets of (b, h, row 0, key 0) */
+    float sink, slope;
+} clattn_seq;
+
+inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
 {
-    long lo = 0;
-    if (windowed && wl >= 0)
-        lo = max(lo, (long)i + L - seq_q - wl);
-    return (int)min(lo, (long)L);
+    clattn_seq s;
+    const int kh = h / c->group;
+    long tq = 0, tk = 0; /* first token of the sequence (VARLEN) */
+#if VARLEN
+    /* Entries are clamped (like kv_lens): a defined result, never a read
+     * outside the caller's tensors. */
+    tq = clamp(c->cu_q[b], 0, c->total_q);
+    tk = clamp(c->cu_kv[b], 0, c->total_kv);
+    s.sq = clamp(c->cu_q[b + 1] - (int)tq, 0, min(c->seq_q, c->total_q - (int)tq));
+    s.L = clamp(c->cu_kv[b + 1] - (int)tk, 0, min(c->seq_kv, c->total_kv - (int)tk));
+    s.lse = (long)h * c->total_q + tq;
+#else
+    s.sq = c->seq_q;
+    s.L = c->has_kvl ? clamp(c->kv_lens[b], 0, c->seq_kv) : c->seq_kv;
+    s.lse = ((long)b * c->heads + h) * c->seq_q;
+#endif
+#if KV_START
+    s.S = clamp(c->kv_start[b], 0, c->seq_kv);
+#else
+    s.S = 0;
+#endif
+    s.q = b * c->qsb + h * c->qsh + tq * c->qss;
+    s.k = b * c->ksb + kh * c->ksh + tk * c->kss;
+    s.v = b * c->vsb + kh * c->vsh + tk * c->vss;
+    s.o = b * c->osb + h * c->osh + tq * c->oss;
+    s.bias = b * c->bsb + h * c->bsh;
+    s.bmask = b * c->msb + h * c->msh;
+#if SINKS
+    s.sink = c->sinks[h];
+#else
+    s.sink = -INFINITY;
+#endif
+#if ALIBI
+    s.slope = c->slopes[h];
+#else
+    s.slope = 0.0f;
+#endif
+    return s;
 }
 
-inline int clattn_key_hi(int i, int L, int seq_q, int causal, int windowed, int wr)
+/* ---- visibility ---------------------------------------------------------------
+ * The rule of clattn.h: query row i (< sq) sees keys j with
+ * clattn_key_lo(i) <= j < clattn_key_hi(i) (and, with BMASK, where its mask
+ * entry is nonzero). Both bounds are monotone non-decreasing in i, so a block
+ * of rows [i0, i1] sees at most the keys [key_lo(i0), key_hi(i1)); kernels
+ * use that to skip whole tiles. */
+
+/* The query's position among the keys: the last row faces the last key. */
+inline long clattn_ip(const clattn_seq *s, int i) { return (long)i + s->L - s->sq; }
+
+/* floor(a / b) for b > 0, also for negative a. */
+inline long clattn_floor_div(long a, long b) { return (a >= 0 ? a : a - b + 1) / b; }
+
+inline int clattn_key_lo(const clattn_call *c, const clattn_seq *s, int i)
 {
-    long hi = L;
-    long ip = (long)i + L - seq_q; /* the bottom-right aligned diagonal */
-    if (causal == 1)
+    long lo = s->S;
+    if (c->windowed && c->wl >= 0)
+        lo = max(lo, clattn_ip(s, i) - c->wl);
+#if CHUNK
+    lo = max(lo, s->S + clattn_floor_div(clattn_ip(s, i) - s->S, c->chunk) * c->chunk);
+#endif
+    return (int)min(lo, (long)s->L);
+}
+
+inline int clattn_key_hi(const clattn_call *c, const clattn_seq *s, int i)
+{
+    long hi = s->L;
+    const long ip = clattn_ip(s, i);
+    if (c->causal == 1)
         hi = min(hi, ip + 1);
-    else if (causal == 2)
+    else if (c->causal == 2)
         hi = min(hi, (long)i + 1);
-    if (windowed && wr >= 0)
-        hi = min(hi, ip + wr + 1);
+    if (c->windowed && c->wr >= 0)
+        hi = min(hi, ip + c->wr + 1);
+#if CHUNK
+    hi = min(hi, s->S + (clattn_floor_div(ip - s->S, c->chunk) + 1) * c->chunk);
+#endif
     return (int)max(hi, 0L);
 }
 
-/* kv_lens entries outside 0..seq_kv are clamped: a defined result instead of
- * a read past the end of K and V. */
-inline int clattn_kv_len(global const int *kv_lens, int has_kvl, int b, int seq_kv)
+/* ---- the score pipeline --------------------------------------------------------
+ * Kernels multiply q by clattn_qscale once; the dot product with a key then
+ * goes through clattn_score (scalar) or clattn_score_vW (W consecutive keys
+ * in the lanes of a vector), which apply the steps of clattn.h after the
+ * scaling: softcap, ALiBi, the additive mask, the boolean mask. Scores come
+ * out in units of U natural-log units: U = log2(e) for kernels that
+ * exponentiate with exp2, 1 for natural units. Causal, window, lengths and
+ * chunks are the key bounds above, applied by the caller. */
+inline float clattn_qscale(const clattn_call *c, float U)
 {
-    return has_kvl ? clamp(kv_lens[b], 0, seq_kv) : seq_kv;
+#if SOFTCAP
+    return c->scale / c->softcap; /* tanh takes s / softcap */
+#else
+    return c->scale * U;
+#endif
+}
+
+inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, int i, int j,
+                          float U)
+{
+#if SOFTCAP
+    x = c->softcap * U * tanh(x);
+#endif
+#if ALIBI
+    x += U * s->slope * (float)((long)j - clattn_ip(s, i));
+#endif
+#if BIAS
+    x += U * LOAD_BIAS(c->bias, s->bias + i * c->bsr + j);
+#endif
+#if BMASK
+    x = c->bmask[s->bmask + i * c->msr + j] ? x : -INFINITY;
+#endif
+    return x;
+}
+
+/* Lanes e of a vector hold keys j0 + e; only keys below n exist in the masks
+ * (the rest get no mask term: callers hide them). */
+#define CLATTN_DEFINE_SCORE_VEC(W)                                                             \
+    inline CLATTN_CAT(float, W) CLATTN_CAT(clattn_score_v, W)(                                 \
+        const clattn_call *c, const clattn_seq *s, CLATTN_CAT(float, W) x, int i, int j0, int n, \
+        float U)                                                                               \
+    {                                                                                          \
+        CLATTN_SCORE_VEC_BODY(W)                                                               \
+        return x;                                                                              \
+    }
+
+#if SOFTCAP
+#define CLATTN_VSOFTCAP(W) x = (c->softcap * U) * tanh(x);
+#else
+#define CLATTN_VSOFTCAP(W)
+#endif
+#if ALIBI
+#define CLATTN_VALIBI(W)                                                                       \
+    {                                                                                          \
+        float pos[W];                                                                          \
+        for (int e = 0; e < W; ++e)                                                            \
+            pos[e] = (float)((long)(j0 + e) - clattn_ip(s, i));                                \
+        x += (U * s->slope) * CLATTN_CAT(vload, W)(0, pos);                                    \
+    }
+#else
+#define CLATTN_VALIBI(W)
+#endif
+#if BIAS
+#define CLATTN_VBIAS(W)                                                                        \
+    {                                                                                          \
+        float t[W];                                                                            \
+        const long off = s->bias + i * c->bsr + j0;                                            \
+        for (int e = 0; e < W; ++e)                                                            \
+            t[e] = j0 + e < n ? LOAD_BIAS(c->bias, off + e) : 0.0f;                            \
+        x += U * CLATTN_CAT(vload, W)(0, t);                                                   \
+    }
+#else
+#define CLATTN_VBIAS(W)
+#endif
+#if BMASK
+#define CLATTN_VBMASK(W)                                                                       \
+    {                                                                                          \
+        int t[W];                                                                              \
+        const long off = s->bmask + i * c->msr + j0;                                           \
+        for (int e = 0; e < W; ++e)                                                            \
+            t[e] = j0 + e < n && c->bmask[off + e] != 0 ? 0 : -1;                              \
+        x = select(x, (CLATTN_CAT(float, W))(-INFINITY), CLATTN_CAT(vload, W)(0, t));          \
+    }
+#else
+#define CLATTN_VBMASK(W)
+#endif
+#define CLATTN_SCORE_VEC_BODY(W) CLATTN_VSOFTCAP(W) CLATTN_VALIBI(W) CLATTN_VBIAS(W) CLATTN_VBMASK(W)
+CLATTN_DEFINE_SCORE_VEC(4)
+CLATTN_DEFINE_SCORE_VEC(8)
+CLATTN_DEFINE_SCORE_VEC(16)
+
+/* 1 when a score step reads per-key data or may hide a key inside the key
+ * bounds, so that a tile cannot take a shortcut that skips clattn_score. */
+#define CLATTN_SCORE_STEPS (SOFTCAP || ALIBI || BIAS || BMASK)
+
+/* ---- softmax state and the row epilogue ----------------------------------------
+ * The online softmax of a row keeps its running maximum m and sum l in units
+ * of U; a sink starts them at (sink, 1): it joins the denominator and adds
+ * no value. Split-KV partitions start empty; the combine adds the sink. */
+inline void clattn_softmax_init(const clattn_seq *s, float U, int with_sink, float *m, float *l)
+{
+    *m = -INFINITY;
+    *l = 0.0f;
+#if SINKS
+    if (with_sink && s->sink != -INFINITY) {
+        *m = s->sink * U;
+        *l = 1.0f;
+    }
+#endif
+}
+
+/* 1/l, or 0 for a row that saw nothing (l == 0): zeros, never 0/0. */
+inline float clattn_row_inv(float l) { return l == 0.0f ? 0.0f : 1.0f / l; }
+
+/* The natural-log LSE of a row from its log2-unit state. */
+inline float clattn_row_lse2(float m, float l)
+{
+    return l == 0.0f ? -INFINITY : (m + log2(l)) * CLATTN_LN2;
+}
+
+/* Keys [*lo, *hi) of split-KV partition `split`, intersected with the given
+ * bounds. */
+inline void clattn_split_range(int split, int keys_per_split, int seq_kv, int *lo, int *hi)
+{
+    const int s0 = split * keys_per_split;
+    const int s1 = (int)min((long)s0 + keys_per_split, (long)seq_kv);
+    *lo = max(*lo, s0);
+    *hi = min(*hi, s1);
 }
 
 #endif /* CLATTN_COMMON_INCLUDED */

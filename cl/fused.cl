@@ -27,45 +27,37 @@
 #endif
 
 kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
-    global const store_t *q, global const store_t *k, global const store_t *v, global store_t *o,
-    global const float *mask, global const int *kv_lens, global float *lse, int heads, int group,
-    int seq_q, int seq_kv, float scale, int causal, int windowed, int wl, int wr, int has_mask,
-    int has_kvl, int has_lse, long qsb, long qsh, long qss, long ksb, long ksh, long kss, long vsb,
-    long vsh, long vss, long osb, long osh, long oss, long msb, long msh, int keys_per_split,
-    global float *part_o, global float *part_ml)
+    CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
     local float ks[BLOCK_N][HEAD_DIM];
     local float vs[BLOCK_N][HEAD_DIM_V];
 
+    const clattn_call call = CLATTN_CALL_INIT;
+    const clattn_call *c = &call;
     const int lid = get_local_id(0);
     const int i0 = get_group_id(0) * BLOCK_M;
     const int i = i0 + lid;
     const int bh = get_group_id(1);
-    const int b = bh / heads, h = bh - b * heads, kh = h / group;
-    const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
-    const int i_last = min(i0 + BLOCK_M, seq_q) - 1;
-    const bool row_ok = i < seq_q;
+    const int b = bh / heads, h = bh - b * heads;
+    const clattn_seq sq = clattn_seq_of(c, b, h);
+    const clattn_seq *s = &sq;
+    const bool row_ok = i < s->sq;
+    const int i_last = min(i0 + BLOCK_M, s->sq) - 1;
 
     /* Keys any row of the group may see: tiles outside are never loaded. */
-    int lo = clattn_key_lo(i0, L, seq_q, windowed, wl);
-    int hi = clattn_key_hi(i_last, L, seq_q, causal, windowed, wr);
-    int my_lo = row_ok ? clattn_key_lo(i, L, seq_q, windowed, wl) : 0;
-    int my_hi = row_ok ? clattn_key_hi(i, L, seq_q, causal, windowed, wr) : 0;
+    int lo = i0 < s->sq ? clattn_key_lo(c, s, i0) : 0;
+    int hi = i0 < s->sq ? clattn_key_hi(c, s, i_last) : 0;
+    int my_lo = row_ok ? clattn_key_lo(c, s, i) : 0;
+    int my_hi = row_ok ? clattn_key_hi(c, s, i) : 0;
 #if SPLIT_KV
     const int split = get_group_id(2), nsplit = get_num_groups(2);
-    const int s0 = split * keys_per_split;
-    const int s1 = (int)min((long)s0 + keys_per_split, (long)seq_kv);
-    lo = max(lo, s0);
-    hi = min(hi, s1);
-    my_lo = max(my_lo, s0);
-    my_hi = min(my_hi, s1);
+    clattn_split_range(split, keys_per_split, seq_kv, &lo, &hi);
+    clattn_split_range(split, keys_per_split, seq_kv, &my_lo, &my_hi);
 #endif
 
-    const long qoff = b * qsb + h * qsh + (long)min(i, seq_q - 1) * qss;
-    const long koff = b * ksb + kh * ksh;
-    const long voff = b * vsb + kh * vsh;
-    const long moff = b * msb + h * msh + (long)min(i, seq_q - 1) * seq_kv;
-    const float qscale = scale * CLATTN_LOG2E;
+    const int ir = row_ok ? i : 0; /* rows past the end read row 0, unstored */
+    const long qoff = s->q + (long)ir * qss;
+    const float qscale = clattn_qscale(c, CLATTN_LOG2E);
 
     float qr[HEAD_DIM];
     for (int d = 0; d < HEAD_DIM; ++d)
@@ -73,21 +65,22 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     float acc[HEAD_DIM_V];
     for (int d = 0; d < HEAD_DIM_V; ++d)
         acc[d] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
+    float m, l;
+    clattn_softmax_init(s, CLATTN_LOG2E, !SPLIT_KV, &m, &l);
 
     for (int n0 = lo; n0 < hi; n0 += BLOCK_N) {
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int t = lid; t < BLOCK_N * HEAD_DIM; t += BLOCK_M) {
             const int jj = t / HEAD_DIM, d = t - jj * HEAD_DIM;
-            ks[jj][d] = n0 + jj < hi ? LOAD(k, koff + (long)(n0 + jj) * kss + d) : 0.0f;
+            ks[jj][d] = n0 + jj < hi ? LOAD(k, s->k + (long)(n0 + jj) * kss + d) : 0.0f;
         }
         for (int t = lid; t < BLOCK_N * HEAD_DIM_V; t += BLOCK_M) {
             const int jj = t / HEAD_DIM_V, d = t - jj * HEAD_DIM_V;
-            vs[jj][d] = n0 + jj < hi ? LOAD(v, voff + (long)(n0 + jj) * vss + d) : 0.0f;
+            vs[jj][d] = n0 + jj < hi ? LOAD(v, s->v + (long)(n0 + jj) * vss + d) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
-        float s[BLOCK_N];
+        float sc[BLOCK_N];
         float tmax = -INFINITY;
         for (int jj = 0; jj < BLOCK_N; ++jj) {
             const int j = n0 + jj;
@@ -96,9 +89,9 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
                 float dot = 0.0f;
                 for (int d = 0; d < HEAD_DIM; ++d)
                     dot = mad(qr[d], ks[jj][d], dot);
-                x = has_mask ? mad(mask[moff + j], CLATTN_LOG2E, dot) : dot;
+                x = clattn_score(c, s, dot, ir, j, CLATTN_LOG2E);
             }
-            s[jj] = x;
+            sc[jj] = x;
             tmax = clattn_max_nan(tmax, x);
         }
         const float m_new = clattn_max_nan(m, tmax);
@@ -109,7 +102,7 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
             for (int d = 0; d < HEAD_DIM_V; ++d)
                 acc[d] *= corr;
             for (int jj = 0; jj < BLOCK_N; ++jj) {
-                const float p = exp2(s[jj] - m_new);
+                const float p = exp2(sc[jj] - m_new);
                 l += p;
                 /* A key of probability 0 contributes nothing, even a NaN V. */
                 if (p != 0.0f)
@@ -129,12 +122,11 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     part_ml[2 * prow] = m;
     part_ml[2 * prow + 1] = l;
 #else
-    /* l == 0: the row saw no key; zeros and -inf, never 0/0. */
-    const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-    const long ooff = b * osb + h * osh + (long)i * oss;
+    const float inv = clattn_row_inv(l);
+    const long ooff = s->o + (long)i * oss;
     for (int d = 0; d < HEAD_DIM_V; ++d)
         STORE(o, ooff + d, acc[d] * inv);
     if (has_lse)
-        lse[(long)bh * seq_q + i] = l == 0.0f ? -INFINITY : (m + log2(l)) * CLATTN_LN2;
+        lse[s->lse + i] = clattn_row_lse2(m, l);
 #endif
 }

@@ -110,76 +110,75 @@ inline vec_t load_vec(global const store_t *p, long off, int n)
     return VLOAD(0, t);
 }
 
+#define score_v CLATTN_CAT(clattn_score_v, FV_VEC)
+
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
-    global const store_t *q, global const store_t *k, global const store_t *v, global store_t *o,
-    global const float *mask, global const int *kv_lens, global float *lse, int heads, int group,
-    int seq_q, int seq_kv, float scale, int causal, int windowed, int wl, int wr, int has_mask,
-    int has_kvl, int has_lse, long qsb, long qsh, long qss, long ksb, long ksh, long kss, long vsb,
-    long vsh, long vss, long osb, long osh, long oss, long msb, long msh, int keys_per_split,
-    global float *part_o, global float *part_ml)
+    CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
 #if !FV_DIRECT
     local float kt[HEAD_DIM * FV_VEC]; /* kt[d * FV_VEC + key] */
     local float vt[FV_VEC * DV_PAD];   /* vt[key * DV_PAD + dv] */
 #endif
 
+    const clattn_call call = CLATTN_CALL_INIT;
+    const clattn_call *c = &call;
     const int lid = get_local_id(0);
     const int g0 = get_group_id(0) * BLOCK_ROWS;
     const int row0 = g0 + lid * FV_ROWS; /* this work-item's rows: row0 .. row0+FV_ROWS-1 */
 #if FV_GQA
     const int kv_heads = heads / group;
     const int b = get_group_id(1) / kv_heads, kh = get_group_id(1) - b * kv_heads;
-    const int nrows = seq_q * group;
 #define QROW(v) ((v) / group)                  /* query row of virtual row v */
 /* v - QROW(v) * group, not v % group: a div/rem pair becomes LLVM's freeze,
  * which Oclgrind 21.10 cannot interpret. */
 #define QHEAD(v) (kh * group + (v) - QROW(v) * group) /* its query head */
+    const int h0 = kh * group;
 #else
-    const int b = get_group_id(1) / heads, h = get_group_id(1) - b * heads, kh = h / group;
-    const int nrows = seq_q;
+    const int b = get_group_id(1) / heads, h = get_group_id(1) - b * heads;
 #define QROW(v) (v)
 #define QHEAD(v) (h)
+    const int h0 = h;
 #endif
-    const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
+    /* Lengths and K/V offsets are the same for every head of the group. */
+    const clattn_seq s0 = clattn_seq_of(c, b, h0);
+    const int nrows = s0.sq * (FV_GQA ? group : 1);
     const int g_last = min(g0 + BLOCK_ROWS, nrows) - 1;
 
     /* Query rows grow with the virtual row, so the group's keys are bounded
      * by its first and last rows. */
-    int lo = clattn_key_lo(QROW(g0), L, seq_q, windowed, wl);
-    int hi = clattn_key_hi(QROW(g_last), L, seq_q, causal, windowed, wr);
+    int lo = g0 < nrows ? clattn_key_lo(c, &s0, QROW(g0)) : 0;
+    int hi = g0 < nrows ? clattn_key_hi(c, &s0, QROW(g_last)) : 0;
 #if SPLIT_KV
     const int split = get_group_id(2), nsplit = get_num_groups(2);
-    const int s0 = split * keys_per_split;
-    const int s1 = (int)min((long)s0 + keys_per_split, (long)seq_kv);
-    lo = max(lo, s0);
-    hi = min(hi, s1);
+    clattn_split_range(split, keys_per_split, seq_kv, &lo, &hi);
 #endif
 
-    const float qscale = scale * CLATTN_LOG2E;
+    const float qscale = clattn_qscale(c, CLATTN_LOG2E);
     float qr[FV_ROWS][DK_PAD]; /* zero past HEAD_DIM */
     vec_t acc[FV_ROWS][DV_VECS];
     float m[FV_ROWS], l[FV_ROWS];
     int rlo[FV_ROWS], rhi[FV_ROWS];
+    clattn_seq rs[FV_ROWS]; /* each row's head */
     for (int r = 0; r < FV_ROWS; ++r) {
         const bool ok = row0 + r < nrows;
-        const int i = QROW(min(row0 + r, nrows - 1)), hq = QHEAD(min(row0 + r, nrows - 1));
-        rlo[r] = ok ? clattn_key_lo(i, L, seq_q, windowed, wl) : 0;
-        rhi[r] = ok ? clattn_key_hi(i, L, seq_q, causal, windowed, wr) : 0;
+        const int vr = ok ? row0 + r : 0;
+        const int i = QROW(vr);
+        rs[r] = FV_GQA ? clattn_seq_of(c, b, QHEAD(vr)) : s0;
+        rlo[r] = ok ? clattn_key_lo(c, &s0, i) : 0;
+        rhi[r] = ok ? clattn_key_hi(c, &s0, i) : 0;
 #if SPLIT_KV
-        rlo[r] = max(rlo[r], s0);
-        rhi[r] = min(rhi[r], s1);
+        clattn_split_range(split, keys_per_split, seq_kv, &rlo[r], &rhi[r]);
 #endif
-        const long qoff = b * qsb + hq * qsh + (long)i * qss;
+        const long qoff = rs[r].q + (long)i * qss;
         for (int d = 0; d < DK_PAD; ++d)
             qr[r][d] = ok && d < HEAD_DIM ? LOAD(q, qoff + d) * qscale : 0.0f;
-        for (int c = 0; c < DV_VECS; ++c)
-            acc[r][c] = (vec_t)(0.0f);
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            acc[r][cc] = (vec_t)(0.0f);
+        clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l[r]);
     }
 
-    const long koff = b * ksb + kh * ksh;
-    const long voff = b * vsb + kh * vsh;
+    const long koff = s0.k;
+    const long voff = s0.v;
     for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
         vec_t s[FV_ROWS];
 #if FV_DIRECT
@@ -252,13 +251,9 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
             if (rlo[r] >= rhi[r] || n0 >= rhi[r] || n0 + FV_VEC <= rlo[r])
                 continue; /* nothing of this tile is visible to the row */
             vec_t x = s[r];
-            if (has_mask) {
-                float mt[FV_VEC];
-                const long moff = b * msb + QHEAD(row0 + r) * msh + (long)QROW(row0 + r) * seq_kv;
-                for (int e = 0; e < FV_VEC; ++e)
-                    mt[e] = n0 + e < seq_kv ? mask[moff + n0 + e] : 0.0f;
-                x = mad(VLOAD(0, mt), (vec_t)(CLATTN_LOG2E), x);
-            }
+#if CLATTN_SCORE_STEPS
+            x = score_v(c, &rs[r], x, QROW(row0 + r), n0, s0.L, CLATTN_LOG2E);
+#endif
             if (n0 < rlo[r] || n0 + FV_VEC > rhi[r]) { /* a partly visible tile */
                 const ivec_t seen = (j >= (ivec_t)(rlo[r])) & (j < (ivec_t)(rhi[r]));
                 x = select((vec_t)(-INFINITY), x, seen);
@@ -317,24 +312,24 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     for (int r = 0; r < FV_ROWS; ++r) {
         if (row0 + r >= nrows)
             break;
-        const int i = QROW(row0 + r), hq = QHEAD(row0 + r);
-        const int bh = b * heads + hq;
+        const int i = QROW(row0 + r);
         float out[DV_PAD];
-        for (int c = 0; c < DV_VECS; ++c)
-            VSTORE(acc[r][c], c, out);
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            VSTORE(acc[r][cc], cc, out);
 #if SPLIT_KV
+        const int bh = b * heads + QHEAD(row0 + r);
         const long prow = ((long)bh * nsplit + split) * seq_q + i;
         for (int d = 0; d < HEAD_DIM_V; ++d)
             part_o[prow * HEAD_DIM_V + d] = out[d];
         part_ml[2 * prow] = m[r];
         part_ml[2 * prow + 1] = l[r];
 #else
-        const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
-        const long ooff = b * osb + hq * osh + (long)i * oss;
+        const float inv = clattn_row_inv(l[r]);
+        const long ooff = rs[r].o + (long)i * oss;
         for (int d = 0; d < HEAD_DIM_V; ++d)
             STORE(o, ooff + d, out[d] * inv);
         if (has_lse)
-            lse[(long)bh * seq_q + i] = l[r] == 0.0f ? -INFINITY : (m[r] + log2(l[r])) * CLATTN_LN2;
+            lse[rs[r].lse + i] = clattn_row_lse2(m[r], l[r]);
 #endif
     }
 }

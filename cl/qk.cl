@@ -40,28 +40,31 @@
 #define QVSTORE CLATTN_CAT(vstore, QK_VEC)
 #define TILE_KEYS (QK_CV * QK_VEC)
 
+#define qk_score_v CLATTN_CAT(clattn_score_v, QK_VEC)
+
 kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
-    global const store_t *q, global const store_t *k, global const float *mask,
-    global const int *kv_lens, global float *scores, int heads, int group, int seq_q,
-    int seq_kv, int row0, int nrows, int bh0, float scale, int causal, int windowed, int wl,
-    int wr, int has_mask, int has_kvl, long qsb, long qsh, long qss, long ksb, long ksh,
-    long kss, long msb, long msh)
+    CLATTN_CALL_PARAMS, global float *scores, int row0, int nrows, int bh0)
 {
     local float kt[HEAD_DIM * TILE_KEYS]; /* kt[d * TILE_KEYS + key] */
 
+    const clattn_call call = CLATTN_CALL_INIT;
+    const clattn_call *c = &call;
     const int lid = get_local_id(0);
     const int j0 = get_group_id(0) * TILE_KEYS;
     const int bhl = get_group_id(2), bh = bh0 + bhl;
-    const int b = bh / heads, h = bh - b * heads, kh = h / group;
-    const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
+    const int b = bh / heads, h = bh - b * heads;
+    const clattn_seq sq = clattn_seq_of(c, b, h);
+    const clattn_seq *s = &sq;
     const int nkeys = min(TILE_KEYS, seq_kv - j0); /* of this tile that exist */
+    /* Rows of the chunk that exist in this sequence (all but with VARLEN). */
+    const int nreal = clamp(s->sq - row0, 0, nrows);
 
     /* Key bounds never fall as the row grows, so the chunk's first and last
      * rows bound which keys any of its rows sees. */
-    const bool any_seen = j0 < clattn_key_hi(row0 + nrows - 1, L, seq_q, causal, windowed, wr) &&
-                          j0 + TILE_KEYS > clattn_key_lo(row0, L, seq_q, windowed, wl);
+    const bool any_seen = nreal > 0 && j0 < clattn_key_hi(c, s, row0 + nreal - 1) &&
+                          j0 + TILE_KEYS > clattn_key_lo(c, s, row0);
     if (any_seen) {
-        const long kbase = b * ksb + kh * ksh + (long)j0 * kss;
+        const long kbase = s->k + (long)j0 * kss;
         for (int t = lid; t < TILE_KEYS * HEAD_DIM; t += QK_WG) {
             const int key = t / HEAD_DIM, d = t - key * HEAD_DIM;
             kt[d * TILE_KEYS + key] = key < nkeys ? LOAD(k, kbase + (long)key * kss + d) : 0.0f;
@@ -69,38 +72,39 @@ kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    const long qbase = b * qsb + h * qsh;
+    const float qscale = clattn_qscale(c, 1.0f);
     for (int r0 = lid * QK_ROWS; r0 < nrows; r0 += QK_WG * QK_ROWS) {
-        const int r_last = min(r0 + QK_ROWS, nrows) - 1;
+        const int r_last = min(r0 + QK_ROWS, nreal) - 1;
         /* Keys the block's rows see at most / all of them see. */
-        const int lo_any = clattn_key_lo(row0 + r0, L, seq_q, windowed, wl);
-        const int hi_any = clattn_key_hi(row0 + r_last, L, seq_q, causal, windowed, wr);
-        const int lo_all = clattn_key_lo(row0 + r_last, L, seq_q, windowed, wl);
-        const int hi_all = clattn_key_hi(row0 + r0, L, seq_q, causal, windowed, wr);
-        const bool seen = any_seen && j0 < hi_any && j0 + TILE_KEYS > lo_any;
+        const bool rows_real = r0 < nreal;
+        const int lo_any = rows_real ? clattn_key_lo(c, s, row0 + r0) : 0;
+        const int hi_any = rows_real ? clattn_key_hi(c, s, row0 + r_last) : 0;
+        const int lo_all = rows_real ? clattn_key_lo(c, s, row0 + r_last) : 0;
+        const int hi_all = rows_real ? clattn_key_hi(c, s, row0 + r0) : 0;
+        const bool seen = any_seen && rows_real && j0 < hi_any && j0 + TILE_KEYS > lo_any;
 
         qvec_t acc[QK_ROWS][QK_CV];
 #pragma unroll
         for (int r = 0; r < QK_ROWS; ++r)
 #pragma unroll
-            for (int c = 0; c < QK_CV; ++c)
-                acc[r][c] = (qvec_t)(0.0f);
+            for (int cv = 0; cv < QK_CV; ++cv)
+                acc[r][cv] = (qvec_t)(0.0f);
         if (seen) {
-            long qoff[QK_ROWS]; /* rows past the chunk repeat its last row, unstored */
+            long qoff[QK_ROWS]; /* rows past the real ones repeat the last, unstored */
 #pragma unroll
             for (int r = 0; r < QK_ROWS; ++r)
-                qoff[r] = qbase + (long)(row0 + min(r0 + r, nrows - 1)) * qss;
+                qoff[r] = s->q + (long)(row0 + min(r0 + r, r_last)) * qss;
             for (int d = 0; d < HEAD_DIM; ++d) {
                 qvec_t kv[QK_CV];
 #pragma unroll
-                for (int c = 0; c < QK_CV; ++c)
-                    kv[c] = QVLOAD(0, kt + d * TILE_KEYS + c * QK_VEC);
+                for (int cv = 0; cv < QK_CV; ++cv)
+                    kv[cv] = QVLOAD(0, kt + d * TILE_KEYS + cv * QK_VEC);
 #pragma unroll
                 for (int r = 0; r < QK_ROWS; ++r) {
                     const qvec_t qd = (qvec_t)(LOAD(q, qoff[r] + d));
 #pragma unroll
-                    for (int c = 0; c < QK_CV; ++c)
-                        acc[r][c] = fma(qd, kv[c], acc[r][c]);
+                    for (int cv = 0; cv < QK_CV; ++cv)
+                        acc[r][cv] = fma(qd, kv[cv], acc[r][cv]);
                 }
             }
         }
@@ -111,25 +115,29 @@ kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
         for (int r = 0; r < QK_ROWS && r0 + r < nrows; ++r) {
             const int i = row0 + r0 + r;
             global float *srow = scores + ((long)bhl * nrows + r0 + r) * seq_kv + j0;
-            global const float *mrow = mask + b * msb + h * msh + (long)i * seq_kv + j0;
-            if (whole) {
-                for (int c = 0; c < QK_CV; ++c) {
-                    qvec_t s = acc[r][c] * scale;
-                    if (has_mask)
-                        s += QVLOAD(c, mrow);
-                    QVSTORE(s, c, srow);
-                }
-            } else if (!seen) {
+            if (!seen || r0 + r >= nreal) {
                 for (int e = 0; e < nkeys; ++e)
                     srow[e] = -INFINITY;
+                continue;
+            }
+            qvec_t x[QK_CV];
+            for (int cv = 0; cv < QK_CV; ++cv) {
+                x[cv] = acc[r][cv] * qscale;
+#if CLATTN_SCORE_STEPS
+                x[cv] = qk_score_v(c, s, x[cv], i, j0 + cv * QK_VEC, s->L, 1.0f);
+#endif
+            }
+            if (whole) {
+                for (int cv = 0; cv < QK_CV; ++cv)
+                    QVSTORE(x[cv], cv, srow);
             } else {
-                const int lo = clattn_key_lo(i, L, seq_q, windowed, wl) - j0;
-                const int hi = clattn_key_hi(i, L, seq_q, causal, windowed, wr) - j0;
-                float s[TILE_KEYS];
-                for (int c = 0; c < QK_CV; ++c)
-                    QVSTORE(acc[r][c] * scale, c, s);
+                const int lo = clattn_key_lo(c, s, i) - j0;
+                const int hi = clattn_key_hi(c, s, i) - j0;
+                float t[TILE_KEYS];
+                for (int cv = 0; cv < QK_CV; ++cv)
+                    QVSTORE(x[cv], cv, t);
                 for (int e = 0; e < nkeys; ++e)
-                    srow[e] = e < lo || e >= hi ? -INFINITY : has_mask ? s[e] + mrow[e] : s[e];
+                    srow[e] = e < lo || e >= hi ? -INFINITY : t[e];
             }
         }
     }

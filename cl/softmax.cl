@@ -32,14 +32,14 @@
 #define sm_hsum CLATTN_CAT(clattn_hsum, SM_VEC)
 
 kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
-    global float *scores, global float *lse, int heads, int seq_q, int seq_kv, int row0,
-    int nrows, int bh0, int has_lse, int raw, global const float *mask,
-    global const int *kv_lens, int causal, int windowed, int wl, int wr, int has_mask,
-    int has_kvl, long msb, long msh)
+    CLATTN_CALL_PARAMS, global float *scores, int row0, int nrows, int bh0, int raw)
 {
     local float red[SM_WG];
+    const clattn_call call = CLATTN_CALL_INIT;
     const int t = get_local_id(0);
     const int il = get_group_id(1), bhl = get_group_id(2);
+    const int bh = bh0 + bhl, b = bh / heads, h = bh - b * heads, i = row0 + il;
+    const clattn_seq s = clattn_seq_of(&call, b, h);
     global float *row = scores + ((long)bhl * nrows + il) * seq_kv;
     /* Work-item t owns the vectors t, t + SM_WG, ... and the scalar tail
      * keys nvec * SM_VEC + t, + SM_WG, ...: the same keys in every pass, so
@@ -48,27 +48,16 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     const int tail0 = nvec * SM_VEC;
 
     /* raw: the scores came from a GEMM (scaled, nothing masked yet); apply
-     * the visibility rule and the additive mask here, once, in place. */
+     * the visibility rule and the score steps here, once, in place. (The
+     * plan gives GEMMs only problems whose steps do not include softcap.) */
     if (raw) {
-        const int bh = bh0 + bhl, b = bh / heads, h = bh - b * heads, i = row0 + il;
-        const int L = clattn_kv_len(kv_lens, has_kvl, b, seq_kv);
-        const int lo = clattn_key_lo(i, L, seq_q, windowed, wl);
-        const int hi = clattn_key_hi(i, L, seq_q, causal, windowed, wr);
-        global const float *mrow = mask + b * msb + h * msh + (long)i * seq_kv;
-        for (int c = t; c < nvec; c += SM_WG) {
-            const int j = c * SM_VEC;
-            if (j >= lo && j + SM_VEC <= hi) {
-                if (has_mask)
-                    SVSTORE(SVLOAD(c, row) + SVLOAD(c, mrow), c, row);
-            } else if (j + SM_VEC <= lo || j >= hi) {
-                SVSTORE((svec_t)(-INFINITY), c, row);
-            } else {
-                for (int e = j; e < j + SM_VEC; ++e)
-                    row[e] = e < lo || e >= hi ? -INFINITY : has_mask ? row[e] + mrow[e] : row[e];
-            }
-        }
-        for (int j = tail0 + t; j < seq_kv; j += SM_WG)
-            row[j] = j < lo || j >= hi ? -INFINITY : has_mask ? row[j] + mrow[j] : row[j];
+        const bool real = i < s.sq;
+        const int lo = real ? clattn_key_lo(&call, &s, i) : 0;
+        const int hi = real ? clattn_key_hi(&call, &s, i) : 0;
+        for (int j = t; j < seq_kv; j += SM_WG)
+            row[j] = j < lo || j >= hi ? -INFINITY : clattn_score(&call, &s, row[j], i, j, 1.0f);
+        /* The vector passes below read other work-items' keys. */
+        barrier(CLK_GLOBAL_MEM_FENCE);
     }
 
     /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
@@ -91,6 +80,11 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     }
     mx = red[0];
     barrier(CLK_LOCAL_MEM_FENCE);
+    /* A sink joins the denominator (with its own term below); it adds no
+     * probability to any key. */
+    float m_sink, l_sink;
+    clattn_softmax_init(&s, 1.0f, 1, &m_sink, &l_sink);
+    mx = clattn_max_nan(mx, m_sink);
 
     float sum = 0.0f;
     if (mx != -INFINITY) {
@@ -119,6 +113,8 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     sum = red[0];
+    if (l_sink != 0.0f)
+        sum += exp2((m_sink - mx) * CLATTN_LOG2E);
 
     /* No visible key: the scores were never exponentiated; all become 0. */
     const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
@@ -130,6 +126,6 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     }
     for (int j = tail0 + t; j < seq_kv; j += SM_WG)
         row[j] = sum == 0.0f || row[j] == 0.0f ? 0.0f : row[j] * inv;
-    if (has_lse && t == 0)
-        lse[(long)(bh0 + bhl) * seq_q + row0 + il] = sum == 0.0f ? -INFINITY : mx + log(sum);
+    if (has_lse && t == 0 && i < s.sq)
+        lse[s.lse + i] = sum == 0.0f ? -INFINITY : mx + log(sum);
 }

@@ -31,7 +31,17 @@
  *
  * ABI: within one major version, enum values and struct layouts never change
  * and new functions are only added. The shared library's SOVERSION is the
- * major version.
+ * major version. The descriptors that grow with new features
+ * (clattn_problem, clattn_buffers, clattn_host_buffers) end in a reserved
+ * block that must be zero: a later minor version gives new fields those
+ * bytes, so the size and the offsets of every older field stay as they are,
+ * and a binary built against an older header (whose reserved block is zero
+ * because its initialisers left it so) keeps its meaning — every new feature
+ * is off when its field is zero. A library older than the header a program
+ * was built with refuses a non-zero reserved field with
+ * CLATTN_ERR_INVALID_ARGUMENT rather than ignoring a feature it does not know.
+ * When a reserved block runs out, a new descriptor type and new entry points
+ * come in, and the old entry points stay as thin wrappers.
  */
 #ifndef CLATTN_H
 #define CLATTN_H
@@ -48,8 +58,8 @@
 #include <CL/cl.h>
 #endif
 
-#define CLATTN_VERSION_MAJOR 0
-#define CLATTN_VERSION_MINOR 1
+#define CLATTN_VERSION_MAJOR 1
+#define CLATTN_VERSION_MINOR 0
 #define CLATTN_VERSION_PATCH 0
 
 #if defined(_WIN32) && defined(CLATTN_SHARED_BUILD)
@@ -134,8 +144,26 @@ typedef struct clattn_strides {
     int64_t batch, head, seq;
 } clattn_strides;
 
+/* Layout of a mask in elements: entry (b, h, i, j) — batch b, query head h,
+ * query row i, key j — is at b * batch + h * head + i * row + j, the keys
+ * contiguous. A zero stride broadcasts that dimension, so a [B,1,1,Skv]
+ * padding mask is {Skv, 0, 0} and needs no expansion. A non-zero row stride
+ * must be at least seq_kv (a row holds all its keys), so a mask sized for a
+ * static cache ([..][max_len], max_len >= seq_kv) is used without slicing.
+ * Non-zero strides may not overlap (as for clattn_strides). */
+typedef struct clattn_mask_strides {
+    int64_t batch, head, row;
+} clattn_mask_strides;
+
+/* An optional mask input of a problem (bias or bool_mask). */
+typedef struct clattn_mask_layout {
+    int enabled;               /* 1: the call reads the mask's buffer */
+    clattn_dtype dtype;        /* bias: F32, F16 or BF16; bool_mask: must be 0 */
+    clattn_mask_strides strides;
+} clattn_mask_layout;
+
 /* One attention problem. A plain struct for designated initialisers: every
- * field left zero takes its default.
+ * field left zero takes its default, and every feature is off.
  *
  *   q: [batch][heads   ][seq_q ][head_dim  ]
  *   k: [batch][kv_heads][seq_kv][head_dim  ]
@@ -143,23 +171,48 @@ typedef struct clattn_strides {
  *   o: [batch][heads   ][seq_q ][head_dim_v]
  *   query head h reads kv head h / (heads / kv_heads)  (MHA, GQA, MQA)
  *
- * Visibility of key j to query row i of batch b, with L = kv_lens[b] when
- * kv_lens is given (else seq_kv) and i' = i + L - seq_q:
- *   - j < L always;
+ * The score pipeline, in this order, for query row i of batch b and head h
+ * and key j:
+ *   1. s = scale * q_i . k_j          (any finite scale; 0 = 1/sqrt(head_dim):
+ *                                      T5 uses 1.0, Gemma
+ *                                      query_pre_attn_scalar^-0.5)
+ *   2. softcap > 0:  s = softcap * tanh(s / softcap)   (Gemma 2, Grok)
+ *   3. alibi:        s += slope[h] * (j - i')          (i' below)
+ *   4. additive masks: s += mask[...] (the 0.1 fp32 mask) or bias[...]
+ *   5. visibility: an invisible key gets probability 0 (below)
+ *   6. softmax over the visible keys, whose denominator also holds
+ *      exp(sink[h]) when sinks is on (the sink contributes no value).
+ *
+ * Visibility of key j to query row i of batch b. Let L = kv_lens[b] when
+ * kv_lens is given (else seq_kv), S = kv_start[b] when kv_start is on (else
+ * 0), and i' = i + L - seq_q (the query's position among the keys when the
+ * last query row faces the last key; left padding does not move it):
+ *   - S <= j < L always (keys before kv_start[b] are left padding);
  *   - causal == CLATTN_CAUSAL_BOTTOM_RIGHT: j <= i';
  *   - causal == CLATTN_CAUSAL_TOP_LEFT:     j <= i;
  *   - windowed != 0: i' - window_left <= j <= i' + window_right, where a
- *     negative window_left or window_right leaves that side unbounded;
- *     it combines with causal (both must hold).
- * Scores are s_ij = scale * q_i . k_j + mask[b][h][i][j] for visible keys.
- * The additive mask (fp32) is indexed as
- *   b * mask_batch_stride + h * mask_head_stride + i * seq_kv + j
- * so a zero stride broadcasts over that dimension; -INFINITY masks a key.
+ *     negative window_left or window_right leaves that side unbounded; it
+ *     combines with causal (both must hold). The window is closed: a
+ *     framework's sliding window of W keys (transformers, vLLM) is
+ *     window_left = W - 1, window_right = 0 (or causal);
+ *   - chunk_size > 0 (Llama 4's attention_chunk_size): j and i' lie in the
+ *     same chunk, floor((j - S) / chunk_size) == floor((i' - S) / chunk_size);
+ *   - bool_mask enabled: bool_mask[b][h][i][j] != 0.
+ * With varlen, seq_q and L are the lengths of sequence b (below).
+ *
+ * The 0.1 additive mask (fp32, buffers.mask) is indexed as
+ *   b * mask_batch_stride + h * mask_head_stride + i * seq_kv + j;
+ * buffers.bias is its general form: storage bias.dtype, strides
+ * bias.strides (see clattn_mask_strides). The two may not both be given;
+ * either combines with bool_mask (T5: per-head bias plus a padding mask).
+ * -INFINITY in an additive mask hides a key.
+ *
  * A row that sees no key (or only -inf scores) gives zeros in O and -inf in
- * the LSE, never NaN. A key whose probability is exactly zero contributes
- * nothing to O, even where its V holds NaN or infinity; the K and V entries
- * of keys a row cannot see never affect that row (so a KV cache may hold
- * garbage past kv_lens[b]).
+ * the LSE, never NaN; with a sink, zeros in O and LSE = sink[h]. A key whose
+ * probability is exactly zero contributes nothing to O, even where its V
+ * holds NaN or infinity; the K and V entries of keys a row cannot see never
+ * affect that row (so a KV cache may hold garbage past kv_lens[b] or before
+ * kv_start[b]).
  * NaN: a NaN score of a key the row sees (NaN in the row's q, in that key's
  * k, or in its mask entry) makes the row's O and LSE NaN; NaN in v of a key
  * with non-zero probability makes the row's O NaN in those columns (its LSE
@@ -167,48 +220,99 @@ typedef struct clattn_strides {
  * and NaN in any other row, head or batch, never affect the row (a row that
  * sees no key gives zeros and -inf whatever its q). The same on every path.
  *
+ * Packed variable-length batches (varlen = 1, FlashAttention's varlen
+ * layout): batch is the number of sequences; sequence b's query rows are the
+ * tokens cu_seqlens_q[b] .. cu_seqlens_q[b+1]-1 and its keys the tokens
+ * cu_seqlens_kv[b] .. cu_seqlens_kv[b+1]-1 (int32 prefix sums, batch + 1
+ * entries starting at 0); seq_q and seq_kv are the largest lengths (every
+ * sequence's length must be at most these), total_q and total_kv the token
+ * counts. q and o are [total_q][heads][dim], k and v [total_kv][kv_heads][dim]:
+ * a view's seq stride steps a token, its head stride a head, and its batch
+ * stride must be 0 (all-zero strides mean packed: seq = heads * dim). The
+ * LSE is [heads][total_q]. Masking rules apply per sequence (causal per
+ * sequence; masks are indexed by the sequence b and the row and key inside
+ * it). kv_lens and kv_start cannot be combined with varlen.
+ *
  * Limits: seq_q and seq_kv at most 2^30, batch * heads below 2^31, head_dim
- * and head_dim_v 1..256, strides and mask strides non-negative, every
- * tensor's size in bytes within int64. */
+ * 1..512 or 576 (MLA with absorbed matrices), head_dim_v 1..512, strides and
+ * mask strides non-negative, every tensor's size in bytes within int64. */
 typedef struct clattn_problem {
     int batch, heads, kv_heads; /* kv_heads 0 = heads; heads % kv_heads == 0 */
     int seq_q, seq_kv, head_dim;
-    int head_dim_v;     /* 0 = head_dim; 1..256 like head_dim */
+    int head_dim_v;     /* 0 = head_dim; 1..512 */
     clattn_dtype dtype; /* storage type of q, k, v, o */
     float scale;        /* 0 = 1/sqrt(head_dim); must be finite */
     int causal;         /* CLATTN_CAUSAL_* */
     int windowed, window_left, window_right;
-    int64_t mask_batch_stride, mask_head_stride; /* elements; 0 broadcasts */
+    int64_t mask_batch_stride, mask_head_stride; /* buffers.mask; elements; 0 broadcasts */
     clattn_strides q_strides, k_strides, v_strides, o_strides;
     clattn_path path;
+    /* ---- since 1.0 ---- */
+    float softcap;      /* > 0: logit softcapping (step 2); 0 = off; finite */
+    int sinks;          /* 1: per-head sink logits, buffers.sinks (fp32 [heads]) */
+    int alibi;          /* 1: ALiBi slopes, buffers.alibi_slopes (fp32 [heads]) */
+    int kv_start;       /* 1: left padding, buffers.kv_start (int32 [batch]) */
+    int chunk_size;     /* > 0: chunked local attention; 0 = off */
+    clattn_mask_layout bias;      /* additive mask in buffers.bias */
+    clattn_mask_layout bool_mask; /* uint8 mask in buffers.bool_mask, nonzero = attend */
+    int varlen;         /* 1: packed variable-length batch (above) */
+    int total_q, total_kv; /* varlen: tokens in q/o and in k/v */
+    int64_t reserved[8];   /* must be zero (see ABI above) */
 } clattn_problem;
 
 /* Device buffers of one call. q, k, v, o are required; mask (fp32), kv_lens
- * (int32, one per batch) and lse (fp32 [batch][heads][seq_q], the natural-log
- * log-sum-exp of the scaled, masked scores of each row) may be NULL.
+ * (int32, one per batch) and lse (fp32 [batch][heads][seq_q], with varlen
+ * [heads][total_q]: the natural-log log-sum-exp of the scaled, masked scores
+ * of each row, the sink included) may be NULL. The buffers of the 1.0
+ * features are given exactly when the problem enables the feature: bias,
+ * bool_mask (uint8), sinks and alibi_slopes (fp32 [heads], natural-log units
+ * like the scores), kv_start (int32 [batch]), cu_seqlens_q and cu_seqlens_kv
+ * (int32 [batch + 1]).
  * Each must belong to the context's cl_context and be at least as large as
  * the problem needs (checked with CL_MEM_SIZE); o and lse may not share a
- * byte the problem touches with each other or with q, k, v, mask or kv_lens
- * (sub-buffers of one buffer are compared by their offsets). A kv_lens entry
- * outside 0..seq_kv is clamped to that range by the kernels (use
- * clattn_forward_host to have it refused). */
+ * byte the problem touches with each other or with any input (sub-buffers of
+ * one buffer are compared by their offsets). A kv_lens or kv_start entry
+ * outside 0..seq_kv is clamped to that range by the kernels, and so are
+ * cu_seqlens entries to 0..total and to the largest lengths (use
+ * clattn_forward_host to have them refused). */
 typedef struct clattn_buffers {
     cl_mem q, k, v, o;
     cl_mem mask;
     cl_mem kv_lens;
     cl_mem lse;
+    /* ---- since 1.0 ---- */
+    cl_mem bias, bool_mask;
+    cl_mem sinks, alibi_slopes;
+    cl_mem kv_start;
+    cl_mem cu_seqlens_q, cu_seqlens_kv;
+    cl_mem reserved[8]; /* must be NULL */
 } clattn_buffers;
 
 /* Host-memory counterparts, laid out exactly like the device buffers
- * (including the strides of the problem). kv_lens entries outside 0..seq_kv
- * are refused with CLATTN_ERR_INVALID_ARGUMENT. */
+ * (including the strides of the problem). kv_lens and kv_start entries
+ * outside 0..seq_kv, and cu_seqlens that do not start at 0, decrease, pass
+ * the totals or make a sequence longer than seq_q / seq_kv, are refused with
+ * CLATTN_ERR_INVALID_ARGUMENT. */
 typedef struct clattn_host_buffers {
     const void *q, *k, *v;
     void *o;
     const float *mask;
     const int32_t *kv_lens;
     float *lse;
+    /* ---- since 1.0 ---- */
+    const void *bias;
+    const uint8_t *bool_mask;
+    const float *sinks, *alibi_slopes;
+    const int32_t *kv_start;
+    const int32_t *cu_seqlens_q, *cu_seqlens_kv;
+    const void *reserved[8]; /* must be NULL */
 } clattn_host_buffers;
+
+/* The standard ALiBi slopes of a model with `heads` heads (Press et al.;
+ * Bloom, MPT): for a power of two n, slope[h] = 2^(-8 (h + 1) / n); otherwise
+ * the slopes of the largest power of two below, followed by every other slope
+ * of twice that. Writes heads floats. */
+CLATTN_API clattn_status clattn_alibi_slopes(int heads, float *slopes);
 
 /* Log levels of clattn_options.log. */
 #define CLATTN_LOG_ERROR 0

@@ -51,33 +51,78 @@ static int overlap(const region *a, const region *b)
     return a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes;
 }
 
+/* A buffer the problem declares (want) must be given, and one it does not
+ * must not be: a forgotten flag would otherwise ignore the caller's data. */
+static clattn_status declared(clattn_context *ctx, const char *name, cl_mem m, int want,
+                              const char *field)
+{
+    if (want && !m)
+        return BAD("buffers.%s is NULL but problem.%s enables it", name, field);
+    if (!want && m)
+        return BAD("buffers.%s is given but problem.%s is 0", name, field);
+    return CLATTN_OK;
+}
+
 clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
                                    const clattn_buffers *buf)
 {
     if (!buf)
         return BAD("buffers is NULL");
+    const clattn_problem *p = &s->p;
     const char *required[4] = {"q", "k", "v", "o"};
     const cl_mem mems[4] = {buf->q, buf->k, buf->v, buf->o};
     for (int i = 0; i < 4; ++i)
         if (!mems[i])
             return BAD("buffers.%s is NULL", required[i]);
-    region r[7];
+    for (size_t i = 0; i < sizeof buf->reserved / sizeof buf->reserved[0]; ++i)
+        if (buf->reserved[i])
+            return BAD("buffers.reserved[%zu] must be NULL", i);
+    CLATTN_TRY(declared(ctx, "bias", buf->bias, p->bias.enabled, "bias.enabled"));
+    CLATTN_TRY(declared(ctx, "bool_mask", buf->bool_mask, p->bool_mask.enabled,
+                        "bool_mask.enabled"));
+    CLATTN_TRY(declared(ctx, "sinks", buf->sinks, p->sinks, "sinks"));
+    CLATTN_TRY(declared(ctx, "alibi_slopes", buf->alibi_slopes, p->alibi, "alibi"));
+    CLATTN_TRY(declared(ctx, "kv_start", buf->kv_start, p->kv_start, "kv_start"));
+    CLATTN_TRY(declared(ctx, "cu_seqlens_q", buf->cu_seqlens_q, p->varlen, "varlen"));
+    CLATTN_TRY(declared(ctx, "cu_seqlens_kv", buf->cu_seqlens_kv, p->varlen, "varlen"));
+    if (buf->mask && p->bias.enabled)
+        return BAD("buffers.mask and buffers.bias are both given: pass one additive mask");
+    if (buf->kv_lens && p->varlen)
+        return BAD("buffers.kv_lens cannot be combined with varlen (cu_seqlens_kv gives the "
+                   "lengths)");
+
+    enum { NREG = 14, O_REG = 12, LSE_REG = 13 };
+    region r[NREG];
     memset(r, 0, sizeof r);
     const int64_t es = (int64_t)s->elem_size;
-    CLATTN_TRY(check_buffer(ctx, &r[0], "q", buf->q, s->q_extent * es));
-    CLATTN_TRY(check_buffer(ctx, &r[1], "k", buf->k, s->k_extent * es));
-    CLATTN_TRY(check_buffer(ctx, &r[2], "v", buf->v, s->v_extent * es));
-    if (buf->mask)
-        CLATTN_TRY(check_buffer(ctx, &r[3], "mask", buf->mask, s->mask_extent * 4));
-    if (buf->kv_lens)
-        CLATTN_TRY(check_buffer(ctx, &r[4], "kv_lens", buf->kv_lens, (int64_t)s->p.batch * 4));
-    CLATTN_TRY(check_buffer(ctx, &r[5], "o", buf->o, s->o_extent * es));
-    if (buf->lse)
-        CLATTN_TRY(check_buffer(ctx, &r[6], "lse", buf->lse, s->lse_elems * 4));
+    const int64_t bias_es = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+    const struct {
+        const char *name;
+        cl_mem m;
+        int64_t bytes;
+    } in[NREG] = {
+        {"q", buf->q, s->q_extent * es},
+        {"k", buf->k, s->k_extent * es},
+        {"v", buf->v, s->v_extent * es},
+        {"mask", buf->mask, s->mask_extent * 4},
+        {"kv_lens", buf->kv_lens, (int64_t)p->batch * 4},
+        {"bias", buf->bias, s->bias_extent * bias_es},
+        {"bool_mask", buf->bool_mask, s->bmask_extent},
+        {"sinks", buf->sinks, (int64_t)p->heads * 4},
+        {"alibi_slopes", buf->alibi_slopes, (int64_t)p->heads * 4},
+        {"kv_start", buf->kv_start, (int64_t)p->batch * 4},
+        {"cu_seqlens_q", buf->cu_seqlens_q, ((int64_t)p->batch + 1) * 4},
+        {"cu_seqlens_kv", buf->cu_seqlens_kv, ((int64_t)p->batch + 1) * 4},
+        {"o", buf->o, s->o_extent * es},
+        {"lse", buf->lse, s->lse_elems * 4},
+    };
+    for (int i = 0; i < NREG; ++i)
+        if (in[i].m)
+            CLATTN_TRY(check_buffer(ctx, &r[i], in[i].name, in[i].m, in[i].bytes));
     /* Outputs may not share bytes with anything else the call touches. */
-    for (int out = 5; out < 7; ++out)
-        for (int i = 0; i < 7; ++i)
-            if (i != out && !(out == 6 && i == 5) && overlap(&r[out], &r[i]))
+    for (int out = O_REG; out <= LSE_REG; ++out)
+        for (int i = 0; i < NREG; ++i)
+            if (i != out && !(out == LSE_REG && i == O_REG) && overlap(&r[out], &r[i]))
                 return BAD("buffers.%s overlaps the bytes of buffers.%s", r[out].name,
                            r[i].name);
     return CLATTN_OK;
@@ -145,14 +190,15 @@ typedef struct {
 } arg;
 #define ARG(x) {sizeof(x), &(x)}
 
-static clattn_status set_args(clattn_context *ctx, cl_kernel k, const arg *args, int n)
+static clattn_status set_args(clattn_context *ctx, cl_kernel k, int first, const arg *args,
+                             int n)
 {
     for (int i = 0; i < n; ++i) {
-        cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
+        cl_int err = clSetKernelArg(k, (cl_uint)(first + i), args[i].size, args[i].value);
         if (err != CL_SUCCESS) {
             /* Same status as any other call: out of resources stays that. */
             char what[32];
-            snprintf(what, sizeof what, "clSetKernelArg(%d)", i);
+            snprintf(what, sizeof what, "clSetKernelArg(%d)", first + i);
             return clattn__cl_fail(ctx, err, what);
         }
     }
@@ -284,42 +330,77 @@ void clattn__launch_record_release(clattn__launch_record *rec)
 
 static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 
+/* The parameters every kernel takes first, in the order of
+ * CLATTN_CALL_PARAMS (cl/common.h). */
 typedef struct {
-    cl_mem q, k, v, o, mask, kv_lens, lse;
-    cl_int has_mask, has_kvl, has_lse;
-    cl_int heads, group, seq_q, seq_kv, causal, windowed, wl, wr;
-    cl_float scale;
-    cl_long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, msb, msh;
+    cl_mem q, k, v, o, lse, kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes;
+    cl_int heads, group, seq_q, seq_kv, total_q, total_kv;
+    cl_float scale, softcap;
+    cl_int causal, windowed, wl, wr, chunk, has_kvl, has_lse;
+    cl_long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
+    cl_long bsb, bsh, bsr, msb, msh, msr;
 } call_args;
 
 static void fill_args(clattn_context *ctx, const clattn__shape *s, const clattn_buffers *b,
                       call_args *a)
 {
     const clattn_problem *p = &s->p;
+    cl_mem dummy = ctx->dummy; /* stands in for what the problem does not use */
     a->q = b->q;
     a->k = b->k;
     a->v = b->v;
     a->o = b->o;
-    a->mask = b->mask ? b->mask : ctx->dummy;
-    a->kv_lens = b->kv_lens ? b->kv_lens : ctx->dummy;
-    a->lse = b->lse ? b->lse : ctx->dummy;
-    a->has_mask = b->mask != NULL;
-    a->has_kvl = b->kv_lens != NULL;
-    a->has_lse = b->lse != NULL;
+    a->lse = b->lse ? b->lse : dummy;
+    a->kv_lens = b->kv_lens ? b->kv_lens : dummy;
+    a->kv_start = b->kv_start ? b->kv_start : dummy;
+    a->cu_q = b->cu_seqlens_q ? b->cu_seqlens_q : dummy;
+    a->cu_kv = b->cu_seqlens_kv ? b->cu_seqlens_kv : dummy;
+    a->bias = b->bias ? b->bias : b->mask ? b->mask : dummy;
+    a->bmask = b->bool_mask ? b->bool_mask : dummy;
+    a->sinks = b->sinks ? b->sinks : dummy;
+    a->slopes = b->alibi_slopes ? b->alibi_slopes : dummy;
     a->heads = p->heads;
     a->group = s->group;
     a->seq_q = p->seq_q;
     a->seq_kv = p->seq_kv;
+    a->total_q = p->total_q;
+    a->total_kv = p->total_kv;
+    a->scale = p->scale;
+    a->softcap = p->softcap;
     a->causal = p->causal;
     a->windowed = p->windowed;
     a->wl = p->window_left;
     a->wr = p->window_right;
-    a->scale = p->scale;
+    a->chunk = p->chunk_size;
+    a->has_kvl = b->kv_lens != NULL;
+    a->has_lse = b->lse != NULL;
     a->qsb = p->q_strides.batch, a->qsh = p->q_strides.head, a->qss = p->q_strides.seq;
     a->ksb = p->k_strides.batch, a->ksh = p->k_strides.head, a->kss = p->k_strides.seq;
     a->vsb = p->v_strides.batch, a->vsh = p->v_strides.head, a->vss = p->v_strides.seq;
     a->osb = p->o_strides.batch, a->osh = p->o_strides.head, a->oss = p->o_strides.seq;
-    a->msb = p->mask_batch_stride, a->msh = p->mask_head_stride;
+    a->bsb = s->bias_strides.batch, a->bsh = s->bias_strides.head, a->bsr = s->bias_strides.row;
+    a->msb = p->bool_mask.strides.batch, a->msh = p->bool_mask.strides.head;
+    a->msr = p->bool_mask.strides.row;
+}
+
+/* Sets the call parameters (arguments 0..) and then the kernel's own. */
+static clattn_status set_kernel_args(clattn_context *ctx, cl_kernel k, const call_args *a,
+                                     const arg *own, int n_own)
+{
+    const arg common[] = {
+        ARG(a->q),       ARG(a->k),       ARG(a->v),      ARG(a->o),        ARG(a->lse),
+        ARG(a->kv_lens), ARG(a->kv_start), ARG(a->cu_q),  ARG(a->cu_kv),    ARG(a->bias),
+        ARG(a->bmask),   ARG(a->sinks),   ARG(a->slopes), ARG(a->heads),    ARG(a->group),
+        ARG(a->seq_q),   ARG(a->seq_kv),  ARG(a->total_q), ARG(a->total_kv), ARG(a->scale),
+        ARG(a->softcap), ARG(a->causal),  ARG(a->windowed), ARG(a->wl),     ARG(a->wr),
+        ARG(a->chunk),   ARG(a->has_kvl), ARG(a->has_lse), ARG(a->qsb),     ARG(a->qsh),
+        ARG(a->qss),     ARG(a->ksb),     ARG(a->ksh),    ARG(a->kss),      ARG(a->vsb),
+        ARG(a->vsh),     ARG(a->vss),     ARG(a->osb),    ARG(a->osh),      ARG(a->oss),
+        ARG(a->bsb),     ARG(a->bsh),     ARG(a->bsr),    ARG(a->msb),      ARG(a->msh),
+        ARG(a->msr)};
+    const int n = (int)(sizeof common / sizeof common[0]);
+    CLATTN_TRY(set_args(ctx, k, 0, common, n));
+    return set_args(ctx, k, n, own, n_own);
 }
 
 static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clattn__plan *pl,
@@ -333,16 +414,8 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     cl_mem part_o = split ? ctx->scratch[0] : ctx->dummy;
     cl_mem part_ml = split ? ctx->scratch[1] : ctx->dummy;
     cl_int kps = split ? pl->keys_per_split : 0;
-    const arg fa[] = {ARG(a->q),   ARG(a->k),       ARG(a->v),       ARG(a->o),
-                      ARG(a->mask), ARG(a->kv_lens), ARG(a->lse),     ARG(a->heads),
-                      ARG(a->group), ARG(a->seq_q),  ARG(a->seq_kv),  ARG(a->scale),
-                      ARG(a->causal), ARG(a->windowed), ARG(a->wl),   ARG(a->wr),
-                      ARG(a->has_mask), ARG(a->has_kvl), ARG(a->has_lse), ARG(a->qsb),
-                      ARG(a->qsh),  ARG(a->qss),     ARG(a->ksb),     ARG(a->ksh),
-                      ARG(a->kss),  ARG(a->vsb),     ARG(a->vsh),     ARG(a->vss),
-                      ARG(a->osb),  ARG(a->osh),     ARG(a->oss),     ARG(a->msb),
-                      ARG(a->msh),  ARG(kps),        ARG(part_o),     ARG(part_ml)};
-    CLATTN_TRY(set_args(ctx, fe->kernel, fa, (int)(sizeof fa / sizeof fa[0])));
+    const arg fa[] = {ARG(kps), ARG(part_o), ARG(part_ml)};
+    CLATTN_TRY(set_kernel_args(ctx, fe->kernel, a, fa, 3));
     const size_t wg = (size_t)pl->fused.values[0];
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
     size_t row_groups, head_groups;
@@ -354,10 +427,8 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
         return CLATTN_OK;
 
     cl_int nsplit = pl->nsplit;
-    const arg ca[] = {ARG(part_o), ARG(part_ml), ARG(a->o),   ARG(a->lse),
-                      ARG(a->heads), ARG(a->seq_q), ARG(nsplit), ARG(a->has_lse),
-                      ARG(a->osb), ARG(a->osh),   ARG(a->oss)};
-    CLATTN_TRY(set_args(ctx, ce->kernel, ca, (int)(sizeof ca / sizeof ca[0])));
+    const arg ca[] = {ARG(nsplit), ARG(part_o), ARG(part_ml)};
+    CLATTN_TRY(set_kernel_args(ctx, ce->kernel, a, ca, 3));
     const size_t cw = (size_t)pl->combine.values[0];
     const size_t cg[2] = {round_up((size_t)s->p.seq_q, cw), bh};
     const size_t cl[2] = {cw, 1};
@@ -377,14 +448,8 @@ static clattn_status stage_qk(clattn_context *ctx, const clattn__shape *s, clatt
                          k->nrows);
     const clattn__program_entry *e;
     CLATTN_TRY(clattn__get_kernel(ctx, &pl->qk, &e));
-    const arg args[] = {ARG(a->q),      ARG(a->k),        ARG(a->mask),    ARG(a->kv_lens),
-                        ARG(scores),    ARG(a->heads),    ARG(a->group),   ARG(a->seq_q),
-                        ARG(a->seq_kv), ARG(k->row0),     ARG(k->nrows),   ARG(k->bh0),
-                        ARG(a->scale),  ARG(a->causal),   ARG(a->windowed), ARG(a->wl),
-                        ARG(a->wr),     ARG(a->has_mask), ARG(a->has_kvl), ARG(a->qsb),
-                        ARG(a->qsh),    ARG(a->qss),      ARG(a->ksb),     ARG(a->ksh),
-                        ARG(a->kss),    ARG(a->msb),      ARG(a->msh)};
-    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0)};
+    CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 4));
     /* a group per tile of QK_CV * QK_VEC keys */
     const size_t wg = (size_t)pl->qk.values[0];
     const size_t keys = (size_t)pl->qk.values[2] * (size_t)pl->qk.values[3];
@@ -399,12 +464,8 @@ static clattn_status stage_softmax(clattn_context *ctx, clattn__plan *pl, call_a
     const clattn__program_entry *e;
     CLATTN_TRY(clattn__get_kernel(ctx, &pl->softmax, &e));
     cl_int raw = pl->qk_blas; /* GEMM scores still need their masking */
-    const arg args[] = {ARG(scores),     ARG(a->lse),     ARG(a->heads),    ARG(a->seq_q),
-                        ARG(a->seq_kv),  ARG(k->row0),    ARG(k->nrows),    ARG(k->bh0),
-                        ARG(a->has_lse), ARG(raw),        ARG(a->mask),     ARG(a->kv_lens),
-                        ARG(a->causal),  ARG(a->windowed), ARG(a->wl),      ARG(a->wr),
-                        ARG(a->has_mask), ARG(a->has_kvl), ARG(a->msb),     ARG(a->msh)};
-    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0), ARG(raw)};
+    CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 5));
     const size_t w = (size_t)pl->softmax.values[0];
     const size_t g[3] = {w, (size_t)k->nrows, (size_t)k->nbh};
     const size_t l[3] = {w, 1, 1};
@@ -419,13 +480,8 @@ static clattn_status stage_av(clattn_context *ctx, const clattn__shape *s, clatt
                          k->nrows);
     const clattn__program_entry *e;
     CLATTN_TRY(clattn__get_kernel(ctx, &pl->av, &e));
-    const arg args[] = {ARG(scores),    ARG(a->v),       ARG(a->o),     ARG(a->kv_lens),
-                        ARG(a->heads),  ARG(a->group),   ARG(a->seq_q), ARG(a->seq_kv),
-                        ARG(k->row0),   ARG(k->nrows),   ARG(k->bh0),   ARG(a->causal),
-                        ARG(a->windowed), ARG(a->wl),    ARG(a->wr),    ARG(a->has_kvl),
-                        ARG(a->vsb),    ARG(a->vsh),     ARG(a->vss),   ARG(a->osb),
-                        ARG(a->osh),    ARG(a->oss)};
-    CLATTN_TRY(set_args(ctx, e->kernel, args, (int)(sizeof args / sizeof args[0])));
+    const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0)};
+    CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 4));
     /* a work-item per AV_ROWS rows, a group per AV_CV * AV_VEC value dims */
     const size_t wg = (size_t)pl->av.values[0], rows = (size_t)pl->av.values[1];
     const size_t dims = (size_t)pl->av.values[2] * (size_t)pl->av.values[3];
@@ -530,8 +586,7 @@ clattn_status clattn__forward_locked(clattn_context *ctx, const clattn__shape *s
     CLATTN_TRY(clattn__check_buffers(ctx, s, buf));
 
     clattn__shape shape = *s;
-    shape.has_mask = buf->mask != NULL;
-    shape.has_kv_lens = buf->kv_lens != NULL;
+    clattn__shape_set_mask(&shape, buf->mask != NULL, buf->kv_lens != NULL);
     clattn__plan plan;
     CLATTN_TRY(clattn__plan_make(ctx, &shape, ctx->max_scratch_bytes, 0, &plan));
     if (probs_host && plan.path != CLATTN_PATH_THREE_STAGE)

@@ -15,15 +15,23 @@ static int in_order(const clattn_context *ctx)
            !(props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE);
 }
 
+/* The softmax kernel applies every score step to a GEMM's raw scores but
+ * softcapping, which must see the scores before they are scaled whole; a
+ * batched GEMM cannot follow variable-length sequences. */
 int clattn__blas_qk_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
-    return s->p.dtype == CLATTN_F32 && in_order(ctx);
+    const unsigned f = clattn__shape_features(s);
+    return s->p.dtype == CLATTN_F32 && in_order(ctx) &&
+           !(f & (CLATTN__F_SOFTCAP | CLATTN__F_VARLEN));
 }
 
+/* A GEMM cannot skip keys: only problems where every row sees every key. */
 int clattn__blas_av_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
+    const unsigned f = clattn__shape_features(s);
     return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->has_mask && !s->has_kv_lens &&
-           s->p.causal == CLATTN_CAUSAL_NONE && !s->p.windowed;
+           s->p.causal == CLATTN_CAUSAL_NONE && !s->p.windowed &&
+           !(f & ~(CLATTN__F_SINKS | CLATTN__F_SOFTCAP | CLATTN__F_ALIBI));
 }
 
 static clattn_status blas_fail(clattn_context *ctx, CLBlastStatusCode code, const char *what)

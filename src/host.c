@@ -8,16 +8,16 @@
 
 #define BAD(...) clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, __VA_ARGS__)
 
-typedef struct {
-    cl_mem q, k, v, o, mask, kv_lens, lse;
-} device_copies;
-
-static void release_copies(device_copies *d)
+/* Device copies of the caller's host arrays, in clattn_buffers' form. */
+static void release_copies(clattn_buffers *d)
 {
-    cl_mem *m = &d->q;
-    for (int i = 0; i < 7; ++i)
-        if (m[i])
-            clReleaseMemObject(m[i]);
+    cl_mem *m[] = {&d->q,     &d->k,         &d->v,        &d->o,
+                   &d->mask,  &d->kv_lens,   &d->lse,      &d->bias,
+                   &d->bool_mask, &d->sinks, &d->alibi_slopes, &d->kv_start,
+                   &d->cu_seqlens_q, &d->cu_seqlens_kv};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; ++i)
+        if (*m[i])
+            clReleaseMemObject(*m[i]);
 }
 
 static clattn_status copy_in(clattn_context *ctx, cl_mem *out, const void *host, int64_t bytes,
@@ -47,11 +47,69 @@ static clattn_status check_host(clattn_context *ctx, const clattn__shape *s,
         return BAD("buffers.k is NULL");
     if (!h->v)
         return BAD("buffers.v is NULL");
-    if (h->kv_lens)
-        for (int b = 0; b < s->p.batch; ++b)
-            if (h->kv_lens[b] < 0 || h->kv_lens[b] > s->p.seq_kv)
-                return BAD("kv_lens[%d] = %d is outside 0..seq_kv (%d)", b, (int)h->kv_lens[b],
-                           s->p.seq_kv);
+    const clattn_problem *p = &s->p;
+    for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; ++i)
+        if (h->reserved[i])
+            return BAD("buffers.reserved[%zu] must be NULL", i);
+    const struct {
+        const char *name, *field;
+        const void *ptr;
+        int want;
+    } decl[] = {
+        {"bias", "bias.enabled", h->bias, p->bias.enabled},
+        {"bool_mask", "bool_mask.enabled", h->bool_mask, p->bool_mask.enabled},
+        {"sinks", "sinks", h->sinks, p->sinks},
+        {"alibi_slopes", "alibi", h->alibi_slopes, p->alibi},
+        {"kv_start", "kv_start", h->kv_start, p->kv_start},
+        {"cu_seqlens_q", "varlen", h->cu_seqlens_q, p->varlen},
+        {"cu_seqlens_kv", "varlen", h->cu_seqlens_kv, p->varlen},
+    };
+    for (size_t i = 0; i < sizeof decl / sizeof decl[0]; ++i) {
+        if (decl[i].want && !decl[i].ptr)
+            return BAD("buffers.%s is NULL but problem.%s enables it", decl[i].name,
+                       decl[i].field);
+        if (!decl[i].want && decl[i].ptr)
+            return BAD("buffers.%s is given but problem.%s is 0", decl[i].name, decl[i].field);
+    }
+    if (h->mask && p->bias.enabled)
+        return BAD("buffers.mask and buffers.bias are both given: pass one additive mask");
+    if (h->kv_lens && p->varlen)
+        return BAD("buffers.kv_lens cannot be combined with varlen (cu_seqlens_kv gives the "
+                   "lengths)");
+    const struct {
+        const char *name;
+        const int32_t *v;
+    } lens[2] = {{"kv_lens", h->kv_lens}, {"kv_start", h->kv_start}};
+    for (int i = 0; i < 2; ++i)
+        for (int b = 0; lens[i].v && b < p->batch; ++b)
+            if (lens[i].v[b] < 0 || lens[i].v[b] > p->seq_kv)
+                return BAD("%s[%d] = %d is outside 0..seq_kv (%d)", lens[i].name, b,
+                           (int)lens[i].v[b], p->seq_kv);
+    if (p->varlen) {
+        const struct {
+            const char *name;
+            const int32_t *cu;
+            int total, max;
+            const char *max_name;
+        } cus[2] = {{"cu_seqlens_q", h->cu_seqlens_q, p->total_q, p->seq_q, "seq_q"},
+                    {"cu_seqlens_kv", h->cu_seqlens_kv, p->total_kv, p->seq_kv, "seq_kv"}};
+        for (int i = 0; i < 2; ++i) {
+            if (cus[i].cu[0] != 0)
+                return BAD("%s[0] must be 0 (got %d)", cus[i].name, (int)cus[i].cu[0]);
+            for (int b = 0; b < p->batch; ++b) {
+                const int64_t len = (int64_t)cus[i].cu[b + 1] - cus[i].cu[b];
+                if (len < 0)
+                    return BAD("%s decreases at entry %d (%d after %d)", cus[i].name, b + 1,
+                               (int)cus[i].cu[b + 1], (int)cus[i].cu[b]);
+                if (len > cus[i].max)
+                    return BAD("%s: sequence %d has %lld tokens, more than %s (%d)",
+                               cus[i].name, b, (long long)len, cus[i].max_name, cus[i].max);
+            }
+            if (cus[i].cu[p->batch] > cus[i].total)
+                return BAD("%s[%d] = %d passes the total (%d)", cus[i].name, p->batch,
+                           (int)cus[i].cu[p->batch], cus[i].total);
+        }
+    }
     return CLATTN_OK;
 }
 
@@ -59,20 +117,36 @@ static clattn_status check_host(clattn_context *ctx, const clattn__shape *s,
 static clattn_status run_host(clattn_context *ctx, const clattn__shape *s,
                               const clattn_host_buffers *h, float *probs)
 {
+    const clattn_problem *p = &s->p;
     const int64_t es = (int64_t)s->elem_size;
-    device_copies d;
+    const int64_t bias_es = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+    const int64_t cu_bytes = ((int64_t)p->batch + 1) * 4;
+    clattn_buffers d;
     memset(&d, 0, sizeof d);
-    clattn_status st = copy_in(ctx, &d.q, h->q, s->q_extent * es, "q");
-    if (st == CLATTN_OK)
-        st = copy_in(ctx, &d.k, h->k, s->k_extent * es, "k");
-    if (st == CLATTN_OK)
-        st = copy_in(ctx, &d.v, h->v, s->v_extent * es, "v");
-    if (st == CLATTN_OK && h->mask)
-        st = copy_in(ctx, &d.mask, h->mask, s->mask_extent * 4, "mask");
-    if (st == CLATTN_OK && h->kv_lens)
-        st = copy_in(ctx, &d.kv_lens, h->kv_lens, (int64_t)s->p.batch * 4, "kv_lens");
-    if (st == CLATTN_OK && h->o)
-        st = copy_in(ctx, &d.o, h->o, s->o_extent * es, "o");
+    const struct {
+        cl_mem *dst;
+        const void *src;
+        int64_t bytes;
+        const char *name;
+    } ins[] = {
+        {&d.q, h->q, s->q_extent * es, "q"},
+        {&d.k, h->k, s->k_extent * es, "k"},
+        {&d.v, h->v, s->v_extent * es, "v"},
+        {&d.mask, h->mask, s->mask_extent * 4, "mask"},
+        {&d.kv_lens, h->kv_lens, (int64_t)p->batch * 4, "kv_lens"},
+        {&d.bias, h->bias, s->bias_extent * bias_es, "bias"},
+        {&d.bool_mask, h->bool_mask, s->bmask_extent, "bool_mask"},
+        {&d.sinks, h->sinks, (int64_t)p->heads * 4, "sinks"},
+        {&d.alibi_slopes, h->alibi_slopes, (int64_t)p->heads * 4, "alibi_slopes"},
+        {&d.kv_start, h->kv_start, (int64_t)p->batch * 4, "kv_start"},
+        {&d.cu_seqlens_q, h->cu_seqlens_q, cu_bytes, "cu_seqlens_q"},
+        {&d.cu_seqlens_kv, h->cu_seqlens_kv, cu_bytes, "cu_seqlens_kv"},
+        {&d.o, h->o, s->o_extent * es, "o"},
+    };
+    clattn_status st = CLATTN_OK;
+    for (size_t i = 0; i < sizeof ins / sizeof ins[0] && st == CLATTN_OK; ++i)
+        if (ins[i].src)
+            st = copy_in(ctx, ins[i].dst, ins[i].src, ins[i].bytes, ins[i].name);
     if (st == CLATTN_OK && !h->o) {
         cl_int err;
         d.o = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, (size_t)(s->o_extent * es), NULL,
@@ -93,8 +167,7 @@ static clattn_status run_host(clattn_context *ctx, const clattn__shape *s,
     }
     cl_event done = NULL;
     if (st == CLATTN_OK) {
-        clattn_buffers b = {d.q, d.k, d.v, d.o, d.mask, d.kv_lens, d.lse};
-        st = clattn__forward_locked(ctx, s, &b, 0, NULL, &done, probs);
+        st = clattn__forward_locked(ctx, s, &d, 0, NULL, &done, probs);
     }
     /* The LSE comes back through a copy, so a failing read of either output
      * leaves both of the caller's arrays untouched. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "problem.h"
 
 static const struct {
     const char *file, *kernel;
@@ -108,6 +109,23 @@ int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_c
     for (int i = 0; i < families[cfg->id].nparams && n >= 0 && (size_t)n < size; ++i)
         n += snprintf(buf + n, size - (size_t)n, " -D%s=%d", families[cfg->id].params[i],
                       cfg->values[i]);
+    /* Score features: each a switch of cl/common.h, absent when off, so a
+     * plain problem builds exactly the plain kernels. */
+    static const struct {
+        unsigned bit;
+        const char *define;
+    } features[] = {
+        {CLATTN__F_SOFTCAP, "SOFTCAP"}, {CLATTN__F_SINKS, "SINKS"},
+        {CLATTN__F_ALIBI, "ALIBI"},     {CLATTN__F_BIAS, "BIAS"},
+        {CLATTN__F_BMASK, "BMASK"},     {CLATTN__F_KV_START, "KV_START"},
+        {CLATTN__F_CHUNK, "CHUNK"},     {CLATTN__F_VARLEN, "VARLEN"},
+    };
+    for (size_t i = 0; i < sizeof features / sizeof features[0]; ++i)
+        if ((cfg->features & features[i].bit) && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " -D%s=1", features[i].define);
+    const unsigned bias_dtype = cfg->features >> CLATTN__F_BIAS_DTYPE_SHIFT & 3u;
+    if ((cfg->features & CLATTN__F_BIAS) && bias_dtype && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " -DBIAS_DTYPE=%u", bias_dtype);
     const char *extra = getenv("CLATTN_BUILD_OPTIONS");
     if (extra && *extra && n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " %s", extra);

@@ -34,6 +34,7 @@ typedef struct clattn__kernel_config {
     clattn__kernel_id id;
     clattn_dtype dtype;
     int head_dim, head_dim_v;
+    unsigned features; /* CLATTN__F_* of the problem (problem.h): -D switches */
     int values[CLATTN__MAX_PARAMS]; /* in the order of clattn__kernel_params */
 } clattn__kernel_config;
 

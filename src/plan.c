@@ -117,6 +117,7 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     c.dtype = s->p.dtype;
     c.head_dim = s->p.head_dim;
     c.head_dim_v = s->p.head_dim_v;
+    c.features = clattn__shape_features(s);
     c.values[0] = v0;
     c.values[1] = v1;
     c.values[2] = v2;
@@ -164,7 +165,8 @@ void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune
     k->head_dim_v = s->p.head_dim_v;
     k->causal = s->p.causal;
     k->windowed = s->p.windowed;
-    k->has_mask = s->has_mask;
+    k->has_mask = s->has_mask || s->p.bias.enabled;
+    k->features = clattn__shape_features(s);
     k->group = s->group;
     k->sq_bucket = clattn__seq_bucket(s->p.seq_q);
     k->skv_bucket = clattn__seq_bucket(s->p.seq_kv);

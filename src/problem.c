@@ -71,6 +71,119 @@ static clattn_status check_view(struct clattn_context *ctx, const char *name,
     return CLATTN_OK;
 }
 
+/* Offsets of a mask [batch][heads][seq_q][seq_kv] with the keys contiguous:
+ * zero strides broadcast; the others may not overlap (as check_view, the
+ * broadcast dimensions left out). */
+static clattn_status check_mask(struct clattn_context *ctx, const char *name,
+                                const clattn_mask_layout *m, const clattn_problem *p,
+                                int64_t *extent)
+{
+    *extent = 0;
+    if (m->enabled != 0 && m->enabled != 1)
+        return BAD("%s.enabled must be 0 or 1 (got %d)", name, m->enabled);
+    if (!m->enabled) {
+        if (m->dtype != 0 || m->strides.batch || m->strides.head || m->strides.row)
+            return BAD("%s: dtype and strides are set but %s.enabled is 0", name, name);
+        return CLATTN_OK;
+    }
+    if (!strcmp(name, "bool_mask") && m->dtype != 0)
+        return BAD("bool_mask.dtype must be 0 (the mask is uint8; got %d)", (int)m->dtype);
+    if (m->dtype != CLATTN_F32 && m->dtype != CLATTN_F16 && m->dtype != CLATTN_BF16)
+        return BAD("%s.dtype %d is not a clattn_dtype", name, (int)m->dtype);
+    const clattn_mask_strides *st = &m->strides;
+    if (st->batch < 0 || st->head < 0 || st->row < 0)
+        return BAD("%s.strides: negative stride (batch %lld, head %lld, row %lld)", name,
+                   (long long)st->batch, (long long)st->head, (long long)st->row);
+    int64_t n[4] = {p->seq_kv, p->seq_q, p->heads, p->batch};
+    int64_t sd[4] = {1, st->row, st->head, st->batch};
+    const char *dn[4] = {"key", "row", "head", "batch"};
+    int order[4] = {0, 1, 2, 3};
+    for (int a = 1; a < 4; ++a)
+        for (int b = a; b > 0 && sd[order[b]] < sd[order[b - 1]]; --b) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    int64_t span = 0;
+    for (int a = 0; a < 4; ++a) {
+        int x = order[a];
+        if (n[x] <= 1 || sd[x] == 0)
+            continue; /* a broadcast dimension reads the same elements again */
+        if (sd[x] <= span)
+            return BAD("%s.strides: the %s stride %lld overlaps the elements of the smaller "
+                       "dimensions (needs 0 or > %lld)",
+                       name, dn[x], (long long)sd[x], (long long)span);
+        int64_t step;
+        if (!mul_ok(n[x] - 1, sd[x], &step) || !add_ok(span, step, &span))
+            return BAD("%s.strides: offsets overflow 64 bits", name);
+    }
+    if (!add_ok(span, 1, extent))
+        return BAD("%s.strides: offsets overflow 64 bits", name);
+    return CLATTN_OK;
+}
+
+/* The 1.0 fields other than the masks and views. */
+static clattn_status check_features(struct clattn_context *ctx, const clattn_problem *p)
+{
+    for (size_t i = 0; i < sizeof p->reserved / sizeof p->reserved[0]; ++i)
+        if (p->reserved[i] != 0)
+            return BAD("reserved[%zu] must be zero (a field of a newer clattn than this %s?)", i,
+                       clattn_version());
+    if (!isfinite(p->softcap) || p->softcap < 0.0f)
+        return BAD("softcap must be 0 (off) or positive and finite (got %g)", (double)p->softcap);
+    const struct {
+        const char *name;
+        int v;
+    } flags[4] = {{"sinks", p->sinks}, {"alibi", p->alibi}, {"kv_start", p->kv_start},
+                  {"varlen", p->varlen}};
+    for (int i = 0; i < 4; ++i)
+        if (flags[i].v != 0 && flags[i].v != 1)
+            return BAD("%s must be 0 or 1 (got %d)", flags[i].name, flags[i].v);
+    if (p->chunk_size < 0)
+        return BAD("chunk_size must be 0 (off) or positive (got %d)", p->chunk_size);
+    if (!p->varlen && (p->total_q != 0 || p->total_kv != 0))
+        return BAD("total_q and total_kv are for varlen problems (varlen is 0; got %d, %d)",
+                   p->total_q, p->total_kv);
+    if (p->varlen) {
+        if (p->total_q <= 0 || p->total_kv <= 0)
+            return BAD("varlen: total_q and total_kv must be positive (got %d, %d)", p->total_q,
+                       p->total_kv);
+        if (p->kv_start)
+            return BAD("kv_start cannot be combined with varlen (each sequence starts at its "
+                       "own cu_seqlens_kv entry)");
+    }
+    return CLATTN_OK;
+}
+
+unsigned clattn__shape_features(const clattn__shape *s)
+{
+    const clattn_problem *p = &s->p;
+    unsigned f = 0;
+    f |= p->softcap > 0.0f ? CLATTN__F_SOFTCAP : 0u;
+    f |= p->sinks ? CLATTN__F_SINKS : 0u;
+    f |= p->alibi ? CLATTN__F_ALIBI : 0u;
+    f |= p->bias.enabled || s->has_mask ? CLATTN__F_BIAS : 0u;
+    f |= p->bool_mask.enabled ? CLATTN__F_BMASK : 0u;
+    f |= p->kv_start ? CLATTN__F_KV_START : 0u;
+    f |= p->chunk_size > 0 ? CLATTN__F_CHUNK : 0u;
+    f |= p->varlen ? CLATTN__F_VARLEN : 0u;
+    if (f & CLATTN__F_BIAS)
+        f |= (unsigned)s->bias_dtype << CLATTN__F_BIAS_DTYPE_SHIFT;
+    return f;
+}
+
+void clattn__shape_set_mask(clattn__shape *s, int has_mask, int has_kv_lens)
+{
+    s->has_mask = has_mask;
+    s->has_kv_lens = has_kv_lens;
+    if (has_mask) {
+        s->bias_dtype = CLATTN_F32;
+        s->bias_strides.batch = s->p.mask_batch_stride;
+        s->bias_strides.head = s->p.mask_head_stride;
+        s->bias_strides.row = s->p.seq_kv;
+    }
+}
+
 clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn_problem *in,
                                         clattn__shape *out)
 {
@@ -93,11 +206,15 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
         return BAD("seq_q must be in 1..%d (got %d)", CLATTN__MAX_SEQ, p.seq_q);
     if (p.seq_kv <= 0 || p.seq_kv > CLATTN__MAX_SEQ)
         return BAD("seq_kv must be in 1..%d (got %d)", CLATTN__MAX_SEQ, p.seq_kv);
-    if (p.head_dim <= 0 || p.head_dim > CLATTN__MAX_HEAD_DIM)
-        return BAD("head_dim must be in 1..%d (got %d)", CLATTN__MAX_HEAD_DIM, p.head_dim);
-    if (p.head_dim_v < 0 || p.head_dim_v > CLATTN__MAX_HEAD_DIM)
+    if (p.head_dim <= 0 || (p.head_dim > CLATTN__MAX_HEAD_DIM && p.head_dim != CLATTN__MLA_HEAD_DIM))
+        return BAD("head_dim must be in 1..%d or %d (got %d)", CLATTN__MAX_HEAD_DIM,
+                   CLATTN__MLA_HEAD_DIM, p.head_dim);
+    if (p.head_dim_v < 0 || p.head_dim_v > CLATTN__MAX_HEAD_DIM_V)
         return BAD("head_dim_v must be 0 (= head_dim) or in 1..%d (got %d)",
-                   CLATTN__MAX_HEAD_DIM, p.head_dim_v);
+                   CLATTN__MAX_HEAD_DIM_V, p.head_dim_v);
+    if (p.head_dim_v == 0 && p.head_dim > CLATTN__MAX_HEAD_DIM_V)
+        return BAD("head_dim_v must be given (1..%d) when head_dim is %d", CLATTN__MAX_HEAD_DIM_V,
+                   p.head_dim);
     if (p.head_dim_v == 0)
         p.head_dim_v = p.head_dim;
     if (p.dtype != CLATTN_F32 && p.dtype != CLATTN_F16 && p.dtype != CLATTN_BF16)
@@ -121,25 +238,38 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     if (!mul_ok(p.batch, p.heads, &bh) || bh > INT32_MAX)
         return BAD("batch * heads (%d * %d) must fit in 32 bits", p.batch, p.heads);
 
+    CLATTN_TRY(check_features(ctx, &p));
+    /* varlen: the sequences' tokens one after another, [total][heads][dim]. */
+    const int vl = p.varlen;
     struct {
         const char *name;
         clattn_strides *s;
         int64_t n1, n2, n3;
         int64_t *extent;
     } views[4] = {
-        {"q", &p.q_strides, p.heads, p.seq_q, p.head_dim, &out->q_extent},
-        {"k", &p.k_strides, p.kv_heads, p.seq_kv, p.head_dim, &out->k_extent},
-        {"v", &p.v_strides, p.kv_heads, p.seq_kv, p.head_dim_v, &out->v_extent},
-        {"o", &p.o_strides, p.heads, p.seq_q, p.head_dim_v, &out->o_extent},
+        {"q", &p.q_strides, p.heads, vl ? p.total_q : p.seq_q, p.head_dim, &out->q_extent},
+        {"k", &p.k_strides, p.kv_heads, vl ? p.total_kv : p.seq_kv, p.head_dim, &out->k_extent},
+        {"v", &p.v_strides, p.kv_heads, vl ? p.total_kv : p.seq_kv, p.head_dim_v, &out->v_extent},
+        {"o", &p.o_strides, p.heads, vl ? p.total_q : p.seq_q, p.head_dim_v, &out->o_extent},
     };
     for (int i = 0; i < 4; ++i) {
         clattn_strides *s = views[i].s;
-        if (s->batch == 0 && s->head == 0 && s->seq == 0 &&
-            !packed(views[i].n1, views[i].n2, views[i].n3, s))
+        const int is_packed = s->batch == 0 && s->head == 0 && s->seq == 0;
+        if (is_packed && !vl && !packed(views[i].n1, views[i].n2, views[i].n3, s))
             return BAD("%s: packed size overflows 64 bits", views[i].name);
-        CLATTN_TRY(check_view(ctx, views[i].name, s, p.batch, views[i].n1, views[i].n2,
-                              views[i].n3, views[i].extent));
+        if (is_packed && vl) {
+            s->head = views[i].n3;
+            s->seq = views[i].n1 * views[i].n3;
+        }
+        if (vl && s->batch != 0)
+            return BAD("%s_strides.batch must be 0 with varlen (tokens are found through "
+                       "cu_seqlens; got %lld)",
+                       views[i].name, (long long)s->batch);
+        CLATTN_TRY(check_view(ctx, views[i].name, s, vl ? 1 : p.batch, views[i].n1,
+                              views[i].n2, views[i].n3, views[i].extent));
     }
+    CLATTN_TRY(check_mask(ctx, "bias", &p.bias, &p, &out->bias_extent));
+    CLATTN_TRY(check_mask(ctx, "bool_mask", &p.bool_mask, &p, &out->bmask_extent));
 
     /* Mask extent: (batch-1)*mbs + (heads-1)*mhs + seq_q*seq_kv. */
     int64_t a, b, c;
@@ -148,18 +278,21 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
         !add_ok(a, b, &a) || !add_ok(a, c, &out->mask_extent))
         return BAD("mask strides: offsets overflow 64 bits");
     int64_t lse;
-    if (!mul_ok(bh, p.seq_q, &lse))
-        return BAD("batch * heads * seq_q overflows 64 bits");
+    if (!mul_ok(vl ? p.heads : bh, vl ? p.total_q : p.seq_q, &lse))
+        return BAD("the LSE's size overflows 64 bits");
     out->lse_elems = lse;
 
     out->p = p;
     out->group = p.heads / p.kv_heads;
     out->elem_size = p.dtype == CLATTN_F32 ? 4 : 2;
+    out->bias_dtype = p.bias.dtype;
+    out->bias_strides = p.bias.strides;
     /* Byte sizes must fit too (clattn.h's limit is in bytes: 16-bit
      * tensors may have twice the elements of fp32 ones). */
     const int64_t lim = INT64_MAX / (int64_t)out->elem_size, lim32 = INT64_MAX / 4;
     if (out->q_extent > lim || out->k_extent > lim || out->v_extent > lim ||
-        out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32)
+        out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32 ||
+        out->bias_extent > lim32 || out->bmask_extent > lim32)
         return BAD("a tensor's size in bytes overflows 64 bits");
     return CLATTN_OK;
 }

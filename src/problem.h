@@ -6,7 +6,23 @@
 
 /* Largest sequence length: keeps every row/tile index of the kernels in int. */
 #define CLATTN__MAX_SEQ (1 << 30)
-#define CLATTN__MAX_HEAD_DIM 256
+#define CLATTN__MAX_HEAD_DIM 512
+#define CLATTN__MLA_HEAD_DIM 576 /* the one head_dim above the limit: MLA, absorbed */
+#define CLATTN__MAX_HEAD_DIM_V 512
+
+/* Score features of a problem: each is a -D switch of the kernels (cl/common.h)
+ * and a bit of the tuning key. The bit values are stored in tuning dbs: never
+ * renumber them. */
+#define CLATTN__F_SOFTCAP 0x1u
+#define CLATTN__F_SINKS 0x2u
+#define CLATTN__F_ALIBI 0x4u
+#define CLATTN__F_BIAS 0x8u /* an additive mask: the 0.1 fp32 mask or problem.bias */
+#define CLATTN__F_BMASK 0x10u
+#define CLATTN__F_KV_START 0x20u
+#define CLATTN__F_CHUNK 0x40u
+#define CLATTN__F_VARLEN 0x80u
+/* Bits 8-9 of the key hold the additive mask's storage type. */
+#define CLATTN__F_BIAS_DTYPE_SHIFT 8
 
 /* A validated problem with every default filled in. Extents are in elements:
  * one more than the largest offset a view touches. */
@@ -15,10 +31,23 @@ typedef struct clattn__shape {
     int group; /* heads / kv_heads */
     size_t elem_size;
     int64_t q_extent, k_extent, v_extent, o_extent;
-    int64_t mask_extent; /* when a mask is given */
-    int64_t lse_elems;   /* batch * heads * seq_q */
+    int64_t mask_extent; /* elements of the 0.1 fp32 mask, when one is given */
+    int64_t bias_extent, bmask_extent; /* elements of problem.bias / bool_mask */
+    int64_t lse_elems;   /* batch * heads * seq_q (varlen: heads * total_q) */
     int has_mask, has_kv_lens; /* set by the caller once buffers are known */
+    /* The additive mask the kernels read (the 0.1 mask mapped onto it when
+     * given): storage type and strides, in elements. */
+    clattn_dtype bias_dtype;
+    clattn_mask_strides bias_strides;
 } clattn__shape;
+
+/* The CLATTN__F_* bits of a normalised problem (its additive mask's storage
+ * type included), once has_mask is known. */
+unsigned clattn__shape_features(const clattn__shape *s);
+
+/* Takes the buffers' presence into account: records has_mask/has_kv_lens
+ * and maps the 0.1 fp32 mask onto the additive mask the kernels read. */
+void clattn__shape_set_mask(clattn__shape *s, int has_mask, int has_kv_lens);
 
 struct clattn_context;
 

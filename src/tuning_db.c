@@ -38,7 +38,7 @@ static int same_kind(const clattn__tune_key *a, const clattn__tune_key *b)
     return strcmp(a->kernel, b->kernel) == 0 && a->dtype == b->dtype &&
            a->head_dim == b->head_dim && a->head_dim_v == b->head_dim_v &&
            a->causal == b->causal && a->windowed == b->windowed &&
-           a->has_mask == b->has_mask && a->group == b->group;
+           a->has_mask == b->has_mask && a->group == b->group && a->features == b->features;
 }
 
 static int same_key(const clattn__tune_key *a, const clattn__tune_key *b)
@@ -132,6 +132,11 @@ int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
                      "sq=%d skv=%d |",
                      k->kernel, k->dtype, k->head_dim, k->head_dim_v, k->causal, k->windowed,
                      k->has_mask, k->group, k->sq_bucket, k->skv_bucket);
+    /* Written only for feature problems: plain entries keep the 0.1 text. */
+    if (k->features && n >= 0 && (size_t)n < size) {
+        n -= 2; /* before " |" */
+        n += snprintf(buf + n, size - (size_t)n, " feat=%u |", k->features);
+    }
     for (int i = 0; i < e->nparams && n >= 0 && (size_t)n < size; ++i)
         n += snprintf(buf + n, size - (size_t)n, " %s=%d", e->names[i], e->values[i]);
     if (n >= 0 && (size_t)n < size)
@@ -250,7 +255,7 @@ static int parse_entry(char *line, clattn__tune_entry *e)
         return -1;
     char *names[CLATTN__DB_MAX_PARAMS], *values[CLATTN__DB_MAX_PARAMS];
     int n = tokens(sec[0], names, values, 16);
-    if (n != 10)
+    if (n != 10 && n != 11)
         return -1;
     clattn__tune_key *k = &e->key;
     int *ints[9] = {&k->dtype,    &k->head_dim, &k->head_dim_v, &k->causal,    &k->windowed,
@@ -266,6 +271,11 @@ static int parse_entry(char *line, clattn__tune_entry *e)
     for (int i = 1; i < 10; ++i)
         if (parse_int(values[i], 0, 1 << 30, ints[i - 1]) != 0)
             return -1;
+    /* The score features (clattn 1.0); absent in plain entries. */
+    int feat = 0;
+    if (n == 11 && (strcmp(names[10], "feat") != 0 || parse_int(values[10], 1, 0xffff, &feat) != 0))
+        return -1;
+    k->features = (unsigned)feat;
     /* Only what clattn__seq_bucket makes: any other value lies at log2
      * distance 0 from a real bucket and would pass for its exact entry. */
     if (clattn__seq_bucket(k->sq_bucket) != k->sq_bucket ||

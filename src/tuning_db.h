@@ -17,6 +17,7 @@ typedef struct clattn__tune_key {
     int dtype, head_dim, head_dim_v;
     int causal, windowed, has_mask, group;
     int sq_bucket, skv_bucket;
+    unsigned features; /* CLATTN__F_* score features; 0 for plain problems */
 } clattn__tune_key;
 
 typedef struct clattn__tune_entry {
