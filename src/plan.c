@@ -326,6 +326,10 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
          * compute units. */
         const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
         int rows = vrows < 16 ? next_pow2(vrows) : 16;
+        /* Past 256 dims (up to MLA's 576) sixteen rows of q and accumulators
+         * are ~70 KiB a work-item: four keep them near the core. */
+        if (p->head_dim + p->head_dim_v > 2 * 256 && rows > 4)
+            rows = 4;
         int wg = ceil_div(vrows, rows) < 8 ? next_pow2(ceil_div(vrows, rows)) : 8;
         const int64_t heads_groups = (int64_t)p->batch * (s->group > 1 ? p->kv_heads : p->heads);
         const int64_t enough = 2 * (int64_t)(d->compute_units ? d->compute_units : 1);

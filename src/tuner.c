@@ -532,6 +532,17 @@ clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes, siz
     for (size_t i = 0; i < num_shapes && st == CLATTN_OK; ++i) {
         clattn__shape s;
         st = clattn__problem_normalize(ctx, &shapes[i], &s);
+        /* The tuner makes up its inputs; masks, left padding and packed
+         * sequences have layouts it does not invent (their problems use the
+         * plain problem's entries). */
+        const clattn_problem *p = &shapes[i];
+        if (st == CLATTN_OK && (p->bias.enabled || p->bool_mask.enabled || p->kv_start ||
+                                p->varlen))
+            st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                              "shapes[%zu]: tuning takes softcap, sinks, ALiBi and chunks but "
+                              "not bias, bool_mask, kv_start or varlen (such problems use the "
+                              "entries of the same problem without them)",
+                              i);
     }
     if (st != CLATTN_OK) {
         pthread_mutex_unlock(&ctx->lock);

@@ -109,9 +109,10 @@ clattn_status clattn__bench_measure(clattn__bench *t, clattn__plan *plan, unsign
 
 void clattn__bench_free(clattn__bench *t)
 {
-    cl_mem *m[5] = {&t->buf.q, &t->buf.k, &t->buf.v, &t->buf.o, &t->buf.lse};
+    cl_mem *m[7] = {&t->buf.q, &t->buf.k,     &t->buf.v,           &t->buf.o,
+                    &t->buf.lse, &t->buf.sinks, &t->buf.alibi_slopes};
     clFinish(t->ctx->queue);
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < 7; ++i)
         if (*m[i]) {
             clReleaseMemObject(*m[i]);
             *m[i] = NULL;
@@ -159,7 +160,12 @@ clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *sha
         clattn__fill_random(q, p.dtype, nq, 1 + 3 * seed);
         clattn__fill_random(k, p.dtype, nk, 2 + 3 * seed);
         clattn__fill_random(v, p.dtype, nv, 3 + 3 * seed);
-        if (clattn__ref_rows_make(&t->s, q, k, v, &t->ref) != 0)
+        /* Sinks around the scores' range; ALiBi's standard slopes. */
+        for (int h = 0; h < p.heads && h < CLATTN__TUNE_MAX_HEADS; ++h)
+            t->sinks[h] = (float)(h % 5) * 0.5f - 1.0f;
+        clattn_alibi_slopes(p.heads < CLATTN__TUNE_MAX_HEADS ? p.heads : CLATTN__TUNE_MAX_HEADS,
+                            t->slopes);
+        if (clattn__ref_rows_make(&t->s, q, k, v, t->sinks, t->slopes, &t->ref) != 0)
             st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
     }
     if (st == CLATTN_OK)
@@ -172,6 +178,14 @@ clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *sha
         st = make_buffer(t, &t->buf.o, NULL, t->o_bytes);
     if (st == CLATTN_OK)
         st = make_buffer(t, &t->buf.lse, NULL, (size_t)t->s.lse_elems * sizeof(float));
+    if (st == CLATTN_OK && p.heads > CLATTN__TUNE_MAX_HEADS && (p.sinks || p.alibi))
+        st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                          "tuning with sinks or ALiBi takes at most %d heads",
+                          CLATTN__TUNE_MAX_HEADS);
+    if (st == CLATTN_OK && p.sinks)
+        st = make_buffer(t, &t->buf.sinks, t->sinks, (size_t)p.heads * sizeof(float));
+    if (st == CLATTN_OK && p.alibi)
+        st = make_buffer(t, &t->buf.alibi_slopes, t->slopes, (size_t)p.heads * sizeof(float));
     free(q);
     free(k);
     free(v);

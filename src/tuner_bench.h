@@ -13,10 +13,14 @@ typedef struct clattn__timing {
     int ok;
 } clattn__timing;
 
+/* Heads a tuning shape with sinks or ALiBi may have (their made-up values). */
+#define CLATTN__TUNE_MAX_HEADS 256
+
 typedef struct clattn__bench {
     struct clattn_context *ctx;
     clattn__shape s;
     clattn_buffers buf;
+    float sinks[CLATTN__TUNE_MAX_HEADS], slopes[CLATTN__TUNE_MAX_HEADS];
     void *host_o;
     size_t o_bytes;
     clattn__ref_rows ref;

@@ -1,5 +1,6 @@
 /* Host reference for the tuner, on sampled rows. Tuning shapes are packed,
- * without additive mask or kv_lens; causal and window rules apply. */
+ * without masks, kv_lens, left padding or varlen; causal, window, chunks,
+ * softcap, sinks and ALiBi apply. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,7 @@ double clattn__ref_tolerance(clattn_dtype t)
 }
 
 int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
-                          clattn__ref_rows *ref)
+                          const float *sinks, const float *slopes, clattn__ref_rows *ref)
 {
     const clattn_problem *p = &s->p;
     const int64_t bh_n = (int64_t)p->batch * p->heads;
@@ -110,6 +111,14 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, 
             hi = ip + p->window_right + 1;
         if (p->windowed && p->window_left >= 0 && ip - p->window_left > lo)
             lo = ip - p->window_left;
+        if (p->chunk_size > 0) {
+            const int64_t c = p->chunk_size;
+            const int64_t first = (ip >= 0 ? ip / c : (ip - c + 1) / c) * c;
+            if (first > lo)
+                lo = first;
+            if (first + c < hi)
+                hi = first + c;
+        }
         const size_t qo = (((size_t)b * p->heads + h) * p->seq_q + i) * D;
         const size_t ko = ((size_t)b * p->kv_heads + kh) * p->seq_kv * D;
         const size_t vo = ((size_t)b * p->kv_heads + kh) * p->seq_kv * Dv;
@@ -120,10 +129,17 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, 
                 dot += (double)load(q, p->dtype, qo + d) *
                        (double)load(k, p->dtype, ko + (size_t)j * D + d);
             sc[j] = dot * p->scale;
+            if (p->softcap > 0)
+                sc[j] = p->softcap * tanh(sc[j] / p->softcap);
+            if (p->alibi)
+                sc[j] += slopes[h] * (double)(j - ip);
             if (sc[j] > mx)
                 mx = sc[j];
         }
-        double sum = 0;
+        const double sink = p->sinks ? sinks[h] : -INFINITY;
+        if (sink > mx)
+            mx = sink;
+        double sum = sink == -INFINITY ? 0 : exp(sink - mx);
         for (int64_t j = lo; j < hi; ++j)
             sum += exp(sc[j] - mx);
         for (int64_t j = lo; j < hi; ++j) {

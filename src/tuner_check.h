@@ -16,9 +16,11 @@ typedef struct clattn__ref_rows {
 void clattn__fill_random(void *data, clattn_dtype t, size_t n, uint32_t seed);
 
 /* Chooses sample rows of s and computes their reference output from the
- * packed host inputs. Returns 0, or -1 when out of memory. */
+ * packed host inputs, with the problem's softcap and chunks, and its sinks
+ * and ALiBi slopes (per head; read only when the problem enables them).
+ * Returns 0, or -1 when out of memory. */
 int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
-                          clattn__ref_rows *ref);
+                          const float *sinks, const float *slopes, clattn__ref_rows *ref);
 void clattn__ref_rows_free(clattn__ref_rows *ref);
 
 /* Relative L2 error of the sampled rows of o (packed host copy of the

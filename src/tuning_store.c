@@ -308,9 +308,12 @@ const clattn__tune_entry *clattn__tuning_lookup(clattn_context *ctx,
                 return e;
             }
         }
-        if (!k.has_mask)
+        /* Then the plain problem's entry: the same kernels and tiles, only
+         * without the mask and score features' extra steps. */
+        if (!k.has_mask && !k.features)
             break;
         k.has_mask = 0;
+        k.features = 0;
     }
     return NULL;
 }
