@@ -248,6 +248,12 @@ inline int clattn_key_hi(const clattn_call *c, const clattn_seq *s, int i)
  * out in units of U natural-log units: U = log2(e) for kernels that
  * exponentiate with exp2, 1 for natural units. Causal, window, lengths and
  * chunks are the key bounds above, applied by the caller. */
+/* tanh through one exp2 (any vector type): PoCL's tanh is a longer
+ * polynomial per lane. The absolute error stays at fp32 rounding (tanh's
+ * result is multiplied back by the cap, so a small relative error of tiny
+ * arguments does not matter), and +-inf and NaN come out as tanh's. */
+#define CLATTN_TANH(x) copysign(1.0f - 2.0f / (exp2(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), (x))
+
 inline float clattn_qscale(const clattn_call *c, float U)
 {
 #if SOFTCAP
@@ -261,7 +267,7 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
                           float U)
 {
 #if SOFTCAP
-    x = c->softcap * U * tanh(x);
+    x = c->softcap * U * CLATTN_TANH(x);
 #endif
 #if ALIBI
     x += U * s->slope * (float)((long)j - clattn_ip(s, i));
@@ -287,29 +293,48 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
     }
 
 #if SOFTCAP
-#define CLATTN_VSOFTCAP(W) x = (c->softcap * U) * tanh(x);
+#define CLATTN_VSOFTCAP(W) x = (c->softcap * U) * CLATTN_TANH(x);
 #else
 #define CLATTN_VSOFTCAP(W)
 #endif
+#define CLATTN_LANES4 (float4)(0, 1, 2, 3)
+#define CLATTN_LANES8 (float8)(0, 1, 2, 3, 4, 5, 6, 7)
+#define CLATTN_LANES16 (float16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 #if ALIBI
+/* j - i' is exact in fp32 up to 2^24 positions. */
 #define CLATTN_VALIBI(W)                                                                       \
-    {                                                                                          \
-        float pos[W];                                                                          \
-        for (int e = 0; e < W; ++e)                                                            \
-            pos[e] = (float)((long)(j0 + e) - clattn_ip(s, i));                                \
-        x += (U * s->slope) * CLATTN_CAT(vload, W)(0, pos);                                    \
-    }
+    x += (U * s->slope) *                                                                      \
+         (CLATTN_CAT(CLATTN_LANES, W) + (float)((long)j0 - clattn_ip(s, i)));
 #else
 #define CLATTN_VALIBI(W)
 #endif
 #if BIAS
+/* Whole vectors load as vectors where the storage allows (fp16 goes element
+ * by element: PoCL 3.1 crashed on vload_half16 at 2-byte alignment). */
+#if BIAS_DTYPE == 0
+#define CLATTN_VBIAS_WHOLE(W, p) CLATTN_CAT(vload, W)(0, p)
+#elif BIAS_DTYPE == 2
+#define CLATTN_VBIAS_WHOLE(W, p)                                                               \
+    CLATTN_CAT(as_float, W)(CLATTN_CAT(convert_uint, W)(CLATTN_CAT(vload, W)(0, p)) << 16)
+#endif
+#ifdef CLATTN_VBIAS_WHOLE
+#define CLATTN_VBIAS_FAST(W)                                                                   \
+    if (j0 + W <= n) {                                                                         \
+        x += U * CLATTN_VBIAS_WHOLE(W, c->bias + off);                                         \
+    } else
+#else
+#define CLATTN_VBIAS_FAST(W)
+#endif
 #define CLATTN_VBIAS(W)                                                                        \
     {                                                                                          \
-        float t[W];                                                                            \
         const long off = s->bias + i * c->bsr + j0;                                            \
-        for (int e = 0; e < W; ++e)                                                            \
-            t[e] = j0 + e < n ? LOAD_BIAS(c->bias, off + e) : 0.0f;                            \
-        x += U * CLATTN_CAT(vload, W)(0, t);                                                   \
+        CLATTN_VBIAS_FAST(W)                                                                   \
+        {                                                                                      \
+            float t[W];                                                                        \
+            for (int e = 0; e < W; ++e)                                                        \
+                t[e] = j0 + e < n ? LOAD_BIAS(c->bias, off + e) : 0.0f;                        \
+            x += U * CLATTN_CAT(vload, W)(0, t);                                               \
+        }                                                                                      \
     }
 #else
 #define CLATTN_VBIAS(W)
@@ -317,11 +342,18 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
 #if BMASK
 #define CLATTN_VBMASK(W)                                                                       \
     {                                                                                          \
-        int t[W];                                                                              \
         const long off = s->bmask + i * c->msr + j0;                                           \
-        for (int e = 0; e < W; ++e)                                                            \
-            t[e] = j0 + e < n && c->bmask[off + e] != 0 ? 0 : -1;                              \
-        x = select(x, (CLATTN_CAT(float, W))(-INFINITY), CLATTN_CAT(vload, W)(0, t));          \
+        CLATTN_CAT(int, W) hide;                                                               \
+        if (j0 + W <= n) {                                                                     \
+            hide = CLATTN_CAT(convert_int, W)(CLATTN_CAT(vload, W)(0, c->bmask + off)) ==      \
+                   (CLATTN_CAT(int, W))(0);                                                    \
+        } else {                                                                               \
+            int t[W];                                                                          \
+            for (int e = 0; e < W; ++e)                                                        \
+                t[e] = j0 + e < n && c->bmask[off + e] != 0 ? 0 : -1;                          \
+            hide = CLATTN_CAT(vload, W)(0, t);                                                 \
+        }                                                                                      \
+        x = select(x, (CLATTN_CAT(float, W))(-INFINITY), hide);                                \
     }
 #else
 #define CLATTN_VBMASK(W)
