@@ -54,5 +54,5 @@ kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv
         STORE(o, ooff + d, acc * inv);
     }
     if (has_lse)
-        lse[s.lse + i] = clattn_row_lse2(m, l);
+        lse[s.lse + i] = clattn_row_lse2(&s, m, l);
 }

@@ -386,10 +386,18 @@ inline void clattn_softmax_init(const clattn_seq *s, float U, int with_sink, flo
 /* 1/l, or 0 for a row that saw nothing (l == 0): zeros, never 0/0. */
 inline float clattn_row_inv(float l) { return l == 0.0f ? 0.0f : 1.0f / l; }
 
-/* The natural-log LSE of a row from its log2-unit state. */
-inline float clattn_row_lse2(float m, float l)
+/* The natural-log LSE of a row from its log2-unit state; a row whose state
+ * is still its sink's (it saw no key, or only keys of probability 0) gives
+ * the sink exactly, not the sink through log2 units and back. */
+inline float clattn_row_lse2(const clattn_seq *s, float m, float l)
 {
-    return l == 0.0f ? -INFINITY : (m + log2(l)) * CLATTN_LN2;
+    if (l == 0.0f)
+        return -INFINITY;
+#if SINKS
+    if (l == 1.0f && m == s->sink * CLATTN_LOG2E)
+        return s->sink;
+#endif
+    return (m + log2(l)) * CLATTN_LN2;
 }
 
 /* Keys [*lo, *hi) of split-KV partition `split`, intersected with the given

@@ -127,6 +127,6 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     for (int d = 0; d < HEAD_DIM_V; ++d)
         STORE(o, ooff + d, acc[d] * inv);
     if (has_lse)
-        lse[s->lse + i] = clattn_row_lse2(m, l);
+        lse[s->lse + i] = clattn_row_lse2(s, m, l);
 #endif
 }

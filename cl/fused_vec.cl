@@ -329,7 +329,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         for (int d = 0; d < HEAD_DIM_V; ++d)
             STORE(o, ooff + d, out[d] * inv);
         if (has_lse)
-            lse[rs[r].lse + i] = clattn_row_lse2(m[r], l[r]);
+            lse[rs[r].lse + i] = clattn_row_lse2(&rs[r], m[r], l[r]);
 #endif
     }
 }

@@ -38,11 +38,17 @@ enum {
     MK_SLIDING,     /* causal bottom-right and a left window */
     MK_KV_CAUSAL,   /* kv_lens with causal bottom-right */
     MK_MASK_WINDOW, /* additive mask broadcast over heads, with a window */
+    MK_SOFTCAP_SINKS, /* softcap, sinks and a window */
+    MK_ALIBI_CAUSAL,  /* ALiBi with causal bottom-right */
+    MK_BIAS_BOOL,     /* per-head fp16 bias with a [B,1,1,Skv] boolean padding mask */
+    MK_KV_START,      /* left padding with kv_lens and causal bottom-right */
+    MK_CHUNK,         /* chunked local attention, causal */
+    MK_VARLEN,        /* packed sequences with causal and ALiBi */
     MK_COUNT
 };
 static const char *const k_mask_names[MK_COUNT] = {
     "none", "causal_br", "causal_tl", "window", "mask", "kv_lens", "sliding", "kv_causal",
-    "mask_window"};
+    "mask_window", "softcap_sinks", "alibi_causal", "bias_bool", "kv_start", "chunk", "varlen"};
 
 static const clattn_dtype k_dtypes[3] = {CLATTN_F32, CLATTN_F16, CLATTN_BF16};
 static const clattn_path k_paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
@@ -90,6 +96,41 @@ static unsigned sweep_problem(clattn_problem *p, const sweep_shape *s, int mk, c
         p->windowed = 1;
         p->window_left = 1;
         p->window_right = 2;
+        break;
+    case MK_SOFTCAP_SINKS:
+        p->softcap = 2.0f;
+        p->sinks = 1;
+        p->windowed = 1;
+        p->window_left = 2;
+        p->window_right = 0;
+        flags |= T_WITH_SINKS;
+        break;
+    case MK_ALIBI_CAUSAL:
+        p->alibi = 1;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        flags |= T_WITH_ALIBI;
+        break;
+    case MK_BIAS_BOOL:
+        p->bias.enabled = 1;
+        p->bias.dtype = CLATTN_F16;
+        p->bias.strides = (clattn_mask_strides){0, (int64_t)s->sq * s->skv, s->skv};
+        p->bool_mask.enabled = 1;
+        p->bool_mask.strides = (clattn_mask_strides){s->skv, 0, 0};
+        flags |= T_WITH_BIAS | T_WITH_BOOL_MASK;
+        break;
+    case MK_KV_START:
+        p->kv_start = 1;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        flags |= T_WITH_KV_START | T_WITH_KV_LENS;
+        break;
+    case MK_CHUNK:
+        p->chunk_size = 3;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        break;
+    case MK_VARLEN:
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        p->alibi = 1;
+        flags |= T_WITH_VARLEN | T_WITH_ALIBI;
         break;
     }
     return flags;
