@@ -155,7 +155,9 @@ typedef struct clattn_mask_strides {
     int64_t batch, head, row;
 } clattn_mask_strides;
 
-/* An optional mask input of a problem (bias or bool_mask). */
+/* An optional mask input of a problem (bias or bool_mask). While enabled is
+ * 0, dtype and strides must be 0 too (a layout set without enabling it is
+ * refused rather than ignored). */
 typedef struct clattn_mask_layout {
     int enabled;               /* 1: the call reads the mask's buffer */
     clattn_dtype dtype;        /* bias: F32, F16 or BF16; bool_mask: must be 0 */
@@ -226,7 +228,7 @@ typedef struct clattn_mask_layout {
  * cu_seqlens_kv[b] .. cu_seqlens_kv[b+1]-1 (int32 prefix sums, batch + 1
  * entries starting at 0); seq_q and seq_kv are the largest lengths (every
  * sequence's length must be at most these), total_q and total_kv the token
- * counts. q and o are [total_q][heads][dim], k and v [total_kv][kv_heads][dim]:
+ * counts (both positive). q and o are [total_q][heads][dim], k and v [total_kv][kv_heads][dim]:
  * a view's seq stride steps a token, its head stride a head, and its batch
  * stride must be 0 (all-zero strides mean packed: seq = heads * dim). The
  * LSE is [heads][total_q]. Masking rules apply per sequence (causal per

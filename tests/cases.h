@@ -38,7 +38,12 @@
     X(nan_inputs, "numerics", 900)                                  \
     X(nan_inputs_vec, "numerics", 900)                              \
     X(extreme_scores, "numerics", 900)                              \
-    X(f16_range, "numerics", 900)
+    X(f16_range, "numerics", 900)                                   \
+    X(features_reference, "features reference quick", 900)          \
+    X(features_paths, "features", 900)                              \
+    X(features_numerics, "features numerics", 900)                  \
+    X(features_errors, "features errors", 900)                      \
+    X(alibi_slopes, "features api quick", 900)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)

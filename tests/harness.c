@@ -140,37 +140,155 @@ static void fill_view(void *base, clattn_dtype dt, const clattn_strides *s, int 
             }
 }
 
+/* ~N(0,1) by Box-Muller: a bias like a learned one, with outliers */
+static double rng_normal(t_rng *r)
+{
+    double u1 = t_rng_uniform(r, 1e-300, 1.0), u2 = t_rng_uniform(r, 0.0, 1.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Random cu_seqlens; sets total_q and total_kv. With batch >= 2 the last
+ * sequence has the largest lengths, with batch >= 3 the second sees no key. */
+static void draw_cu_seqlens(t_tensors *t, t_rng *r)
+{
+    const clattn_problem *p = &t->p;
+    const int B = p->batch;
+    t->cu_q[0] = 0;
+    t->cu_kv[0] = 0;
+    for (int b = 0; b < B; b++) {
+        int lq = t_rng_int(r, B == 1 ? 1 : 0, p->seq_q);
+        int lk = t_rng_int(r, B == 1 ? 1 : 0, p->seq_kv);
+        if (B >= 2 && b == B - 1) {
+            lq = p->seq_q;
+            lk = p->seq_kv;
+        }
+        if (B >= 3 && b == 1)
+            lk = 0;
+        t->cu_q[b + 1] = t->cu_q[b] + lq;
+        t->cu_kv[b + 1] = t->cu_kv[b] + lk;
+    }
+    t->p.varlen = 1;
+    t->p.total_q = t->cu_q[B];
+    t->p.total_kv = t->cu_kv[B];
+}
+
+static void fill_bias(t_tensors *t, t_rng *r)
+{
+    const clattn_problem *n = &t->n;
+    const clattn_mask_strides *s = &n->bias.strides;
+    t_fill_poison(t->bias, n->bias.dtype, t->bias_n);
+    for (int b = 0; b < n->batch; b++)
+        for (int h = 0; h < n->heads; h++)
+            for (int i = 0; i < n->seq_q; i++)
+                for (int j = 0; j < n->seq_kv; j++) {
+                    double x = t_rng_uniform(r, 0.0, 1.0) < 0.1 ? -INFINITY : rng_normal(r);
+                    ref_store(t->bias, n->bias.dtype,
+                              b * s->batch + h * s->head + i * s->row + j, (float)x);
+                }
+}
+
+static void fill_bool_mask(t_tensors *t, t_rng *r)
+{
+    const clattn_problem *n = &t->n;
+    const clattn_mask_strides *s = &n->bool_mask.strides;
+    memset(t->bool_mask, 0, (size_t)t->bool_n);
+    for (int b = 0; b < n->batch; b++)
+        for (int h = 0; h < n->heads; h++)
+            for (int i = 0; i < n->seq_q; i++)
+                for (int j = 0; j < n->seq_kv; j++) {
+                    int v = t_rng_uniform(r, 0.0, 1.0) < 0.2 ? 0 : t_rng_int(r, 1, 255);
+                    t->bool_mask[b * s->batch + h * s->head + i * s->row + j] = (uint8_t)v;
+                }
+}
+
+/* The 1.0 inputs; from their own stream so the older inputs of a seed stay. */
+static void fill_features(t_tensors *t, t_rng *r)
+{
+    const clattn_problem *n = &t->n;
+    if (t->sinks) {
+        for (int h = 0; h < n->heads; h++)
+            t->sinks[h] = (float)t_rng_uniform(r, -2.0, 4.0);
+        if (n->heads >= 2 && t_rng_uniform(r, 0.0, 1.0) < 0.5)
+            t->sinks[t_rng_int(r, 0, n->heads - 1)] = -INFINITY;
+    }
+    if (t->alibi) {
+        double *sl = malloc(sizeof(double) * (size_t)n->heads);
+        for (int h = 0; sl && h < n->heads; h++)
+            sl[h] = 0.0;
+        if (sl)
+            ref_alibi_slopes(n->heads, sl);
+        for (int h = 0; h < n->heads; h++)
+            t->alibi[h] = sl ? (float)sl[h] : 0.5f;
+        free(sl);
+    }
+    if (t->bias)
+        fill_bias(t, r);
+    if (t->bool_mask)
+        fill_bool_mask(t, r);
+    if (t->kv_start) {
+        for (int b = 0; b < n->batch; b++) {
+            int L = t->kv_lens ? t->kv_lens[b] : n->seq_kv;
+            L = L < 0 ? 0 : (L > n->seq_kv ? n->seq_kv : L);
+            t->kv_start[b] = t_rng_int(r, 0, L);
+        }
+        if (n->batch >= 2)
+            t->kv_start[0] = 0;
+    }
+}
+
 int t_tensors_init(t_tensors *t, const clattn_problem *p, unsigned flags, uint64_t seed)
 {
     memset(t, 0, sizeof *t);
     t->p = *p;
-    ref_normalize(p, &t->n);
-    const clattn_problem *n = &t->n;
-    t_rng r;
+    t_rng r, r2;
     t_rng_seed(&r, seed);
+    t_rng_seed(&r2, seed ^ 0x1f0a7e5u);
+    const int B0 = p->batch > 0 ? p->batch : 0, H0 = p->heads > 0 ? p->heads : 0;
+    if (flags & T_WITH_VARLEN) {
+        t->cu_q = malloc(sizeof(int32_t) * (size_t)(B0 + 1));
+        t->cu_kv = malloc(sizeof(int32_t) * (size_t)(B0 + 1));
+        if (!t->cu_q || !t->cu_kv) {
+            T_FAIL("out of host memory for cu_seqlens");
+            t_tensors_free(t);
+            return -1;
+        }
+        draw_cu_seqlens(t, &r2);
+    }
+    ref_normalize(&t->p, &t->n);
+    const clattn_problem *n = &t->n;
     t->esz = ref_dtype_size(n->dtype);
-    t->q_n = ref_extent(&n->q_strides, n->batch, n->heads, n->seq_q, n->head_dim);
-    t->k_n = ref_extent(&n->k_strides, n->batch, n->kv_heads, n->seq_kv, n->head_dim);
-    t->v_n = ref_extent(&n->v_strides, n->batch, n->kv_heads, n->seq_kv, n->head_dim_v);
-    t->o_n = ref_extent(&n->o_strides, n->batch, n->heads, n->seq_q, n->head_dim_v);
+    ref_tensor_extents(n, &t->q_n, &t->k_n, &t->v_n, &t->o_n);
     t->o_alloc = t->o_n + T_GUARD;
     t->q = malloc((size_t)t->q_n * t->esz);
     t->k = malloc((size_t)t->k_n * t->esz);
     t->v = malloc((size_t)t->v_n * t->esz);
     t->o = malloc((size_t)t->o_alloc * t->esz);
     t->o_init = malloc((size_t)t->o_alloc * t->esz);
-    t->lse_n = (int64_t)n->batch * n->heads * n->seq_q;
-    if (flags & T_WITH_LSE)
-        t->lse = malloc(sizeof(float) * (size_t)(t->lse_n + T_GUARD));
-    if (flags & T_WITH_MASK) {
+    t->lse_n = n->varlen ? (int64_t)n->heads * n->total_q : (int64_t)n->batch * n->heads * n->seq_q;
+    int bad = !t->q || !t->k || !t->v || !t->o || !t->o_init;
+#define T_ALLOC(flag, field, bytes)                                             \
+    do {                                                                        \
+        if (flags & (flag)) {                                                   \
+            t->field = malloc(bytes);                                           \
+            bad |= t->field == NULL;                                            \
+        }                                                                       \
+    } while (0)
+    T_ALLOC(T_WITH_LSE, lse, sizeof(float) * (size_t)(t->lse_n + T_GUARD));
+    if (flags & T_WITH_MASK)
         t->mask_n = t_mask_extent(n);
-        t->mask = malloc(sizeof(float) * (size_t)t->mask_n);
-    }
-    if (flags & (T_WITH_KV_LENS | T_NAN_BEYOND_LEN))
-        t->kv_lens = malloc(sizeof(int32_t) * (size_t)n->batch);
-    if (!t->q || !t->k || !t->v || !t->o || !t->o_init || ((flags & T_WITH_LSE) && !t->lse) ||
-        ((flags & T_WITH_MASK) && !t->mask) ||
-        ((flags & (T_WITH_KV_LENS | T_NAN_BEYOND_LEN)) && !t->kv_lens)) {
+    T_ALLOC(T_WITH_MASK, mask, sizeof(float) * (size_t)t->mask_n);
+    T_ALLOC(T_WITH_KV_LENS | T_NAN_BEYOND_LEN, kv_lens, sizeof(int32_t) * (size_t)B0);
+    T_ALLOC(T_WITH_SINKS, sinks, sizeof(float) * (size_t)H0);
+    T_ALLOC(T_WITH_ALIBI, alibi, sizeof(float) * (size_t)H0);
+    if (flags & T_WITH_BIAS)
+        t->bias_n = ref_mask_extent(n, &n->bias.strides);
+    T_ALLOC(T_WITH_BIAS, bias, (size_t)t->bias_n * ref_dtype_size(n->bias.dtype));
+    if (flags & T_WITH_BOOL_MASK)
+        t->bool_n = ref_mask_extent(n, &n->bool_mask.strides);
+    T_ALLOC(T_WITH_BOOL_MASK, bool_mask, (size_t)t->bool_n);
+    T_ALLOC(T_WITH_KV_START, kv_start, sizeof(int32_t) * (size_t)B0);
+#undef T_ALLOC
+    if (bad) {
         T_FAIL("out of host memory for tensors");
         t_tensors_free(t);
         return -1;
@@ -180,10 +298,12 @@ int t_tensors_init(t_tensors *t, const clattn_problem *p, unsigned flags, uint64
     t_fill_poison(t->q, n->dtype, t->q_n);
     t_fill_poison(t->k, n->dtype, t->k_n);
     t_fill_poison(t->v, n->dtype, t->v_n);
-    fill_view(t->q, n->dtype, &n->q_strides, n->batch, n->heads, n->seq_q, n->head_dim, &r);
-    fill_view(t->k, n->dtype, &n->k_strides, n->batch, n->kv_heads, n->seq_kv, n->head_dim, &r);
-    fill_view(t->v, n->dtype, &n->v_strides, n->batch, n->kv_heads, n->seq_kv, n->head_dim_v,
-              &r);
+    /* varlen: one "batch" of total tokens (the normalized batch stride is 0) */
+    const int vb = n->varlen ? 1 : n->batch;
+    const int sq = n->varlen ? n->total_q : n->seq_q, skv = n->varlen ? n->total_kv : n->seq_kv;
+    fill_view(t->q, n->dtype, &n->q_strides, vb, n->heads, sq, n->head_dim, &r);
+    fill_view(t->k, n->dtype, &n->k_strides, vb, n->kv_heads, skv, n->head_dim, &r);
+    fill_view(t->v, n->dtype, &n->v_strides, vb, n->kv_heads, skv, n->head_dim_v, &r);
     if (t->mask)
         for (int64_t i = 0; i < t->mask_n; i++)
             t->mask[i] = t_rng_uniform(&r, 0.0, 1.0) < 0.1 ? -INFINITY
@@ -199,23 +319,39 @@ int t_tensors_init(t_tensors *t, const clattn_problem *p, unsigned flags, uint64
     }
     if (flags & T_NAN_BEYOND_LEN)
         t_tensors_nan_beyond_len(t);
+    fill_features(t, &r2);
+    /* the cache before kv_start[b] is garbage the rows must never see */
+    if (t->kv_start)
+        t_tensors_nan_before_start(t);
     t_tensors_poison(t);
     return 0;
 }
 
-void t_tensors_nan_beyond_len(t_tensors *t)
+/* NaN into K and V rows [j0, j1) of batch b, every kv head. */
+static void nan_rows(t_tensors *t, int b, int j0, int j1)
 {
     const clattn_problem *n = &t->n;
-    for (int b = 0; b < n->batch; b++)
-        for (int h = 0; h < n->kv_heads; h++)
-            for (int j = t->kv_lens[b] < 0 ? 0 : t->kv_lens[b]; j < n->seq_kv; j++) {
-                int64_t ko = b * n->k_strides.batch + h * n->k_strides.head + j * n->k_strides.seq;
-                int64_t vo = b * n->v_strides.batch + h * n->v_strides.head + j * n->v_strides.seq;
-                for (int d = 0; d < n->head_dim; d++)
-                    ref_store(t->k, n->dtype, ko + d, NAN);
-                for (int d = 0; d < n->head_dim_v; d++)
-                    ref_store(t->v, n->dtype, vo + d, NAN);
-            }
+    for (int h = 0; h < n->kv_heads; h++)
+        for (int j = j0 < 0 ? 0 : j0; j < j1 && j < n->seq_kv; j++) {
+            int64_t ko = b * n->k_strides.batch + h * n->k_strides.head + j * n->k_strides.seq;
+            int64_t vo = b * n->v_strides.batch + h * n->v_strides.head + j * n->v_strides.seq;
+            for (int d = 0; d < n->head_dim; d++)
+                ref_store(t->k, n->dtype, ko + d, NAN);
+            for (int d = 0; d < n->head_dim_v; d++)
+                ref_store(t->v, n->dtype, vo + d, NAN);
+        }
+}
+
+void t_tensors_nan_beyond_len(t_tensors *t)
+{
+    for (int b = 0; b < t->n.batch; b++)
+        nan_rows(t, b, t->kv_lens[b], t->n.seq_kv);
+}
+
+void t_tensors_nan_before_start(t_tensors *t)
+{
+    for (int b = 0; b < t->n.batch; b++)
+        nan_rows(t, b, 0, t->kv_start[b]);
 }
 
 void t_tensors_poison(t_tensors *t)
@@ -236,12 +372,21 @@ void t_tensors_free(t_tensors *t)
     free(t->mask);
     free(t->kv_lens);
     free(t->lse);
+    free(t->sinks);
+    free(t->alibi);
+    free(t->bias);
+    free(t->bool_mask);
+    free(t->kv_start);
+    free(t->cu_q);
+    free(t->cu_kv);
     memset(t, 0, sizeof *t);
 }
 
 clattn_host_buffers t_tensors_host(const t_tensors *t)
 {
     clattn_host_buffers hb;
+    /* the reserved block and every feature left out must be NULL */
+    memset(&hb, 0, sizeof hb);
     hb.q = t->q;
     hb.k = t->k;
     hb.v = t->v;
@@ -249,6 +394,13 @@ clattn_host_buffers t_tensors_host(const t_tensors *t)
     hb.mask = t->mask;
     hb.kv_lens = t->kv_lens;
     hb.lse = t->lse;
+    hb.bias = t->bias;
+    hb.bool_mask = t->bool_mask;
+    hb.sinks = t->sinks;
+    hb.alibi_slopes = t->alibi;
+    hb.kv_start = t->kv_start;
+    hb.cu_seqlens_q = t->cu_q;
+    hb.cu_seqlens_kv = t->cu_kv;
     return hb;
 }
 
@@ -281,6 +433,23 @@ cl_int t_dev_create(cl_context c, const t_tensors *t, clattn_buffers *b)
         T_MAKE(kv_lens, CL_MEM_READ_ONLY, sizeof(int32_t) * (size_t)t->n.batch, t->kv_lens);
     if (t->lse)
         T_MAKE(lse, CL_MEM_READ_WRITE, sizeof(float) * (size_t)(t->lse_n + T_GUARD), t->lse);
+    const size_t hf = sizeof(float) * (size_t)t->n.heads;
+    const size_t bi = sizeof(int32_t) * (size_t)t->n.batch;
+    if (t->bias)
+        T_MAKE(bias, CL_MEM_READ_ONLY, (size_t)t->bias_n * ref_dtype_size(t->n.bias.dtype),
+               t->bias);
+    if (t->bool_mask)
+        T_MAKE(bool_mask, CL_MEM_READ_ONLY, (size_t)t->bool_n, t->bool_mask);
+    if (t->sinks)
+        T_MAKE(sinks, CL_MEM_READ_ONLY, hf, t->sinks);
+    if (t->alibi)
+        T_MAKE(alibi_slopes, CL_MEM_READ_ONLY, hf, t->alibi);
+    if (t->kv_start)
+        T_MAKE(kv_start, CL_MEM_READ_ONLY, bi, t->kv_start);
+    if (t->cu_q)
+        T_MAKE(cu_seqlens_q, CL_MEM_READ_ONLY, bi + sizeof(int32_t), t->cu_q);
+    if (t->cu_kv)
+        T_MAKE(cu_seqlens_kv, CL_MEM_READ_ONLY, bi + sizeof(int32_t), t->cu_kv);
 #undef T_MAKE
     if (first != CL_SUCCESS)
         t_dev_release(b);
@@ -300,8 +469,11 @@ cl_int t_dev_read(cl_command_queue q, const clattn_buffers *b, t_tensors *t)
 
 void t_dev_release(clattn_buffers *b)
 {
-    cl_mem all[7] = {b->q, b->k, b->v, b->o, b->mask, b->kv_lens, b->lse};
-    for (int i = 0; i < 7; i++)
+    cl_mem all[14] = {b->q,         b->k,        b->v,         b->o,
+                      b->mask,      b->kv_lens,  b->lse,       b->bias,
+                      b->bool_mask, b->sinks,    b->alibi_slopes, b->kv_start,
+                      b->cu_seqlens_q, b->cu_seqlens_kv};
+    for (int i = 0; i < 14; i++)
         if (all[i])
             clReleaseMemObject(all[i]);
     memset(b, 0, sizeof *b);
@@ -418,6 +590,49 @@ void t_describe(const clattn_problem *p, const clattn_host_buffers *in, char *bu
             T_APPEND("%s%d", b ? "," : "", (int)in->kv_lens[b]);
         T_APPEND("]");
     }
+    if (p->softcap != 0.0f)
+        T_APPEND(" softcap=%g", (double)p->softcap);
+    if (p->chunk_size)
+        T_APPEND(" chunk=%d", p->chunk_size);
+    if (p->sinks) {
+        T_APPEND(" sinks");
+        if (in && in->sinks) {
+            T_APPEND("=[");
+            for (int h = 0; h < p->heads && h < 8; h++)
+                T_APPEND("%s%.3g", h ? "," : "", (double)in->sinks[h]);
+            T_APPEND("%s]", p->heads > 8 ? ",..." : "");
+        }
+    }
+    if (p->alibi)
+        T_APPEND(" alibi");
+    const clattn_mask_layout *ml[2] = {&p->bias, &p->bool_mask};
+    for (int m = 0; m < 2; m++)
+        if (ml[m]->enabled || ml[m]->dtype || ml[m]->strides.batch || ml[m]->strides.head ||
+            ml[m]->strides.row)
+            T_APPEND(" %s%s(%s %lld,%lld,%lld)", m ? "bool" : "bias", ml[m]->enabled ? "" : "-off",
+                     m && ml[m]->dtype == 0 ? "u8" : t_dtype_name(ml[m]->dtype),
+                     (long long)ml[m]->strides.batch,
+                     (long long)ml[m]->strides.head, (long long)ml[m]->strides.row);
+    if (p->kv_start) {
+        T_APPEND(" kv_start");
+        if (in && in->kv_start) {
+            T_APPEND("=[");
+            for (int b = 0; b < p->batch; b++)
+                T_APPEND("%s%d", b ? "," : "", (int)in->kv_start[b]);
+            T_APPEND("]");
+        }
+    }
+    if (p->varlen || p->total_q || p->total_kv) {
+        T_APPEND(" varlen=%d total=%d/%d", p->varlen, p->total_q, p->total_kv);
+        const int32_t *cu[2] = {in ? in->cu_seqlens_q : NULL, in ? in->cu_seqlens_kv : NULL};
+        for (int c = 0; c < 2; c++)
+            if (cu[c]) {
+                T_APPEND(" cu_%s=[", c ? "kv" : "q");
+                for (int b = 0; b <= p->batch && b < 12; b++)
+                    T_APPEND("%s%d", b ? "," : "", (int)cu[c][b]);
+                T_APPEND("%s]", p->batch >= 12 ? ",..." : "");
+            }
+    }
     const clattn_strides *st[4] = {&p->q_strides, &p->k_strides, &p->v_strides, &p->o_strides};
     const char *nm = "qkvo";
     for (int i = 0; i < 4; i++)
@@ -465,6 +680,49 @@ int t_same_bytes(const void *a, const void *b, size_t n)
     return memcmp(a, b, n) == 0;
 }
 
+/* One output row: where the run wrote it, where the reference did. */
+typedef struct vrow {
+    int64_t got;  /* element offset of the row in the run's O */
+    int64_t ref;  /* row index of the reference's packed O */
+    int64_t lse;  /* index in both LSEs (and in seen) */
+    int b, h, i;
+} vrow;
+
+/* Every row of the problem (for varlen, the rows of each sequence, with the
+ * clamping ref_attention applies); returns how many were written. */
+static size_t verify_rows(const clattn_problem *n, const clattn_host_buffers *in, vrow *rows)
+{
+    size_t k = 0;
+    for (int b = 0; b < n->batch; b++) {
+        int q0 = 0, len = n->seq_q;
+        if (n->varlen) {
+            if (!in->cu_seqlens_q)
+                return 0;
+            int a = in->cu_seqlens_q[b], e = in->cu_seqlens_q[b + 1];
+            a = a < 0 ? 0 : (a > n->total_q ? n->total_q : a);
+            e = e < 0 ? 0 : (e > n->total_q ? n->total_q : e);
+            q0 = a;
+            len = e - a < 0 ? 0 : (e - a > n->seq_q ? n->seq_q : e - a);
+        }
+        for (int h = 0; h < n->heads; h++)
+            for (int i = 0; i < len; i++) {
+                vrow *r = &rows[k++];
+                r->b = b, r->h = h, r->i = i;
+                if (n->varlen) {
+                    r->got = (int64_t)(q0 + i) * n->o_strides.seq + h * n->o_strides.head;
+                    r->ref = (int64_t)(q0 + i) * n->heads + h;
+                    r->lse = (int64_t)h * n->total_q + q0 + i;
+                } else {
+                    r->got = b * n->o_strides.batch + h * n->o_strides.head +
+                             i * n->o_strides.seq;
+                    r->ref = ((int64_t)b * n->heads + h) * n->seq_q + i;
+                    r->lse = r->ref;
+                }
+            }
+    }
+    return k;
+}
+
 t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
                       const void *got_o, const void *o_init, int64_t o_alloc,
                       const float *got_lse, int64_t lse_alloc, t_tolerance tol)
@@ -473,40 +731,43 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
     vctx v = {label, p, in, 0, 0};
     clattn_problem n;
     ref_normalize(p, &n);
-    const int B = n.batch, H = n.heads, Sq = n.seq_q, Dv = n.head_dim_v;
-    const size_t rows = (size_t)B * H * Sq, on = rows * (size_t)Dv;
+    const int Dv = n.head_dim_v;
+    /* the reference's packed outputs, and the LSE as the library lays it out */
+    const size_t lse_count = n.varlen ? (size_t)n.heads * (size_t)n.total_q
+                                      : (size_t)n.batch * n.heads * n.seq_q;
+    const size_t ref_rows = lse_count;
     const size_t esz = ref_dtype_size(n.dtype);
-    double *o_ref = malloc(sizeof(double) * on);
-    double *lse_ref = malloc(sizeof(double) * rows);
-    double *got = malloc(sizeof(double) * on);
+    double *o_ref = malloc(sizeof(double) * (ref_rows * (size_t)Dv + 1));
+    double *lse_ref = malloc(sizeof(double) * (lse_count + 1));
+    int *seen = malloc(sizeof(int) * (lse_count + 1));
+    vrow *rows = malloc(sizeof(vrow) * (ref_rows + 1));
+    double *got = malloc(sizeof(double) * (ref_rows * (size_t)Dv + 1));
+    double *want = malloc(sizeof(double) * (ref_rows * (size_t)Dv + 1));
     unsigned char *in_view = calloc((size_t)o_alloc, 1);
-    if (!o_ref || !lse_ref || !got || !in_view) {
+    if (!o_ref || !lse_ref || !seen || !rows || !got || !want || !in_view) {
         vfail(&v, "out of host memory in verification");
         goto out;
     }
-    ref_attention(p, in, o_ref, lse_ref, NULL);
-    res.rows = (long)rows;
-    for (size_t r = 0; r < rows; r++)
-        res.masked_rows += lse_ref[r] == -INFINITY;
+    ref_attention_ex(p, in, o_ref, lse_ref, NULL, seen);
+    const size_t nrows = verify_rows(&n, in, rows), on = nrows * (size_t)Dv;
+    res.rows = (long)nrows;
+    for (size_t r = 0; r < nrows; r++)
+        res.masked_rows += seen[rows[r].lse] == 0;
 
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < Sq; i++) {
-                int64_t off = b * n.o_strides.batch + h * n.o_strides.head + i * n.o_strides.seq;
-                size_t row = ((size_t)b * H + h) * Sq + i;
-                for (int d = 0; d < Dv; d++) {
-                    got[row * Dv + d] = ref_load(got_o, n.dtype, off + d);
-                    in_view[off + d] = 1;
-                }
-            }
+    for (size_t r = 0; r < nrows; r++)
+        for (int d = 0; d < Dv; d++) {
+            got[r * Dv + d] = ref_load(got_o, n.dtype, rows[r].got + d);
+            want[r * Dv + d] = o_ref[rows[r].ref * Dv + d];
+            in_view[rows[r].got + d] = 1;
+        }
 
     /* O against the reference */
-    res.rel_l2 = ref_rel_l2(o_ref, got, on);
+    res.rel_l2 = ref_rel_l2(want, got, on);
     if (!(res.rel_l2 <= tol.rel_l2)) {
         size_t worst = 0;
         double wd = -1.0;
         for (size_t e = 0; e < on; e++) {
-            double d = fabs(got[e] - o_ref[e]);
+            double d = fabs(got[e] - want[e]);
             if (isnan(d))
                 d = INFINITY;
             if (d > wd) {
@@ -514,43 +775,47 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
                 worst = e;
             }
         }
-        size_t row = worst / (size_t)Dv;
-        vfail(&v,
-              "O rel L2 %.3g > %.3g; worst |err| %.3g at b%zu h%zu i%zu d%zu (ref %.9g got %.9g)",
-              res.rel_l2, tol.rel_l2, wd, row / ((size_t)H * Sq), (row / Sq) % H, row % Sq,
-              worst % Dv, o_ref[worst], got[worst]);
+        const vrow *w = &rows[worst / (size_t)Dv];
+        vfail(&v, "O rel L2 %.3g > %.3g; worst |err| %.3g at b%d h%d i%d d%zu (ref %.9g got %.9g)",
+              res.rel_l2, tol.rel_l2, wd, w->b, w->h, w->i, worst % Dv, want[worst], got[worst]);
     }
-    /* no NaN or inf where the reference is finite; masked rows exactly 0 */
+    /* no NaN or inf where the reference is finite; rows that see no key exactly 0 */
     size_t nonfinite = 0, first_nf = 0, masked_nonzero = 0, first_mn = 0;
     for (size_t e = 0; e < on; e++) {
-        if (isfinite(o_ref[e]) && !isfinite(got[e]) && nonfinite++ == 0)
+        if (isfinite(want[e]) && !isfinite(got[e]) && nonfinite++ == 0)
             first_nf = e;
-        if (lse_ref[e / Dv] == -INFINITY && got[e] != 0.0 && masked_nonzero++ == 0)
+        if (seen[rows[e / Dv].lse] == 0 && got[e] != 0.0 && masked_nonzero++ == 0)
             first_mn = e;
     }
-    if (nonfinite)
-        vfail(&v,
-              "%zu of %zu O elements not finite where the reference is; first: row %zu d%zu = %g",
-              nonfinite, on, first_nf / Dv, first_nf % Dv, got[first_nf]);
-    if (masked_nonzero)
-        vfail(&v, "%zu O elements of fully masked rows are not 0; first: row %zu d%zu = %g",
-              masked_nonzero, first_mn / Dv, first_mn % Dv, got[first_mn]);
+    if (nonfinite) {
+        const vrow *w = &rows[first_nf / Dv];
+        vfail(&v, "%zu of %zu O elements not finite where the reference is; first: b%d h%d i%d "
+              "d%zu = %g", nonfinite, on, w->b, w->h, w->i, first_nf % Dv, got[first_nf]);
+    }
+    if (masked_nonzero) {
+        const vrow *w = &rows[first_mn / Dv];
+        vfail(&v, "%zu O elements of rows that see no key are not 0; first: b%d h%d i%d d%zu = %g",
+              masked_nonzero, w->b, w->h, w->i, first_mn % Dv, got[first_mn]);
+    }
     /* gaps and the guard keep their contents */
     size_t changed = 0, first_ch = 0;
     for (int64_t e = 0; e < o_alloc; e++)
         if (!in_view[e] && memcmp((const char *)got_o + e * esz, (const char *)o_init + e * esz,
                                   esz) != 0 && changed++ == 0)
             first_ch = (size_t)e;
-    if (changed)
+    if (changed) {
+        int64_t ext = 0;
+        ref_tensor_extents(&n, NULL, NULL, NULL, &ext);
         vfail(&v, "%zu O elements outside the view (gaps or guard) were written; first at element "
-              "%zu (view extent %lld)", changed, first_ch,
-              (long long)ref_extent(&n.o_strides, B, H, Sq, Dv));
+              "%zu (view extent %lld)", changed, first_ch, (long long)ext);
+    }
 
     /* LSE */
     if (got_lse) {
         size_t bad = 0, first_bad = 0;
-        for (size_t r = 0; r < rows; r++) {
-            double g = got_lse[r], e = lse_ref[r], err;
+        for (size_t r = 0; r < nrows; r++) {
+            const int64_t x = rows[r].lse;
+            double g = got_lse[x], e = lse_ref[x], err;
             int ok;
             if (e == -INFINITY) {
                 ok = g == -INFINITY;
@@ -566,23 +831,28 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
             if (!ok && bad++ == 0)
                 first_bad = r;
         }
-        if (bad)
-            vfail(&v, "%zu of %zu LSE values wrong; first: b%zu h%zu i%zu ref %.9g got %.9g", bad,
-                  rows, first_bad / ((size_t)H * Sq), (first_bad / Sq) % H, first_bad % Sq,
-                  lse_ref[first_bad], (double)got_lse[first_bad]);
+        if (bad) {
+            const vrow *w = &rows[first_bad];
+            vfail(&v, "%zu of %zu LSE values wrong; first: b%d h%d i%d ref %.9g got %.9g", bad,
+                  nrows, w->b, w->h, w->i, lse_ref[w->lse], (double)got_lse[w->lse]);
+        }
         size_t guard_bad = 0;
-        for (int64_t r = (int64_t)rows; r < lse_alloc; r++) {
+        for (int64_t r = (int64_t)lse_count; r < lse_alloc; r++) {
             uint32_t bits;
             memcpy(&bits, &got_lse[r], sizeof bits);
             guard_bad += bits != T_LSE_POISON;
         }
         if (guard_bad)
-            vfail(&v, "%zu LSE guard elements after the %zu rows were written", guard_bad, rows);
+            vfail(&v, "%zu LSE guard elements after the %zu rows were written", guard_bad,
+                  lse_count);
     }
 out:
     free(o_ref);
     free(lse_ref);
+    free(seen);
+    free(rows);
     free(got);
+    free(want);
     free(in_view);
     res.fails = v.fails;
     return res;

@@ -64,16 +64,30 @@ cl_context t_cl_context(clattn_context *ctx);
 /* Elements of guard region after O and LSE, poisoned and checked after a run. */
 #define T_GUARD 67
 
-/* What a t_tensors holds beyond q, k, v, o. */
+/* What a t_tensors holds beyond q, k, v, o. The problem's own fields (sinks,
+ * alibi, kv_start, bias, bool_mask with their dtypes and strides, varlen) are
+ * set by the test; these flags make the harness allocate and fill the
+ * buffers those fields need. */
 enum {
     T_WITH_MASK = 1,    /* random fp32 mask, ~10% -INFINITY, by the mask strides */
     T_WITH_KV_LENS = 2, /* random kv_lens in 0..seq_kv, both ends included */
     T_WITH_LSE = 4,
-    T_NAN_BEYOND_LEN = 8 /* K and V rows at or beyond kv_lens[b] hold NaN */
+    T_NAN_BEYOND_LEN = 8, /* K and V rows at or beyond kv_lens[b] hold NaN */
+    T_WITH_SINKS = 16,    /* fp32 [heads] in [-2, 4]; one head -INFINITY in some seeds */
+    T_WITH_ALIBI = 32,    /* fp32 [heads]: the standard slopes (ref_alibi_slopes) */
+    T_WITH_BIAS = 64,     /* ~N(0,1), ~10% -INFINITY, in bias.dtype at bias.strides;
+                             the gaps between its elements hold NaN */
+    T_WITH_BOOL_MASK = 128, /* uint8 at bool_mask.strides, ~20% zeros, nonzero 1..255 */
+    T_WITH_KV_START = 256,  /* random kv_start in 0..L (L: kv_lens[b] or seq_kv); the
+                               K and V rows before kv_start[b] hold NaN */
+    T_WITH_VARLEN = 512     /* random cu_seqlens (lengths 0..seq_q / 0..seq_kv); sets
+                               varlen = 1, total_q and total_kv in the problem */
 };
 
 /* Host tensors for one problem, laid out by its strides. Input gaps hold NaN
- * (a read of one poisons the output); O and its guard hold a NaN pattern. */
+ * (a read of one poisons the output); O and its guard hold a NaN pattern.
+ * With varlen, q and o span total_q tokens and k, v total_kv, and the LSE is
+ * [heads][total_q]. */
 typedef struct t_tensors {
     clattn_problem p; /* as handed to the library */
     clattn_problem n; /* ref_normalize(p) */
@@ -85,8 +99,16 @@ typedef struct t_tensors {
     float *mask;
     int64_t mask_n;
     int32_t *kv_lens;
-    float *lse; /* [B][H][Sq] + T_GUARD */
+    float *lse; /* [B][H][Sq] (varlen: [H][total_q]) + T_GUARD */
     int64_t lse_n;
+    /* since 1.0 */
+    float *sinks, *alibi;  /* [heads] */
+    void *bias;            /* bias_n elements of p.bias.dtype */
+    int64_t bias_n;
+    uint8_t *bool_mask;    /* bool_n bytes */
+    int64_t bool_n;
+    int32_t *kv_start;     /* [batch] */
+    int32_t *cu_q, *cu_kv; /* [batch + 1] */
 } t_tensors;
 
 /* 0 on success; on allocation failure the case is failed. */
@@ -94,8 +116,10 @@ int t_tensors_init(t_tensors *t, const clattn_problem *p, unsigned flags, uint64
 void t_tensors_free(t_tensors *t);
 /* Refill O (view, gaps and guard) and LSE with their poison. */
 void t_tensors_poison(t_tensors *t);
-/* Put NaN in the K and V rows at or beyond kv_lens[b]. */
+/* Put NaN in the K and V rows at or beyond kv_lens[b] (not for varlen). */
 void t_tensors_nan_beyond_len(t_tensors *t);
+/* Put NaN in the K and V rows before kv_start[b] (not for varlen). */
+void t_tensors_nan_before_start(t_tensors *t);
 clattn_host_buffers t_tensors_host(const t_tensors *t);
 
 /* Number of mask elements the problem's strides need. */
@@ -104,7 +128,8 @@ int64_t t_mask_extent(const clattn_problem *n);
 uint16_t t_poison16(clattn_dtype t);
 void t_fill_poison(void *base, clattn_dtype t, int64_t n);
 
-/* Device buffers holding t's tensors (O and LSE with their guards), in c.
+/* Device buffers holding t's tensors (O and LSE with their guards, and every
+ * 1.0 input t holds, in clattn_buffers' new fields), in c.
  * Returns the first clCreateBuffer error (then nothing is left allocated). */
 cl_int t_dev_create(cl_context c, const t_tensors *t, clattn_buffers *b);
 /* Blocking read of O and LSE (with guards) back into t. */
@@ -145,7 +170,8 @@ t_result t_verify(const char *label, const t_tensors *t, t_tolerance tol);
 t_result t_verify_probs(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
                         const float *probs, t_tolerance tol);
 
-/* "B2 H6/2 S7x33 D17/17 f16 causal=br win=3,-1 mask(0,231) kvlens path=fused" */
+/* "B2 H6/2 Sq7 Skv33 D17/17 f16 causal=br window=(3,-1) ... path=fused", with
+ * every 1.0 feature the problem enables */
 void t_describe(const clattn_problem *p, const clattn_host_buffers *in, char *buf, size_t size);
 const char *t_dtype_name(clattn_dtype t);
 const char *t_path_name(clattn_path p);
@@ -154,7 +180,8 @@ const char *t_path_name(clattn_path p);
  * prints one line; returns the number of failed checks. UNSUPPORTED skips. */
 int t_check_run(clattn_context *ctx, const char *label, t_tensors *t, int use_host);
 
-/* value (NaN, inf) into K and/or V of key j for every batch and kv head. */
+/* value (NaN, inf) into K and/or V of key j for every batch and kv head
+ * (plain problems; with varlen j is a token). */
 void t_set_key(t_tensors *t, int j, float value, int in_k, int in_v);
 
 /* fused, three_stage, split_kv, auto */

@@ -132,6 +132,15 @@ static void packed_strides(clattn_strides *s, int heads, int seq, int dim)
     }
 }
 
+/* varlen tensors are [tokens][heads][dim]: no batch dimension */
+static void packed_strides_varlen(clattn_strides *s, int heads, int dim)
+{
+    if (s->batch == 0 && s->head == 0 && s->seq == 0) {
+        s->seq = (int64_t)heads * dim;
+        s->head = dim;
+    }
+}
+
 void ref_normalize(const clattn_problem *in, clattn_problem *out)
 {
     clattn_problem p = *in;
@@ -141,10 +150,17 @@ void ref_normalize(const clattn_problem *in, clattn_problem *out)
         p.head_dim_v = p.head_dim;
     if (p.scale == 0.0f)
         p.scale = (float)(1.0 / sqrt((double)p.head_dim));
-    packed_strides(&p.q_strides, p.heads, p.seq_q, p.head_dim);
-    packed_strides(&p.k_strides, p.kv_heads, p.seq_kv, p.head_dim);
-    packed_strides(&p.v_strides, p.kv_heads, p.seq_kv, p.head_dim_v);
-    packed_strides(&p.o_strides, p.heads, p.seq_q, p.head_dim_v);
+    if (p.varlen) {
+        packed_strides_varlen(&p.q_strides, p.heads, p.head_dim);
+        packed_strides_varlen(&p.k_strides, p.kv_heads, p.head_dim);
+        packed_strides_varlen(&p.v_strides, p.kv_heads, p.head_dim_v);
+        packed_strides_varlen(&p.o_strides, p.heads, p.head_dim_v);
+    } else {
+        packed_strides(&p.q_strides, p.heads, p.seq_q, p.head_dim);
+        packed_strides(&p.k_strides, p.kv_heads, p.seq_kv, p.head_dim);
+        packed_strides(&p.v_strides, p.kv_heads, p.seq_kv, p.head_dim_v);
+        packed_strides(&p.o_strides, p.heads, p.seq_q, p.head_dim_v);
+    }
     *out = p;
 }
 
@@ -165,11 +181,103 @@ int64_t ref_extent(const clattn_strides *s, int n0, int n1, int n2, int n3)
     return last + 1;
 }
 
-/* Whether key j is visible to query row i (kv length L), mask aside. */
-static int visible(const clattn_problem *p, int L, int i, int j)
+void ref_tensor_extents(const clattn_problem *problem, int64_t *q, int64_t *k, int64_t *v,
+                        int64_t *o)
 {
-    int64_t ip = (int64_t)i + L - p->seq_q;
+    clattn_problem n;
+    ref_normalize(problem, &n);
+    /* varlen: one "batch" of total tokens; the normalized strides are never all zero */
+    const int B = n.varlen ? 1 : n.batch;
+    const int Sq = n.varlen ? n.total_q : n.seq_q, Skv = n.varlen ? n.total_kv : n.seq_kv;
+    if (q)
+        *q = ref_extent(&n.q_strides, B, n.heads, Sq, n.head_dim);
+    if (k)
+        *k = ref_extent(&n.k_strides, B, n.kv_heads, Skv, n.head_dim);
+    if (v)
+        *v = ref_extent(&n.v_strides, B, n.kv_heads, Skv, n.head_dim_v);
+    if (o)
+        *o = ref_extent(&n.o_strides, B, n.heads, Sq, n.head_dim_v);
+}
+
+int64_t ref_mask_extent(const clattn_problem *problem, const clattn_mask_strides *s)
+{
+    clattn_problem n;
+    ref_normalize(problem, &n);
+    if (n.batch <= 0 || n.heads <= 0 || n.seq_q <= 0 || n.seq_kv <= 0)
+        return 0;
+    return (int64_t)(n.batch - 1) * s->batch + (int64_t)(n.heads - 1) * s->head +
+           (int64_t)(n.seq_q - 1) * s->row + n.seq_kv;
+}
+
+void ref_alibi_slopes(int heads, double *out)
+{
+    if (heads <= 0 || !out)
+        return;
+    int m = 1;
+    while (m * 2 <= heads)
+        m *= 2;
+    /* the power of two m: 2^(-8 (h + 1) / m) */
+    for (int h = 0; h < m; h++)
+        out[h] = pow(2.0, -8.0 * (h + 1) / m);
+    /* the rest: slopes 0, 2, 4, ... of 2m, i.e. 2^(-8 (2t + 1) / (2m)) */
+    for (int t = 0; m + t < heads; t++)
+        out[m + t] = pow(2.0, -8.0 * (2 * t + 1) / (2.0 * m));
+}
+
+static int clamp_int(int x, int lo, int hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* floor(a / c) for c > 0, also for negative a (C's / truncates toward 0) */
+static int64_t floor_div(int64_t a, int64_t c)
+{
+    int64_t q = a / c;
+    if (a % c != 0 && a < 0)
+        q--;
+    return q;
+}
+
+/* One sequence as the reference walks it: batch entry b of a plain problem,
+ * or sequence b of a varlen one. */
+typedef struct ref_seq {
+    int b;
+    int64_t q0, k0; /* first query / key token (varlen); 0 otherwise */
+    int sq, skv;    /* rows and keys (seq_q, seq_kv or the sequence's lengths) */
+    int L, S;       /* keys S <= j < L can be visible */
+} ref_seq;
+
+static ref_seq seq_of(const clattn_problem *p, const clattn_host_buffers *in, int b)
+{
+    ref_seq s = {b, 0, 0, p->seq_q, p->seq_kv, p->seq_kv, 0};
+    if (p->varlen && in->cu_seqlens_q && in->cu_seqlens_kv) {
+        /* entries clamped to 0..total, lengths to 0..max, as the kernels do */
+        int q0 = clamp_int(in->cu_seqlens_q[b], 0, p->total_q);
+        int q1 = clamp_int(in->cu_seqlens_q[b + 1], 0, p->total_q);
+        int k0 = clamp_int(in->cu_seqlens_kv[b], 0, p->total_kv);
+        int k1 = clamp_int(in->cu_seqlens_kv[b + 1], 0, p->total_kv);
+        s.q0 = q0;
+        s.k0 = k0;
+        s.sq = clamp_int(q1 - q0, 0, p->seq_q);
+        s.skv = clamp_int(k1 - k0, 0, p->seq_kv);
+        s.L = s.skv;
+        return s;
+    }
+    if (in->kv_lens)
+        s.L = clamp_int(in->kv_lens[b], 0, p->seq_kv);
+    if (p->kv_start && in->kv_start)
+        s.S = clamp_int(in->kv_start[b], 0, p->seq_kv);
+    return s;
+}
+
+/* Whether key j is visible to query row i of sequence s, masks aside. */
+static int visible(const clattn_problem *p, const ref_seq *s, int i, int j)
+{
+    const int L = s->L;
+    int64_t ip = (int64_t)i + L - s->sq;
     if (j >= L)
+        return 0;
+    if (j < s->S)
         return 0;
     if (p->causal == CLATTN_CAUSAL_BOTTOM_RIGHT && j > ip)
         return 0;
@@ -181,17 +289,52 @@ static int visible(const clattn_problem *p, int L, int i, int j)
         if (p->window_right >= 0 && j > ip + p->window_right)
             return 0;
     }
+    if (p->chunk_size > 0 &&
+        floor_div((int64_t)j - s->S, p->chunk_size) != floor_div(ip - s->S, p->chunk_size))
+        return 0;
     return 1;
+}
+
+static int64_t mask_at(const clattn_mask_strides *st, int b, int h, int i, int j)
+{
+    return b * st->batch + h * st->head + i * st->row + j;
+}
+
+/* Where row i of head h of sequence s goes in the packed outputs. */
+static void out_index(const clattn_problem *p, const ref_seq *s, int h, int i, int64_t *o_row,
+                      int64_t *lse_row, int64_t *probs_row)
+{
+    const int64_t plain = ((int64_t)s->b * p->heads + h) * p->seq_q + i;
+    *probs_row = plain;
+    if (p->varlen) {
+        *o_row = (s->q0 + i) * p->heads + h;
+        *lse_row = (int64_t)h * p->total_q + s->q0 + i;
+    } else {
+        *o_row = plain;
+        *lse_row = plain;
+    }
 }
 
 void ref_attention(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
                    double *lse, double *probs)
+{
+    ref_attention_ex(problem, in, o, lse, probs, NULL);
+}
+
+void ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
+                      double *lse, double *probs, int *seen)
 {
     clattn_problem p;
     ref_normalize(problem, &p);
     const int B = p.batch, H = p.heads, Sq = p.seq_q, Skv = p.seq_kv;
     const int D = p.head_dim, Dv = p.head_dim_v, group = p.heads / p.kv_heads;
     const double scale = (double)p.scale;
+    const int softcap = p.softcap > 0.0f;
+    const double cap = (double)p.softcap;
+    const float *slopes = p.alibi ? in->alibi_slopes : NULL;
+    const float *sinks = p.sinks ? in->sinks : NULL;
+    const void *bias = p.bias.enabled ? in->bias : NULL;
+    const uint8_t *bmask = p.bool_mask.enabled ? in->bool_mask : NULL;
     double *s = malloc(sizeof(double) * (size_t)(Skv > 0 ? Skv : 1));
     unsigned char *vis = malloc((size_t)(Skv > 0 ? Skv : 1));
     double *acc = malloc(sizeof(double) * (size_t)(Dv > 0 ? Dv : 1));
@@ -201,69 +344,93 @@ void ref_attention(const clattn_problem *problem, const clattn_host_buffers *in,
         free(acc);
         return;
     }
+    /* varlen: rows and keys past a sequence's length are no part of it */
+    if (probs && p.varlen)
+        memset(probs, 0, sizeof(double) * (size_t)B * H * Sq * Skv);
 
     for (int b = 0; b < B; b++) {
-        int L = Skv;
-        if (in->kv_lens) {
-            L = in->kv_lens[b];
-            L = L < 0 ? 0 : (L > Skv ? Skv : L);
-        }
+        const ref_seq sq = seq_of(&p, in, b);
+        /* plain tensors step batches by the batch stride, varlen ones by tokens */
+        const int64_t qb = p.varlen ? 0 : b * p.q_strides.batch;
+        const int64_t kb = p.varlen ? 0 : b * p.k_strides.batch;
+        const int64_t vb = p.varlen ? 0 : b * p.v_strides.batch;
         for (int h = 0; h < H; h++) {
             const int hk = h / group;
-            for (int i = 0; i < Sq; i++) {
-                const int64_t qoff =
-                    b * p.q_strides.batch + h * p.q_strides.head + i * p.q_strides.seq;
-                const int64_t row = ((int64_t)b * H + h) * Sq + i;
+            const double sink = sinks ? (double)sinks[h] : -INFINITY;
+            for (int i = 0; i < sq.sq; i++) {
+                const int64_t qoff = qb + h * p.q_strides.head + (sq.q0 + i) * p.q_strides.seq;
+                const int64_t ip = (int64_t)i + sq.L - sq.sq;
+                int64_t o_row, lse_row, probs_row;
+                out_index(&p, &sq, h, i, &o_row, &lse_row, &probs_row);
                 double m = -INFINITY;
-                for (int j = 0; j < Skv; j++) {
-                    vis[j] = (unsigned char)visible(&p, L, i, j);
+                int nseen = 0;
+                for (int j = 0; j < sq.skv; j++) {
+                    vis[j] = (unsigned char)visible(&p, &sq, i, j);
+                    if (vis[j] && bmask && bmask[mask_at(&p.bool_mask.strides, b, h, i, j)] == 0)
+                        vis[j] = 0;
                     if (!vis[j])
                         continue;
-                    const int64_t koff =
-                        b * p.k_strides.batch + hk * p.k_strides.head + j * p.k_strides.seq;
+                    const int64_t koff = kb + hk * p.k_strides.head + (sq.k0 + j) * p.k_strides.seq;
                     double dot = 0.0;
                     for (int d = 0; d < D; d++)
                         dot += (double)ref_load(in->q, p.dtype, qoff + d) *
                                (double)ref_load(in->k, p.dtype, koff + d);
+                    /* the score pipeline of clattn.h, steps 1-4 in order */
                     double sc = scale * dot;
+                    if (softcap)
+                        sc = cap * tanh(sc / cap);
+                    if (slopes)
+                        sc += (double)slopes[h] * (double)((int64_t)j - ip);
                     if (in->mask)
                         sc += (double)in->mask[b * p.mask_batch_stride + h * p.mask_head_stride +
                                                (int64_t)i * Skv + j];
+                    if (bias)
+                        sc += (double)ref_load(bias, p.bias.dtype,
+                                               mask_at(&p.bias.strides, b, h, i, j));
                     if (sc == -INFINITY) {
                         vis[j] = 0;
                         continue;
                     }
+                    nseen++;
                     s[j] = sc;
                     if (sc > m || isnan(sc))
                         m = sc;
                 }
 
+                /* the sink joins the max and the denominator, never the values */
+                double mx = m;
+                if (sink > mx)
+                    mx = sink;
                 double sum = 0.0;
-                for (int j = 0; j < Skv; j++) {
+                for (int j = 0; j < sq.skv; j++) {
                     if (!vis[j])
                         continue;
-                    s[j] = exp(s[j] - m);
+                    s[j] = exp(s[j] - mx);
                     sum += s[j];
                 }
+                if (sink != -INFINITY)
+                    sum += exp(sink - mx);
                 for (int d = 0; d < Dv; d++)
                     acc[d] = 0.0;
                 const int any = m != -INFINITY;
                 for (int j = 0; j < Skv; j++) {
-                    double pj = (any && vis[j]) ? s[j] / sum : 0.0;
+                    double pj = (any && j < sq.skv && vis[j]) ? s[j] / sum : 0.0;
                     if (probs)
-                        probs[row * Skv + j] = pj;
+                        probs[probs_row * Skv + j] = pj;
                     if (pj == 0.0)
                         continue;
-                    const int64_t voff =
-                        b * p.v_strides.batch + hk * p.v_strides.head + j * p.v_strides.seq;
+                    const int64_t voff = vb + hk * p.v_strides.head + (sq.k0 + j) * p.v_strides.seq;
                     for (int d = 0; d < Dv; d++)
                         acc[d] += pj * (double)ref_load(in->v, p.dtype, voff + d);
                 }
                 if (o)
                     for (int d = 0; d < Dv; d++)
-                        o[row * Dv + d] = acc[d];
+                        o[o_row * Dv + d] = acc[d];
+                /* no key: -inf, or exactly the sink (mx == sink, sum == 1) */
                 if (lse)
-                    lse[row] = any ? m + log(sum) : -INFINITY;
+                    lse[lse_row] = (any || sink != -INFINITY) ? mx + log(sum) : -INFINITY;
+                if (seen)
+                    seen[lse_row] = nseen;
             }
         }
     }

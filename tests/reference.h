@@ -34,24 +34,66 @@ void ref_store(void *base, clattn_dtype t, int64_t idx, float v);
 /* *out = *in with every default filled: kv_heads (0 -> heads), head_dim_v
  * (0 -> head_dim), scale (0 -> 1/sqrt(head_dim)), all-zero strides -> packed
  * strides (q [B][H][Sq][D], k [B][Hkv][Skv][D], v [B][Hkv][Skv][Dv],
- * o [B][H][Sq][Dv]). in and out may be the same object. */
+ * o [B][H][Sq][Dv]; with varlen q [total_q][H][D], k [total_kv][Hkv][D],
+ * v [total_kv][Hkv][Dv], o [total_q][H][Dv], batch stride 0). in and out may
+ * be the same object. */
 void ref_normalize(const clattn_problem *in, clattn_problem *out);
 
 /* 1 + the largest element offset of a [n0][n1][n2][n3] view with strides s
  * (the last dimension contiguous); 0 when any n is 0. All-zero strides mean
- * packed, as in clattn.h. */
+ * packed [n0][n1][n2][n3] (not the varlen packing: normalize first). */
 int64_t ref_extent(const clattn_strides *s, int n0, int n1, int n2, int n3);
 
-/* Attention in double straight from clattn.h: visibility from kv_lens (an
- * entry is clamped to 0..seq_kv as the kernels do), both causal alignments,
- * the window (a negative side is unbounded) and the additive mask with its
- * strides. A row that sees nothing gets O = 0 and LSE = -inf; a key whose
- * probability is zero is skipped, so NaN in its V cannot leak. q, k, v are
- * read through the problem's strides and dtype. Outputs are packed:
- * o [B][H][Sq][Dv], lse [B][H][Sq], probs [B][H][Sq][Skv] (invisible keys 0);
- * any of them may be NULL. */
+/* The element extents of q, k, v and o of a problem (any pointer may be
+ * NULL), varlen included (its tensors span total_q / total_kv tokens). */
+void ref_tensor_extents(const clattn_problem *p, int64_t *q, int64_t *k, int64_t *v,
+                        int64_t *o);
+
+/* 1 + the largest element offset of a [batch][heads][seq_q][seq_kv] mask
+ * laid out by s (clattn_mask_strides: zero strides broadcast); 0 when a size
+ * is not positive. */
+int64_t ref_mask_extent(const clattn_problem *p, const clattn_mask_strides *s);
+
+/* The standard ALiBi slopes (Press et al.) of `heads` heads in double: for a
+ * power of two n, 2^(-8 (h + 1) / n); otherwise, with m the largest power of
+ * two below n, the m slopes of m followed by the slopes 0, 2, 4, ... of 2m
+ * for the remaining n - m heads. Writes heads values. */
+void ref_alibi_slopes(int heads, double *out);
+
+/* Attention in double straight from clattn.h. A feature of the problem is
+ * applied when the problem enables it and its host buffer is given (the
+ * legacy fp32 mask whenever in->mask is given, as before 1.0).
+ *  - scores, in clattn.h's order: s = scale * q.k; softcap > 0:
+ *    s = softcap * tanh(s / softcap); alibi: s += slope[h] * (j - i');
+ *    then the fp32 mask (row stride seq_kv, mask_batch/head_stride) or the
+ *    bias (read with bias.dtype at bias.strides); -inf hides the key.
+ *  - visibility: S <= j < L with L = kv_lens[b] and S = kv_start[b] (each
+ *    clamped to 0..seq_kv as the kernels do), i' = i + L - seq_q, both causal
+ *    alignments, the window (a negative side is unbounded), chunks
+ *    floor((j - S) / C) == floor((i' - S) / C) (floor division, also for a
+ *    negative i' - S), and bool_mask[..] != 0 at bool_mask.strides.
+ *  - sinks: exp(sink[h]) joins the softmax denominator (and the LSE); a
+ *    sink of -inf is no sink.
+ *  - varlen: sequence b is rows cu_seqlens_q[b].. and keys cu_seqlens_kv[b]..
+ *    (entries clamped to 0..total, lengths to 0..seq_q / seq_kv); q, o, k, v
+ *    are indexed token * seq stride + head * head stride; masks by b and the
+ *    row and key inside the sequence.
+ * A row that sees nothing gets O = 0 and LSE = -inf, or LSE = sink[h] with a
+ * sink; a key whose probability is zero is skipped, so NaN in its V cannot
+ * leak. q, k, v are read through the problem's strides and dtype. Outputs are
+ * packed: o [B][H][Sq][Dv], lse [B][H][Sq], probs [B][H][Sq][Skv] (invisible
+ * keys 0); with varlen o [total_q][H][Dv], lse [H][total_q], probs
+ * [B][H][seq_q][seq_kv] with the rows and keys past a sequence's lengths 0
+ * (o and lse entries of tokens outside every sequence are not written). Any
+ * output may be NULL. */
 void ref_attention(const clattn_problem *p, const clattn_host_buffers *in, double *o,
                    double *lse, double *probs);
+
+/* ref_attention, and in seen (laid out like lse; may be NULL) the number of
+ * keys each row sees with a score above -inf: 0 marks the rows whose O must
+ * be exactly 0. */
+void ref_attention_ex(const clattn_problem *p, const clattn_host_buffers *in, double *o,
+                      double *lse, double *probs, int *seen);
 
 /* sqrt(sum (got-ref)^2 / sum ref^2) over n elements; when sum ref^2 == 0,
  * sqrt(sum got^2). A NaN in got gives INFINITY. */

@@ -215,9 +215,9 @@ void case_supports(void)
     T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "heads 3 / kv_heads 2: clattn_supports -> %s",
             clattn_status_string(st));
     bad.kv_heads = 1;
-    bad.head_dim = 300;
+    bad.head_dim = 513; /* 1..512 or 576 since 1.0 */
     st = clattn_supports(ctx, &bad);
-    T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "head_dim 300: clattn_supports -> %s",
+    T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "head_dim 513: clattn_supports -> %s",
             clattn_status_string(st));
     t_log("ok   invalid problems refused by clattn_supports");
     clattn_context_destroy(ctx);

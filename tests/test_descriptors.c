@@ -137,10 +137,13 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
         v_bad(v, "seq_q"), sizes_ok = 0;
     if (p->seq_kv < 1 || p->seq_kv > (1 << 30))
         v_bad(v, "seq_kv"), sizes_ok = 0;
-    if (p->head_dim < 1 || p->head_dim > 256)
+    /* 1.0: head_dim 1..512 or 576 (MLA), head_dim_v 1..512 (so 576 needs it given) */
+    if (p->head_dim < 1 || (p->head_dim > 512 && p->head_dim != 576))
         v_bad(v, "head_dim"), sizes_ok = 0;
-    if (p->head_dim_v < 0 || p->head_dim_v > 256)
+    if (p->head_dim_v < 0 || p->head_dim_v > 512)
         v_bad(v, "head_dim_v"), sizes_ok = 0;
+    else if (p->head_dim_v == 0 && p->head_dim > 512)
+        v_bad(v, "head_dim_v|head_dim"), sizes_ok = 0;
     int dtype_ok = p->dtype == CLATTN_F32 || p->dtype == CLATTN_F16 || p->dtype == CLATTN_BF16;
     if (!dtype_ok)
         v_bad(v, "dtype");
@@ -337,7 +340,7 @@ static void draw_valid(t_rng *r, clattn_problem *p, int small_dims)
 }
 
 static const int k_bad_ints[] = {0, -1, -7, INT_MIN, INT_MAX, 1 << 30, (1 << 30) + 1,
-                                 256, 257, 65536, 1 << 20, 3};
+                                 256, 257, 512, 513, 576, 577, 65536, 1 << 20, 3};
 static const int64_t k_bad_strides[] = {-1, 0, 1, 2, INT64_MAX, INT64_MAX / 2, INT64_MIN,
                                         (int64_t)1 << 40, (int64_t)1 << 62, 7};
 
@@ -377,11 +380,11 @@ static const char *mutate(t_rng *r, clattn_problem *p)
     case 11:
         p->windowed = v;
         {
-            const int w = k_bad_ints[pick(r, 12)];
+            const int w = k_bad_ints[pick(r, (int)(sizeof k_bad_ints / sizeof k_bad_ints[0]))];
             /* -INT_MIN does not fit an int: INT_MIN stays as it is. */
             p->window_left = chance(r, 0.5) && w != INT_MIN ? -w : w;
         }
-        p->window_right = k_bad_ints[pick(r, 12)];
+        p->window_right = k_bad_ints[pick(r, (int)(sizeof k_bad_ints / sizeof k_bad_ints[0]))];
         return "window";
     case 12:
         if (chance(r, 0.5))

@@ -272,7 +272,7 @@ void case_errors_problem(void)
     const int64_t I64 = INT64_MAX;
     static const char *const names[] = {
         "batch_zero",        "batch_negative",      "heads_zero",          "seq_q_zero",
-        "seq_kv_negative",   "head_dim_zero",       "head_dim_257",        "head_dim_v_257",
+        "seq_kv_negative",   "head_dim_zero",       "head_dim_513",        "head_dim_v_513",
         "head_dim_v_negative", "heads_not_multiple", "kv_heads_negative",  "kv_heads_above_heads",
         "scale_nan",         "scale_inf",           "scale_neg_inf",       "dtype_3",
         "dtype_negative",    "path_4",              "path_negative",       "causal_3",
@@ -309,8 +309,8 @@ void case_errors_problem(void)
         case 3: p->seq_q = 0; break;
         case 4: p->seq_kv = -3; break;
         case 5: p->head_dim = 0; break;
-        case 6: p->head_dim = 257; break;
-        case 7: p->head_dim_v = 257; break;
+        case 6: p->head_dim = 513; break; /* 1..512 or 576 since 1.0 */
+        case 7: p->head_dim_v = 513; break;
         case 8: p->head_dim_v = -1; break;
         case 9: p->heads = 4; p->kv_heads = 3; break;
         case 10: p->kv_heads = -2; break;
