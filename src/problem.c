@@ -1,5 +1,6 @@
 /* Problem validation: every check names the field it rejects. */
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,20 +33,15 @@ static int packed(int64_t n1, int64_t n2, int64_t n3, clattn_strides *s)
     return mul_ok(n2, n3, &s->head) && mul_ok(n1, s->head, &s->batch);
 }
 
-/* Validates a view [n0][n1][n2][n3] with strides s (dim stride 1): strides
- * non-negative, no two elements at one offset, extent within int64. */
-static clattn_status check_view(struct clattn_context *ctx, const char *name,
-                                const clattn_strides *s, int64_t n0, int64_t n1, int64_t n2,
-                                int64_t n3, int64_t *extent)
+/* The offsets of a 4-d layout: dimension x has n[x] elements at stride
+ * st[x] (dn[x] names it), stride 1 first. Sorted by stride, each dimension of
+ * extent > 1 must step past all the offsets the smaller ones reach: then no
+ * two elements coincide. With broadcast, a zero stride is allowed (it reads
+ * the same elements again). *extent = 1 + the largest offset. */
+static clattn_status check_layout(struct clattn_context *ctx, const char *label,
+                                  const int64_t n[4], const int64_t st[4],
+                                  const char *const dn[4], int broadcast, int64_t *extent)
 {
-    if (s->batch < 0 || s->head < 0 || s->seq < 0)
-        return BAD("%s_strides: negative stride (batch %lld, head %lld, seq %lld)", name,
-                   (long long)s->batch, (long long)s->head, (long long)s->seq);
-    int64_t n[4] = {n3, n2, n1, n0};
-    int64_t st[4] = {1, s->seq, s->head, s->batch};
-    const char *dn[4] = {"dim", "seq", "head", "batch"};
-    /* Sorted by stride, each dimension of extent > 1 must step past all the
-     * offsets the smaller ones reach: then no two elements coincide. */
     int order[4] = {0, 1, 2, 3};
     for (int a = 1; a < 4; ++a)
         for (int b = a; b > 0 && st[order[b]] < st[order[b - 1]]; --b) {
@@ -56,19 +52,37 @@ static clattn_status check_view(struct clattn_context *ctx, const char *name,
     int64_t span = 0; /* largest offset reached so far */
     for (int a = 0; a < 4; ++a) {
         int x = order[a];
-        if (n[x] <= 1)
+        if (n[x] <= 1 || (broadcast && st[x] == 0))
             continue;
         if (st[x] <= span)
-            return BAD("%s_strides: the %s stride %lld overlaps the elements of the smaller "
-                       "dimensions (needs > %lld)",
-                       name, dn[x], (long long)st[x], (long long)span);
+            return BAD("%s: the %s stride %lld overlaps the elements of the smaller "
+                       "dimensions (needs %s> %lld)",
+                       label, dn[x], (long long)st[x], broadcast ? "0 or " : "",
+                       (long long)span);
         int64_t step;
         if (!mul_ok(n[x] - 1, st[x], &step) || !add_ok(span, step, &span))
-            return BAD("%s_strides: offsets overflow 64 bits", name);
+            return BAD("%s: offsets overflow 64 bits", label);
     }
     if (!add_ok(span, 1, extent))
-        return BAD("%s_strides: offsets overflow 64 bits", name);
+        return BAD("%s: offsets overflow 64 bits", label);
     return CLATTN_OK;
+}
+
+/* Validates a view [n0][n1][n2][n3] with strides s (dim stride 1): strides
+ * non-negative, no two elements at one offset, extent within int64. */
+static clattn_status check_view(struct clattn_context *ctx, const char *name,
+                                const clattn_strides *s, int64_t n0, int64_t n1, int64_t n2,
+                                int64_t n3, int64_t *extent)
+{
+    if (s->batch < 0 || s->head < 0 || s->seq < 0)
+        return BAD("%s_strides: negative stride (batch %lld, head %lld, seq %lld)", name,
+                   (long long)s->batch, (long long)s->head, (long long)s->seq);
+    const int64_t n[4] = {n3, n2, n1, n0};
+    const int64_t st[4] = {1, s->seq, s->head, s->batch};
+    const char *const dn[4] = {"dim", "seq", "head", "batch"};
+    char label[32];
+    snprintf(label, sizeof label, "%s_strides", name);
+    return check_layout(ctx, label, n, st, dn, 0, extent);
 }
 
 /* Offsets of a mask [batch][heads][seq_q][seq_kv] with the keys contiguous:
@@ -94,32 +108,12 @@ static clattn_status check_mask(struct clattn_context *ctx, const char *name,
     if (st->batch < 0 || st->head < 0 || st->row < 0)
         return BAD("%s.strides: negative stride (batch %lld, head %lld, row %lld)", name,
                    (long long)st->batch, (long long)st->head, (long long)st->row);
-    int64_t n[4] = {p->seq_kv, p->seq_q, p->heads, p->batch};
-    int64_t sd[4] = {1, st->row, st->head, st->batch};
-    const char *dn[4] = {"key", "row", "head", "batch"};
-    int order[4] = {0, 1, 2, 3};
-    for (int a = 1; a < 4; ++a)
-        for (int b = a; b > 0 && sd[order[b]] < sd[order[b - 1]]; --b) {
-            int t = order[b];
-            order[b] = order[b - 1];
-            order[b - 1] = t;
-        }
-    int64_t span = 0;
-    for (int a = 0; a < 4; ++a) {
-        int x = order[a];
-        if (n[x] <= 1 || sd[x] == 0)
-            continue; /* a broadcast dimension reads the same elements again */
-        if (sd[x] <= span)
-            return BAD("%s.strides: the %s stride %lld overlaps the elements of the smaller "
-                       "dimensions (needs 0 or > %lld)",
-                       name, dn[x], (long long)sd[x], (long long)span);
-        int64_t step;
-        if (!mul_ok(n[x] - 1, sd[x], &step) || !add_ok(span, step, &span))
-            return BAD("%s.strides: offsets overflow 64 bits", name);
-    }
-    if (!add_ok(span, 1, extent))
-        return BAD("%s.strides: offsets overflow 64 bits", name);
-    return CLATTN_OK;
+    const int64_t n[4] = {p->seq_kv, p->seq_q, p->heads, p->batch};
+    const int64_t sd[4] = {1, st->row, st->head, st->batch};
+    const char *const dn[4] = {"key", "row", "head", "batch"};
+    char label[32];
+    snprintf(label, sizeof label, "%s.strides", name);
+    return check_layout(ctx, label, n, sd, dn, 1, extent);
 }
 
 /* The 1.0 fields other than the masks and views. */
