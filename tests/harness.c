@@ -518,15 +518,22 @@ clattn_status t_run_host(clattn_context *ctx, t_tensors *t)
 
 t_tolerance t_tolerance_for(clattn_dtype t)
 {
-    t_tolerance tol = {1e-5, 1e-4, 1e-5};
+    t_tolerance tol = {1e-5, 1e-4, 1e-5, 64.0, 1e-6};
     if (t == CLATTN_F16) {
         tol.rel_l2 = 2e-3;
         tol.probs_abs = 1e-4;
+        tol.elem_ulps = 0.75;
     } else if (t == CLATTN_BF16) {
         tol.rel_l2 = 1e-2;
         tol.probs_abs = 1e-4;
+        tol.elem_ulps = 0.75;
     }
     return tol;
+}
+
+double t_elem_bound(const t_tolerance *tol, clattn_dtype t, double ref, double scale)
+{
+    return tol->elem_ulps * ref_ulp(t, ref) + tol->elem_atol * scale;
 }
 
 const char *t_dtype_name(clattn_dtype t)
@@ -727,7 +734,7 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
                       const void *got_o, const void *o_init, int64_t o_alloc,
                       const float *got_lse, int64_t lse_alloc, t_tolerance tol)
 {
-    t_result res = {0, 0, 0, 0, 0, 0};
+    t_result res = {0};
     vctx v = {label, p, in, 0, 0};
     clattn_problem n;
     ref_normalize(p, &n);
@@ -748,7 +755,10 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
         vfail(&v, "out of host memory in verification");
         goto out;
     }
-    ref_attention_ex(p, in, o_ref, lse_ref, NULL, seen);
+    if (ref_attention_ex(p, in, o_ref, lse_ref, NULL, seen) != 0) {
+        vfail(&v, "the reference ran out of host memory");
+        goto out;
+    }
     const size_t nrows = verify_rows(&n, in, rows), on = nrows * (size_t)Dv;
     res.rows = (long)nrows;
     for (size_t r = 0; r < nrows; r++)
@@ -778,6 +788,32 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
         const vrow *w = &rows[worst / (size_t)Dv];
         vfail(&v, "O rel L2 %.3g > %.3g; worst |err| %.3g at b%d h%d i%d d%zu (ref %.9g got %.9g)",
               res.rel_l2, tol.rel_l2, wd, w->b, w->h, w->i, worst % Dv, want[worst], got[worst]);
+    }
+    /* every element within its own bound (elements not finite on either side
+     * are the next check's) */
+    double scale = 0.0;
+    for (size_t e = 0; e < on; e++)
+        if (isfinite(want[e]))
+            scale = fmax(scale, fabs(want[e]));
+    size_t elem_bad = 0, elem_worst = 0;
+    for (size_t e = 0; e < on; e++) {
+        if (!isfinite(want[e]) || !isfinite(got[e]))
+            continue;
+        const double err = fabs(got[e] - want[e]);
+        const double bound = t_elem_bound(&tol, n.dtype, want[e], scale);
+        if (err > res.elem_use * bound) {
+            res.elem_use = err / bound;
+            elem_worst = e;
+        }
+        elem_bad += !(err <= bound);
+    }
+    if (elem_bad) {
+        const size_t e = elem_worst;
+        const vrow *w = &rows[e / (size_t)Dv];
+        vfail(&v, "%zu of %zu O elements beyond %g ulp + %g * %.3g; worst b%d h%d i%d d%zu: ref "
+              "%.9g got %.9g (|err| %.3g = %.3g ulp)", elem_bad, on, tol.elem_ulps, tol.elem_atol,
+              scale, w->b, w->h, w->i, e % Dv, want[e], got[e], fabs(got[e] - want[e]),
+              fabs(got[e] - want[e]) / ref_ulp(n.dtype, want[e]));
     }
     /* no NaN or inf where the reference is finite; rows that see no key exactly 0 */
     size_t nonfinite = 0, first_nf = 0, masked_nonzero = 0, first_mn = 0;
@@ -870,7 +906,7 @@ t_result t_verify(const char *label, const t_tensors *t, t_tolerance tol)
 t_result t_verify_probs(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
                         const float *probs, t_tolerance tol)
 {
-    t_result res = {0, 0, 0, 0, 0, 0};
+    t_result res = {0};
     vctx v = {label, p, in, 0, 0};
     clattn_problem n;
     ref_normalize(p, &n);
@@ -881,7 +917,12 @@ t_result t_verify_probs(const char *label, const clattn_problem *p, const clattn
         res.fails = v.fails;
         return res;
     }
-    ref_attention(p, in, NULL, NULL, ref);
+    if (ref_attention(p, in, NULL, NULL, ref) != 0) {
+        vfail(&v, "the reference ran out of host memory");
+        free(ref);
+        res.fails = v.fails;
+        return res;
+    }
     size_t worst = 0, bad = 0;
     for (size_t e = 0; e < total; e++) {
         double err = fabs((double)probs[e] - ref[e]);
@@ -919,16 +960,16 @@ int t_check_run(clattn_context *ctx, const char *label, t_tensors *t, int use_ho
             clattn_status_string(sup), clattn_last_error(ctx));
     t_tensors_poison(t);
     clattn_status st = use_host ? t_run_host(ctx, t) : t_run_device(ctx, t);
-    t_result res = {0, 0, 0, 0, 0, 0};
+    t_result res = {0};
     if (st != CLATTN_OK)
         T_FAIL("%s [%s]: %s -> %s: %s", label, desc,
                use_host ? "clattn_forward_host" : "clattn_forward", clattn_status_string(st),
                clattn_last_error(ctx));
     else
         res = t_verify(label, t, t_tolerance_for(t->p.dtype));
-    t_log("%s %s (%s): relL2 %.2e lse %.1e masked %ld/%ld  [%s]",
+    t_log("%s %s (%s): relL2 %.2e elem %.2f lse %.1e masked %ld/%ld  [%s]",
           t_failures != before ? "BAD " : "ok  ", label, use_host ? "host" : "device", res.rel_l2,
-          res.lse_err, res.masked_rows, res.rows, desc);
+          res.elem_use, res.lse_err, res.masked_rows, res.rows, desc);
     return t_failures - before;
 }
 

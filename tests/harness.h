@@ -143,19 +143,33 @@ clattn_status t_run_host(clattn_context *ctx, t_tensors *t);
 
 /* ---- verification -------------------------------------------------------- */
 
+/* O must pass both a global and a per-element bound: the relative L2 error
+ * catches a small error spread everywhere, the per-element one a large error
+ * in a few elements (one wrong element moves the L2 of a big output by too
+ * little to see). Per element, with scale = the largest |ref| of the output:
+ *     |got - ref| <= elem_ulps * ulp_dtype(|ref|) + elem_atol * scale
+ * (ulp_dtype is ref_ulp of the storage type: rounding the exact result to the
+ * output type costs 0.5 of it; elem_atol covers the fp32 arithmetic, whose
+ * error follows the magnitudes summed, not the result's). */
 typedef struct t_tolerance {
     double rel_l2;     /* relative L2 error of O */
     double lse_rel;    /* |lse err| <= lse_rel * max(1, |lse|) */
     double probs_abs;  /* max abs error of the probabilities */
+    double elem_ulps;  /* k of the per-element bound of O */
+    double elem_atol;  /* its absolute part, in units of scale */
 } t_tolerance;
 
 t_tolerance t_tolerance_for(clattn_dtype t);
+
+/* The per-element bound of O for ref (see t_tolerance). */
+double t_elem_bound(const t_tolerance *tol, clattn_dtype t, double ref, double scale);
 
 /* What a verification found (filled even when it passes). */
 typedef struct t_result {
     double rel_l2, lse_err, probs_err;
     int fails;
     long masked_rows, rows; /* rows that see no key, of all rows */
+    double elem_use;        /* the largest |got - ref| / per-element bound (<= 1 passes) */
 } t_result;
 
 /* Compares a run's O (got_o, laid out by p's o strides over o_alloc elements,

@@ -2,6 +2,7 @@
 #include "reference.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -315,14 +316,35 @@ static void out_index(const clattn_problem *p, const ref_seq *s, int h, int i, i
     }
 }
 
-void ref_attention(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
-                   double *lse, double *probs)
+int ref_attention(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
+                  double *lse, double *probs)
 {
-    ref_attention_ex(problem, in, o, lse, probs, NULL);
+    return ref_attention_ex(problem, in, o, lse, probs, NULL);
 }
 
-void ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
-                      double *lse, double *probs, int *seen)
+/* Without its scratch rows the reference has no answer: every output gets
+ * NaN (and seen -1), so a caller that ignores the status cannot pass a
+ * comparison against uninitialised memory. */
+static int out_of_memory(const clattn_problem *p, double *o, double *lse, double *probs,
+                         int *seen)
+{
+    const size_t rows = p->varlen ? (size_t)p->heads * (size_t)p->total_q
+                                  : (size_t)p->batch * p->heads * p->seq_q;
+    const size_t prob_rows = (size_t)p->batch * p->heads * p->seq_q;
+    for (size_t i = 0; o && i < rows * (size_t)p->head_dim_v; i++)
+        o[i] = NAN;
+    for (size_t i = 0; lse && i < rows; i++)
+        lse[i] = NAN;
+    for (size_t i = 0; probs && i < prob_rows * (size_t)p->seq_kv; i++)
+        probs[i] = NAN;
+    for (size_t i = 0; seen && i < rows; i++)
+        seen[i] = -1;
+    fprintf(stderr, "ref_attention: out of host memory for %d keys of scratch\n", p->seq_kv);
+    return -1;
+}
+
+int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
+                     double *lse, double *probs, int *seen)
 {
     clattn_problem p;
     ref_normalize(problem, &p);
@@ -342,7 +364,7 @@ void ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *
         free(s);
         free(vis);
         free(acc);
-        return;
+        return out_of_memory(&p, o, lse, probs, seen);
     }
     /* varlen: rows and keys past a sequence's length are no part of it */
     if (probs && p.varlen)
@@ -437,6 +459,25 @@ void ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *
     free(s);
     free(vis);
     free(acc);
+    return 0;
+}
+
+double ref_ulp(clattn_dtype t, double x)
+{
+    /* mantissa bits and the exponent of the smallest normal number */
+    int mbits = 23, emin = -126;
+    if (t == CLATTN_F16)
+        mbits = 10, emin = -14;
+    else if (t == CLATTN_BF16)
+        mbits = 7;
+    int e = emin;
+    if (isfinite(x) && x != 0.0) {
+        frexp(x, &e); /* |x| = m * 2^e, 0.5 <= m < 1 */
+        e -= 1;
+        if (e < emin)
+            e = emin;
+    }
+    return ldexp(1.0, e - mbits);
 }
 
 double ref_rel_l2(const double *ref, const double *got, size_t n)

@@ -85,15 +85,21 @@ void ref_alibi_slopes(int heads, double *out);
  * keys 0); with varlen o [total_q][H][Dv], lse [H][total_q], probs
  * [B][H][seq_q][seq_kv] with the rows and keys past a sequence's lengths 0
  * (o and lse entries of tokens outside every sequence are not written). Any
- * output may be NULL. */
-void ref_attention(const clattn_problem *p, const clattn_host_buffers *in, double *o,
-                   double *lse, double *probs);
+ * output may be NULL. Returns 0, or -1 when its scratch memory could not be
+ * allocated: then it says so on stderr and every output element is NaN. */
+int ref_attention(const clattn_problem *p, const clattn_host_buffers *in, double *o,
+                  double *lse, double *probs);
 
 /* ref_attention, and in seen (laid out like lse; may be NULL) the number of
  * keys each row sees with a score above -inf: 0 marks the rows whose O must
- * be exactly 0. */
-void ref_attention_ex(const clattn_problem *p, const clattn_host_buffers *in, double *o,
-                      double *lse, double *probs, int *seen);
+ * be exactly 0 (-1 everywhere when out of memory). */
+int ref_attention_ex(const clattn_problem *p, const clattn_host_buffers *in, double *o,
+                     double *lse, double *probs, int *seen);
+
+/* The distance between t's neighbouring values around |x| (unit in the last
+ * place): 2^(floor(log2 |x|) - mantissa bits), the subnormal step below the
+ * smallest normal number and for 0; x must be finite for a meaningful result. */
+double ref_ulp(clattn_dtype t, double x);
 
 /* sqrt(sum (got-ref)^2 / sum ref^2) over n elements; when sum ref^2 == 0,
  * sqrt(sum got^2). A NaN in got gives INFINITY. */

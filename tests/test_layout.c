@@ -240,7 +240,7 @@ static void packed_qkv_run(clattn_context *ctx, clattn_dtype dt, clattn_path pat
     }
 
     int before = t_failures;
-    t_result res = {0, 0, 0, 0, 0, 0};
+    t_result res = {0};
     if (st != CLATTN_OK) {
         T_FAIL("%s: forward -> %s: %s", label, clattn_status_string(st), clattn_last_error(ctx));
     } else {

@@ -149,7 +149,7 @@ void case_large_scores(void)
                     tol.rel_l2 = 2e-4;
                 t_tensors_poison(&t);
                 clattn_status st = (pi + di) % 2 ? t_run_host(ctx, &t) : t_run_device(ctx, &t);
-                t_result r = {0, 0, 0, 0, 0, 0};
+                t_result r = {0};
                 T_CHECK(st == CLATTN_OK, "%s: forward -> %s: %s", label, clattn_status_string(st),
                         clattn_last_error(ctx));
                 if (st == CLATTN_OK)
@@ -291,7 +291,7 @@ void case_weights(void)
             }
             T_CHECK(worst_sum <= 1e-4, "%s: a row of probabilities sums to neither 1 nor 0 "
                     "(off by %.3g)", label, worst_sum);
-            t_result ro = {0, 0, 0, 0, 0, 0};
+            t_result ro = {0};
             if (with_o)
                 ro = t_verify(label, &t, tol);
             else

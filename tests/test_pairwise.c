@@ -274,7 +274,7 @@ static void run_pairwise(clattn_path path)
         double dt = now_s() - t0;
         ran++;
         int before = t_failures;
-        t_result res = {0, 0, 0, 0, 0, 0};
+        t_result res = {0};
         if (st != CLATTN_OK) {
             clattn_host_buffers hb = t_tensors_host(&t);
             char desc[512];
