@@ -416,7 +416,7 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     cl_int kps = split ? pl->keys_per_split : 0;
     const arg fa[] = {ARG(kps), ARG(part_o), ARG(part_ml)};
     CLATTN_TRY(set_kernel_args(ctx, fe->kernel, a, fa, 3));
-    const size_t wg = (size_t)pl->fused.values[0];
+    const size_t wg = clattn__config_wg_size(&pl->fused);
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
     size_t row_groups, head_groups;
     clattn__plan_fused_groups(pl, s, &row_groups, &head_groups);
@@ -429,7 +429,7 @@ static clattn_status run_fused(clattn_context *ctx, const clattn__shape *s, clat
     cl_int nsplit = pl->nsplit;
     const arg ca[] = {ARG(nsplit), ARG(part_o), ARG(part_ml)};
     CLATTN_TRY(set_kernel_args(ctx, ce->kernel, a, ca, 3));
-    const size_t cw = (size_t)pl->combine.values[0];
+    const size_t cw = clattn__config_wg_size(&pl->combine);
     const size_t cg[2] = {round_up((size_t)s->p.seq_q, cw), bh};
     const size_t cl[2] = {cw, 1};
     return launch(ctx, c, CLATTN__K_COMBINE, ce->kernel, 2, cg, cl);
@@ -451,8 +451,9 @@ static clattn_status stage_qk(clattn_context *ctx, const clattn__shape *s, clatt
     const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0)};
     CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 4));
     /* a group per tile of QK_CV * QK_VEC keys */
-    const size_t wg = (size_t)pl->qk.values[0];
-    const size_t keys = (size_t)pl->qk.values[2] * (size_t)pl->qk.values[3];
+    const size_t wg = clattn__config_wg_size(&pl->qk);
+    const size_t keys = (size_t)clattn__cfg_get(&pl->qk, CLATTN__T_QK_VEC) *
+                        (size_t)clattn__cfg_get(&pl->qk, CLATTN__T_QK_CV);
     const size_t g[3] = {round_up((size_t)s->p.seq_kv, keys) / keys * wg, 1, (size_t)k->nbh};
     const size_t l[3] = {wg, 1, 1};
     return launch(ctx, c, CLATTN__K_QK, e->kernel, 3, g, l);
@@ -466,7 +467,7 @@ static clattn_status stage_softmax(clattn_context *ctx, clattn__plan *pl, call_a
     cl_int raw = pl->qk_blas; /* GEMM scores still need their masking */
     const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0), ARG(raw)};
     CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 5));
-    const size_t w = (size_t)pl->softmax.values[0];
+    const size_t w = clattn__config_wg_size(&pl->softmax);
     const size_t g[3] = {w, (size_t)k->nrows, (size_t)k->nbh};
     const size_t l[3] = {w, 1, 1};
     return launch(ctx, c, CLATTN__K_SOFTMAX, e->kernel, 3, g, l);
@@ -483,8 +484,10 @@ static clattn_status stage_av(clattn_context *ctx, const clattn__shape *s, clatt
     const arg args[] = {ARG(scores), ARG(k->row0), ARG(k->nrows), ARG(k->bh0)};
     CLATTN_TRY(set_kernel_args(ctx, e->kernel, a, args, 4));
     /* a work-item per AV_ROWS rows, a group per AV_CV * AV_VEC value dims */
-    const size_t wg = (size_t)pl->av.values[0], rows = (size_t)pl->av.values[1];
-    const size_t dims = (size_t)pl->av.values[2] * (size_t)pl->av.values[3];
+    const size_t wg = clattn__config_wg_size(&pl->av);
+    const size_t rows = (size_t)clattn__cfg_get(&pl->av, CLATTN__T_AV_ROWS);
+    const size_t dims = (size_t)clattn__cfg_get(&pl->av, CLATTN__T_AV_VEC) *
+                        (size_t)clattn__cfg_get(&pl->av, CLATTN__T_AV_CV);
     const size_t g[3] = {round_up((size_t)k->nrows, wg * rows) / rows,
                          round_up((size_t)s->p.head_dim_v, dims) / dims, (size_t)k->nbh};
     const size_t l[3] = {wg, 1, 1};

@@ -1,4 +1,5 @@
 /* Kernel sources (embedded or from CLATTN_KERNEL_DIR) and build options. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,26 +9,45 @@
 
 static const struct {
     const char *file, *kernel;
-    const char *params[CLATTN__MAX_PARAMS];
-    int nparams;
 } families[CLATTN__K_COUNT] = {
-    [CLATTN__K_QK] = {"qk.cl", "attn_qk", {"QK_WG", "QK_ROWS", "QK_VEC", "QK_CV"}, 4},
-    [CLATTN__K_SOFTMAX] = {"softmax.cl", "attn_softmax", {"SM_WG", "SM_VEC"}, 2},
-    [CLATTN__K_AV] = {"av.cl", "attn_av", {"AV_WG", "AV_ROWS", "AV_VEC", "AV_CV"}, 4},
-    [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused", {"BLOCK_M", "BLOCK_N", "SPLIT_KV"}, 3},
-    [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine", {"COMBINE_WG"}, 1},
-    [CLATTN__K_FUSED_VEC] = {"fused_vec.cl",
-                             "attn_fwd_fused_vec",
-                             {"FV_WG", "FV_ROWS", "FV_VEC", "SPLIT_KV", "FV_GQA", "FV_DIRECT"},
-                             6},
+    [CLATTN__K_QK] = {"qk.cl", "attn_qk"},
+    [CLATTN__K_SOFTMAX] = {"softmax.cl", "attn_softmax"},
+    [CLATTN__K_AV] = {"av.cl", "attn_av"},
+    [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused"},
+    [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine"},
+    [CLATTN__K_FUSED_VEC] = {"fused_vec.cl", "attn_fwd_fused_vec"},
 };
 
 const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }
 
-const char *const *clattn__kernel_params(clattn__kernel_id id, int *n)
+int clattn__cfg_has(const clattn__kernel_config *cfg, clattn__tunable_id t)
 {
-    *n = families[id].nparams;
-    return families[id].params;
+    return clattn__tunables[t].kernel == (int)cfg->id;
+}
+
+int clattn__cfg_get(const clattn__kernel_config *cfg, clattn__tunable_id t)
+{
+    assert(clattn__cfg_has(cfg, t));
+    return clattn__cfg_has(cfg, t) ? cfg->values[clattn__tunable_slot(t)] : 0;
+}
+
+void clattn__cfg_set(clattn__kernel_config *cfg, clattn__tunable_id t, int value)
+{
+    assert(clattn__cfg_has(cfg, t));
+    if (clattn__cfg_has(cfg, t))
+        cfg->values[clattn__tunable_slot(t)] = value;
+}
+
+void clattn__cfg_defaults(clattn__kernel_config *cfg, clattn__kernel_id id,
+                          clattn__device_class dev_class)
+{
+    const int col = dev_class == CLATTN__CLASS_GPU ? CLATTN__DFLT_GPU : CLATTN__DFLT_CPU;
+    cfg->id = id;
+    memset(cfg->values, 0, sizeof cfg->values);
+    clattn__tunable_id ids[CLATTN__MAX_PARAMS];
+    const int n = clattn__kernel_tunables(id, ids);
+    for (int i = 0; i < n; ++i)
+        clattn__cfg_set(cfg, ids[i], clattn__tunables[ids[i]].dflt[col]);
 }
 
 static char *read_text(const char *dir, const char *name, size_t *len)
@@ -106,9 +126,11 @@ int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_c
     /* No -cl-fast-relaxed-math / -cl-finite-math-only: masks use -INFINITY. */
     int n = snprintf(buf, size, "-cl-std=CL1.2 -DDTYPE=%d -DHEAD_DIM=%d -DHEAD_DIM_V=%d",
                      (int)cfg->dtype, cfg->head_dim, cfg->head_dim_v);
-    for (int i = 0; i < families[cfg->id].nparams && n >= 0 && (size_t)n < size; ++i)
-        n += snprintf(buf + n, size - (size_t)n, " -D%s=%d", families[cfg->id].params[i],
-                      cfg->values[i]);
+    clattn__tunable_id ids[CLATTN__MAX_PARAMS];
+    const int np = clattn__kernel_tunables(cfg->id, ids);
+    for (int i = 0; i < np && n >= 0 && (size_t)n < size; ++i)
+        n += snprintf(buf + n, size - (size_t)n, " -D%s=%d", clattn__tunables[ids[i]].name,
+                      clattn__cfg_get(cfg, ids[i]));
     /* Score features: each a switch of cl/common.h, absent when off, so a
      * plain problem builds exactly the plain kernels. */
     static const struct {

@@ -6,6 +6,7 @@
 
 #include "clattn.h"
 #include "device.h"
+#include "tunables.h"
 
 typedef struct clattn__embedded_file {
     const char *name;
@@ -16,17 +17,6 @@ typedef struct clattn__embedded_file {
 /* Generated at build time from cl/ (cmake/embed_kernels.cmake); NULL-ended. */
 extern const clattn__embedded_file clattn__embedded_files[];
 
-typedef enum clattn__kernel_id {
-    CLATTN__K_QK,
-    CLATTN__K_SOFTMAX,
-    CLATTN__K_AV,
-    CLATTN__K_FUSED,
-    CLATTN__K_COMBINE,
-    CLATTN__K_FUSED_VEC,
-    CLATTN__K_COUNT
-} clattn__kernel_id;
-
-#define CLATTN__MAX_PARAMS 6
 
 /* One compiled configuration of a kernel: what goes into its -D options.
  * Sequence lengths, batch and heads are kernel arguments, not part of this. */
@@ -35,12 +25,23 @@ typedef struct clattn__kernel_config {
     clattn_dtype dtype;
     int head_dim, head_dim_v;
     unsigned features; /* CLATTN__F_* of the problem (problem.h): -D switches */
-    int values[CLATTN__MAX_PARAMS]; /* in the order of clattn__kernel_params */
+    int values[CLATTN__MAX_PARAMS]; /* by clattn__tunable_slot: use clattn__cfg_* */
 } clattn__kernel_config;
 
 const char *clattn__kernel_name(clattn__kernel_id id);
-/* The names of the family's tunables (-D names); *n receives their count. */
-const char *const *clattn__kernel_params(clattn__kernel_id id, int *n);
+
+/* A tunable of the config's kernel (which it must be: anything else is a
+ * programming error, caught by an assert). */
+int clattn__cfg_get(const clattn__kernel_config *cfg, clattn__tunable_id t);
+void clattn__cfg_set(clattn__kernel_config *cfg, clattn__tunable_id t, int value);
+
+/* Whether t is one of the config kernel's tunables. */
+int clattn__cfg_has(const clattn__kernel_config *cfg, clattn__tunable_id t);
+
+/* Makes cfg kernel id with every tunable at the table's built-in default
+ * for the device class (dtype, dims and features are kept). */
+void clattn__cfg_defaults(clattn__kernel_config *cfg, clattn__kernel_id id,
+                          clattn__device_class dev_class);
 
 /* The complete source of a family (cl/common.h followed by its .cl file),
  * from CLATTN_KERNEL_DIR when that is set, else from the embedded copies.

@@ -1,4 +1,5 @@
 /* Path choice and built-in parameters per device class. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,68 +20,91 @@ clattn_path clattn__auto_path(const clattn__shape *s)
     return CLATTN_PATH_FUSED;
 }
 
+/* The tunable that is a kernel's work-group size (its first dimension). */
+static clattn__tunable_id wg_tunable(clattn__kernel_id id)
+{
+    switch (id) {
+    case CLATTN__K_QK:
+        return CLATTN__T_QK_WG;
+    case CLATTN__K_SOFTMAX:
+        return CLATTN__T_SM_WG;
+    case CLATTN__K_AV:
+        return CLATTN__T_AV_WG;
+    case CLATTN__K_FUSED:
+        return CLATTN__T_BLOCK_M; /* a work-item per query row */
+    case CLATTN__K_COMBINE:
+        return CLATTN__T_COMBINE_WG;
+    default:
+        return CLATTN__T_FV_WG;
+    }
+}
+
 size_t clattn__config_wg_size(const clattn__kernel_config *c)
 {
-    return (size_t)c->values[0];
+    return (size_t)clattn__cfg_get(c, wg_tunable(c->id));
 }
+
+/* Rounds n up to a whole number of vectors of w. */
+static size_t pad_to(size_t n, size_t w) { return (n + w - 1) / w * w; }
 
 size_t clattn__config_local_bytes(const clattn__kernel_config *c)
 {
     const size_t f = sizeof(float);
+    const size_t d = (size_t)c->head_dim, dv = (size_t)c->head_dim_v;
     switch (c->id) {
     case CLATTN__K_QK:
         /* the K tile, transposed: QK_CV * QK_VEC keys */
-        return f * (size_t)c->head_dim * (size_t)c->values[3] * (size_t)c->values[2];
+        return f * d * (size_t)clattn__cfg_get(c, CLATTN__T_QK_CV) *
+               (size_t)clattn__cfg_get(c, CLATTN__T_QK_VEC);
     case CLATTN__K_SOFTMAX:
-        return f * (size_t)c->values[0];
+        return f * (size_t)clattn__cfg_get(c, CLATTN__T_SM_WG);
     case CLATTN__K_FUSED:
-        return f * (size_t)c->values[1] * (size_t)(c->head_dim + c->head_dim_v);
+        return f * (size_t)clattn__cfg_get(c, CLATTN__T_BLOCK_N) * (d + dv);
     case CLATTN__K_FUSED_VEC: {
         /* K tile transposed, V tile padded to whole vectors; nothing when
          * the kernel reads K and V directly (FV_DIRECT) */
-        if (c->values[5])
+        if (clattn__cfg_get(c, CLATTN__T_FV_DIRECT))
             return 0;
-        const size_t vec = (size_t)c->values[2];
-        const size_t dv_pad = ((size_t)c->head_dim_v + vec - 1) / vec * vec;
-        return f * vec * ((size_t)c->head_dim + dv_pad);
+        const size_t vec = (size_t)clattn__cfg_get(c, CLATTN__T_FV_VEC);
+        return f * vec * (d + pad_to(dv, vec));
     }
     default:
         return 0;
     }
 }
 
-static int halve(int *v)
+/* The narrowest OpenCL vector the kernels use. */
+#define VEC_MIN 4
+
+/* Halves tunable t of c; -1 when it is already at its floor. */
+static int halve(clattn__kernel_config *c, clattn__tunable_id t, int floor)
 {
-    if (*v <= 1)
+    const int v = clattn__cfg_get(c, t);
+    if (v <= floor)
         return -1;
-    *v /= 2;
+    clattn__cfg_set(c, t, v / 2);
     return 0;
 }
 
 int clattn__plan_shrink(clattn__kernel_config *c, int for_wg)
 {
-    int *v = c->values;
+    if (for_wg)
+        return halve(c, wg_tunable(c->id), 1);
     switch (c->id) {
     case CLATTN__K_QK:
-    case CLATTN__K_AV:
-        /* values: work-items, rows, vector width (4, 8 or 16), vectors */
-        if (for_wg)
-            return halve(&v[0]);
-        if (halve(&v[3]) == 0)
+        if (halve(c, CLATTN__T_QK_CV, 1) == 0)
             return 0;
-        return v[2] > 4 ? halve(&v[2]) : -1;
+        return halve(c, CLATTN__T_QK_VEC, VEC_MIN);
+    case CLATTN__K_AV:
+        if (halve(c, CLATTN__T_AV_CV, 1) == 0)
+            return 0;
+        return halve(c, CLATTN__T_AV_VEC, VEC_MIN);
     case CLATTN__K_FUSED:
-        /* values: BLOCK_M (work-items), BLOCK_N (keys in local memory) */
-        if (for_wg)
-            return halve(&v[0]);
-        return halve(&v[1]);
+        return halve(c, CLATTN__T_BLOCK_N, 1);
     case CLATTN__K_FUSED_VEC:
-        /* values: FV_WG (work-items), FV_ROWS, FV_VEC (4, 8 or 16 keys) */
-        if (for_wg)
-            return halve(&v[0]);
-        return v[2] > 4 ? halve(&v[2]) : -1;
+        return halve(c, CLATTN__T_FV_VEC, VEC_MIN);
     default:
-        return halve(&v[0]);
+        return halve(c, wg_tunable(c->id), 1);
     }
 }
 
@@ -94,13 +118,15 @@ static int next_pow2(int x)
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+static int min_int(int a, int b) { return a < b ? a : b; }
+
 /* Shrinks cfg until the device's limits can hold it; -1 if they never do. */
 static int fit(const clattn__device_info *d, clattn__kernel_config *c)
 {
     for (;;) {
-        int wg_ok = clattn__config_wg_size(c) <= d->max_wg_size &&
-                    (size_t)c->values[0] <= d->max_item_sizes[0];
-        int lm_ok = clattn__config_local_bytes(c) <= d->local_mem_size;
+        const size_t wg = clattn__config_wg_size(c);
+        const int wg_ok = wg <= d->max_wg_size && wg <= d->max_item_sizes[0];
+        const int lm_ok = clattn__config_local_bytes(c) <= d->local_mem_size;
         if (wg_ok && lm_ok)
             return 0;
         if (clattn__plan_shrink(c, !wg_ok) != 0)
@@ -108,52 +134,66 @@ static int fit(const clattn__device_info *d, clattn__kernel_config *c)
     }
 }
 
-static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s, int v0,
-                                    int v1, int v2)
+/* A kernel of the shape's dtype, dims and features, with the table's
+ * defaults for the device class. */
+static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s,
+                                    clattn__device_class cls)
 {
     clattn__kernel_config c;
     memset(&c, 0, sizeof c);
-    c.id = id;
     c.dtype = s->p.dtype;
     c.head_dim = s->p.head_dim;
     c.head_dim_v = s->p.head_dim_v;
     c.features = clattn__shape_features(s);
-    c.values[0] = v0;
-    c.values[1] = v1;
-    c.values[2] = v2;
+    clattn__cfg_defaults(&c, id, cls);
     return c;
 }
 
 /* The vector widths OpenCL has: 4, 8 or 16. */
 static int vec_width(int w) { return w >= 16 ? 16 : w >= 8 ? 8 : 4; }
 
-/* Built-in three-stage tiles. CPUs (PoCL runs a work-group as a loop, one
- * core each): one work-item per group, and per work-item a block of rows x
- * vectors of keys (QK: 2 x 4 float16, the fastest measured on AVX-512, where
- * 8 x 1 spent its time on 8 row addresses) or of value dims (AV: 4 x 4)
- * that keeps 8 to 16 vector accumulators busy; softmax one row per
- * work-item in float16 vectors. GPUs: many work-items, narrow vectors. */
-static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s, int gpu)
+/* Floats of accumulators an AV work-item keeps on a CPU. */
+#define AV_ACCUMULATORS_CPU 256
+
+/* Built-in three-stage tiles, the table's defaults fitted to the shape.
+ * CPUs (PoCL runs a work-group as a loop, one core each): one work-item per
+ * group, and per work-item a block of rows x vectors of keys (QK: 2 x 4
+ * float16, the fastest measured on AVX-512, where 8 x 1 spent its time on 8
+ * row addresses) or of value dims (AV: 4 x 4) that keeps 8 to 16 vector
+ * accumulators busy; softmax one row per work-item in float16 vectors.
+ * GPUs: many work-items, narrow vectors. */
+static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s,
+                                 clattn__device_class cls)
 {
     const clattn_problem *p = &s->p;
+    const int cpu = cls != CLATTN__CLASS_GPU;
     const int dv = p->head_dim_v;
-    plan->qk = config(CLATTN__K_QK, s, gpu ? 64 : 1, 2, gpu ? 4 : 16);
-    /* no wider a tile of keys than there are keys */
-    plan->qk.values[3] = gpu ? 1 : ceil_div(p->seq_kv, 16) < 4 ? ceil_div(p->seq_kv, 16) : 4;
-    plan->softmax = config(CLATTN__K_SOFTMAX, s, gpu ? 128 : 1, gpu ? 4 : 16, 0);
-    /* AV: the widest vector that divides head_dim_v (a partial last vector
-     * is loaded element by element), and at most 256 floats of
-     * accumulators a work-item. */
-    const int w = gpu ? 4 : dv % 16 == 0 ? 16 : dv % 8 == 0 ? 8 : dv % 4 == 0 ? 4 : 16;
-    const int rows = gpu ? 1 : 4;
-    const int max_cv = gpu ? 1 : 256 / (rows * w);
-    plan->av = config(CLATTN__K_AV, s, gpu ? 64 : 1, rows, w);
-    plan->av.values[3] = ceil_div(dv, w) < max_cv ? ceil_div(dv, w) : max_cv;
+    plan->qk = config(CLATTN__K_QK, s, cls);
+    plan->softmax = config(CLATTN__K_SOFTMAX, s, cls);
+    plan->av = config(CLATTN__K_AV, s, cls);
+    if (cpu) {
+        /* no wider a tile of keys than there are keys */
+        const int w = clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC);
+        clattn__cfg_set(&plan->qk, CLATTN__T_QK_CV,
+                        min_int(ceil_div(p->seq_kv, w), clattn__cfg_get(&plan->qk, CLATTN__T_QK_CV)));
+        /* AV: the widest vector that divides head_dim_v (a partial last
+         * vector is loaded element by element), and enough vectors to
+         * cover head_dim_v within the accumulator budget. */
+        const int vw = dv % 16 == 0 ? 16 : dv % 8 == 0 ? 8 : dv % 4 == 0 ? 4 : 16;
+        const int rows = clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS);
+        clattn__cfg_set(&plan->av, CLATTN__T_AV_VEC, vw);
+        clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
+                        min_int(ceil_div(dv, vw), AV_ACCUMULATORS_CPU / (rows * vw)));
+    } else {
+        clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
+                        min_int(ceil_div(dv, clattn__cfg_get(&plan->av, CLATTN__T_AV_VEC)),
+                                clattn__cfg_get(&plan->av, CLATTN__T_AV_CV)));
+    }
     /* Fewer query rows than a block: no work-item computes idle rows. */
-    if (p->seq_q < plan->qk.values[1])
-        plan->qk.values[1] = p->seq_q;
-    if (p->seq_q < plan->av.values[1])
-        plan->av.values[1] = p->seq_q;
+    clattn__cfg_set(&plan->qk, CLATTN__T_QK_ROWS,
+                    min_int(p->seq_q, clattn__cfg_get(&plan->qk, CLATTN__T_QK_ROWS)));
+    clattn__cfg_set(&plan->av, CLATTN__T_AV_ROWS,
+                    min_int(p->seq_q, clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS)));
 }
 
 void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune_key *k)
@@ -184,181 +224,228 @@ static const clattn__tune_entry *tuned(struct clattn_context *ctx, const clattn_
     return clattn__tuning_lookup(ctx, &k, &stale);
 }
 
-/* Sets every tunable of cfgs that e names (e may be NULL); a value below 1
- * is no tile size and is ignored. Plan-level tunables (NSPLIT, FUSED_VEC,
- * QK_BLAS, ...) are read from e with clattn__db_param. */
+/* Sets every tunable of cfgs that e names (e may be NULL) and the table
+ * lets it set; values outside the table's range (a db written by another
+ * version) are ignored. Plan-level tunables (NSPLIT, FUSED_VEC, QK_BLAS,
+ * ...) are read from e with clattn__db_param. */
 static void apply(const clattn__tune_entry *e, clattn__kernel_config *const *cfgs, int n)
 {
     for (int i = 0; i < n && e; ++i) {
-        int np;
-        const char *const *names = clattn__kernel_params(cfgs[i]->id, &np);
+        clattn__tunable_id ids[CLATTN__MAX_PARAMS];
+        const int np = clattn__kernel_tunables(cfgs[i]->id, ids);
         for (int j = 0; j < np; ++j) {
-            int v = clattn__db_param(e, names[j], 0);
-            if (v >= 1 && strcmp(names[j], "SPLIT_KV") != 0)
-                cfgs[i]->values[j] = v;
+            const clattn__tunable_def *t = &clattn__tunables[ids[j]];
+            const int v = clattn__db_param(e, t->name, t->lo - 1);
+            if (t->forcible && v >= t->lo && v <= t->hi)
+                clattn__cfg_set(cfgs[i], ids[j], v);
         }
     }
 }
 
-/* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests
- * (any -D name of a kernel family and the plan-level ones), parsed into the
- * same form as a tuned entry. Values are still fitted to the device
- * afterwards. NULL when unset. */
-static const clattn__tune_entry *overrides(int flags, clattn__tune_entry *e)
+/* CLATTN_PARAMS="NAME=value,..." forces tunables for experiments and tests,
+ * parsed into the same form as a tuned entry; values are still fitted to
+ * the device afterwards. A name the table does not have, one that cannot be
+ * forced, a value outside its range or text that does not parse is an
+ * error: a misspelt or renamed tunable must not turn a forced run into a
+ * default one. *out is NULL when the variable is unset or empty. */
+static clattn_status overrides(clattn_context *ctx, int flags, clattn__tune_entry *e,
+                               const clattn__tune_entry **out)
 {
+    *out = NULL;
     const char *env = flags & CLATTN__PLAN_NO_OVERRIDES ? NULL : getenv("CLATTN_PARAMS");
     if (!env || !*env)
-        return NULL;
+        return CLATTN_OK;
     memset(e, 0, sizeof *e);
-    for (const char *p = env; *p && e->nparams < CLATTN__DB_MAX_PARAMS;) {
-        size_t len = strcspn(p, "=,");
-        if (p[len] != '=' || len == 0 || len >= sizeof e->names[0]) {
-            p += len + (p[len] != '\0');
-            continue;
-        }
+    for (const char *p = env; *p;) {
+        const size_t len = strcspn(p, "=,");
+        char name[CLATTN__DB_NAME];
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+        const int id = len < sizeof name ? clattn__tunable_find(name) : -1;
+        if (p[len] != '=' || len == 0)
+            return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                                "CLATTN_PARAMS: '%.*s' is not NAME=value", (int)strcspn(p, ","),
+                                p);
+        if (id < 0 || !clattn__tunables[id].forcible)
+            return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                                "CLATTN_PARAMS: %s '%.*s' (README.md lists the names)",
+                                id < 0 ? "unknown tunable" : "cannot force", (int)len, p);
+        const clattn__tunable_def *t = &clattn__tunables[id];
         char *end;
-        long v = strtol(p + len + 1, &end, 10);
-        if (v >= 0 && v <= 4096) {
-            memcpy(e->names[e->nparams], p, len);
-            e->names[e->nparams][len] = '\0';
-            e->values[e->nparams++] = (int)v;
-        }
-        p = end + strcspn(end, ",");
-        if (*p == ',')
-            ++p;
+        errno = 0;
+        const long v = strtol(p + len + 1, &end, 10);
+        if (end == p + len + 1 || (*end && *end != ',') || errno || v < t->lo || v > t->hi)
+            return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                                "CLATTN_PARAMS: %s must be a whole number in %d..%d", t->name,
+                                t->lo, t->hi);
+        if (e->nparams == CLATTN__DB_MAX_PARAMS)
+            return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
+                                "CLATTN_PARAMS: more than %d settings", CLATTN__DB_MAX_PARAMS);
+        snprintf(e->names[e->nparams], sizeof e->names[0], "%s", t->name);
+        e->values[e->nparams++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
     }
-    return e;
+    *out = e;
+    return CLATTN_OK;
 }
 
-clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
-                                size_t scratch_limit, int flags, clattn__plan *plan)
+/* The path the plan takes: the problem's, or for AUTO the measured best for
+ * this bucket where a tune found one, else the rule's. */
+static clattn_path choose_path(clattn_context *ctx, const clattn__shape *s, int flags)
+{
+    if (s->p.path != CLATTN_PATH_AUTO)
+        return s->p.path;
+    const clattn__tune_entry *e = tuned(ctx, s, "path", flags);
+    const int measured = clattn__db_param(e, "PATH", 0);
+    return measured >= CLATTN_PATH_FUSED && measured <= CLATTN_PATH_SPLIT_KV
+               ? (clattn_path)measured
+               : clattn__auto_path(s);
+}
+
+/* Bytes of score scratch the three-stage path may hold at once. */
+#define SCRATCH_DEFAULT ((size_t)256 << 20)
+
+/* Heads and rows per chunk of three-stage scratch, within the limit. */
+static clattn_status three_stage_chunks(clattn_context *ctx, const clattn__shape *s,
+                                        size_t scratch_limit, clattn__plan *plan)
 {
     const clattn__device_info *d = &ctx->dev;
     const clattn_problem *p = &s->p;
-    const int gpu = d->dev_class == CLATTN__CLASS_GPU;
-    memset(plan, 0, sizeof *plan);
-    plan->path = p->path;
-    if (plan->path == CLATTN_PATH_AUTO) {
-        /* The measured best path for this bucket, where a tune found one. */
-        clattn__tune_key k;
-        clattn__tune_key_for(s, "path", &k);
-        int stale;
-        const clattn__tune_entry *e =
-            flags & CLATTN__PLAN_NO_TUNED ? NULL : clattn__tuning_lookup(ctx, &k, &stale);
-        int measured = e ? clattn__db_param(e, "PATH", 0) : 0;
-        plan->path = measured >= CLATTN_PATH_FUSED && measured <= CLATTN_PATH_SPLIT_KV
-                         ? (clattn_path)measured
-                         : clattn__auto_path(s);
-    }
     const int64_t bh = (int64_t)p->batch * p->heads;
-
-    clattn__tune_entry ovr_storage;
-    const clattn__tune_entry *ovr = overrides(flags, &ovr_storage);
-
-    if (plan->path == CLATTN_PATH_THREE_STAGE) {
-        three_stage_defaults(plan, s, gpu);
-        clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
-        const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
-        const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);
-        apply(tq, cfgs, 1);
-        apply(tuned(ctx, s, "softmax", flags), cfgs + 1, 1);
-        apply(ta, cfgs + 2, 1);
-        apply(ovr, cfgs, 3);
-        /* Ineligible problems (dtype, masking, queue) keep the own kernels. */
-        plan->qk_blas = clattn__db_param(ovr, "QK_BLAS", clattn__db_param(tq, "QK_BLAS", 0)) &&
-                        clattn__blas_qk_eligible(ctx, s);
-        plan->av_blas = clattn__db_param(ovr, "AV_BLAS", clattn__db_param(ta, "AV_BLAS", 0)) &&
-                        clattn__blas_av_eligible(ctx, s);
-        if (plan->qk_blas || plan->av_blas)
-            plan->blas_set = clattn__db_param(
-                ovr, "CLBLAST_SET",
-                clattn__db_param(tuned(ctx, s, "clblast", flags), "CLBLAST_SET", 0));
-        /* The softmax reduction needs a power-of-two work-group. */
-        while (plan->softmax.values[0] & (plan->softmax.values[0] - 1))
-            plan->softmax.values[0] &= plan->softmax.values[0] - 1;
-        plan->qk.values[2] = vec_width(plan->qk.values[2]);
-        plan->softmax.values[1] = vec_width(plan->softmax.values[1]);
-        plan->av.values[2] = vec_width(plan->av.values[2]);
-        if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
-            return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
-                                "three-stage path: no tile size fits this device's limits");
-        size_t limit = scratch_limit;
-        if (limit == 0) {
-            limit = (size_t)256 << 20;
-            if (d->global_mem_size / 4 < limit)
-                limit = (size_t)(d->global_mem_size / 4);
-        }
-        if (d->max_alloc < limit)
-            limit = (size_t)d->max_alloc;
-        const size_t row = (size_t)p->seq_kv * sizeof(float);
-        const size_t head = row * (size_t)p->seq_q;
-        if (row > limit)
-            return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
-                                "three-stage path: one score row (%zu bytes) exceeds the "
-                                "scratch limit (%zu bytes)",
-                                row, limit);
-        if (head <= limit) {
-            plan->chunk_rows = p->seq_q;
-            size_t n = limit / head;
-            plan->chunk_bh = (int)((int64_t)n < bh ? (int64_t)n : bh);
-        } else {
-            plan->chunk_bh = 1;
-            plan->chunk_rows = (int)(limit / row);
-        }
-        plan->scratch_bytes[0] = (size_t)plan->chunk_bh * (size_t)plan->chunk_rows * row;
-        return CLATTN_OK;
+    size_t limit = scratch_limit;
+    if (limit == 0) {
+        limit = SCRATCH_DEFAULT;
+        if (d->global_mem_size / 4 < limit)
+            limit = (size_t)(d->global_mem_size / 4);
     }
+    if (d->max_alloc < limit)
+        limit = (size_t)d->max_alloc;
+    const size_t row = (size_t)p->seq_kv * sizeof(float);
+    const size_t head = row * (size_t)p->seq_q;
+    if (row > limit)
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                            "three-stage path: one score row (%zu bytes) exceeds the "
+                            "scratch limit (%zu bytes)",
+                            row, limit);
+    if (head <= limit) {
+        plan->chunk_rows = p->seq_q;
+        const size_t n = limit / head;
+        plan->chunk_bh = (int)((int64_t)n < bh ? (int64_t)n : bh);
+    } else {
+        plan->chunk_bh = 1;
+        plan->chunk_rows = (int)(limit / row);
+    }
+    plan->scratch_bytes[0] = (size_t)plan->chunk_bh * (size_t)plan->chunk_rows * row;
+    return CLATTN_OK;
+}
 
+static clattn_status plan_three_stage(clattn_context *ctx, const clattn__shape *s,
+                                      size_t scratch_limit, int flags,
+                                      const clattn__tune_entry *ovr, clattn__plan *plan)
+{
+    const clattn__device_info *d = &ctx->dev;
+    three_stage_defaults(plan, s, d->dev_class);
+    clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
+    const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
+    const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);
+    apply(tq, cfgs, 1);
+    apply(tuned(ctx, s, "softmax", flags), cfgs + 1, 1);
+    apply(ta, cfgs + 2, 1);
+    apply(ovr, cfgs, 3);
+    /* Ineligible problems (dtype, masking, queue) keep the own kernels. */
+    plan->qk_blas = clattn__db_param(ovr, "QK_BLAS", clattn__db_param(tq, "QK_BLAS", 0)) &&
+                    clattn__blas_qk_eligible(ctx, s);
+    plan->av_blas = clattn__db_param(ovr, "AV_BLAS", clattn__db_param(ta, "AV_BLAS", 0)) &&
+                    clattn__blas_av_eligible(ctx, s);
+    if (plan->qk_blas || plan->av_blas)
+        plan->blas_set = clattn__db_param(
+            ovr, "CLBLAST_SET",
+            clattn__db_param(tuned(ctx, s, "clblast", flags), "CLBLAST_SET", 0));
+    /* The softmax reduction needs a power-of-two work-group. */
+    int sm_wg = clattn__cfg_get(&plan->softmax, CLATTN__T_SM_WG);
+    while (sm_wg & (sm_wg - 1))
+        sm_wg &= sm_wg - 1;
+    clattn__cfg_set(&plan->softmax, CLATTN__T_SM_WG, sm_wg);
+    const clattn__tunable_id vecs[3] = {CLATTN__T_QK_VEC, CLATTN__T_SM_VEC, CLATTN__T_AV_VEC};
+    for (int i = 0; i < 3; ++i)
+        clattn__cfg_set(cfgs[i], vecs[i], vec_width(clattn__cfg_get(cfgs[i], vecs[i])));
+    if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                            "three-stage path: no tile size fits this device's limits");
+    return three_stage_chunks(ctx, s, scratch_limit, plan);
+}
+
+/* Rows a vector fused work-item takes by default, and past how many dims
+ * (q plus accumulators) it takes fewer: sixteen rows of MLA's 576 + 512
+ * dims are ~70 KiB a work-item, four keep them near the core. */
+#define FV_ROWS_WIDE_DIMS (2 * 256)
+#define FV_ROWS_WIDE 4
+
+/* The vector fused kernel's built-in configuration fitted to the shape:
+ * FV_ROWS rows a work-item (each staged K/V tile serves many rows; fewer
+ * rows measured up to 2x slower on PoCL), FV_WG work-items a group; fewer
+ * when there are fewer rows (decode), so no work-item idles, and smaller
+ * groups where there would be too few to fill the compute units. */
+static void fused_vec_defaults(const clattn__device_info *d, const clattn__shape *s,
+                               clattn__kernel_config *c)
+{
+    const clattn_problem *p = &s->p;
+    const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
+    int rows = clattn__cfg_get(c, CLATTN__T_FV_ROWS);
+    if (vrows < rows)
+        rows = next_pow2(vrows);
+    if (p->head_dim + p->head_dim_v > FV_ROWS_WIDE_DIMS && rows > FV_ROWS_WIDE)
+        rows = FV_ROWS_WIDE;
+    int wg = clattn__cfg_get(c, CLATTN__T_FV_WG);
+    if (ceil_div(vrows, rows) < wg)
+        wg = next_pow2(ceil_div(vrows, rows));
+    const int64_t heads_groups = (int64_t)p->batch * (s->group > 1 ? p->kv_heads : p->heads);
+    const int64_t enough = 2 * (int64_t)(d->compute_units ? d->compute_units : 1);
+    while (wg > 1 && (int64_t)ceil_div(vrows, rows * wg) * heads_groups < enough)
+        wg /= 2;
+    clattn__cfg_set(c, CLATTN__T_FV_ROWS, rows);
+    clattn__cfg_set(c, CLATTN__T_FV_WG, wg);
+    /* a K/V tile serves the GQA group */
+    clattn__cfg_set(c, CLATTN__T_FV_GQA, clattn__cfg_get(c, CLATTN__T_FV_GQA) && s->group > 1);
+    /* A group of one work-item (decode) has no one to share a staged tile
+     * with: reading K and V directly skips the scalar staging. */
+    clattn__cfg_set(c, CLATTN__T_FV_DIRECT, wg == 1);
+}
+
+/* Split-KV partitions by default: enough for this many groups a compute
+ * unit. */
+#define SPLIT_GROUPS_PER_CU 4
+
+static clattn_status plan_fused(clattn_context *ctx, const clattn__shape *s, int flags,
+                                const clattn__tune_entry *ovr, clattn__plan *plan)
+{
+    const clattn__device_info *d = &ctx->dev;
+    const clattn_problem *p = &s->p;
     const int split = plan->path == CLATTN_PATH_SPLIT_KV;
-    const char *unit = split ? "splitkv" : "fused";
     /* Two fused kernels: one row per work-item (GPUs), or rows x a vector of
      * keys per work-item for devices that vectorise inside a work-item
      * (CPUs); FUSED_VEC (tuned, or forced) picks. */
-    const clattn__tune_entry *tf = tuned(ctx, s, unit, flags);
-    const int vec =
-        clattn__db_param(ovr, "FUSED_VEC", clattn__db_param(tf, "FUSED_VEC", !gpu)) != 0;
-    plan->combine = config(CLATTN__K_COMBINE, s, 64, 0, 0);
+    const clattn__tune_entry *tf = tuned(ctx, s, split ? "splitkv" : "fused", flags);
+    const int col = d->dev_class == CLATTN__CLASS_GPU ? CLATTN__DFLT_GPU : CLATTN__DFLT_CPU;
+    const int vec = clattn__db_param(ovr, "FUSED_VEC",
+                                     clattn__db_param(tf, "FUSED_VEC",
+                                                      clattn__tunables[CLATTN__T_FUSED_VEC]
+                                                          .dflt[col])) != 0;
+    plan->combine = config(CLATTN__K_COMBINE, s, d->dev_class);
+    plan->fused = config(vec ? CLATTN__K_FUSED_VEC : CLATTN__K_FUSED, s, d->dev_class);
     if (vec) {
-        /* 16 rows a work-item (each staged K/V tile serves many rows; fewer
-         * rows measured up to 2x slower on PoCL), 8 work-items a group;
-         * fewer when there are fewer rows (decode), so no work-item idles,
-         * and smaller groups where there would be too few to fill the
-         * compute units. */
-        const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
-        int rows = vrows < 16 ? next_pow2(vrows) : 16;
-        /* Past 256 dims (up to MLA's 576) sixteen rows of q and accumulators
-         * are ~70 KiB a work-item: four keep them near the core. */
-        if (p->head_dim + p->head_dim_v > 2 * 256 && rows > 4)
-            rows = 4;
-        int wg = ceil_div(vrows, rows) < 8 ? next_pow2(ceil_div(vrows, rows)) : 8;
-        const int64_t heads_groups = (int64_t)p->batch * (s->group > 1 ? p->kv_heads : p->heads);
-        const int64_t enough = 2 * (int64_t)(d->compute_units ? d->compute_units : 1);
-        while (wg > 1 && (int64_t)ceil_div(vrows, rows * wg) * heads_groups < enough)
-            wg /= 2;
-        plan->fused = config(CLATTN__K_FUSED_VEC, s, wg, rows, 16);
-        plan->fused.values[3] = split;
-        plan->fused.values[4] = s->group > 1; /* a K/V tile serves the GQA group */
-        /* A group of one work-item (decode) has no one to share a staged
-         * tile with: reading K and V directly skips the scalar staging. */
-        plan->fused.values[5] = wg == 1;
-    } else {
-        int block_m = gpu ? 64 : 16;
-        if (split && p->seq_q < block_m)
-            block_m = next_pow2(p->seq_q);
-        plan->fused = config(CLATTN__K_FUSED, s, block_m, gpu ? 16 : 32, split);
+        fused_vec_defaults(d, s, &plan->fused);
+    } else if (split && p->seq_q < clattn__cfg_get(&plan->fused, CLATTN__T_BLOCK_M)) {
+        clattn__cfg_set(&plan->fused, CLATTN__T_BLOCK_M, next_pow2(p->seq_q));
     }
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
     apply(tf, cfgs, 2);
     apply(ovr, cfgs, 2);
-    const int forced_split =
-        clattn__db_param(ovr, "NSPLIT", 0) > 0 ? clattn__db_param(ovr, "NSPLIT", 0)
-                                                : clattn__db_param(tf, "NSPLIT", 0);
-    plan->fused.values[plan->fused.id == CLATTN__K_FUSED_VEC ? 3 : 2] = split;
-    if (plan->fused.id == CLATTN__K_FUSED_VEC) {
-        /* The vector width must be one OpenCL has: 4, 8 or 16. */
-        int *w = &plan->fused.values[2];
-        *w = *w >= 16 ? 16 : *w >= 8 ? 8 : 4;
-        plan->fused.values[4] = plan->fused.values[4] && s->group > 1;
+    clattn__cfg_set(&plan->fused, vec ? CLATTN__T_FV_SPLIT_KV : CLATTN__T_SPLIT_KV, split);
+    if (vec) {
+        clattn__cfg_set(&plan->fused, CLATTN__T_FV_VEC,
+                        vec_width(clattn__cfg_get(&plan->fused, CLATTN__T_FV_VEC)));
+        clattn__cfg_set(&plan->fused, CLATTN__T_FV_GQA,
+                        clattn__cfg_get(&plan->fused, CLATTN__T_FV_GQA) && s->group > 1);
     }
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
@@ -370,15 +457,28 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
 
     if (fit(d, &plan->combine))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "combine kernel does not fit");
-    /* Enough partitions to give every compute unit a few groups. */
+    const int forced = clattn__db_param(ovr, "NSPLIT", clattn__db_param(tf, "NSPLIT", 0));
     size_t row_groups, head_groups;
     clattn__plan_fused_groups(plan, s, &row_groups, &head_groups);
     const int64_t groups = (int64_t)(row_groups * head_groups);
-    const int64_t want = 4 * (int64_t)(d->compute_units ? d->compute_units : 1);
-    int64_t nsplit = forced_split      ? forced_split
-                     : groups >= want ? 1
-                                      : (want + groups - 1) / groups;
+    const int64_t want = SPLIT_GROUPS_PER_CU * (int64_t)(d->compute_units ? d->compute_units : 1);
+    const int64_t nsplit = forced > 0        ? forced
+                           : groups >= want ? 1
+                                            : (want + groups - 1) / groups;
     return clattn__plan_split(ctx, s, plan, (int)(nsplit < INT32_MAX ? nsplit : INT32_MAX));
+}
+
+clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,
+                                size_t scratch_limit, int flags, clattn__plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    clattn__tune_entry ovr_storage;
+    const clattn__tune_entry *ovr;
+    CLATTN_TRY(overrides(ctx, flags, &ovr_storage, &ovr));
+    plan->path = choose_path(ctx, s, flags);
+    if (plan->path == CLATTN_PATH_THREE_STAGE)
+        return plan_three_stage(ctx, s, scratch_limit, flags, ovr, plan);
+    return plan_fused(ctx, s, flags, ovr, plan);
 }
 
 clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,
@@ -418,8 +518,10 @@ clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape
 
 int clattn__plan_block_rows(const clattn__plan *plan)
 {
-    const int *v = plan->fused.values;
-    return plan->fused.id == CLATTN__K_FUSED_VEC ? v[0] * v[1] : v[0];
+    const clattn__kernel_config *c = &plan->fused;
+    return c->id == CLATTN__K_FUSED_VEC
+               ? clattn__cfg_get(c, CLATTN__T_FV_WG) * clattn__cfg_get(c, CLATTN__T_FV_ROWS)
+               : clattn__cfg_get(c, CLATTN__T_BLOCK_M);
 }
 
 void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
@@ -427,7 +529,8 @@ void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
 {
     /* The GQA-packed vector kernel: a group per KV head, its query heads'
      * rows interleaved. */
-    const int gqa = plan->fused.id == CLATTN__K_FUSED_VEC && plan->fused.values[4];
+    const int gqa = plan->fused.id == CLATTN__K_FUSED_VEC &&
+                    clattn__cfg_get(&plan->fused, CLATTN__T_FV_GQA);
     const size_t rows = (size_t)s->p.seq_q * (gqa ? (size_t)s->group : 1);
     const size_t per_group = (size_t)clattn__plan_block_rows(plan);
     const size_t bh = (size_t)s->p.batch * (size_t)s->p.heads;
@@ -437,6 +540,6 @@ void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
 
 int clattn__plan_tile_keys(const clattn__plan *plan)
 {
-    const int *v = plan->fused.values;
-    return plan->fused.id == CLATTN__K_FUSED_VEC ? v[2] : v[1];
+    const clattn__kernel_config *c = &plan->fused;
+    return clattn__cfg_get(c, c->id == CLATTN__K_FUSED_VEC ? CLATTN__T_FV_VEC : CLATTN__T_BLOCK_N);
 }

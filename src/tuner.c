@@ -162,7 +162,7 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         clattn__space_point_of(sp, base, &pt, NULL);
         for (int i = 0; i < sp->count; ++i)
             for (int v = 0; v < sp->t[i].count; ++v)
-                if (sp->t[i].values[v] == clattn__db_param(have, sp->t[i].name, -1))
+                if (sp->t[i].values[v] == clattn__db_param(have, CLATTN__SP_NAME(sp, i), -1))
                     pt.idx[i] = v;
         if (clattn__space_apply(ctx, sp, &pt, &t->b.s, best) != CLATTN_OK)
             *best = *base;
@@ -240,7 +240,8 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
             lin = valid[(t->rng >> 8) % (uint32_t)nvalid];
             /* The GEMM library is a single point of its own: always try it. */
             const int last = sp->count - 1;
-            if (step == 0 && strstr(sp->t[last].name, "_BLAS")) {
+            if (step == 0 && (sp->t[last].id == CLATTN__T_QK_BLAS ||
+                                  sp->t[last].id == CLATTN__T_AV_BLAS)) {
                 int blas = 1;
                 for (int j = 0; j < last; ++j)
                     blas *= sp->t[j].count;
@@ -377,11 +378,11 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
                                         ? sp->t[i].values[w->pt.idx[i]]
                                         : -1)
                                  : raw[i];
-        if (!strcmp(sp->t[i].name, "NSPLIT") && value >= 0)
+        if (sp->t[i].id == CLATTN__T_NSPLIT && value >= 0)
             value = w->plan.nsplit; /* the count the plan really uses */
         if (value < 0)
             continue;
-        names[nvals] = sp->t[i].name;
+        names[nvals] = CLATTN__SP_NAME(sp, i);
         vals[nvals++] = value;
     }
     clattn__tune_entry e;

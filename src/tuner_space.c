@@ -1,74 +1,11 @@
 /* The tuned units' search spaces and their constraints. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "blas.h"
 #include "internal.h"
 #include "tuner_space.h"
-
-#define K(id) (1u << (id))
-
-const clattn__space clattn__spaces[] = {
-    /* FUSED_VEC picks the kernel: BLOCK_* tune the row-per-work-item one,
-     * FV_* the vector one (a point sets only its own kernel's tunables). */
-    {"fused",
-     CLATTN_PATH_FUSED,
-     K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC),
-     8,
-     {{"FUSED_VEC", 2, {0, 1}},
-      {"BLOCK_M", 7, {1, 2, 4, 8, 16, 32, 64}},
-      {"BLOCK_N", 5, {4, 8, 16, 32, 64}},
-      {"FV_ROWS", 5, {1, 2, 4, 8, 16}},
-      {"FV_WG", 5, {1, 2, 4, 8, 16}},
-      {"FV_VEC", 3, {4, 8, 16}},
-      {"FV_GQA", 2, {0, 1}},
-      {"FV_DIRECT", 2, {0, 1}}}},
-    {"splitkv",
-     CLATTN_PATH_SPLIT_KV,
-     K(CLATTN__K_FUSED) | K(CLATTN__K_FUSED_VEC) | K(CLATTN__K_COMBINE),
-     10,
-     {{"FUSED_VEC", 2, {0, 1}},
-      {"BLOCK_M", 5, {1, 2, 4, 8, 16}},
-      {"BLOCK_N", 4, {8, 16, 32, 64}},
-      {"NSPLIT", 7, {1, 2, 4, 8, 16, 32, 64}},
-      {"COMBINE_WG", 3, {16, 64, 128}},
-      {"FV_ROWS", 4, {1, 2, 4, 8}},
-      {"FV_WG", 4, {1, 2, 4, 8}},
-      {"FV_VEC", 3, {4, 8, 16}},
-      {"FV_GQA", 2, {0, 1}},
-      {"FV_DIRECT", 2, {0, 1}}}},
-    {"qk",
-     CLATTN_PATH_THREE_STAGE,
-     K(CLATTN__K_QK),
-     5,
-     {{"QK_WG", 4, {1, 2, 4, 8}},
-      {"QK_ROWS", 6, {1, 2, 4, 8, 12, 16}},
-      {"QK_VEC", 3, {4, 8, 16}},
-      {"QK_CV", 3, {1, 2, 4}},
-      {"QK_BLAS", 2, {0, 1}}}},
-    {"softmax",
-     CLATTN_PATH_THREE_STAGE,
-     K(CLATTN__K_SOFTMAX),
-     2,
-     {{"SM_WG", 6, {1, 4, 16, 64, 128, 256}},
-      {"SM_VEC", 3, {4, 8, 16}}}},
-    {"av",
-     CLATTN_PATH_THREE_STAGE,
-     K(CLATTN__K_AV),
-     5,
-     {{"AV_WG", 4, {1, 2, 4, 8}},
-      {"AV_ROWS", 6, {1, 2, 4, 6, 8, 12}},
-      {"AV_VEC", 3, {4, 8, 16}},
-      {"AV_CV", 5, {1, 2, 4, 8, 16}},
-      {"AV_BLAS", 2, {0, 1}}}},
-    /* CLBlast's own parameters, for the GEMMs the qk/av units gave it. */
-    {"clblast",
-     CLATTN_PATH_THREE_STAGE,
-     K(CLATTN__K_QK) | K(CLATTN__K_AV),
-     1,
-     {{"CLBLAST_SET", 6, {1, 2, 3, 4, 5, 6}}}},
-    {NULL, CLATTN_PATH_AUTO, 0, 0, {{NULL, 0, {0}}}},
-};
 
 int clattn__space_size(const clattn__space *sp)
 {
@@ -78,19 +15,27 @@ int clattn__space_size(const clattn__space *sp)
     return n;
 }
 
-static int value(const clattn__space *sp, const clattn__point *pt, const char *name, int dflt)
+/* The point's value of tunable id, or dflt when the unit does not search it. */
+static int value(const clattn__space *sp, const clattn__point *pt, clattn__tunable_id id,
+                 int dflt)
 {
     for (int i = 0; i < sp->count; ++i)
-        if (strcmp(sp->t[i].name, name) == 0)
+        if (sp->t[i].id == id)
             return sp->t[i].values[pt->idx[i]];
     return dflt;
+}
+
+static int searches(const clattn__space *sp, clattn__tunable_id id)
+{
+    for (int i = 0; i < sp->count; ++i)
+        if (sp->t[i].id == id)
+            return 1;
+    return 0;
 }
 
 /* The kernel configs a unit's tunables live in. */
 static int configs(const clattn__space *sp, clattn__plan *plan, clattn__kernel_config **cfgs)
 {
-    if (!strcmp(sp->unit, "clblast"))
-        return 0;
     if (!strcmp(sp->unit, "fused"))
         return cfgs[0] = &plan->fused, 1;
     if (!strcmp(sp->unit, "splitkv"))
@@ -99,66 +44,88 @@ static int configs(const clattn__space *sp, clattn__plan *plan, clattn__kernel_c
         return cfgs[0] = &plan->qk, 1;
     if (!strcmp(sp->unit, "softmax"))
         return cfgs[0] = &plan->softmax, 1;
-    return cfgs[0] = &plan->av, 1;
+    if (!strcmp(sp->unit, "av"))
+        return cfgs[0] = &plan->av, 1;
+    return 0; /* clblast, path: the plan's own tunables only */
 }
 
-/* Makes cfg the given fused kernel, from its family's defaults when it
+/* The plan-level tunables, where the plan keeps them. */
+static int *plan_field(clattn__plan *plan, clattn__tunable_id id)
+{
+    switch (id) {
+    case CLATTN__T_NSPLIT:
+        return &plan->nsplit;
+    case CLATTN__T_QK_BLAS:
+        return &plan->qk_blas;
+    case CLATTN__T_AV_BLAS:
+        return &plan->av_blas;
+    case CLATTN__T_CLBLAST_SET:
+        return &plan->blas_set;
+    default:
+        return NULL;
+    }
+}
+
+/* Makes cfg the given fused kernel, from the table's defaults when it
  * changes; the point's values follow. */
-static void set_fused_kernel(clattn__kernel_config *cfg, int vec)
+static void set_fused_kernel(clattn__kernel_config *cfg, int vec, clattn__device_class cls)
 {
     const clattn__kernel_id want = vec ? CLATTN__K_FUSED_VEC : CLATTN__K_FUSED;
     if (cfg->id == want)
         return;
-    const int split = cfg->values[cfg->id == CLATTN__K_FUSED_VEC ? 3 : 2];
-    cfg->id = want;
-    const int dflt[2][6] = {{16, 32, split, 0, 0, 0}, {4, 4, 16, split, 0, 0}};
-    for (int i = 0; i < 6; ++i)
-        cfg->values[i] = dflt[vec][i];
+    const int split = cfg->id == CLATTN__K_FUSED_VEC ? clattn__cfg_get(cfg, CLATTN__T_FV_SPLIT_KV)
+                                                     : clattn__cfg_get(cfg, CLATTN__T_SPLIT_KV);
+    clattn__cfg_defaults(cfg, want, cls);
+    clattn__cfg_set(cfg, vec ? CLATTN__T_FV_SPLIT_KV : CLATTN__T_SPLIT_KV, split);
 }
 
 clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__space *sp,
                                   const clattn__point *pt, const clattn__shape *s,
                                   clattn__plan *plan)
 {
-    if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv"))
-        set_fused_kernel(&plan->fused, value(sp, pt, "FUSED_VEC", 0));
+    if (searches(sp, CLATTN__T_FUSED_VEC))
+        set_fused_kernel(&plan->fused, value(sp, pt, CLATTN__T_FUSED_VEC, 0),
+                         ctx->dev.dev_class);
     clattn__kernel_config *cfgs[2];
-    int n = configs(sp, plan, cfgs);
-    for (int c = 0; c < n; ++c) {
-        int np;
-        const char *const *names = clattn__kernel_params(cfgs[c]->id, &np);
-        for (int j = 0; j < np; ++j)
-            cfgs[c]->values[j] = value(sp, pt, names[j], cfgs[c]->values[j]);
+    const int n = configs(sp, plan, cfgs);
+    for (int i = 0; i < sp->count; ++i) {
+        const clattn__tunable_id id = sp->t[i].id;
+        for (int c = 0; c < n; ++c)
+            if (clattn__cfg_has(cfgs[c], id))
+                clattn__cfg_set(cfgs[c], id, sp->t[i].values[pt->idx[i]]);
+        int *field = plan_field(plan, id);
+        if (field && id != CLATTN__T_NSPLIT)
+            *field = sp->t[i].values[pt->idx[i]];
     }
-    plan->blas_set = value(sp, pt, "CLBLAST_SET", plan->blas_set);
-    plan->qk_blas = value(sp, pt, "QK_BLAS", plan->qk_blas);
-    plan->av_blas = value(sp, pt, "AV_BLAS", plan->av_blas);
-    if (!strcmp(sp->unit, "splitkv"))
-        return clattn__plan_split(ctx, s, plan, value(sp, pt, "NSPLIT", plan->nsplit));
+    if (searches(sp, CLATTN__T_NSPLIT))
+        return clattn__plan_split(ctx, s, plan, value(sp, pt, CLATTN__T_NSPLIT, plan->nsplit));
     return CLATTN_OK;
+}
+
+/* The plan's current value of a searched tunable; -1 when the plan's
+ * kernels do not have it (the other fused kernel's). */
+static int current(const clattn__space *sp, const clattn__plan *plan, clattn__tunable_id id)
+{
+    clattn__plan copy = *plan;
+    if (id == CLATTN__T_FUSED_VEC)
+        return plan->fused.id == CLATTN__K_FUSED_VEC;
+    int *field = plan_field(&copy, id);
+    if (field)
+        return *field;
+    clattn__kernel_config *cfgs[2];
+    const int n = configs(sp, &copy, cfgs);
+    for (int c = 0; c < n; ++c)
+        if (clattn__cfg_has(cfgs[c], id))
+            return clattn__cfg_get(cfgs[c], id);
+    return -1;
 }
 
 void clattn__space_point_of(const clattn__space *sp, const clattn__plan *plan,
                             clattn__point *pt, int *raw)
 {
-    clattn__kernel_config *cfgs[2];
-    clattn__plan copy = *plan;
-    int n = configs(sp, &copy, cfgs);
     memset(pt, 0, sizeof *pt);
     for (int i = 0; i < sp->count; ++i) {
-        int cur = !strcmp(sp->t[i].name, "FUSED_VEC") ? plan->fused.id == CLATTN__K_FUSED_VEC
-                  : !strcmp(sp->t[i].name, "CLBLAST_SET") ? plan->blas_set
-                  : !strcmp(sp->t[i].name, "NSPLIT")    ? plan->nsplit
-                  : !strcmp(sp->t[i].name, "QK_BLAS") ? plan->qk_blas
-                  : !strcmp(sp->t[i].name, "AV_BLAS") ? plan->av_blas
-                                                      : -1;
-        for (int c = 0; c < n && cur < 0; ++c) {
-            int np;
-            const char *const *names = clattn__kernel_params(cfgs[c]->id, &np);
-            for (int j = 0; j < np; ++j)
-                if (!strcmp(names[j], sp->t[i].name))
-                    cur = cfgs[c]->values[j];
-        }
+        const int cur = current(sp, plan, sp->t[i].id);
         if (raw)
             raw[i] = cur;
         /* nearest listed value */
@@ -181,113 +148,133 @@ static int pow2_at_least(int x)
 }
 
 /* A tile may exceed the problem's extent only as the smallest choice. */
-static int fits_extent(const clattn__space *sp, const char *name, int v, int extent)
+static int fits_extent(const clattn__space *sp, clattn__tunable_id id, int v, int extent)
 {
     for (int i = 0; i < sp->count; ++i)
-        if (strcmp(sp->t[i].name, name) == 0 && v == sp->t[i].values[0])
+        if (sp->t[i].id == id && v == sp->t[i].values[0])
             return 1;
     return v <= pow2_at_least(extent);
+}
+
+/* Which fused kernel a tunable belongs to: 1 vector, 0 row, -1 neither. */
+static int fused_family(clattn__tunable_id id)
+{
+    const int k = clattn__tunables[id].kernel;
+    return k == CLATTN__K_FUSED_VEC ? 1 : k == CLATTN__K_FUSED ? 0 : -1;
+}
+
+/* More accumulators than a CPU has vector registers only spill: rows x
+ * vectors x width floats a work-item at most. */
+#define ACCUMULATORS_MAX 512
+
+/* The split-KV constraints both fused kernels share: no more partitions
+ * than twice the (power-of-two) keys allow in tiles, a combine group the
+ * device can run. */
+static int split_valid(const clattn__space *sp, const clattn__point *pt,
+                       const clattn__device_info *d, const clattn_problem *p, int tile_keys)
+{
+    if (strcmp(sp->unit, "splitkv") != 0)
+        return 1;
+    const int ns = value(sp, pt, CLATTN__T_NSPLIT, 1);
+    const int cw = value(sp, pt, CLATTN__T_COMBINE_WG, 64);
+    return (int64_t)ns * tile_keys <= 2 * (int64_t)pow2_at_least(p->seq_kv) &&
+           (size_t)cw <= d->max_wg_size;
+}
+
+static int fused_valid(const clattn__space *sp, const clattn__point *pt,
+                       const struct clattn_context *ctx, const clattn__shape *s)
+{
+    const clattn__device_info *d = &ctx->dev;
+    const clattn_problem *p = &s->p;
+    const size_t f = sizeof(float);
+    /* Only the chosen kernel's tunables may move off their first value. */
+    const int vec = value(sp, pt, CLATTN__T_FUSED_VEC, 0);
+    for (int i = 0; i < sp->count; ++i) {
+        const int fam = fused_family(sp->t[i].id);
+        if (fam >= 0 && fam != vec && pt->idx[i] != 0)
+            return 0;
+    }
+    if (vec) {
+        const int gqa = value(sp, pt, CLATTN__T_FV_GQA, 0);
+        if (gqa && s->group == 1)
+            return 0; /* nothing to share: the same kernel as FV_GQA=0 */
+        const int rows = value(sp, pt, CLATTN__T_FV_ROWS, 1);
+        const int wg = value(sp, pt, CLATTN__T_FV_WG, 1);
+        const int w = value(sp, pt, CLATTN__T_FV_VEC, 16);
+        const int vrows = p->seq_q * (gqa ? s->group : 1);
+        const size_t dv_pad = ((size_t)p->head_dim_v + (size_t)w - 1) / (size_t)w * (size_t)w;
+        return fits_extent(sp, CLATTN__T_FV_ROWS, rows, vrows) &&
+               fits_extent(sp, CLATTN__T_FV_WG, wg, (vrows + rows - 1) / rows) &&
+               fits_extent(sp, CLATTN__T_FV_VEC, w, p->seq_kv) && (size_t)wg <= d->max_wg_size &&
+               (size_t)wg <= d->max_item_sizes[0] &&
+               f * (size_t)w * ((size_t)p->head_dim + dv_pad) <= d->local_mem_size &&
+               split_valid(sp, pt, d, p, w);
+    }
+    const int bm = value(sp, pt, CLATTN__T_BLOCK_M, 1), bn = value(sp, pt, CLATTN__T_BLOCK_N, 1);
+    /* Tiles far beyond the problem only add idle work-items / padding. */
+    return fits_extent(sp, CLATTN__T_BLOCK_M, bm, p->seq_q) &&
+           fits_extent(sp, CLATTN__T_BLOCK_N, bn, p->seq_kv) && (size_t)bm <= d->max_wg_size &&
+           (size_t)bm <= d->max_item_sizes[0] &&
+           f * (size_t)bn * (size_t)(p->head_dim + p->head_dim_v) <= d->local_mem_size &&
+           split_valid(sp, pt, d, p, bn);
+}
+
+/* qk: rows x vectors of keys a work-item; av: rows x vectors of value dims. */
+static int gemm_like_valid(const clattn__space *sp, const clattn__point *pt,
+                           const clattn__device_info *d, const clattn_problem *p, int qk)
+{
+    const clattn__tunable_id t_wg = qk ? CLATTN__T_QK_WG : CLATTN__T_AV_WG;
+    const clattn__tunable_id t_rows = qk ? CLATTN__T_QK_ROWS : CLATTN__T_AV_ROWS;
+    const clattn__tunable_id t_vec = qk ? CLATTN__T_QK_VEC : CLATTN__T_AV_VEC;
+    const int wg = value(sp, pt, t_wg, 1), rows = value(sp, pt, t_rows, 1);
+    const int w = value(sp, pt, t_vec, 16);
+    const int cv = value(sp, pt, qk ? CLATTN__T_QK_CV : CLATTN__T_AV_CV, 1);
+    const int extent = qk ? p->seq_kv : p->head_dim_v;
+    const size_t local = qk ? sizeof(float) * (size_t)p->head_dim * (size_t)w * (size_t)cv : 0;
+    return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
+           local <= d->local_mem_size && rows * cv * w <= ACCUMULATORS_MAX &&
+           fits_extent(sp, t_rows, rows, p->seq_q) &&
+           fits_extent(sp, t_wg, wg, (p->seq_q + rows - 1) / rows) &&
+           fits_extent(sp, t_vec, w, extent) && (cv == 1 || w * cv <= pow2_at_least(extent));
 }
 
 int clattn__space_valid(const clattn__space *sp, const clattn__point *pt,
                         const struct clattn_context *ctx, const clattn__shape *s)
 {
     const clattn__device_info *d = &ctx->dev;
-    const char *blas = !strcmp(sp->unit, "qk") ? "QK_BLAS" : !strcmp(sp->unit, "av") ? "AV_BLAS"
-                                                                                     : NULL;
-    if (blas && value(sp, pt, blas, 0)) {
-        for (int i = 0; i < sp->count; ++i)
-            if (strcmp(sp->t[i].name, blas) != 0 && pt->idx[i] != 0)
-                return 0;
-        return !strcmp(blas, "QK_BLAS") ? clattn__blas_qk_eligible(ctx, s)
-                                        : clattn__blas_av_eligible(ctx, s);
-    }
     const clattn_problem *p = &s->p;
-    const size_t f = sizeof(float);
-    if (!strcmp(sp->unit, "fused") || !strcmp(sp->unit, "splitkv")) {
-        /* Only the chosen kernel's tunables may move off their first value. */
-        const int vec = value(sp, pt, "FUSED_VEC", 0);
-        for (int i = 0; i < sp->count; ++i) {
-            const char *n = sp->t[i].name;
-            const int mine = vec ? !strncmp(n, "FV_", 3) : !strncmp(n, "BLOCK_", 6);
-            const int shared = !mine && strncmp(n, "FV_", 3) && strncmp(n, "BLOCK_", 6);
-            if (!mine && !shared && pt->idx[i] != 0)
+    /* A GEMM given to CLBlast is one point: the own kernel's tiles stay at
+     * their first values. */
+    const clattn__tunable_id blas = !strcmp(sp->unit, "qk")   ? CLATTN__T_QK_BLAS
+                                    : !strcmp(sp->unit, "av") ? CLATTN__T_AV_BLAS
+                                                              : CLATTN__T_COUNT;
+    if (blas != CLATTN__T_COUNT && value(sp, pt, blas, 0)) {
+        for (int i = 0; i < sp->count; ++i)
+            if (sp->t[i].id != blas && pt->idx[i] != 0)
                 return 0;
-        }
-        if (vec) {
-            if (value(sp, pt, "FV_GQA", 0) && s->group == 1)
-                return 0; /* nothing to share: the same kernel as FV_GQA=0 */
-            int rows = value(sp, pt, "FV_ROWS", 1), wg = value(sp, pt, "FV_WG", 1);
-            int w = value(sp, pt, "FV_VEC", 16);
-            const int vrows = p->seq_q * (value(sp, pt, "FV_GQA", 0) ? s->group : 1);
-            size_t dv_pad = ((size_t)p->head_dim_v + (size_t)w - 1) / (size_t)w * (size_t)w;
-            if (!fits_extent(sp, "FV_ROWS", rows, vrows) ||
-                !fits_extent(sp, "FV_WG", wg, (vrows + rows - 1) / rows) ||
-                !fits_extent(sp, "FV_VEC", w, p->seq_kv) || (size_t)wg > d->max_wg_size ||
-                (size_t)wg > d->max_item_sizes[0] ||
-                f * (size_t)w * ((size_t)p->head_dim + dv_pad) > d->local_mem_size)
-                return 0;
-            if (!strcmp(sp->unit, "splitkv")) {
-                int ns = value(sp, pt, "NSPLIT", 1), cw = value(sp, pt, "COMBINE_WG", 64);
-                if ((int64_t)ns * w > 2 * (int64_t)pow2_at_least(p->seq_kv) ||
-                    (size_t)cw > d->max_wg_size)
-                    return 0;
-            }
-            return 1;
-        }
-        int bm = value(sp, pt, "BLOCK_M", 1), bn = value(sp, pt, "BLOCK_N", 1);
-        /* Tiles far beyond the problem only add idle work-items / padding. */
-        if (!fits_extent(sp, "BLOCK_M", bm, p->seq_q) ||
-            !fits_extent(sp, "BLOCK_N", bn, p->seq_kv))
-            return 0;
-        if ((size_t)bm > d->max_wg_size || (size_t)bm > d->max_item_sizes[0])
-            return 0;
-        if (f * (size_t)bn * (size_t)(p->head_dim + p->head_dim_v) > d->local_mem_size)
-            return 0;
-        if (!strcmp(sp->unit, "splitkv")) {
-            int ns = value(sp, pt, "NSPLIT", 1), cw = value(sp, pt, "COMBINE_WG", 64);
-            if ((int64_t)ns * bn > 2 * (int64_t)pow2_at_least(p->seq_kv) ||
-                (size_t)cw > d->max_wg_size)
-                return 0;
-        }
-        return 1;
+        return blas == CLATTN__T_QK_BLAS ? clattn__blas_qk_eligible(ctx, s)
+                                         : clattn__blas_av_eligible(ctx, s);
     }
+    if (searches(sp, CLATTN__T_FUSED_VEC))
+        return fused_valid(sp, pt, ctx, s);
     if (!strcmp(sp->unit, "clblast"))
-        return value(sp, pt, "CLBLAST_SET", 0) <= clattn__blas_num_sets();
+        return value(sp, pt, CLATTN__T_CLBLAST_SET, 0) <= clattn__blas_num_sets();
     if (!strcmp(sp->unit, "softmax")) {
-        int wg = value(sp, pt, "SM_WG", 64), w = value(sp, pt, "SM_VEC", 16);
+        const int wg = value(sp, pt, CLATTN__T_SM_WG, 64), w = value(sp, pt, CLATTN__T_SM_VEC, 16);
         return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
-               fits_extent(sp, "SM_WG", wg, (p->seq_kv + w - 1) / w) &&
-               fits_extent(sp, "SM_VEC", w, p->seq_kv);
+               fits_extent(sp, CLATTN__T_SM_WG, wg, (p->seq_kv + w - 1) / w) &&
+               fits_extent(sp, CLATTN__T_SM_VEC, w, p->seq_kv);
     }
-    /* qk: rows x vectors of keys; av: rows x vectors of value dims. */
-    const int qk = !strcmp(sp->unit, "qk");
-    int wg = value(sp, pt, qk ? "QK_WG" : "AV_WG", 1);
-    int rows = value(sp, pt, qk ? "QK_ROWS" : "AV_ROWS", 1);
-    int w = value(sp, pt, qk ? "QK_VEC" : "AV_VEC", 16);
-    int cv = value(sp, pt, qk ? "QK_CV" : "AV_CV", 1);
-    const int extent = qk ? p->seq_kv : p->head_dim_v;
-    size_t local = qk ? f * (size_t)p->head_dim * (size_t)w * (size_t)cv : 0;
-    /* More accumulators than a CPU has vector registers only spill. */
-    return (size_t)wg <= d->max_wg_size && (size_t)wg <= d->max_item_sizes[0] &&
-           local <= d->local_mem_size && rows * cv * w <= 512 &&
-           fits_extent(sp, qk ? "QK_ROWS" : "AV_ROWS", rows, p->seq_q) &&
-           fits_extent(sp, qk ? "QK_WG" : "AV_WG", wg, (p->seq_q + rows - 1) / rows) &&
-           fits_extent(sp, qk ? "QK_VEC" : "AV_VEC", w, extent) &&
-           (cv == 1 || w * cv <= pow2_at_least(extent));
+    if (!strcmp(sp->unit, "qk") || !strcmp(sp->unit, "av"))
+        return gemm_like_valid(sp, pt, d, p, !strcmp(sp->unit, "qk"));
+    return sp->count > 0;
 }
 
 int clattn__space_applies(const clattn__space *sp, const clattn__point *pt, int i)
 {
-    const char *n = sp->t[i].name;
-    const int vec = value(sp, pt, "FUSED_VEC", -1);
-    if (vec < 0)
-        return 1;
-    if (!strncmp(n, "FV_", 3))
-        return vec == 1;
-    if (!strncmp(n, "BLOCK_", 6))
-        return vec == 0;
-    return 1;
+    const int vec = value(sp, pt, CLATTN__T_FUSED_VEC, -1);
+    const int fam = fused_family(sp->t[i].id);
+    return vec < 0 || fam < 0 || fam == vec;
 }
 
 void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, char *buf,
@@ -298,8 +285,8 @@ void clattn__space_describe(const clattn__space *sp, const clattn__point *pt, ch
     for (int i = 0; i < sp->count && used < size; ++i) {
         if (!clattn__space_applies(sp, pt, i))
             continue;
-        int n = snprintf(buf + used, size - used, "%s%s=%d", used ? " " : "", sp->t[i].name,
-                         sp->t[i].values[pt->idx[i]]);
+        int n = snprintf(buf + used, size - used, "%s%s=%d", used ? " " : "",
+                         CLATTN__SP_NAME(sp, i), sp->t[i].values[pt->idx[i]]);
         if (n < 0)
             break;
         used += (size_t)n;

@@ -1,31 +1,12 @@
-/* Search spaces of the tuned units, as data: tunables, their candidate
- * values, and the constraints that prune a combination before anything is
- * compiled. */
+/* The tuned units' search spaces (tunables.c holds them) at work: applying
+ * a point to a plan, and the constraints that prune a point before anything
+ * is compiled. */
 #ifndef CLATTN_TUNER_SPACE_H
 #define CLATTN_TUNER_SPACE_H
 
 #include "device.h"
 #include "plan.h"
-
-#define CLATTN__MAX_TUNABLES 10
-#define CLATTN__MAX_VALUES 8
-
-typedef struct clattn__tunable {
-    const char *name;
-    int count;
-    int values[CLATTN__MAX_VALUES];
-} clattn__tunable;
-
-typedef struct clattn__space {
-    const char *unit;
-    clattn_path path; /* the path whose plan the unit's kernels belong to */
-    unsigned kernels; /* bit i: kernel id i is timed for this unit */
-    int count;
-    clattn__tunable t[CLATTN__MAX_TUNABLES];
-} clattn__space;
-
-/* The spaces, NULL-unit ended: fused, splitkv, qk, softmax, av. */
-extern const clattn__space clattn__spaces[];
+#include "tunables.h"
 
 /* One point of a space: an index into each tunable's values. */
 typedef struct clattn__point {

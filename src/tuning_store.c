@@ -13,6 +13,7 @@
 #include "cache_fs.h"
 #include "internal.h"
 #include "kernels.h"
+#include "tunables.h"
 #include "tuning_store.h"
 
 #ifndef CLATTN_SYSTEM_DATA_DIR
@@ -21,36 +22,16 @@
 
 #define DB_MAX_BYTES ((uint64_t)64 << 20)
 
-static const char *const units[7] = {"fused", "splitkv", "combine", "qk",
-                                     "softmax", "av", "path"};
-
-static uint64_t source_hash(const char *unit)
+/* The hash of the kernel sources a unit's entries depend on: an entry
+ * measured against other sources is stale. */
+static uint64_t source_hash(const clattn__space *unit)
 {
-    clattn__kernel_id ids[4];
-    int n = 0;
-    if (!strcmp(unit, "fused") || !strcmp(unit, "splitkv")) {
-        ids[n++] = CLATTN__K_FUSED;
-        ids[n++] = CLATTN__K_FUSED_VEC;
-    }
-    if (!strcmp(unit, "splitkv") || !strcmp(unit, "combine"))
-        ids[n++] = CLATTN__K_COMBINE;
-    if (!strcmp(unit, "qk"))
-        ids[n++] = CLATTN__K_QK;
-    if (!strcmp(unit, "softmax"))
-        ids[n++] = CLATTN__K_SOFTMAX;
-    if (!strcmp(unit, "av"))
-        ids[n++] = CLATTN__K_AV;
-    if (!strcmp(unit, "path")) {
-        ids[n++] = CLATTN__K_FUSED;
-        ids[n++] = CLATTN__K_FUSED_VEC;
-        ids[n++] = CLATTN__K_QK;
-        ids[n++] = CLATTN__K_AV;
-    }
     uint64_t h = CLATTN__FNV_INIT;
     char msg[256];
-    for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < CLATTN__K_COUNT; ++k) {
         char *src = NULL;
-        if (clattn__kernel_source(ids[i], &src, msg, sizeof msg) == 0) {
+        if ((unit->kernels & CLATTN__K_BIT(k)) &&
+            clattn__kernel_source((clattn__kernel_id)k, &src, msg, sizeof msg) == 0) {
             h = clattn__fnv1a(h, src, strlen(src));
             free(src);
         }
@@ -60,10 +41,8 @@ static uint64_t source_hash(const char *unit)
 
 uint64_t clattn__unit_hash(const clattn_context *ctx, const char *unit)
 {
-    for (int i = 0; i < 7; ++i)
-        if (strcmp(units[i], unit) == 0)
-            return ctx->tuning.unit_hash[i];
-    return 0;
+    const int i = clattn__unit_index(unit);
+    return i >= 0 ? ctx->tuning.unit_hash[i] : 0;
 }
 
 /* Reads one db file into db; returns 0 when it parsed, 1 when it is
@@ -237,8 +216,8 @@ void clattn__tuning_open(clattn_context *ctx, const char *cache_root)
     clattn__db_init(&t->user);
     clattn__db_init(&t->stale);
     clattn__db_init(&t->system);
-    for (int i = 0; i < 7; ++i)
-        t->unit_hash[i] = source_hash(units[i]);
+    for (int i = 0; clattn__spaces[i].unit && i < CLATTN__UNITS_MAX; ++i)
+        t->unit_hash[i] = source_hash(&clattn__spaces[i]);
     snprintf(t->user.fingerprint, sizeof t->user.fingerprint, "%s", ctx->fingerprint);
     char name[64];
     db_file_name(ctx->fingerprint, name, sizeof name);

@@ -5,6 +5,7 @@
 #define CLATTN_TUNING_STORE_H
 
 #include "tuning_db.h"
+#include "tunables.h"
 
 struct clattn_context;
 
@@ -12,7 +13,7 @@ typedef struct clattn__tuning_store {
     clattn__tuning_db user, stale, system;
     char user_file[4096]; /* "" when the disk is off */
     char tuning_dir[4096];
-    uint64_t unit_hash[7]; /* clattn__unit_source_hash of each unit, once */
+    uint64_t unit_hash[CLATTN__UNITS_MAX]; /* per unit of clattn__spaces, once */
 } clattn__tuning_store;
 
 /* Loads the layers; disk problems are warnings, never failures. */
