@@ -452,6 +452,10 @@ typedef struct clattn_tune_progress {
     int candidate, num_candidates;
     double best_ms, default_ms; /* so far; 0 when not yet known */
     double elapsed_s, budget_s;
+    /* Where the unit is in the order the tuner takes them for a shape (a
+     * shape may skip some: split-KV is tuned only for seq_q <= 64). The
+     * library creates this struct; fields are only ever appended. */
+    int unit_index, num_units;
 } clattn_tune_progress;
 
 typedef void (*clattn_tune_progress_fn)(const clattn_tune_progress *progress,

@@ -80,8 +80,17 @@ static void progress(tuner *t, const char *unit, int cand, int ncand, double bes
 {
     if (!t->opts->progress)
         return;
-    clattn_tune_progress p = {t->shape, t->num_shapes, unit, cand, ncand, best, dflt,
-                              now_s() - t->t0, t->opts->budget_seconds};
+    clattn_tune_progress p = {t->shape,
+                              t->num_shapes,
+                              unit,
+                              cand,
+                              ncand,
+                              best,
+                              dflt,
+                              now_s() - t->t0,
+                              t->opts->budget_seconds,
+                              clattn__unit_index(unit),
+                              clattn__unit_count()};
     t->opts->progress(&p, t->opts->progress_user_data);
 }
 
@@ -145,185 +154,214 @@ static double spread(const timing *tm)
     return tm->median > 0 ? (tm->p80 - tm->p20) / tm->median : 0;
 }
 
-/* Tunes one unit of the current shape; *best receives the plan to use. */
-static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *base,
-                               clattn__plan *best)
+static void params_text(char *buf, size_t size, const char (*names)[CLATTN__DB_NAME],
+                        const char *const *cnames, const int *values, int n)
 {
-    clattn_context *ctx = t->ctx;
-    clattn_tune_result *r = new_result(t, sp->unit);
-    *best = *base;
-
-    clattn__tune_key key;
-    clattn__tune_key_for(&t->b.s, sp->unit, &key);
-    const clattn__tune_entry *have = clattn__tuning_current(ctx, &key);
-    if (have && !t->opts->retune) {
-        /* Keep it: apply its values to the plan the later units build on. */
-        clattn__point pt;
-        clattn__space_point_of(sp, base, &pt, NULL);
-        for (int i = 0; i < sp->count; ++i)
-            for (int v = 0; v < sp->t[i].count; ++v)
-                if (sp->t[i].values[v] == clattn__db_param(have, CLATTN__SP_NAME(sp, i), -1))
-                    pt.idx[i] = v;
-        if (clattn__space_apply(ctx, sp, &pt, &t->b.s, best) != CLATTN_OK)
-            *best = *base;
-        r->from_db = 1;
-        r->median_ms = have->median_ms;
-        r->p20_ms = have->p20_ms;
-        r->p80_ms = have->p80_ms;
-        r->default_ms = have->default_ms;
-        r->tuned = have->median_ms < have->default_ms;
-        for (int i = 0, used = 0; i < have->nparams && used < (int)sizeof r->params; ++i)
-            used += snprintf(r->params + used, sizeof r->params - (size_t)used, "%s%s=%d",
-                             i ? " " : "", have->names[i], have->values[i]);
-        return CLATTN_OK;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < size; ++i) {
+        int k = snprintf(buf + used, size - used, "%s%s=%d", i ? " " : "",
+                         names ? names[i] : cnames[i], values[i]);
+        if (k < 0)
+            break;
+        used += (size_t)k;
     }
+}
 
-    /* The default, exactly as the library would run it without tuning. */
-    candidate dflt;
-    memset(&dflt, 0, sizeof dflt);
-    dflt.plan = *base;
-    int raw[CLATTN__MAX_TUNABLES];
-    clattn__space_point_of(sp, base, &dflt.pt, raw);
+/* A db entry that is current for the unit: its values go into the plan the
+ * later units build on, and into the result as it was measured. */
+static void keep_entry(tuner *t, const clattn__space *sp, const clattn__tune_entry *have,
+                       const clattn__plan *base, clattn__plan *best, clattn_tune_result *r)
+{
+    clattn__point pt;
+    clattn__space_point_of(sp, base, &pt, NULL);
+    for (int i = 0; i < sp->count; ++i)
+        for (int v = 0; v < sp->t[i].count; ++v)
+            if (sp->t[i].values[v] == clattn__db_param(have, CLATTN__SP_NAME(sp, i), -1))
+                pt.idx[i] = v;
+    if (clattn__space_apply(t->ctx, sp, &pt, &t->b.s, best) != CLATTN_OK)
+        *best = *base;
+    r->from_db = 1;
+    r->median_ms = have->median_ms;
+    r->p20_ms = have->p20_ms;
+    r->p80_ms = have->p80_ms;
+    r->default_ms = have->default_ms;
+    r->tuned = have->median_ms < have->default_ms;
+    params_text(r->params, sizeof r->params, have->names, NULL, have->values, have->nparams);
+}
+
+/* The default, exactly as the library would run it without tuning: checked
+ * (its failing is an error, not a rejected candidate) and timed. raw gets
+ * the plan's exact values of the unit's tunables. */
+static clattn_status measure_default(tuner *t, const clattn__space *sp, const clattn__plan *base,
+                                     candidate *dflt, int *raw)
+{
+    memset(dflt, 0, sizeof *dflt);
+    dflt->plan = *base;
+    clattn__space_point_of(sp, base, &dflt->pt, raw);
     double err;
-    clattn_status st = clattn__bench_check(&t->b, &dflt.plan, &err);
-    if (st != CLATTN_OK)
-        return st; /* the library's own default failing is an error, not a candidate */
+    CLATTN_TRY(clattn__bench_check(&t->b, &dflt->plan, &err));
     if (!(err <= clattn__ref_tolerance(t->b.s.p.dtype)))
-        return clattn__fail(ctx, CLATTN_ERR_OPENCL,
+        return clattn__fail(t->ctx, CLATTN_ERR_OPENCL,
                             "tune: the default %s configuration is wrong on this device "
                             "(relative error %g)",
                             sp->unit, err);
-    CLATTN_TRY(clattn__bench_measure(&t->b, &dflt.plan, sp->kernels, SAMPLES, 0, &dflt.tm));
-    r->default_ms = dflt.tm.median;
-    clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s default: %.4g ms (p20 %.4g, p80 %.4g)",
-                sp->unit, dflt.tm.median, dflt.tm.p20, dflt.tm.p80);
+    CLATTN_TRY(clattn__bench_measure(&t->b, &dflt->plan, sp->kernels, SAMPLES, 0, &dflt->tm));
+    clattn__log(t->ctx, CLATTN_LOG_DEBUG, "tune %s default: %.4g ms (p20 %.4g, p80 %.4g)",
+                sp->unit, dflt->tm.median, dflt->tm.p20, dflt->tm.p80);
+    return CLATTN_OK;
+}
 
-    /* Candidate points: the static constraints are checked on the whole
-     * space first (cheap, nothing compiled); then every valid point when
-     * there are few, else a random sample of them refined by local search. */
+static void point_of_index(const clattn__space *sp, int lin, clattn__point *pt)
+{
+    for (int i = 0; i < sp->count; ++i) {
+        pt->idx[i] = lin % sp->t[i].count;
+        lin /= sp->t[i].count;
+    }
+}
+
+static int index_of_point(const clattn__space *sp, const clattn__point *pt)
+{
+    int lin = 0;
+    for (int j = sp->count - 1; j >= 0; --j)
+        lin = lin * sp->t[j].count + pt->idx[j];
+    return lin;
+}
+
+/* The search over one unit's space: the points that pass the static
+ * constraints (cheap, nothing compiled), which of them were seen, and the
+ * candidates measured so far. */
+typedef struct {
+    const clattn__space *sp;
+    int *valid, nvalid;
+    char *seen;
+    int exhaustive, max_cands;
+    candidate *cands;
+    int ncand, best_i, visited, local_steps;
+    double best_ms;
+} search;
+
+static void search_free(search *x)
+{
+    free(x->valid);
+    free(x->seen);
+    free(x->cands);
+}
+
+static clattn_status search_init(tuner *t, const clattn__space *sp, const candidate *dflt,
+                                 search *x)
+{
+    memset(x, 0, sizeof *x);
+    x->sp = sp;
     const int total = clattn__space_size(sp);
-    int *valid = malloc((size_t)total * sizeof *valid);
-    char *seen = calloc((size_t)total, 1);
-    int nvalid = 0;
-    for (int lin = 0; valid && lin < total; ++lin) {
+    x->valid = malloc((size_t)total * sizeof *x->valid);
+    x->seen = calloc((size_t)total, 1);
+    for (int lin = 0; x->valid && lin < total; ++lin) {
         clattn__point pt;
-        for (int i = 0, rest = lin; i < sp->count; ++i) {
-            pt.idx[i] = rest % sp->t[i].count;
-            rest /= sp->t[i].count;
-        }
-        if (!same_point(sp, &pt, &dflt.pt) && clattn__space_valid(sp, &pt, ctx, &t->b.s))
-            valid[nvalid++] = lin;
+        point_of_index(sp, lin, &pt);
+        if (!same_point(sp, &pt, &dflt->pt) && clattn__space_valid(sp, &pt, t->ctx, &t->b.s))
+            x->valid[x->nvalid++] = lin;
     }
-    const int exhaustive = nvalid <= EXHAUSTIVE_MAX;
-    const int max_cands = exhaustive ? nvalid : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
-    candidate *cands = calloc((size_t)max_cands + 1, sizeof *cands);
-    if (!cands || !seen || !valid) {
-        free(cands);
-        free(seen);
-        free(valid);
-        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    x->exhaustive = x->nvalid <= EXHAUSTIVE_MAX;
+    x->max_cands = x->exhaustive ? x->nvalid : RANDOM_SAMPLE + LOCAL_STEPS_MAX;
+    /* one more: the default joins the candidates for confirmation */
+    x->cands = calloc((size_t)x->max_cands + 1, sizeof *x->cands);
+    x->best_i = -1;
+    x->best_ms = dflt->tm.median;
+    if (!x->cands || !x->seen || !x->valid) {
+        search_free(x);
+        return clattn__fail(t->ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
     }
-    int ncand = 0;
-    double best_ms = dflt.tm.median;
-    int best_i = -1;
-    const int planned = max_cands;
-    int visited = 0, local_steps = 0;
-    for (int step = 0; !units_over_budget(t); ++step) {
-        clattn__point pt;
-        int lin;
-        if (exhaustive) {
-            if (step >= nvalid)
-                break;
-            lin = valid[step];
-        } else if (visited < RANDOM_SAMPLE && step < 50 * RANDOM_SAMPLE) {
-            t->rng = t->rng * 1664525u + 1013904223u;
-            lin = valid[(t->rng >> 8) % (uint32_t)nvalid];
-            /* The GEMM library is a single point of its own: always try it. */
-            const int last = sp->count - 1;
-            if (step == 0 && (sp->t[last].id == CLATTN__T_QK_BLAS ||
-                                  sp->t[last].id == CLATTN__T_AV_BLAS)) {
-                int blas = 1;
-                for (int j = 0; j < last; ++j)
-                    blas *= sp->t[j].count;
-                for (int v = 0; v < nvalid; ++v)
-                    if (valid[v] == blas)
-                        lin = blas;
-            }
-        } else {
-            /* Local search: a neighbour of the best not yet visited. */
-            const clattn__point *centre = best_i >= 0 ? &cands[best_i].pt : &dflt.pt;
-            lin = -1;
-            for (int i = 0; i < sp->count && lin < 0; ++i)
-                for (int dir = -1; dir <= 1 && lin < 0; dir += 2) {
-                    clattn__point nb = *centre;
-                    nb.idx[i] += dir;
-                    if (nb.idx[i] < 0 || nb.idx[i] >= sp->t[i].count)
-                        continue;
-                    int l = 0;
-                    for (int j = sp->count - 1; j >= 0; --j)
-                        l = l * sp->t[j].count + nb.idx[j];
-                    if (!seen[l])
-                        lin = l;
-                }
-            if (lin < 0 || ++local_steps > LOCAL_STEPS_MAX)
-                break;
-        }
-        if (seen[lin])
-            continue;
-        seen[lin] = 1;
-        for (int i = 0, rest = lin; i < sp->count; ++i) {
-            pt.idx[i] = rest % sp->t[i].count;
-            rest /= sp->t[i].count;
-        }
-        if (same_point(sp, &pt, &dflt.pt) ||
-            !clattn__space_valid(sp, &pt, ctx, &t->b.s))
-            continue;
-        if (visited == max_cands)
-            break;
-        ++visited;
-        progress(t, sp->unit, visited, planned, best_ms, dflt.tm.median);
-        candidate *c = &cands[ncand];
-        c->pt = pt;
-        c->plan = *base;
-        char params[160];
-        clattn__space_describe(sp, &pt, params, sizeof params);
-        r->tried++;
-        clattn__plan before;
-        st = clattn__space_apply(ctx, sp, &pt, &t->b.s, &c->plan);
-        before = c->plan;
-        if (st == CLATTN_OK)
-            st = clattn__bench_check(&t->b, &c->plan, &err);
-        if (st != CLATTN_OK) {
-            reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
-            continue;
-        }
-        if (memcmp(&before, &c->plan, sizeof before) != 0) {
-            reject(r, params, "does not fit the compiled kernel's limits");
-            continue;
-        }
-        if (!(err <= clattn__ref_tolerance(t->b.s.p.dtype))) {
-            char why[64];
-            snprintf(why, sizeof why, "wrong result (relative error %.3g)", err);
-            reject(r, params, why);
-            continue;
-        }
-        st = clattn__bench_measure(&t->b, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * best_ms, &c->tm);
-        if (st != CLATTN_OK) {
-            reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
-            continue;
-        }
-        clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s [%s]: %.4g ms (p20 %.4g, p80 %.4g)",
-                    sp->unit, params, c->tm.median, c->tm.p20, c->tm.p80);
-        if (c->tm.median < best_ms) {
-            best_ms = c->tm.median;
-            best_i = ncand;
-        }
-        ++ncand;
-    }
-    free(seen);
-    free(valid);
+    return CLATTN_OK;
+}
 
-    /* Confirmation: the top few and the default, interleaved. */
+/* The next point to visit at this step, as a linear index: every valid
+ * point when there are few; else a random sample (the GEMM library first:
+ * it is a single point of its own), then a local search that moves one
+ * tunable one step from the best. -1 when the search is over. */
+static int next_index(tuner *t, search *x, const candidate *dflt, int step)
+{
+    const clattn__space *sp = x->sp;
+    if (x->exhaustive)
+        return step < x->nvalid ? x->valid[step] : -1;
+    if (x->visited < RANDOM_SAMPLE && step < 50 * RANDOM_SAMPLE) {
+        t->rng = t->rng * 1664525u + 1013904223u;
+        int lin = x->valid[(t->rng >> 8) % (uint32_t)x->nvalid];
+        const int last = sp->count - 1;
+        if (step == 0 &&
+            (sp->t[last].id == CLATTN__T_QK_BLAS || sp->t[last].id == CLATTN__T_AV_BLAS)) {
+            int blas = 1;
+            for (int j = 0; j < last; ++j)
+                blas *= sp->t[j].count;
+            for (int v = 0; v < x->nvalid; ++v)
+                if (x->valid[v] == blas)
+                    lin = blas;
+        }
+        return lin;
+    }
+    const clattn__point *centre = x->best_i >= 0 ? &x->cands[x->best_i].pt : &dflt->pt;
+    for (int i = 0; i < sp->count; ++i)
+        for (int dir = -1; dir <= 1; dir += 2) {
+            clattn__point nb = *centre;
+            nb.idx[i] += dir;
+            if (nb.idx[i] < 0 || nb.idx[i] >= sp->t[i].count)
+                continue;
+            const int l = index_of_point(sp, &nb);
+            if (!x->seen[l])
+                return ++x->local_steps > LOCAL_STEPS_MAX ? -1 : l;
+        }
+    return -1;
+}
+
+/* Applies, checks and times one point; a failure rejects the point (with
+ * its reason in r), never the tune. Returns 1 when c was measured. */
+static int try_point(tuner *t, search *x, const clattn__plan *base, const clattn__point *pt,
+                     candidate *c, clattn_tune_result *r)
+{
+    clattn_context *ctx = t->ctx;
+    const clattn__space *sp = x->sp;
+    c->pt = *pt;
+    c->plan = *base;
+    char params[160];
+    clattn__space_describe(sp, pt, params, sizeof params);
+    r->tried++;
+    double err;
+    clattn_status st = clattn__space_apply(ctx, sp, pt, &t->b.s, &c->plan);
+    const clattn__plan applied = c->plan;
+    if (st == CLATTN_OK)
+        st = clattn__bench_check(&t->b, &c->plan, &err);
+    if (st != CLATTN_OK) {
+        reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
+        return 0;
+    }
+    if (memcmp(&applied, &c->plan, sizeof applied) != 0) {
+        reject(r, params, "does not fit the compiled kernel's limits");
+        return 0;
+    }
+    if (!(err <= clattn__ref_tolerance(t->b.s.p.dtype))) {
+        char why[64];
+        snprintf(why, sizeof why, "wrong result (relative error %.3g)", err);
+        reject(r, params, why);
+        return 0;
+    }
+    st = clattn__bench_measure(&t->b, &c->plan, sp->kernels, SAMPLES, CUT_FACTOR * x->best_ms,
+                               &c->tm);
+    if (st != CLATTN_OK) {
+        reject(r, params, ctx->last_error ? ctx->last_error : ""); /* lock held */
+        return 0;
+    }
+    clattn__log(ctx, CLATTN_LOG_DEBUG, "tune %s [%s]: %.4g ms (p20 %.4g, p80 %.4g)", sp->unit,
+                params, c->tm.median, c->tm.p20, c->tm.p80);
+    return 1;
+}
+
+/* Confirmation: the top few candidates and the default (at cands[ncand]),
+ * interleaved, more samples. *win receives the winner's index; a "win"
+ * inside the measured noise is no win (the default's index). */
+static clattn_status confirm(tuner *t, search *x, const candidate *dflt, int *win)
+{
+    candidate *cands = x->cands;
+    const int ncand = x->ncand;
     int top[CONFIRM_TOP + 1], ntop = 0;
     for (int k = 0; k < CONFIRM_TOP; ++k) {
         int pick = -1;
@@ -337,47 +375,52 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
         if (pick >= 0)
             top[ntop++] = pick;
     }
-    cands[ncand] = dflt;
+    cands[ncand] = *dflt;
     top[ntop++] = ncand;
-    for (int round = 0; round < CONFIRM_ROUNDS && st == CLATTN_OK; ++round)
-        for (int j = 0; j < ntop && st == CLATTN_OK; ++j) {
+    for (int round = 0; round < CONFIRM_ROUNDS; ++round)
+        for (int j = 0; j < ntop; ++j) {
             timing tm;
-            st = clattn__bench_measure(&t->b, &cands[top[j]].plan, sp->kernels, 1, 0, &tm);
+            CLATTN_TRY(
+                clattn__bench_measure(&t->b, &cands[top[j]].plan, x->sp->kernels, 1, 0, &tm));
             cands[top[j]].samples[round] = tm.median;
         }
-    if (st != CLATTN_OK) {
-        free(cands);
-        return st;
-    }
-    int win = ncand;
+    *win = ncand;
     for (int j = 0; j < ntop; ++j) {
         candidate *c = &cands[top[j]];
         c->tm.median = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.5);
         c->tm.p20 = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.2);
         c->tm.p80 = clattn__quantile(c->samples, CONFIRM_ROUNDS, 0.8);
-        if (c->tm.median < cands[win].tm.median)
-            win = top[j];
+        if (c->tm.median < cands[*win].tm.median)
+            *win = top[j];
     }
     const candidate *d = &cands[ncand];
     double noise = spread(&d->tm);
-    if (spread(&cands[win].tm) > noise)
-        noise = spread(&cands[win].tm);
+    if (spread(&cands[*win].tm) > noise)
+        noise = spread(&cands[*win].tm);
     if (noise < MIN_NOISE)
         noise = MIN_NOISE;
-    if (win != ncand && !(cands[win].tm.median < d->tm.median * (1.0 - noise)))
-        win = ncand; /* a "win" inside the noise is no win */
+    if (*win != ncand && !(cands[*win].tm.median < d->tm.median * (1.0 - noise)))
+        *win = ncand;
+    return CLATTN_OK;
+}
 
-    const candidate *w = &cands[win];
+/* Stores the winner (or the default's exact values) in the db and r. */
+static clattn_status record_winner(tuner *t, const search *x, int win, const int *raw,
+                                   clattn_tune_result *r)
+{
+    const clattn__space *sp = x->sp;
+    const candidate *w = &x->cands[win], *d = &x->cands[x->ncand];
+    const int is_default = win == x->ncand;
     int vals[CLATTN__MAX_TUNABLES];
     const char *names[CLATTN__MAX_TUNABLES];
     int nvals = 0;
     for (int i = 0; i < sp->count; ++i) {
         /* Only what applies to the chosen kernel: the other fused kernel's
          * tunables have no value in the plan. */
-        int value = win != ncand ? (clattn__space_applies(sp, &w->pt, i)
-                                        ? sp->t[i].values[w->pt.idx[i]]
-                                        : -1)
-                                 : raw[i];
+        int value = !is_default ? (clattn__space_applies(sp, &w->pt, i)
+                                       ? sp->t[i].values[w->pt.idx[i]]
+                                       : -1)
+                                : raw[i];
         if (sp->t[i].id == CLATTN__T_NSPLIT && value >= 0)
             value = w->plan.nsplit; /* the count the plan really uses */
         if (value < 0)
@@ -387,21 +430,66 @@ static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *
     }
     clattn__tune_entry e;
     fill_entry(t, sp->unit, names, vals, nvals, &w->tm, d->tm.median, &e);
-    if (clattn__tuning_record(ctx, &e) != 0) {
-        free(cands);
-        return clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
-    }
-    r->tuned = win != ncand;
+    if (clattn__tuning_record(t->ctx, &e) != 0)
+        return clattn__fail(t->ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
+    r->tuned = !is_default;
     r->median_ms = w->tm.median;
     r->p20_ms = w->tm.p20;
     r->p80_ms = w->tm.p80;
     r->default_ms = d->tm.median;
-    for (int i = 0, used = 0; i < nvals && used < (int)sizeof r->params; ++i)
-        used += snprintf(r->params + used, sizeof r->params - (size_t)used, "%s%s=%d",
-                         i ? " " : "", names[i], vals[i]);
-    *best = w->plan;
-    free(cands);
+    params_text(r->params, sizeof r->params, NULL, names, vals, nvals);
     return CLATTN_OK;
+}
+
+/* Tunes one unit of the current shape; *best receives the plan to use. */
+static clattn_status tune_unit(tuner *t, const clattn__space *sp, clattn__plan *base,
+                               clattn__plan *best)
+{
+    clattn_tune_result *r = new_result(t, sp->unit);
+    *best = *base;
+    clattn__tune_key key;
+    clattn__tune_key_for(&t->b.s, sp->unit, &key);
+    const clattn__tune_entry *have = clattn__tuning_current(t->ctx, &key);
+    if (have && !t->opts->retune) {
+        keep_entry(t, sp, have, base, best, r);
+        return CLATTN_OK;
+    }
+    candidate dflt;
+    int raw[CLATTN__MAX_TUNABLES];
+    CLATTN_TRY(measure_default(t, sp, base, &dflt, raw));
+    r->default_ms = dflt.tm.median;
+    search x;
+    CLATTN_TRY(search_init(t, sp, &dflt, &x));
+    for (int step = 0; !units_over_budget(t) && x.visited < x.max_cands; ++step) {
+        const int lin = next_index(t, &x, &dflt, step);
+        if (lin < 0)
+            break;
+        if (x.seen[lin])
+            continue;
+        x.seen[lin] = 1;
+        clattn__point pt;
+        point_of_index(sp, lin, &pt);
+        if (same_point(sp, &pt, &dflt.pt) || !clattn__space_valid(sp, &pt, t->ctx, &t->b.s))
+            continue;
+        ++x.visited;
+        progress(t, sp->unit, x.visited, x.max_cands, x.best_ms, dflt.tm.median);
+        candidate *c = &x.cands[x.ncand];
+        if (!try_point(t, &x, base, &pt, c, r))
+            continue;
+        if (c->tm.median < x.best_ms) {
+            x.best_ms = c->tm.median;
+            x.best_i = x.ncand;
+        }
+        ++x.ncand;
+    }
+    int win;
+    clattn_status st = confirm(t, &x, &dflt, &win);
+    if (st == CLATTN_OK)
+        st = record_winner(t, &x, win, raw, r);
+    if (st == CLATTN_OK)
+        *best = x.cands[win].plan;
+    search_free(&x);
+    return st;
 }
 
 /* Times each path with its tuned plan and records the fastest for AUTO. */

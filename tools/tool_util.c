@@ -1,7 +1,7 @@
 /* Small helpers shared by the attn-tune subcommands: clock, JSON, the cache
  * root, removing a directory tree, number parsing. */
 #define _XOPEN_SOURCE 700 /* nftw, clock_gettime */
-#include "attn_tune.h"
+#include "tool.h"
 
 #include <errno.h>
 #include <ftw.h>

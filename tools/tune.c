@@ -66,7 +66,6 @@ typedef struct shape_outcome {
 typedef struct tune_ui {
     int tty;
     size_t shape, num_shapes;
-    int seq_q;
     char shape_text[128];
     double t0, budget;
     char unit[24];
@@ -81,24 +80,21 @@ static int terminal_width(void)
     return 80;
 }
 
-/* Where the tuner is within a shape, 0..1, from the order the library tunes
- * units in (fused, three-stage qk/softmax/av, split-KV); approximate. */
-static double shape_fraction(const tune_ui *ui, const clattn_tune_progress *p)
+/* Where the tuner is within a shape, 0..1, from the unit's place in the
+ * tuner's order (approximate: a shape may skip units). */
+static double shape_fraction(const clattn_tune_progress *p)
 {
-    static const char *const order[] = {"fused", "qk", "softmax", "av", "splitkv"};
-    int units = ui->seq_q <= 64 ? 5 : 4;
     double in_unit = p->num_candidates > 0 ? (double)p->candidate / p->num_candidates : 0;
     if (in_unit > 1) in_unit = 1;
-    for (int i = 0; i < 5; i++)
-        if (strcmp(order[i], p->unit) == 0) return (i + in_unit) / units;
-    return 0;
+    if (p->num_units <= 0 || p->unit_index < 0) return 0;
+    return (p->unit_index + in_unit) / p->num_units;
 }
 
 static void draw_bar(tune_ui *ui, const clattn_tune_progress *p)
 {
     char line[512], bar[32];
     const int width = 24;
-    double frac = (ui->shape + shape_fraction(ui, p)) / (double)ui->num_shapes;
+    double frac = (ui->shape + shape_fraction(p)) / (double)ui->num_shapes;
     int fill = (int)(frac * width), cols = terminal_width() - 1, n;
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
@@ -375,7 +371,6 @@ int cmd_tune(int argc, char **argv)
     ui.budget = budget;
     for (size_t i = 0; i < shapes.count; i++) {
         ui.shape = i;
-        ui.seq_q = shapes.items[i].p.seq_q;
         tool_shape_format(&shapes.items[i], ui.shape_text, sizeof ui.shape_text);
         out[i].first = used;
         tune_one(ctx, &ui, &shapes.items[i], retune, res + used, &out[i]);
