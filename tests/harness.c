@@ -8,6 +8,7 @@
 #include <string.h>
 
 int t_failures;
+int t_skips;
 
 void t_fail_at(const char *file, int line, const char *fmt, ...)
 {
@@ -27,6 +28,18 @@ void t_fail_at(const char *file, int line, const char *fmt, ...)
 void t_log(const char *fmt, ...)
 {
     va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void t_skip(const char *fmt, ...)
+{
+    va_list ap;
+    t_skips++;
+    fputs("SKIP ", stdout);
     va_start(ap, fmt);
     vfprintf(stdout, fmt, ap);
     va_end(ap);
@@ -516,17 +529,25 @@ clattn_status t_run_host(clattn_context *ctx, t_tensors *t)
 
 /* ---- verification -------------------------------------------------------- */
 
+/* From the largest errors the suite measured on PoCL (RELIABILITY.md,
+ * "Tolerances"): every kernel computes in fp32, so the error before the
+ * final store is the same for all storage types, at most 2.1e-6 of the
+ * output's scale (7.3e-7 with the default scale); the store then rounds to
+ * nearest, at most 0.5 ulp of a 16-bit type. Hence k = 0.5 for fp16 and
+ * bf16 (a truncating store, up to 1 ulp, fails) and atol = 5e-6 for all.
+ * The relative L2 bounds sit at 5x (f32) and 4x (f16, bf16) the largest
+ * measured (6.2e-7, 2.5e-4, 2.0e-3) and at twice what correct rounding alone
+ * gives a one-element output (2^-11, 2^-8). LSE (worst 1.5e-6 relative) and
+ * probabilities (worst 3.3e-7, any dtype: they are fp32) keep about 6x. */
 t_tolerance t_tolerance_for(clattn_dtype t)
 {
-    t_tolerance tol = {1e-5, 1e-4, 1e-5, 64.0, 1e-6};
+    t_tolerance tol = {3e-6, 1e-5, 2e-6, 2.0, 5e-6};
     if (t == CLATTN_F16) {
-        tol.rel_l2 = 2e-3;
-        tol.probs_abs = 1e-4;
-        tol.elem_ulps = 0.75;
+        tol.rel_l2 = 1e-3;
+        tol.elem_ulps = 0.5;
     } else if (t == CLATTN_BF16) {
-        tol.rel_l2 = 1e-2;
-        tol.probs_abs = 1e-4;
-        tol.elem_ulps = 0.75;
+        tol.rel_l2 = 8e-3;
+        tol.elem_ulps = 0.5;
     }
     return tol;
 }
@@ -953,8 +974,8 @@ int t_check_run(clattn_context *ctx, const char *label, t_tensors *t, int use_ho
     t_describe(&t->p, &hb, desc, sizeof desc);
     clattn_status sup = clattn_supports(ctx, &t->p);
     if (sup == CLATTN_ERR_UNSUPPORTED) {
-        t_log("skip %s [%s]: unsupported on this device: %s", label, desc, clattn_last_error(ctx));
-        return 0;
+        t_skip("%s [%s]: unsupported on this device: %s", label, desc, clattn_last_error(ctx));
+        return -1;
     }
     T_CHECK(sup == CLATTN_OK, "%s [%s]: clattn_supports -> %s: %s", label, desc,
             clattn_status_string(sup), clattn_last_error(ctx));

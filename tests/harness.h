@@ -16,6 +16,11 @@
 
 /* Failed checks in the running case; the runner exits non-zero when > 0. */
 extern int t_failures;
+/* Parts of the running case that did not run (the device cannot, or the
+ * environment does not allow it). With no failure the runner exits with
+ * T_SKIP_EXIT, which CTest reports as a skip, never as a pass. */
+extern int t_skips;
+#define T_SKIP_EXIT 77
 
 #if defined(__GNUC__)
 #define T_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -25,6 +30,8 @@ extern int t_failures;
 
 void t_fail_at(const char *file, int line, const char *fmt, ...) T_PRINTF(3, 4);
 void t_log(const char *fmt, ...) T_PRINTF(1, 2);
+/* Logs "SKIP ..." and counts it in t_skips. */
+void t_skip(const char *fmt, ...) T_PRINTF(1, 2);
 
 #define T_FAIL(...) t_fail_at(__FILE__, __LINE__, __VA_ARGS__)
 #define T_CHECK(cond, ...)                                                        \
@@ -191,7 +198,8 @@ const char *t_dtype_name(clattn_dtype t);
 const char *t_path_name(clattn_path p);
 
 /* Checks supports, poisons, runs (device buffers or host API), verifies and
- * prints one line; returns the number of failed checks. UNSUPPORTED skips. */
+ * prints one line; returns the number of failed checks, or -1 when the device
+ * does not support the problem (counted by t_skip; nothing ran). */
 int t_check_run(clattn_context *ctx, const char *label, t_tensors *t, int use_host);
 
 /* value (NaN, inf) into K and/or V of key j for every batch and kv head

@@ -1233,7 +1233,7 @@ void case_descriptors_valid(void)
         clattn_status sup = clattn_supports(e.ctx, &p);
         if (sup == CLATTN_ERR_UNSUPPORTED) {
             st.skipped_unsupported++;
-            t_log("skip %s [%s]: %s", label, desc, clattn_last_error(e.ctx));
+            t_skip("%s [%s]: %s", label, desc, clattn_last_error(e.ctx));
             t_tensors_free(&t);
             continue;
         }

@@ -151,7 +151,7 @@ static void packed_qkv_run(clattn_context *ctx, clattn_dtype dt, clattn_path pat
                              NULL));
     const size_t align = align_bits ? align_bits / 8 : 128;
     if (use_device && (size_t)(HD * esz) % align != 0) {
-        t_log("skip %s: view offset %lld bytes is not a multiple of the base alignment %zu",
+        t_skip("%s: view offset %lld bytes is not a multiple of the base alignment %zu",
               label, (long long)(HD * esz), align);
         return;
     }

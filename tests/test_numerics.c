@@ -53,11 +53,11 @@ void case_determinism(void)
                     t_tensors_free(&t);
                     continue;
                 }
-                int f = t_check_run(ctx, label, &t, host);
+                const int f1 = t_check_run(ctx, label, &t, host);
                 memcpy(o1, t.o, ob);
                 memcpy(l1, t.lse, lb);
-                f += t_check_run(ctx, label, &t, host);
-                if (f == 0) {
+                const int f2 = t_check_run(ctx, label, &t, host);
+                if (f1 == 0 && f2 == 0) {
                     T_CHECK(t_same_bytes(o1, t.o, ob), "%s: O differs between two identical calls",
                             label);
                     T_CHECK(t_same_bytes(l1, t.lse, lb),
@@ -103,10 +103,10 @@ void case_explicit_scale(void)
         }
         char label[64];
         snprintf(label, sizeof label, "default_scale/%s", t_path_name(p.path));
-        int f = t_check_run(ctx, label, &t0, 0);
+        const int f0 = t_check_run(ctx, label, &t0, 0);
         snprintf(label, sizeof label, "scale 1/sqrt(D)/%s", t_path_name(p.path));
-        f += t_check_run(ctx, label, &t1, 0);
-        if (f == 0) {
+        const int f1 = t_check_run(ctx, label, &t1, 0);
+        if (f0 == 0 && f1 == 0) {
             double max_diff = 0.0;
             for (int64_t e = 0; e < t0.o_n; e++)
                 max_diff = fmax(max_diff, fabs((double)ref_load(t0.o, CLATTN_F32, e) -
@@ -147,6 +147,9 @@ void case_large_scores(void)
                 t_tolerance tol = t_tolerance_for(p.dtype);
                 if (p.dtype == CLATTN_F32)
                     tol.rel_l2 = 2e-4;
+                /* per element that score error moves O by up to 2.3e-4 of its
+                 * scale (measured), whatever the storage type */
+                tol.elem_atol = 5e-4;
                 t_tensors_poison(&t);
                 clattn_status st = (pi + di) % 2 ? t_run_host(ctx, &t) : t_run_device(ctx, &t);
                 t_result r = {0};

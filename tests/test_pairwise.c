@@ -252,7 +252,7 @@ static void run_pairwise(clattn_path path)
                  r[AX_LAYOUT] == 0 ? "packed" : r[AX_LAYOUT] == 1 ? "bshd" : "padded");
         clattn_status sup = clattn_supports(ctx, &p);
         if (sup == CLATTN_ERR_UNSUPPORTED) {
-            t_log("skip %s: unsupported on this device: %s", label, clattn_last_error(ctx));
+            t_skip("%s: unsupported on this device: %s", label, clattn_last_error(ctx));
             skipped++;
             continue;
         }

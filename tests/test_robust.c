@@ -61,11 +61,12 @@ static void base_problem(clattn_problem *p, clattn_path path, clattn_dtype dt)
 
 /* Runs t (poisoned first) and compares element by element with the
  * reference: NaN exactly where the reference has NaN, finite and within
- * tolerance elsewhere (rel L2 over the finite elements), LSE likewise, rows
- * that see nothing exactly 0 / -inf, O's guard untouched. Returns the number
- * of rows whose O has a NaN (or -1 when the call failed). */
+ * tolerance elsewhere (tol's rel L2 over the finite elements, or an rms
+ * error within abs_rms_tol, and each element within tol's per-element bound),
+ * LSE likewise, rows that see nothing exactly 0 / -inf, O's guard untouched.
+ * Returns the number of rows whose O has a NaN (or -1 when the call failed). */
 static long run_and_compare(clattn_context *ctx, const char *label, t_tensors *t, int host,
-                            double rel_tol, double abs_rms_tol)
+                            t_tolerance tol, double abs_rms_tol)
 {
     const int before = t_failures;
     t_tensors_poison(t);
@@ -87,10 +88,20 @@ static long run_and_compare(clattn_context *ctx, const char *label, t_tensors *t
     clattn_host_buffers in = t_tensors_host(t);
     in.o = NULL;
     in.lse = NULL;
-    ref_attention(&t->p, &in, o_ref, lse_ref, NULL);
-    double num = 0.0, den = 0.0, count = 0.0;
+    if (ref_attention(&t->p, &in, o_ref, lse_ref, NULL) != 0) {
+        T_FAIL("%s: the reference ran out of host memory", label);
+        free(o_ref);
+        free(lse_ref);
+        return -1;
+    }
+    double scale = 0.0;
+    for (size_t e = 0; e < rows * Dv; e++)
+        if (isfinite(o_ref[e]))
+            scale = fmax(scale, fabs(o_ref[e]));
+    double num = 0.0, den = 0.0, count = 0.0, elem_use = 0.0;
     long nan_rows = 0, ref_nan_rows = 0, pattern_bad = 0, lse_bad = 0, empty_bad = 0;
-    size_t first_bad = 0;
+    long elem_bad = 0;
+    size_t first_bad = 0, worst_elem = 0;
     for (int b = 0; b < n->batch; b++)
         for (int h = 0; h < n->heads; h++)
             for (int i = 0; i < n->seq_q; i++) {
@@ -110,6 +121,12 @@ static long run_and_compare(clattn_context *ctx, const char *label, t_tensors *t
                         num += (g - r) * (g - r);
                         den += r * r;
                         count += 1.0;
+                        const double bound = t_elem_bound(&tol, n->dtype, r, scale);
+                        if (fabs(g - r) > elem_use * bound) {
+                            elem_use = fabs(g - r) / bound;
+                            worst_elem = row * Dv + d;
+                        }
+                        elem_bad += !(fabs(g - r) <= bound);
                     }
                     if (lse_ref[row] == -INFINITY && g != 0.0)
                         empty_bad++;
@@ -134,9 +151,13 @@ static long run_and_compare(clattn_context *ctx, const char *label, t_tensors *t
                label, pattern_bad, ref_nan_rows, nan_rows, first_bad / (H * Sq),
                (first_bad / Sq) % H, first_bad % Sq);
     }
-    T_CHECK(rel <= rel_tol || rms <= abs_rms_tol,
+    T_CHECK(rel <= tol.rel_l2 || rms <= abs_rms_tol,
             "%s: rel L2 error of the finite O elements %.3g > %.3g (rms error %.3g > %.3g)",
-            label, rel, rel_tol, rms, abs_rms_tol);
+            label, rel, tol.rel_l2, rms, abs_rms_tol);
+    T_CHECK(elem_bad == 0,
+            "%s: %ld finite O elements beyond %g ulp + %g * %.3g; worst row %zu d%zu: %.3g of "
+            "its bound", label, elem_bad, tol.elem_ulps, tol.elem_atol, scale, worst_elem / Dv,
+            worst_elem % Dv, elem_use);
     T_CHECK(lse_bad == 0, "%s: %ld LSE values differ from the reference (NaN, -inf or value)",
             label, lse_bad);
     T_CHECK(empty_bad == 0, "%s: %ld O elements of rows that see nothing are not 0", label,
@@ -145,8 +166,8 @@ static long run_and_compare(clattn_context *ctx, const char *label, t_tensors *t
                          (const char *)t->o_init + (size_t)t->o_n * t->esz,
                          (size_t)(t->o_alloc - t->o_n) * t->esz),
             "%s: O's guard was written", label);
-    t_log("%s %s: NaN rows %ld (reference %ld), rel L2 %.2e", t_failures != before ? "BAD " : "ok  ",
-          label, nan_rows, ref_nan_rows, rel);
+    t_log("%s %s: NaN rows %ld (reference %ld), rel L2 %.2e elem %.2f",
+          t_failures != before ? "BAD " : "ok  ", label, nan_rows, ref_nan_rows, rel, elem_use);
     free(o_ref);
     free(lse_ref);
     return nan_rows;
@@ -262,7 +283,7 @@ static void nan_inputs_variant(clattn_context *ctx, int variant)
                          t_path_name(p.path), t_dtype_name(p.dtype),
                          k_variants[variant]);
                 long got = run_and_compare(ctx, label, &t, (pi + di + sc) % 2,
-                                           t_tolerance_for(p.dtype).rel_l2, 0.0);
+                                           t_tolerance_for(p.dtype), 0.0);
                 T_CHECK(got < 0 || (got >= expect_min && got <= expect_max),
                         "%s: %ld rows with NaN, the scenario affects %ld..%ld", label, got,
                         expect_min, expect_max);
@@ -371,14 +392,15 @@ void case_extreme_scores(void)
                     if (t_tensors_init(&t, &p, flags, 0xe7700000u + (uint64_t)(pi * 64 + di * 16 + sc)) != 0)
                         return;
                     const clattn_problem *n = &t.n;
-                    double tol = t_tolerance_for(p.dtype).rel_l2;
+                    t_tolerance tol = t_tolerance_for(p.dtype);
                     if (sc == E_HUGE_POS || sc == E_HUGE_NEG) {
                         /* fp32 scores of |s| ~ 1e4 carry an absolute error of about
                          * |s| * 2^-24 * sqrt(D) ~ 2e-3: the probabilities of close
                          * keys move by that much, whatever the storage type */
                         double s = 1e4 / max_dot(&t);
                         t.p.scale = (float)(sc == E_HUGE_NEG ? -s : s);
-                        tol = fmax(tol, 3e-3);
+                        tol.rel_l2 = fmax(tol.rel_l2, 3e-3);
+                        tol.elem_atol = 5e-3; /* 2.5x the 2e-3 of the scale measured */
                     }
                     if (sc == E_EQUAL || sc == E_EQUAL_MASK) {
                         for (int b = 0; b < n->batch; b++)
@@ -481,7 +503,7 @@ void case_f16_range(void)
                          t_path_name(p.path), k_variants[variant]);
                 /* kind 1: O is subnormal too; rounding to its grid (steps of
                  * 2^-24) alone gives an rms error of 0.29 steps */
-                const double tol = t_tolerance_for(CLATTN_F16).rel_l2;
+                const t_tolerance tol = t_tolerance_for(CLATTN_F16);
                 long nan_rows = run_and_compare(ctx, label, &t, (pi + kind) % 2, tol,
                                                 kind == 1 ? 0.5 * ldexp(1.0, -24) : 0.0);
                 T_CHECK(nan_rows <= 0, "%s: NaN from finite inputs", label);

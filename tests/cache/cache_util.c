@@ -23,6 +23,7 @@
 extern char **environ;
 
 int ct_failures;
+int ct_skips;
 const char *ct_base = ".";
 double ct_forward_end;
 

@@ -152,7 +152,7 @@ static void run_case(const char *root, const bin_file *f, const bin_file *other,
     int rc = apply(f, other, d, root);
     char what[160];
     if (rc == 0) {
-        NOTE("  %-34s skipped (needs root)", d->name);
+        SKIP("  %-34s (needs root)", d->name);
         return;
     }
     CHECK(rc > 0, "%s: cannot set the case up", d->name);

@@ -15,6 +15,10 @@ if [ -s "$log" ]; then
     head -n 60 "$log"
     exit 1
 fi
+if [ "$rc" -eq 77 ]; then
+    echo "Oclgrind: no reports, but parts of the command were skipped (exit 77)"
+    exit 77
+fi
 if [ "$rc" -ne 0 ]; then
     echo "the command failed under Oclgrind (exit $rc)"
     exit "$rc"
