@@ -262,6 +262,7 @@ static clattn_status launch(clattn_context *ctx, chain *c, clattn__kernel_id id,
         clReleaseEvent(c->last);
     c->last = ev;
     record(c, id, NULL, ev);
+    clattn__program_launched(ctx, k, ev); /* its binary is written once this has run */
     return CLATTN_OK;
 }
 

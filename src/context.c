@@ -176,6 +176,9 @@ void clattn_context_destroy(clattn_context *ctx)
         return;
     /* Kernels still queued may use the scratch and programs; finish first. */
     clFinish(ctx->queue);
+    /* Binaries of programs first run since the last call, while the
+     * programs still exist. */
+    clattn__program_cache_flush(ctx);
     if (ctx->scratch_busy)
         clReleaseEvent(ctx->scratch_busy);
     if (ctx->dummy)
@@ -236,6 +239,9 @@ clattn_status clattn_context_stats(const clattn_context *ctx, clattn_stats *out)
         return CLATTN_ERR_INVALID_ARGUMENT;
     clattn_context *c = (clattn_context *)ctx; /* the lock is not part of the value */
     pthread_mutex_lock(&c->lock);
+    /* Binaries due since the last call are written first, so that the
+     * counters are exact once the caller's work has finished. */
+    clattn__program_cache_flush(c);
     *out = ctx->stats;
     pthread_mutex_unlock(&c->lock);
     return CLATTN_OK;

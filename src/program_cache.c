@@ -1,7 +1,23 @@
 /* Program cache: per context in memory, and across processes on disk as
  * driver binaries (clGetProgramInfo(CL_PROGRAM_BINARIES)). A disk entry is
  * only used when its full key text matches: device fingerprint, library
- * version, kernel, complete build options and the complete source. */
+ * version, kernel, complete build options and the complete source.
+ *
+ * When a binary is written matters. PoCL's CPU driver compiles a kernel's
+ * work-group function for each local size (and grid class) when a launch
+ * first needs it, into its own kernel cache; its program binary packs
+ * program.bc and whatever that cache holds for the program *at the moment
+ * of the first CL_PROGRAM_BINARY_SIZES/BINARIES query*, and answers every
+ * later query with those same bytes (PoCL 3.1, lib/CL/pocl_binary.c). A
+ * binary taken right after clBuildProgram therefore carries only the generic
+ * work-group function, and a process that loads it with PoCL's own cache
+ * empty compiles the launch-specific one again (about 0.5 s per kernel on
+ * two cores). So a program built from source is written after its kernel's
+ * first launch has finished: the one query then includes the code that
+ * launch generated. Programs created from a cached binary are never
+ * rewritten (PoCL would return the loaded bytes unchanged; other drivers
+ * have nothing to add), and a program that never ran is not written. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,8 +239,10 @@ static clattn_status build(struct clattn_context *ctx, const clattn__kernel_conf
     clattn_status st = CLATTN_OK;
     if (!disk || !load_binary(ctx, cfg, key, path, options, e)) {
         st = build_from_source(ctx, cfg, src, options, e);
-        if (st == CLATTN_OK && disk)
-            store_binary(ctx, key, path, e->program);
+        if (st == CLATTN_OK && disk && (e->store_path = strdup(path)) != NULL) {
+            e->store_key = key; /* written by clattn__program_cache_flush */
+            key = NULL;
+        }
     }
     free(key);
     free(src);
@@ -234,6 +252,7 @@ static clattn_status build(struct clattn_context *ctx, const clattn__kernel_conf
 clattn_status clattn__program_get(struct clattn_context *ctx, const clattn__kernel_config *cfg,
                                   const clattn__program_entry **out)
 {
+    clattn__program_cache_flush(ctx);
     char options[1024];
     if (clattn__build_options(&ctx->dev, cfg, options, sizeof options) != 0)
         return clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
@@ -272,13 +291,70 @@ clattn_status clattn__program_get(struct clattn_context *ctx, const clattn__kern
     }
     e->key = key;
     c->entries[c->count++] = e;
+    if (e->store_key)
+        c->awaiting_launch++;
     *out = e;
     return CLATTN_OK;
+}
+
+void clattn__program_launched(struct clattn_context *ctx, cl_kernel k, cl_event ev)
+{
+    clattn__program_cache *c = &ctx->programs;
+    if (c->awaiting_launch == 0)
+        return;
+    for (size_t i = 0; i < c->count; ++i) {
+        clattn__program_entry *e = c->entries[i];
+        if (e->kernel != k)
+            continue;
+        if (e->store_key && !e->store_after && clRetainEvent(ev) == CL_SUCCESS) {
+            e->store_after = ev;
+            c->awaiting_launch--;
+            c->awaiting_finish++;
+        }
+        return;
+    }
+}
+
+/* The entry will not be written (again) in this process. */
+static void store_done(clattn__program_cache *c, clattn__program_entry *e)
+{
+    if (e->store_after) {
+        clReleaseEvent(e->store_after);
+        c->awaiting_finish--;
+    } else if (e->store_key) {
+        c->awaiting_launch--;
+    }
+    free(e->store_key);
+    free(e->store_path);
+    e->store_key = e->store_path = NULL;
+    e->store_after = NULL;
+}
+
+void clattn__program_cache_flush(struct clattn_context *ctx)
+{
+    clattn__program_cache *c = &ctx->programs;
+    for (size_t i = 0; i < c->count && c->awaiting_finish > 0; ++i) {
+        clattn__program_entry *e = c->entries[i];
+        if (!e->store_after)
+            continue;
+        cl_int status;
+        if (clGetEventInfo(e->store_after, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status,
+                           &status, NULL) != CL_SUCCESS)
+            status = CL_INVALID_EVENT;
+        if (status > CL_COMPLETE)
+            continue; /* still queued or running: a later call looks again */
+        /* A launch that failed proves nothing about the binary: keep it off
+         * the disk, as a build failure would be. */
+        if (status == CL_COMPLETE && program_dir_ok(ctx))
+            store_binary(ctx, e->store_key, e->store_path, e->program);
+        store_done(c, e);
+    }
 }
 
 void clattn__program_cache_release(clattn__program_cache *c)
 {
     for (size_t i = 0; i < c->count; ++i) {
+        store_done(c, c->entries[i]);
         clReleaseKernel(c->entries[i]->kernel);
         clReleaseProgram(c->entries[i]->program);
         free(c->entries[i]->key);
