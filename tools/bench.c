@@ -17,8 +17,9 @@
 
 static const char k_bench_usage[] =
     "usage: attn-tune bench [--device P:D] [--shapes NAMES|FILE] [--repeat N] [--quick]\n"
-    "                       [--no-baselines] [--no-first-call] [--sgemm-gflops X]\n"
-    "                       [--json] [--list-shapes]\n"
+    "                       [--no-baselines] [--no-first-call] [--first-call-runs N]\n"
+    "                       [--first-call-only] [--sgemm-gflops X] [--json]\n"
+    "                       [--list-shapes]\n"
     "\n"
     "Times clattn_forward on device buffers with random inputs for each shape:\n"
     "  AUTO         the library's choice with the tuning db ('attn-tune tune')\n"
@@ -67,9 +68,14 @@ static const char k_bench_usage[] =
     "sgemm.\n"
     "\n"
     "Then the first-call time: a new process creates a context and runs one\n"
-    "forward of the first shape to completion, once with an empty cache directory\n"
-    "(kernels compiled) and once more on the same directory (binaries loaded);\n"
-    "both with POCL_KERNEL_CACHE=0 so PoCL's own cache hides nothing.\n"
+    "forward of the first shape to completion, in three cache states: clattn's\n"
+    "cache and PoCL's kernel cache (POCL_CACHE_DIR) both empty; clattn's binaries\n"
+    "from that process with a new, empty PoCL cache (a new user, a container);\n"
+    "both caches warm. Each round uses fresh directories; --first-call-runs N\n"
+    "rounds (default 3), medians printed with the goal ratios (clattn-warm at\n"
+    "least 20x faster than cold, within 2x of both-warm), the context creation\n"
+    "alone, a second call (where a cold process writes its binaries) and the\n"
+    "context destroy. --first-call-only measures just this, on the first shape.\n"
     "\n"
     "Named shapes:\n"
     "  P1  B1 H8 S1024 D64                 prefill\n"
@@ -419,33 +425,24 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
     free_buffers(&b);
 }
 
-/* The first-call measurement on shape s; fc[2].message receives its text. */
-static void first_call_of(clattn_context *ctx, const tool_shape *s, int json, first_call fc[3])
+/* The first-call measurement on shape s, rounds times per cache state. */
+static void first_call_of(clattn_context *ctx, const tool_shape *s, int json, int rounds,
+                          first_call_report *fc)
 {
     cl_device_id device = NULL;
-    char where[32] = "";
+    char where[32] = "", text[128];
     int p, d;
-    memset(fc, 0, 3 * sizeof *fc);
-    tool_shape_format(s, fc[2].message, sizeof fc[2].message);
+    tool_shape_format(s, text, sizeof text);
     if (clattn_context_get_cl(ctx, NULL, NULL, &device) == CLATTN_OK &&
         tool_device_index(device, &p, &d))
         snprintf(where, sizeof where, "%d:%d", p, d);
-    note("first-call time (two new processes)");
-    bench_first_call(where, fc[2].message, &fc[0], &fc[1]);
+    note("first-call time (new processes)");
+    bench_first_call(where, text, rounds, fc);
     note_clear();
-    if (json) return;
-    printf("\nfirst call (new process: context create + first forward + finish, "
-           "POCL_KERNEL_CACHE=0), %s%s%s:\n",
-           s->name, s->name[0] ? " " : "", fc[2].message);
-    if (!fc[0].ok || !fc[1].ok) {
-        printf("  not measured: %s\n", fc[0].ok ? fc[1].message : fc[0].message);
-        return;
+    if (!json) {
+        printf("\nfirst call, %s%s", s->name, s->name[0] ? " " : "");
+        bench_print_first_call_text(fc);
     }
-    printf("  cold program cache %9.1f ms  (%llu built, %llu stored)\n", fc[0].ms, fc[0].built,
-           fc[0].stored);
-    printf("  warm program cache %9.1f ms  (%llu loaded, %llu built)\n", fc[1].ms, fc[1].loaded,
-           fc[1].built);
-    printf("  cold / warm        %9.2fx\n", fc[1].ms > 0 ? fc[0].ms / fc[1].ms : 0.0);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -462,7 +459,9 @@ int cmd_bench(int argc, char **argv)
     shape_run *runs;
     size_t entries = 0;
     char device[600];
-    first_call fc[3];
+    static first_call_report fc;
+    long fc_rounds = 3;
+    int first_only = 0;
     double t0 = tool_now();
 
     memset(&env, 0, sizeof env);
@@ -490,8 +489,17 @@ int cmd_bench(int argc, char **argv)
                                 "not '%s'\n", v);
                 return TOOL_EXIT_USAGE;
             }
+        } else if ((got = tool_option_value(argc, argv, &i, "--first-call-runs", &v)) != 0) {
+            if (got < 0) return TOOL_EXIT_USAGE;
+            if (!tool_parse_int(v, 1, FC_MAX_ROUNDS, &fc_rounds)) {
+                fprintf(stderr, "attn-tune bench: --first-call-runs expects 1..%d, not '%s'\n",
+                        FC_MAX_ROUNDS, v);
+                return TOOL_EXIT_USAGE;
+            }
         } else if (strcmp(argv[i], "--no-first-call") == 0) {
             do_first = 0;
+        } else if (strcmp(argv[i], "--first-call-only") == 0) {
+            first_only = 1;
         } else if (strcmp(argv[i], "--no-baselines") == 0) {
             env.baselines = 0;
         } else if (strcmp(argv[i], "--quick") == 0) {
@@ -517,6 +525,17 @@ int cmd_bench(int argc, char **argv)
     shapes.count = 0;
     if (!tool_shapes_resolve(shapes_arg, 0, &shapes)) return TOOL_EXIT_USAGE;
     if (list_only) return tool_list_shapes(&shapes);
+    if (first_only) {
+        if (shapes.count == 0) return TOOL_EXIT_USAGE;
+        rc = tool_open_context(&dev, &env.ctx);
+        if (rc != TOOL_EXIT_OK) return rc;
+        tool_context_device(env.ctx, device, sizeof device);
+        if (!json) printf("clattn %s, device %s\n", clattn_version(), device);
+        first_call_of(env.ctx, &shapes.items[0], json, (int)fc_rounds, &fc);
+        if (json) bench_print_first_call_json(device, &fc);
+        clattn_context_destroy(env.ctx);
+        return fc.ok ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
+    }
     g_progress = isatty(STDERR_FILENO);
 
     env.cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -598,10 +617,11 @@ int cmd_bench(int argc, char **argv)
     clattn_context_destroy(env.untuned);
     if (env.scratch) clReleaseMemObject(env.scratch);
     if (env.prog) clReleaseProgram(env.prog);
-    if (do_first && shapes.count > 0) first_call_of(env.ctx, &shapes.items[0], json, fc);
+    if (do_first && shapes.count > 0)
+        first_call_of(env.ctx, &shapes.items[0], json, (int)fc_rounds, &fc);
     if (json)
-        bench_print_json(&shapes, runs, device, entries, &env, fc,
-                   do_first && shapes.count > 0);
+        bench_print_json(&shapes, runs, device, entries, &env,
+                         do_first && shapes.count > 0 ? &fc : NULL);
     else
         printf("\n%zu shape(s) in %.1f s\n", shapes.count, tool_now() - t0);
     free(runs);

@@ -8,20 +8,38 @@
 #include <stddef.h>
 
 /* One first-call measurement: a new process creates a context, runs one
- * forward and waits for it. */
+ * forward and waits for it (ms); create_ms is the context creation alone,
+ * second_ms a second forward to completion (a program's binary is written
+ * at the call after its first launch), destroy_ms clattn_context_destroy;
+ * the counters are read after the second call. */
 typedef struct first_call {
     int ok;
-    double ms;
+    double ms, create_ms, second_ms, destroy_ms;
     unsigned long long built, loaded, stored, rejected;
     char message[256]; /* why it failed */
 } first_call;
 
-/* Runs the first-call child twice on one fresh temporary cache directory
- * (cold: empty; warm: what the cold run stored), with POCL_KERNEL_CACHE=0 so
- * the driver's own cache hides nothing. device is "P:D" or "" for clattn's
- * choice. Returns 1 when both ran. */
-int bench_first_call(const char *device, const char *shape_text, first_call *cold,
-                     first_call *warm);
+/* The three cache states of a first call, measured in this order on fresh
+ * directories each round: clattn's cache and PoCL's kernel cache
+ * (POCL_CACHE_DIR) both empty; clattn's binaries from the cold process with
+ * a new, empty PoCL cache; both caches as that second process left them. */
+enum { FC_COLD, FC_CLATTN_WARM, FC_BOTH_WARM, FC_CASES };
+#define FC_MAX_ROUNDS 99
+
+typedef struct first_call_report {
+    int ok, rounds;
+    char shape[128];
+    char message[256]; /* why it failed */
+    double ms[FC_CASES], create_ms[FC_CASES], second_ms[FC_CASES], destroy_ms[FC_CASES];
+    first_call last[FC_CASES]; /* the counters, from the last round */
+    unsigned long long binary_bytes; /* clattn's binaries after the cold process */
+} first_call_report;
+
+/* Runs the first-call child in the three cache states, rounds times, and
+ * reports medians. device is "P:D" or "" for clattn's choice. Returns 1
+ * when every child ran. */
+int bench_first_call(const char *device, const char *shape_text, int rounds,
+                     first_call_report *out);
 
 /* ---- bench_peaks.c: the rates the results are measured against ---------- */
 
@@ -123,7 +141,9 @@ void bench_print_peaks_text(const bench_peaks *pk);
 void bench_print_shape_text(const tool_shape *s, const shape_run *r, const bench_peaks *pk);
 void bench_print_goals_text(const tool_shape_list *shapes, const shape_run *runs,
                             const bench_peaks *pk);
+void bench_print_first_call_text(const first_call_report *fc);
+void bench_print_first_call_json(const char *device, const first_call_report *fc);
 void bench_print_json(const tool_shape_list *shapes, const shape_run *runs, const char *device,
-                      size_t entries, const bench_env *env, const first_call *fc, int fc_ran);
+                      size_t entries, const bench_env *env, const first_call_report *fc);
 
 #endif /* ATTN_TUNE_BENCH_H */

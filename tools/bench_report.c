@@ -180,9 +180,96 @@ void bench_print_goals_text(const tool_shape_list *shapes, const shape_run *runs
     }
 }
 
+/* ---- first call ---------------------------------------------------------- */
+
+static const char *const k_fc_case[FC_CASES] = {
+    "fully cold (clattn cache and PoCL cache empty)",
+    "clattn cache warm, PoCL cache empty",
+    "both caches warm",
+};
+static const char *const k_fc_key[FC_CASES] = {"cold", "clattn_warm", "both_warm"};
+
+/* The goals of the program cache: a first call with clattn's binaries and
+ * an empty PoCL cache at least 20x faster than a cold one, and within 2x of
+ * one with both caches warm. */
+#define FC_GOAL_VS_COLD 20.0
+#define FC_GOAL_VS_WARM 2.0
+
+static double safe_ratio(double a, double b) { return b > 0 ? a / b : NAN; }
+
+void bench_print_first_call_text(const first_call_report *fc)
+{
+    printf("%s: new processes, context create + first forward + finish; median of %d "
+           "round(s), fresh directories each round:\n",
+           fc->shape, fc->rounds);
+    if (!fc->ok) {
+        printf("  not measured: %s\n", fc->message);
+        return;
+    }
+    for (int c = 0; c < FC_CASES; c++) {
+        const first_call *x = &fc->last[c];
+        printf("  %-48s %9.1f ms  (%llu built, %llu loaded)\n", k_fc_case[c], fc->ms[c],
+               x->built, x->loaded);
+    }
+    double vs_cold = safe_ratio(fc->ms[FC_COLD], fc->ms[FC_CLATTN_WARM]);
+    double vs_warm = safe_ratio(fc->ms[FC_CLATTN_WARM], fc->ms[FC_BOTH_WARM]);
+    printf("  cold / clattn-warm %9.2fx   (goal >= %.0fx: %s)\n", vs_cold, FC_GOAL_VS_COLD,
+           vs_cold >= FC_GOAL_VS_COLD ? "met" : "not met");
+    printf("  clattn-warm / both-warm %4.2fx   (goal <= %.0fx: %s)\n", vs_warm,
+           FC_GOAL_VS_WARM, vs_warm <= FC_GOAL_VS_WARM ? "met" : "not met");
+    printf("  context create alone: %.1f / %.1f / %.1f ms\n", fc->create_ms[FC_COLD],
+           fc->create_ms[FC_CLATTN_WARM], fc->create_ms[FC_BOTH_WARM]);
+    printf("  second call: %.1f / %.1f / %.1f ms; context destroy: %.1f / %.1f / %.1f ms\n"
+           "  (the cold process writes its binaries at its second call, %llu stored, "
+           "%llu bytes)\n",
+           fc->second_ms[FC_COLD], fc->second_ms[FC_CLATTN_WARM], fc->second_ms[FC_BOTH_WARM],
+           fc->destroy_ms[FC_COLD], fc->destroy_ms[FC_CLATTN_WARM],
+           fc->destroy_ms[FC_BOTH_WARM], fc->last[FC_COLD].stored, fc->binary_bytes);
+}
+
+static void print_first_call_json(const first_call_report *fc)
+{
+    printf("{\"shape\": ");
+    tool_json_string(stdout, fc->shape);
+    printf(", \"ok\": %s, \"rounds\": %d, \"message\": ", fc->ok ? "true" : "false",
+           fc->rounds);
+    tool_json_string(stdout, fc->message);
+    for (int c = 0; c < FC_CASES; c++) {
+        const first_call *x = &fc->last[c];
+        printf(",\n    \"%s\": {\"first_call_ms\": ", k_fc_key[c]);
+        tool_json_number(stdout, fc->ok ? fc->ms[c] : NAN);
+        printf(", \"create_ms\": ");
+        tool_json_number(stdout, fc->ok ? fc->create_ms[c] : NAN);
+        printf(", \"second_call_ms\": ");
+        tool_json_number(stdout, fc->ok ? fc->second_ms[c] : NAN);
+        printf(", \"destroy_ms\": ");
+        tool_json_number(stdout, fc->ok ? fc->destroy_ms[c] : NAN);
+        printf(", \"built\": %llu, \"loaded\": %llu, \"stored\": %llu, \"rejected\": %llu}",
+               x->built, x->loaded, x->stored, x->rejected);
+    }
+    printf(",\n    \"binary_bytes\": %llu, \"cold_over_clattn_warm\": ", fc->binary_bytes);
+    tool_json_number(stdout,
+                     fc->ok ? safe_ratio(fc->ms[FC_COLD], fc->ms[FC_CLATTN_WARM]) : NAN);
+    printf(", \"clattn_warm_over_both_warm\": ");
+    tool_json_number(stdout,
+                     fc->ok ? safe_ratio(fc->ms[FC_CLATTN_WARM], fc->ms[FC_BOTH_WARM]) : NAN);
+    printf("}");
+}
+
+void bench_print_first_call_json(const char *device, const first_call_report *fc)
+{
+    printf("{\n  \"clattn_version\": ");
+    tool_json_string(stdout, clattn_version());
+    printf(",\n  \"device\": ");
+    tool_json_string(stdout, device);
+    printf(",\n  \"first_call\": ");
+    print_first_call_json(fc);
+    printf("\n}\n");
+}
+
 void bench_print_json(const tool_shape_list *shapes, const shape_run *runs,
                        const char *device, size_t entries, const bench_env *env,
-                       const first_call *fc, int fc_ran)
+                       const first_call_report *fc)
 {
     const bench_peaks *pk = &env->peaks;
     const int baselines = env->baselines;
@@ -283,22 +370,10 @@ void bench_print_json(const tool_shape_list *shapes, const shape_run *runs,
         }
         printf("%s],\n  \"first_call\": ", n ? "\n  " : "");
     }
-    if (!fc_ran) {
+    if (!fc) {
         printf("null\n}\n");
         return;
     }
-    printf("{\"shape\": ");
-    tool_json_string(stdout, fc[2].message);
-    printf(", \"ok\": %s, \"message\": ", fc[0].ok && fc[1].ok ? "true" : "false");
-    tool_json_string(stdout, fc[0].ok ? fc[1].message : fc[0].message);
-    printf(", \"cold_ms\": ");
-    tool_json_number(stdout, fc[0].ok ? fc[0].ms : NAN);
-    printf(", \"warm_ms\": ");
-    tool_json_number(stdout, fc[1].ok ? fc[1].ms : NAN);
-    printf(", \"ratio\": ");
-    tool_json_number(stdout, fc[0].ok && fc[1].ok && fc[1].ms > 0 ? fc[0].ms / fc[1].ms : NAN);
-    printf(", \"cold_built\": %llu, \"cold_stored\": %llu, \"warm_built\": %llu, "
-           "\"warm_loaded\": %llu}\n}\n",
-           fc[0].built, fc[0].stored, fc[1].built, fc[1].loaded);
+    print_first_call_json(fc);
+    printf("\n}\n");
 }
-

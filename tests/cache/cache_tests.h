@@ -15,6 +15,10 @@ int child_tuned(int argc, char **argv);
 int child_tuned_options(int argc, char **argv);
 int child_first_call(int argc, char **argv);
 
+/* test_launch_code.c */
+int test_launch_code(int argc, char **argv);
+int child_launch_code(int argc, char **argv);
+
 /* test_corrupt.c */
 int test_corrupt_binary(int argc, char **argv);
 

@@ -12,6 +12,7 @@ static const struct {
 } k_tests[] = {
     {"tuned_new_process", test_tuned_new_process},
     {"binary_reuse", test_binary_reuse},
+    {"launch_code", test_launch_code},
     {"corrupt_binary", test_corrupt_binary},
     {"dir_refused", test_dir_refused},
     {"unwritable_dir", test_unwritable_dir},
@@ -36,6 +37,7 @@ static const struct {
     {"child_tuned", child_tuned},
     {"child_tuned_options", child_tuned_options},
     {"child_first_call", child_first_call},
+    {"child_launch_code", child_launch_code},
     {"child_tune", child_tune},
 };
 

@@ -193,11 +193,11 @@ int test_cli_tune(int argc, char **argv)
     }
     {
         const char *args[] = {"bench", "--shapes", "B1 H2 S16 D16,B1 H2 Sq1 Skv64 D16",
-                              "--repeat", "2", NULL};
+                              "--repeat", "2", "--first-call-runs", "1", NULL};
         r = tool(args);
         NOTE("%s", r.out);
         CHECK(r.rc == 0 && strstr(r.out, "untuned") && strstr(r.out, "SPLIT_KV") &&
-                  strstr(r.out, "cold / warm"),
+                  strstr(r.out, "cold / clattn-warm"),
               "bench: exit %d:\n%s%s", r.rc, r.out, r.err);
         /* The peaks, the %-of-peak columns (GB/s for the decode shape only),
          * both baselines and AUTO's speed-up over them. */
@@ -241,8 +241,27 @@ int test_cli_tune(int argc, char **argv)
         r = tool(args);
         CHECK(r.rc == 0 && strstr(r.out, "skipped (--no-baselines)") &&
                   strstr(r.out, "(given with --sgemm-gflops, not measured)") &&
-                  !strstr(r.out, "cold / warm"),
+                  !strstr(r.out, "cold / clattn-warm"),
               "bench --quick: exit %d:\n%s%s", r.rc, r.out, r.err);
+        run_free(&r);
+    }
+    {
+        /* The first-call measurement alone: the process with clattn's
+         * binaries and an empty PoCL cache builds nothing. */
+        const char *args[] = {"bench", "--first-call-only", "--first-call-runs", "1", "--json",
+                              "--shapes", "B1 H2 S16 D16", NULL};
+        r = tool(args);
+        CHECK(r.rc == 0 && r.out[0] == '{' && strstr(r.out, "\"ok\": true") &&
+                  strstr(r.out, "\"clattn_warm\": {") &&
+                  strstr(r.out, "\"cold_over_clattn_warm\": ") &&
+                  !strstr(r.out, "\"shapes\": ["),
+              "bench --first-call-only --json: exit %d:\n%s%s", r.rc, r.out, r.err);
+        {
+            const char *w = strstr(r.out, "\"clattn_warm\": {");
+            CHECK(w && strstr(w, "\"built\": 0, \"loaded\": ") && !strstr(w, "\"loaded\": 0,"),
+                  "bench --first-call-only: the clattn-warm process built programs:\n%s",
+                  r.out);
+        }
         run_free(&r);
     }
     remove(file);
