@@ -112,6 +112,195 @@ inline vec_t load_vec(global const store_t *p, long off, int n)
 
 #define score_v CLATTN_CAT(clattn_score_v, FV_VEC)
 
+/* The steps of attn_fwd_fused_vec. Each takes the work-item's rows as
+ * private arrays; they must be inlined, so the arrays stay in registers
+ * (the loops over rows are unrolled for that reason: PoCL did not unroll
+ * loops over private arrays by itself, measured). A plain inline is not
+ * enough: PoCL's inliner left these calls (measured 1.2-1.7x slower). */
+#define FV_STEP inline __attribute__((always_inline))
+
+/* Scores of keys n0 .. n0+FV_VEC-1 for every row, read straight from
+ * global memory (FV_DIRECT): a vector along the head dimension per key,
+ * reduced horizontally. Lanes past hi score key hi - 1 again (in bounds);
+ * the caller's visibility select discards them. */
+FV_STEP void scores_direct(global const store_t *k, long koff, long kss, int n0, int hi,
+                          const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
+{
+    float sc[FV_ROWS][FV_VEC];
+    for (int e = 0; e < FV_VEC; ++e) {
+        const long kr = koff + (long)min(n0 + e, hi - 1) * kss;
+        vec_t part[FV_ROWS];
+        for (int r = 0; r < FV_ROWS; ++r)
+            part[r] = (vec_t)(0.0f);
+#pragma unroll
+        for (int c = 0; c < DK_VECS; ++c) {
+            const vec_t kv = load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC);
+#pragma unroll
+            for (int r = 0; r < FV_ROWS; ++r)
+                part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < FV_ROWS; ++r)
+            sc[r][e] = hsum(part[r]);
+    }
+    for (int r = 0; r < FV_ROWS; ++r)
+        s[r] = VLOAD(0, sc[r]);
+}
+
+#if !FV_DIRECT
+/* Stages keys n0 .. n0+FV_VEC-1 in local memory: K transposed (one vector
+ * of keys per head-dim element), V as rows padded to whole vectors; keys
+ * at or past hi are zero. Vector loads; only the transposing K stores are
+ * scalar. */
+FV_STEP void stage_tile(global const store_t *k, global const store_t *v, long koff, long voff,
+                       long kss, long vss, int n0, int hi, int lid, local float *kt,
+                       local float *vt)
+{
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int jj = lid; jj < FV_VEC; jj += FV_WG) {
+        const bool in = n0 + jj < hi;
+        const long kr = koff + (long)(n0 + jj) * kss;
+        const long vr = voff + (long)(n0 + jj) * vss;
+        for (int c = 0; c < DK_VECS; ++c) {
+            float kd[FV_VEC];
+            VSTORE(in ? load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC) : (vec_t)(0.0f), 0,
+                   kd);
+            for (int t = 0; t < FV_VEC && c * FV_VEC + t < HEAD_DIM; ++t)
+                kt[(c * FV_VEC + t) * FV_VEC + jj] = kd[t];
+        }
+        for (int c = 0; c < DV_VECS; ++c)
+            VSTORE(in ? load_vec(v, vr + c * FV_VEC, HEAD_DIM_V - c * FV_VEC) : (vec_t)(0.0f), c,
+                   vt + jj * DV_PAD);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* Scores of the staged tile for every row. */
+FV_STEP void scores_staged(local const float *kt, const float qr[FV_ROWS][DK_PAD],
+                          vec_t s[FV_ROWS])
+{
+    for (int r = 0; r < FV_ROWS; ++r)
+        s[r] = (vec_t)(0.0f);
+    for (int d = 0; d < HEAD_DIM; ++d) {
+        const vec_t kv = VLOAD(d, kt);
+#pragma unroll
+        for (int r = 0; r < FV_ROWS; ++r)
+            s[r] = mad((vec_t)(qr[r][d]), kv, s[r]);
+    }
+}
+#endif
+
+/* One row's online-softmax step over the tile: the score pipeline, the
+ * visibility of keys rlo..rhi-1, the running maximum and sum, the rescaled
+ * accumulators; the probabilities go to pj. Returns 0 when the row adds
+ * nothing, 1 when no probability is zero, 2 when some are. */
+FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i, int n0,
+                     int L, int rlo, int rhi, float *m, float *l, vec_t acc[DV_VECS],
+                     float pj[FV_VEC])
+{
+    if (rlo >= rhi || n0 >= rhi || n0 + FV_VEC <= rlo)
+        return 0; /* nothing of this tile is visible to the row */
+#if CLATTN_SCORE_STEPS
+    x = score_v(c, rs, x, i, n0, L, CLATTN_LOG2E);
+#endif
+    if (n0 < rlo || n0 + FV_VEC > rhi) { /* a partly visible tile */
+        const ivec_t j = (ivec_t)(n0) + LANES;
+        const ivec_t seen = (j >= (ivec_t)(rlo)) & (j < (ivec_t)(rhi));
+        x = select((vec_t)(-INFINITY), x, seen);
+    }
+    /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
+    const float m_new = any(isnan(x)) ? NAN : clattn_max_nan(*m, hmax(x));
+    if (m_new == -INFINITY)
+        return 0;
+    /* Scalar exp2 is slow here; the maximum rarely moves after the first
+     * tiles. */
+    const float corr = m_new == *m ? 1.0f : exp2(*m - m_new);
+    const vec_t p = exp2(x - (vec_t)(m_new));
+    *l = *l * corr + hsum(p);
+    *m = m_new;
+    if (corr != 1.0f) {
+#pragma unroll
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            acc[cc] *= (vec_t)(corr);
+    }
+    VSTORE(p, 0, pj);
+    return all(p != (vec_t)(0.0f)) ? 1 : 2;
+}
+
+#if FV_DIRECT
+#define V_ROW(e, c)                                                                       \
+    load_vec(v, voff + (long)(n0 + (e)) * vss + (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#define V_SRC global const store_t *v, long voff, long vss
+#define V_ARGS v, voff, vss
+#else
+#define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
+#define V_SRC local const float *vt
+#define V_ARGS vt
+#endif
+
+/* The P*V update of the tile, PV_ROWS rows at a time: each V vector loaded
+ * serves them all, and more independent accumulator chains hide the FMA
+ * latency (with head_dim_v 64 one row has only four). */
+FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV_ROWS][FV_VEC],
+                      vec_t acc[FV_ROWS][DV_VECS])
+{
+    for (int r = 0; r < FV_ROWS; r += PV_ROWS) {
+        bool fast = r + PV_ROWS <= FV_ROWS;
+        for (int g = 0; g < PV_ROWS && fast; ++g)
+            fast = kind[r + g] == 1;
+        if (fast) {
+            /* The usual case: no branch per key, so the update unrolls. */
+            for (int e = 0; e < FV_VEC; ++e)
+#pragma unroll
+                for (int c = 0; c < DV_VECS; ++c) {
+                    const vec_t vv = V_ROW(e, c);
+#pragma unroll
+                    for (int g = 0; g < PV_ROWS; ++g)
+                        acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
+                }
+            continue;
+        }
+        for (int rr = r; rr < r + PV_ROWS && rr < FV_ROWS; ++rr) {
+            if (kind[rr] == 1) {
+                for (int e = 0; e < FV_VEC; ++e)
+                    for (int c = 0; c < DV_VECS; ++c)
+                        acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
+            } else if (kind[rr] == 2) {
+                for (int e = 0; e < FV_VEC; ++e) {
+                    /* A key of probability 0 contributes nothing, even a NaN V. */
+                    if (pj[rr][e] != 0.0f)
+                        for (int c = 0; c < DV_VECS; ++c)
+                            acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
+                }
+            }
+        }
+    }
+}
+
+/* Writes a finished row: O and LSE, or its split-KV partials. */
+FV_STEP void write_row(const clattn_call *c, const clattn_seq *rs, int i, int bh, int split,
+                      int nsplit, const vec_t acc[DV_VECS], float m, float l, global store_t *o,
+                      global float *lse, global float *part_o, global float *part_ml)
+{
+    float out[DV_PAD];
+    for (int cc = 0; cc < DV_VECS; ++cc)
+        VSTORE(acc[cc], cc, out);
+#if SPLIT_KV
+    const long prow = ((long)bh * nsplit + split) * c->seq_q + i;
+    for (int d = 0; d < HEAD_DIM_V; ++d)
+        part_o[prow * HEAD_DIM_V + d] = out[d];
+    part_ml[2 * prow] = m;
+    part_ml[2 * prow + 1] = l;
+#else
+    const float inv = clattn_row_inv(l);
+    const long ooff = rs->o + (long)i * c->oss;
+    for (int d = 0; d < HEAD_DIM_V; ++d)
+        STORE(o, ooff + d, out[d] * inv);
+    if (c->has_lse)
+        lse[rs->lse + i] = clattn_row_lse2(rs, m, l);
+#endif
+}
+
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
@@ -151,14 +340,18 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
 #if SPLIT_KV
     const int split = get_group_id(2), nsplit = get_num_groups(2);
     clattn_split_range(split, keys_per_split, seq_kv, &lo, &hi);
+#else
+    const int split = 0, nsplit = 1;
 #endif
 
+    /* Each row: its head, visible keys, scaled query (zero past HEAD_DIM),
+     * accumulators and softmax state. */
     const float qscale = clattn_qscale(c, CLATTN_LOG2E);
-    float qr[FV_ROWS][DK_PAD]; /* zero past HEAD_DIM */
+    float qr[FV_ROWS][DK_PAD];
     vec_t acc[FV_ROWS][DV_VECS];
     float m[FV_ROWS], l[FV_ROWS];
     int rlo[FV_ROWS], rhi[FV_ROWS];
-    clattn_seq rs[FV_ROWS]; /* each row's head */
+    clattn_seq rs[FV_ROWS];
     for (int r = 0; r < FV_ROWS; ++r) {
         const bool ok = row0 + r < nrows;
         const int vr = ok ? row0 + r : 0;
@@ -182,154 +375,20 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
         vec_t s[FV_ROWS];
 #if FV_DIRECT
-        {
-            float sc[FV_ROWS][FV_VEC];
-            for (int e = 0; e < FV_VEC; ++e) {
-                /* Lanes past hi score key hi - 1 again (in bounds); the
-                 * visibility select below discards them. */
-                const long kr = koff + (long)min(n0 + e, hi - 1) * kss;
-                vec_t part[FV_ROWS];
-                for (int r = 0; r < FV_ROWS; ++r)
-                    part[r] = (vec_t)(0.0f);
-#pragma unroll
-                for (int c = 0; c < DK_VECS; ++c) {
-                    const vec_t kv = load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC);
-#pragma unroll
-                    for (int r = 0; r < FV_ROWS; ++r)
-                        part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
-                }
-#pragma unroll
-                for (int r = 0; r < FV_ROWS; ++r)
-                    sc[r][e] = hsum(part[r]);
-            }
-            for (int r = 0; r < FV_ROWS; ++r)
-                s[r] = VLOAD(0, sc[r]);
-        }
-#define V_ROW(e, c) load_vec(v, voff + (long)(n0 + (e)) * vss + (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+        scores_direct(k, koff, kss, n0, hi, qr, s);
 #else
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int jj = lid; jj < FV_VEC; jj += FV_WG) {
-            const bool in = n0 + jj < hi;
-            const long kr = koff + (long)(n0 + jj) * kss;
-            const long vr = voff + (long)(n0 + jj) * vss;
-            /* Vector loads; only the transposing K stores are scalar. */
-            for (int c = 0; c < DK_VECS; ++c) {
-                float kd[FV_VEC];
-                VSTORE(in ? load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC) : (vec_t)(0.0f), 0,
-                       kd);
-                for (int t = 0; t < FV_VEC && c * FV_VEC + t < HEAD_DIM; ++t)
-                    kt[(c * FV_VEC + t) * FV_VEC + jj] = kd[t];
-            }
-            for (int c = 0; c < DV_VECS; ++c)
-                VSTORE(in ? load_vec(v, vr + c * FV_VEC, HEAD_DIM_V - c * FV_VEC) : (vec_t)(0.0f), c,
-                       vt + jj * DV_PAD);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-
-        for (int r = 0; r < FV_ROWS; ++r)
-            s[r] = (vec_t)(0.0f);
-        for (int d = 0; d < HEAD_DIM; ++d) {
-            const vec_t kv = VLOAD(d, kt);
-            /* Unrolled, so the accumulators live in registers: PoCL did not
-             * unroll loops over private arrays by itself (measured). */
-#pragma unroll
-            for (int r = 0; r < FV_ROWS; ++r)
-                s[r] = mad((vec_t)(qr[r][d]), kv, s[r]);
-        }
-#define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
+        stage_tile(k, v, koff, voff, kss, vss, n0, hi, lid, kt, vt);
+        scores_staged(kt, qr, s);
 #endif
-
-        const ivec_t j = (ivec_t)(n0) + LANES;
-        /* The probabilities of every row first, then the P*V update two rows
-         * at a time: each V vector loaded serves both, and twice as many
-         * independent accumulator chains hide the FMA latency (with
-         * head_dim_v 64 one row has only four). */
         float pj[FV_ROWS][FV_VEC];
-        int kind[FV_ROWS]; /* 0: nothing to add; 1: no zero probability; 2: some */
-        for (int r = 0; r < FV_ROWS; ++r) {
-            kind[r] = 0;
-            if (rlo[r] >= rhi[r] || n0 >= rhi[r] || n0 + FV_VEC <= rlo[r])
-                continue; /* nothing of this tile is visible to the row */
-            vec_t x = s[r];
-#if CLATTN_SCORE_STEPS
-            x = score_v(c, &rs[r], x, QROW(row0 + r), n0, s0.L, CLATTN_LOG2E);
-#endif
-            if (n0 < rlo[r] || n0 + FV_VEC > rhi[r]) { /* a partly visible tile */
-                const ivec_t seen = (j >= (ivec_t)(rlo[r])) & (j < (ivec_t)(rhi[r]));
-                x = select((vec_t)(-INFINITY), x, seen);
-            }
-            /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
-            const float m_new = any(isnan(x)) ? NAN : clattn_max_nan(m[r], hmax(x));
-            if (m_new == -INFINITY)
-                continue;
-            /* Scalar exp2 is slow here; the maximum rarely moves after the
-             * first tiles. */
-            const float corr = m_new == m[r] ? 1.0f : exp2(m[r] - m_new);
-            const vec_t p = exp2(x - (vec_t)(m_new));
-            l[r] = l[r] * corr + hsum(p);
-            m[r] = m_new;
-            if (corr != 1.0f) {
-#pragma unroll
-                for (int c = 0; c < DV_VECS; ++c)
-                    acc[r][c] *= (vec_t)(corr);
-            }
-            VSTORE(p, 0, pj[r]);
-            kind[r] = all(p != (vec_t)(0.0f)) ? 1 : 2;
-        }
-        for (int r = 0; r < FV_ROWS; r += PV_ROWS) {
-            bool fast = r + PV_ROWS <= FV_ROWS;
-            for (int g = 0; g < PV_ROWS && fast; ++g)
-                fast = kind[r + g] == 1;
-            if (fast) {
-                /* The usual case: no branch per key, so the update unrolls. */
-                for (int e = 0; e < FV_VEC; ++e)
-#pragma unroll
-                    for (int c = 0; c < DV_VECS; ++c) {
-                        const vec_t vv = V_ROW(e, c);
-#pragma unroll
-                        for (int g = 0; g < PV_ROWS; ++g)
-                            acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
-                    }
-                continue;
-            }
-            for (int rr = r; rr < r + PV_ROWS && rr < FV_ROWS; ++rr) {
-                if (kind[rr] == 1) {
-                    for (int e = 0; e < FV_VEC; ++e)
-                        for (int c = 0; c < DV_VECS; ++c)
-                            acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
-                } else if (kind[rr] == 2) {
-                    for (int e = 0; e < FV_VEC; ++e) {
-                        /* A key of probability 0 contributes nothing, even a NaN V. */
-                        if (pj[rr][e] != 0.0f)
-                            for (int c = 0; c < DV_VECS; ++c)
-                                acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
-                    }
-                }
-            }
-        }
+        int kind[FV_ROWS];
+        for (int r = 0; r < FV_ROWS; ++r)
+            kind[r] = row_probs(c, &rs[r], s[r], QROW(row0 + r), n0, s0.L, rlo[r], rhi[r], &m[r],
+                                &l[r], acc[r], pj[r]);
+        pv_update(V_ARGS, n0, kind, pj, acc);
     }
 
-    for (int r = 0; r < FV_ROWS; ++r) {
-        if (row0 + r >= nrows)
-            break;
-        const int i = QROW(row0 + r);
-        float out[DV_PAD];
-        for (int cc = 0; cc < DV_VECS; ++cc)
-            VSTORE(acc[r][cc], cc, out);
-#if SPLIT_KV
-        const int bh = b * heads + QHEAD(row0 + r);
-        const long prow = ((long)bh * nsplit + split) * seq_q + i;
-        for (int d = 0; d < HEAD_DIM_V; ++d)
-            part_o[prow * HEAD_DIM_V + d] = out[d];
-        part_ml[2 * prow] = m[r];
-        part_ml[2 * prow + 1] = l[r];
-#else
-        const float inv = clattn_row_inv(l[r]);
-        const long ooff = rs[r].o + (long)i * oss;
-        for (int d = 0; d < HEAD_DIM_V; ++d)
-            STORE(o, ooff + d, out[d] * inv);
-        if (has_lse)
-            lse[rs[r].lse + i] = clattn_row_lse2(&rs[r], m[r], l[r]);
-#endif
-    }
+    for (int r = 0; r < FV_ROWS && row0 + r < nrows; ++r)
+        write_row(c, &rs[r], QROW(row0 + r), b * heads + QHEAD(row0 + r), split, nsplit, acc[r],
+                  m[r], l[r], o, lse, part_o, part_ml);
 }

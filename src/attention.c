@@ -1,132 +1,15 @@
-/* clattn_forward: buffer checks, kernel selection and enqueueing. */
+/* clattn_forward: kernel selection and enqueueing (buffers.c checks the
+ * buffers first). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attention.h"
 #include "blas.h"
+#include "buffers.h"
 #include "internal.h"
 
 #define BAD(...) clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, __VA_ARGS__)
-
-/* ---- buffer checks ------------------------------------------------------- */
-
-typedef struct {
-    const char *name;
-    cl_mem mem, root; /* root: the buffer a sub-buffer was made from */
-    size_t offset;    /* of mem inside root */
-    size_t bytes;     /* what the problem touches, from mem's start */
-} region;
-
-static clattn_status check_buffer(clattn_context *ctx, region *r, const char *name, cl_mem m,
-                                  int64_t bytes)
-{
-    r->name = name;
-    r->mem = m;
-    r->bytes = (size_t)bytes;
-    cl_context owner = NULL;
-    size_t size = 0;
-    cl_mem parent = NULL;
-    size_t offset = 0;
-    if (clGetMemObjectInfo(m, CL_MEM_CONTEXT, sizeof owner, &owner, NULL) != CL_SUCCESS ||
-        clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof size, &size, NULL) != CL_SUCCESS ||
-        clGetMemObjectInfo(m, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL) !=
-            CL_SUCCESS ||
-        clGetMemObjectInfo(m, CL_MEM_OFFSET, sizeof offset, &offset, NULL) != CL_SUCCESS)
-        return BAD("buffers.%s is not a valid cl_mem", name);
-    if (owner != ctx->cl_ctx)
-        return BAD("buffers.%s belongs to another cl_context than the clattn context's", name);
-    if ((uint64_t)size < (uint64_t)bytes)
-        return BAD("buffers.%s is %zu bytes but the problem needs %lld", name, size,
-                   (long long)bytes);
-    r->root = parent ? parent : m;
-    r->offset = parent ? offset : 0;
-    return CLATTN_OK;
-}
-
-static int overlap(const region *a, const region *b)
-{
-    if (!a->mem || !b->mem || a->root != b->root)
-        return 0;
-    return a->offset < b->offset + b->bytes && b->offset < a->offset + a->bytes;
-}
-
-/* A buffer the problem declares (want) must be given, and one it does not
- * must not be: a forgotten flag would otherwise ignore the caller's data. */
-static clattn_status declared(clattn_context *ctx, const char *name, cl_mem m, int want,
-                              const char *field)
-{
-    if (want && !m)
-        return BAD("buffers.%s is NULL but problem.%s enables it", name, field);
-    if (!want && m)
-        return BAD("buffers.%s is given but problem.%s is 0", name, field);
-    return CLATTN_OK;
-}
-
-clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
-                                   const clattn_buffers *buf)
-{
-    if (!buf)
-        return BAD("buffers is NULL");
-    const clattn_problem *p = &s->p;
-    const char *required[4] = {"q", "k", "v", "o"};
-    const cl_mem mems[4] = {buf->q, buf->k, buf->v, buf->o};
-    for (int i = 0; i < 4; ++i)
-        if (!mems[i])
-            return BAD("buffers.%s is NULL", required[i]);
-    for (size_t i = 0; i < sizeof buf->reserved / sizeof buf->reserved[0]; ++i)
-        if (buf->reserved[i])
-            return BAD("buffers.reserved[%zu] must be NULL", i);
-    CLATTN_TRY(declared(ctx, "bias", buf->bias, p->bias.enabled, "bias.enabled"));
-    CLATTN_TRY(declared(ctx, "bool_mask", buf->bool_mask, p->bool_mask.enabled,
-                        "bool_mask.enabled"));
-    CLATTN_TRY(declared(ctx, "sinks", buf->sinks, p->sinks, "sinks"));
-    CLATTN_TRY(declared(ctx, "alibi_slopes", buf->alibi_slopes, p->alibi, "alibi"));
-    CLATTN_TRY(declared(ctx, "kv_start", buf->kv_start, p->kv_start, "kv_start"));
-    CLATTN_TRY(declared(ctx, "cu_seqlens_q", buf->cu_seqlens_q, p->varlen, "varlen"));
-    CLATTN_TRY(declared(ctx, "cu_seqlens_kv", buf->cu_seqlens_kv, p->varlen, "varlen"));
-    if (buf->mask && p->bias.enabled)
-        return BAD("buffers.mask and buffers.bias are both given: pass one additive mask");
-    if (buf->kv_lens && p->varlen)
-        return BAD("buffers.kv_lens cannot be combined with varlen (cu_seqlens_kv gives the "
-                   "lengths)");
-
-    enum { NREG = 14, O_REG = 12, LSE_REG = 13 };
-    region r[NREG];
-    memset(r, 0, sizeof r);
-    const int64_t es = (int64_t)s->elem_size;
-    const int64_t bias_es = p->bias.dtype == CLATTN_F32 ? 4 : 2;
-    const struct {
-        const char *name;
-        cl_mem m;
-        int64_t bytes;
-    } in[NREG] = {
-        {"q", buf->q, s->q_extent * es},
-        {"k", buf->k, s->k_extent * es},
-        {"v", buf->v, s->v_extent * es},
-        {"mask", buf->mask, s->mask_extent * 4},
-        {"kv_lens", buf->kv_lens, (int64_t)p->batch * 4},
-        {"bias", buf->bias, s->bias_extent * bias_es},
-        {"bool_mask", buf->bool_mask, s->bmask_extent},
-        {"sinks", buf->sinks, (int64_t)p->heads * 4},
-        {"alibi_slopes", buf->alibi_slopes, (int64_t)p->heads * 4},
-        {"kv_start", buf->kv_start, (int64_t)p->batch * 4},
-        {"cu_seqlens_q", buf->cu_seqlens_q, ((int64_t)p->batch + 1) * 4},
-        {"cu_seqlens_kv", buf->cu_seqlens_kv, ((int64_t)p->batch + 1) * 4},
-        {"o", buf->o, s->o_extent * es},
-        {"lse", buf->lse, s->lse_elems * 4},
-    };
-    for (int i = 0; i < NREG; ++i)
-        if (in[i].m)
-            CLATTN_TRY(check_buffer(ctx, &r[i], in[i].name, in[i].m, in[i].bytes));
-    /* Outputs may not share bytes with anything else the call touches. */
-    for (int out = O_REG; out <= LSE_REG; ++out)
-        for (int i = 0; i < NREG; ++i)
-            if (i != out && !(out == LSE_REG && i == O_REG) && overlap(&r[out], &r[i]))
-                return BAD("buffers.%s overlaps the bytes of buffers.%s", r[out].name,
-                           r[i].name);
-    return CLATTN_OK;
-}
 
 /* ---- kernels and scratch ------------------------------------------------- */
 

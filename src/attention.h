@@ -1,4 +1,4 @@
-/* Validating buffers and enqueueing a planned path. */
+/* Enqueueing a planned path. */
 #ifndef CLATTN_ATTENTION_H
 #define CLATTN_ATTENTION_H
 
@@ -24,11 +24,6 @@ typedef struct clattn__launch_record {
 } clattn__launch_record;
 
 void clattn__launch_record_release(clattn__launch_record *rec);
-
-/* Checks the buffers of a call against the problem (sizes, context,
- * overlaps of outputs with anything else). */
-clattn_status clattn__check_buffers(struct clattn_context *ctx, const clattn__shape *s,
-                                    const clattn_buffers *buf);
 
 /* The built kernel for *cfg, shrinking cfg while the compiled kernel cannot
  * run it on this device. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "buffers.h"
 #include "internal.h"
 
 #define BAD(...) clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, __VA_ARGS__)
@@ -32,83 +33,6 @@ static clattn_status copy_in(clattn_context *ctx, cl_mem *out, const void *host,
         char what[64];
         snprintf(what, sizeof what, "clCreateBuffer (%s)", name);
         return clattn__cl_fail(ctx, err, what);
-    }
-    return CLATTN_OK;
-}
-
-static clattn_status check_host(clattn_context *ctx, const clattn__shape *s,
-                                const clattn_host_buffers *h)
-{
-    if (!h)
-        return BAD("buffers is NULL");
-    if (!h->q)
-        return BAD("buffers.q is NULL");
-    if (!h->k)
-        return BAD("buffers.k is NULL");
-    if (!h->v)
-        return BAD("buffers.v is NULL");
-    const clattn_problem *p = &s->p;
-    for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; ++i)
-        if (h->reserved[i])
-            return BAD("buffers.reserved[%zu] must be NULL", i);
-    const struct {
-        const char *name, *field;
-        const void *ptr;
-        int want;
-    } decl[] = {
-        {"bias", "bias.enabled", h->bias, p->bias.enabled},
-        {"bool_mask", "bool_mask.enabled", h->bool_mask, p->bool_mask.enabled},
-        {"sinks", "sinks", h->sinks, p->sinks},
-        {"alibi_slopes", "alibi", h->alibi_slopes, p->alibi},
-        {"kv_start", "kv_start", h->kv_start, p->kv_start},
-        {"cu_seqlens_q", "varlen", h->cu_seqlens_q, p->varlen},
-        {"cu_seqlens_kv", "varlen", h->cu_seqlens_kv, p->varlen},
-    };
-    for (size_t i = 0; i < sizeof decl / sizeof decl[0]; ++i) {
-        if (decl[i].want && !decl[i].ptr)
-            return BAD("buffers.%s is NULL but problem.%s enables it", decl[i].name,
-                       decl[i].field);
-        if (!decl[i].want && decl[i].ptr)
-            return BAD("buffers.%s is given but problem.%s is 0", decl[i].name, decl[i].field);
-    }
-    if (h->mask && p->bias.enabled)
-        return BAD("buffers.mask and buffers.bias are both given: pass one additive mask");
-    if (h->kv_lens && p->varlen)
-        return BAD("buffers.kv_lens cannot be combined with varlen (cu_seqlens_kv gives the "
-                   "lengths)");
-    const struct {
-        const char *name;
-        const int32_t *v;
-    } lens[2] = {{"kv_lens", h->kv_lens}, {"kv_start", h->kv_start}};
-    for (int i = 0; i < 2; ++i)
-        for (int b = 0; lens[i].v && b < p->batch; ++b)
-            if (lens[i].v[b] < 0 || lens[i].v[b] > p->seq_kv)
-                return BAD("%s[%d] = %d is outside 0..seq_kv (%d)", lens[i].name, b,
-                           (int)lens[i].v[b], p->seq_kv);
-    if (p->varlen) {
-        const struct {
-            const char *name;
-            const int32_t *cu;
-            int total, max;
-            const char *max_name;
-        } cus[2] = {{"cu_seqlens_q", h->cu_seqlens_q, p->total_q, p->seq_q, "seq_q"},
-                    {"cu_seqlens_kv", h->cu_seqlens_kv, p->total_kv, p->seq_kv, "seq_kv"}};
-        for (int i = 0; i < 2; ++i) {
-            if (cus[i].cu[0] != 0)
-                return BAD("%s[0] must be 0 (got %d)", cus[i].name, (int)cus[i].cu[0]);
-            for (int b = 0; b < p->batch; ++b) {
-                const int64_t len = (int64_t)cus[i].cu[b + 1] - cus[i].cu[b];
-                if (len < 0)
-                    return BAD("%s decreases at entry %d (%d after %d)", cus[i].name, b + 1,
-                               (int)cus[i].cu[b + 1], (int)cus[i].cu[b]);
-                if (len > cus[i].max)
-                    return BAD("%s: sequence %d has %lld tokens, more than %s (%d)",
-                               cus[i].name, b, (long long)len, cus[i].max_name, cus[i].max);
-            }
-            if (cus[i].cu[p->batch] > cus[i].total)
-                return BAD("%s[%d] = %d passes the total (%d)", cus[i].name, p->batch,
-                           (int)cus[i].cu[p->batch], cus[i].total);
-        }
     }
     return CLATTN_OK;
 }
@@ -211,7 +135,7 @@ clattn_status clattn_forward_host(clattn_context *ctx, const clattn_problem *pro
     clattn__shape s;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
     if (st == CLATTN_OK)
-        st = check_host(ctx, &s, buffers);
+        st = clattn__check_host_buffers(ctx, &s, buffers);
     if (st == CLATTN_OK && !buffers->o)
         st = BAD("buffers.o is NULL");
     if (st == CLATTN_OK)
@@ -229,7 +153,7 @@ clattn_status clattn_attention_weights_host(clattn_context *ctx, const clattn_pr
     clattn__shape s;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
     if (st == CLATTN_OK)
-        st = check_host(ctx, &s, in);
+        st = clattn__check_host_buffers(ctx, &s, in);
     if (st == CLATTN_OK && !probs)
         st = BAD("probs is NULL");
     if (st == CLATTN_OK && s.p.path != CLATTN_PATH_AUTO && s.p.path != CLATTN_PATH_THREE_STAGE)
