@@ -95,6 +95,15 @@ clattn_problem ct_shape_decode(void);  /* B1 H2 Hkv1 Sq1 Skv256 D32 */
  * otherwise prints why (prefixed with what) and returns 0. */
 int ct_forward_ok(clattn_context *ctx, const clattn_problem *p, const char *what);
 
+/* Compares a run (go, gl, gp: O, LSE, probabilities; gp may be NULL) with the
+ * reference (ro, rl, rp) by the test suite's tolerances for p's dtype: O
+ * within the relative L2 and every element within its per-element bound,
+ * each LSE and probability within its bound. Returns 1 when all are; else 0
+ * with the first reason in msg. */
+int ct_compare(const clattn_problem *p, const double *ro, const double *go, size_t no,
+               const double *rl, const double *gl, size_t nl, const double *rp,
+               const double *gp, size_t np, char *msg, size_t msg_size);
+
 /* ct_now() when the last ct_forward_ok's clattn_forward_host returned (the
  * reference comparison after it is not part of a timing). */
 extern double ct_forward_end;
@@ -116,7 +125,11 @@ long ct_spawn(const char *exe, const char *const *args, const char *const *env_e
  * normally (the signal is printed). */
 int ct_wait(long pid);
 
-/* A monotonic clock in seconds. */
+/* Whether pid has ended, without blocking; when it has, *rc is its exit
+ * status (or -1) and pid is reaped. */
+int ct_exited(long pid, int *rc);
+
+/* A monotonic clock in seconds (for reports; no test asserts on time). */
 double ct_now(void);
 
 #endif

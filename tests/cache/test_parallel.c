@@ -153,17 +153,18 @@ static int check_forward(clattn_context *ctx, const clattn_problem *prob, int mo
         fail(c, what, msg);
         goto done;
     }
-    ref_attention(prob, &io, ro, rl, rp);
+    if (ref_attention(prob, &io, ro, rl, rp) != 0) {
+        fail(c, what, "the reference ran out of memory");
+        goto done;
+    }
     for (size_t i = 0; i < no; i++) go[i] = o[i];
     for (size_t i = 0; i < nl; i++) gl[i] = lse[i];
     for (size_t i = 0; probs && i < np; i++) gp[i] = probs[i];
     {
-        double eo = ref_rel_l2(ro, go, no), el = ref_rel_l2(rl, gl, nl);
-        double ep = probs ? ref_rel_l2(rp, gp, np) : 0;
-        ok = eo <= 1e-4 && el <= 1e-4 && ep <= 1e-4;
+        char why[200];
+        ok = ct_compare(prob, ro, go, no, rl, gl, nl, rp, probs ? gp : NULL, np, why, sizeof why);
         if (!ok) {
-            snprintf(msg, sizeof msg, "differs from the reference: rel. L2 O %.3g LSE %.3g "
-                     "P %.3g", eo, el, ep);
+            snprintf(msg, sizeof msg, "differs from the reference: %s", why);
             fail(c, what, msg);
         }
     }
@@ -400,7 +401,8 @@ static void *own_main(void *arg)
         snprintf(what, sizeof what, "thread %d, shape %d", w->id, w->id / 2 + s);
         check_forward(ctx, &p, s % 2, &w->c, what);
     }
-    clattn_context_stats(ctx, &w->st);
+    if (clattn_context_stats(ctx, &w->st) != CLATTN_OK)
+        fail(&w->c, "clattn_context_stats", clattn_last_error(ctx));
     clattn_context_destroy(ctx);
     return NULL;
 }
