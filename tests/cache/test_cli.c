@@ -112,7 +112,9 @@ int test_cli_tune(int argc, char **argv)
         r = tool(args);
         entries = show_count(r.out);
         NOTE("%s", r.out);
-        CHECK(r.rc == 0 && entries >= 2 && table_rows(r.out) == entries,
+        /* One entry at least: the budget ends the tune, and how many units
+         * (and whether the second shape) fit in it depends on the machine. */
+        CHECK(r.rc == 0 && entries >= 1 && table_rows(r.out) == entries,
               "show: exit %d, %d entries, %d rows:\n%s%s", r.rc, entries, table_rows(r.out),
               r.out, r.err);
         run_free(&r);
