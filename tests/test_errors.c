@@ -214,7 +214,11 @@ static void expect_invalid(env *e, const char *name, const char *words, const ca
     int before = t_failures;
     snapshot snap;
     snap_take(&snap, e->q, &cl->b);
-    cl_event done = NULL;
+    /* Not NULL, never an event: a failure must overwrite it with NULL, not
+     * just leave *done alone. */
+    static char not_an_event;
+    cl_event const sentinel = (cl_event)(void *)&not_an_event;
+    cl_event done = sentinel;
     clattn_status st = clattn_forward(e->ctx, cl->null_problem ? NULL : &cl->p,
                                       cl->null_buffers ? NULL : &cl->b, cl->num_wait, cl->wait,
                                       &done);
@@ -226,13 +230,16 @@ static void expect_invalid(env *e, const char *name, const char *words, const ca
     T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "%s: clattn_forward -> %d (%s), expected %s; "
             "message: \"%s\"", name, (int)st, clattn_status_string(st),
             clattn_status_string(CLATTN_ERR_INVALID_ARGUMENT), msg ? msg : "(NULL)");
+    T_CHECK(st == CLATTN_OK ? done != NULL && done != sentinel : done == NULL,
+            "%s: clattn_forward -> %s left *done = %p (%s)", name, clattn_status_string(st),
+            (void *)done, done == sentinel ? "untouched" : "want NULL on failure, an event on "
+                                                           "success");
+    if (done == sentinel)
+        done = NULL;
     if (st == CLATTN_OK && done)
         clWaitForEvents(1, &done);
-    if (done) {
-        if (st != CLATTN_OK)
-            t_log("note %s: a failed clattn_forward handed back an event", name);
+    if (done)
         clReleaseEvent(done);
-    }
     if (st != CLATTN_OK) {
         T_CHECK(msg && msg[0], "%s: clattn_last_error() is empty after the failure", name);
         T_CHECK(msg && names_one_of(msg, words), "%s: message \"%s\" names none of \"%s\"", name,
