@@ -1288,7 +1288,8 @@ void case_descriptors_valid(void)
     }
     clattn_stats cs;
     memset(&cs, 0, sizeof cs);
-    clattn_context_stats(e.ctx, &cs);
+    T_CHECK(clattn_context_stats(e.ctx, &cs) == CLATTN_OK, "clattn_context_stats: %s",
+            clattn_last_error(e.ctx));
     t_log("descriptors_valid: %ld draws, %ld run (%ld unsupported); device %ld, host %ld, "
           "weights %ld",
           st.draws, st.valid_run, st.skipped_unsupported, st.by_api[0], st.by_api[1],

@@ -193,7 +193,7 @@ static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *t
             fx_forward_ok(ctx, &t, s->api, label);
     } else {
         clattn_stats st0, st1;
-        clattn_context_stats(ctx, &st0);
+        T_CHECK(clattn_context_stats(ctx, &st0) == CLATTN_OK, "%s: clattn_context_stats", label);
         int touched = 0, rejected = 0;
         clattn_status fst = s->tune ? do_tune(ctx, e, &rejected)
                                     : fx_forward(ctx, &t, s->api, &touched);
@@ -205,7 +205,7 @@ static void run_one(run_env *e, int fn, unsigned long nth, int variant, tally *t
                 per_fn_out[i] = fl_calls(i);
         }
         fl_plan(FL_ANY, 0, 0);
-        clattn_context_stats(ctx, &st1);
+        T_CHECK(clattn_context_stats(ctx, &st1) == CLATTN_OK, "%s: clattn_context_stats", label);
         if (f.fired) {
             tl->injected++;
             tl->per_fn[f.fn]++;

@@ -100,7 +100,9 @@ static clattn_problem draw(const soak_class *c, t_rng *r, unsigned *flags)
 static long programs_of(clattn_context *ctx)
 {
     clattn_stats s;
-    clattn_context_stats(ctx, &s);
+    memset(&s, 0, sizeof s);
+    T_CHECK(clattn_context_stats(ctx, &s) == CLATTN_OK, "clattn_context_stats: %s",
+            clattn_last_error(ctx));
     return (long)(s.programs_built + s.programs_loaded);
 }
 
