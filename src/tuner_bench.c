@@ -48,10 +48,12 @@ static clattn_status run_timed(clattn__bench *t, clattn__plan *plan, unsigned ma
         cl_event from = rec.starts[i] ? rec.starts[i] : rec.events[i];
         cl_profiling_info what = rec.starts[i] ? CL_PROFILING_COMMAND_END
                                                : CL_PROFILING_COMMAND_START;
-        if (clGetEventProfilingInfo(from, what, sizeof a, &a, NULL) != CL_SUCCESS ||
-            clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
-                                    NULL) != CL_SUCCESS)
-            st = clattn__fail(ctx, CLATTN_ERR_OPENCL, "profiling information unavailable");
+        cl_int err = clGetEventProfilingInfo(from, what, sizeof a, &a, NULL);
+        if (err == CL_SUCCESS)
+            err = clGetEventProfilingInfo(rec.events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
+                                          NULL);
+        if (err != CL_SUCCESS)
+            st = clattn__cl_fail(ctx, err, "clGetEventProfilingInfo");
         total += (double)(b - a) * 1e-6;
     }
     clattn__launch_record_release(&rec);
