@@ -8,11 +8,13 @@
 #include <CL/cl.h>
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl_layer.h"
 
@@ -42,6 +44,7 @@ const char *fl_cl_error_name(cl_int code)
     case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
     case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
     case CL_INVALID_BINARY: return "CL_INVALID_BINARY";
+    case CL_PROFILING_INFO_NOT_AVAILABLE: return "CL_PROFILING_INFO_NOT_AVAILABLE";
     default: return "?";
     }
 }
@@ -73,6 +76,11 @@ static unsigned long plan_nth; /* 0 = none */
 static int plan_variant;
 static fl_fault fired;
 static fl_callers callers;
+static unsigned long kernels_launched;
+static int fake_profiling;
+/* Read by clock_gettime, which any thread may call at any time: an atomic,
+ * never the lock. */
+static long long clock_offset_ns;
 
 static size_t hash(const void *h)
 {
@@ -178,6 +186,8 @@ static cl_int code_for(int fn, int variant, int binary_program)
     static const cl_int bin[] = {CL_INVALID_BINARY, CL_OUT_OF_HOST_MEMORY};
     static const cl_int enq[] = {CL_OUT_OF_RESOURCES, CL_MEM_OBJECT_ALLOCATION_FAILURE,
                                  CL_OUT_OF_HOST_MEMORY};
+    static const cl_int prof[] = {CL_PROFILING_INFO_NOT_AVAILABLE, CL_OUT_OF_RESOURCES,
+                                  CL_OUT_OF_HOST_MEMORY};
     const cl_int *list;
     int n;
 #define FL_LIST(a) (list = (a), n = (int)(sizeof(a) / sizeof((a)[0])))
@@ -195,6 +205,10 @@ static cl_int code_for(int fn, int variant, int binary_program)
     case FL_clCreateSubBuffer:
     case FL_clCreateImage: FL_LIST(alloc); break;
     case FL_clCreateProgramWithBinary: FL_LIST(bin); break;
+    case FL_clFinish:
+    case FL_clWaitForEvents: FL_LIST(res); break;
+    case FL_clGetProgramInfo: FL_LIST(host); break;
+    case FL_clGetEventProfilingInfo: FL_LIST(prof); break;
     case FL_clBuildProgram:
         if (binary_program)
             FL_LIST(build_bin);
@@ -243,6 +257,7 @@ static int enter(int fn, const void *ret, int binary_program, cl_int *code)
             fired.fn = fn;
             fired.nth_any = any_calls;
             fired.code = code_for(fn, plan_variant, binary_program);
+            fired.kernels_before = kernels_launched;
             note_caller(ret, fired.caller, sizeof fired.caller);
             *code = fired.code;
         }
@@ -309,7 +324,29 @@ void fl_reset(void)
     plan_nth = 0;
     memset(&fired, 0, sizeof fired);
     memset(&callers, 0, sizeof callers);
+    kernels_launched = 0;
+    __atomic_store_n(&clock_offset_ns, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&lock);
+}
+
+unsigned long fl_kernels(void)
+{
+    pthread_mutex_lock(&lock);
+    unsigned long n = kernels_launched;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+void fl_fake_profiling(int on)
+{
+    pthread_mutex_lock(&lock);
+    fake_profiling = on;
+    pthread_mutex_unlock(&lock);
+}
+
+void fl_clock_jump(double seconds)
+{
+    __atomic_add_fetch(&clock_offset_ns, (long long)(seconds * 1e9), __ATOMIC_RELAXED);
 }
 
 unsigned long fl_calls(int fn)
@@ -662,6 +699,16 @@ cl_int clReleaseEvent(cl_event e)
         return (r);                                                                       \
     } while (0)
 
+/* A kernel launch (the library's or CLBlast's). */
+static void note_kernel(cl_int r)
+{
+    if (r != CL_SUCCESS)
+        return;
+    pthread_mutex_lock(&lock);
+    kernels_launched += armed != 0;
+    pthread_mutex_unlock(&lock);
+}
+
 cl_int clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims,
                               const size_t *offset, const size_t *global, const size_t *local,
                               cl_uint nw, const cl_event *wait, cl_event *ev)
@@ -669,6 +716,7 @@ cl_int clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims,
     REAL(clEnqueueNDRangeKernel);
     FAIL_CALL(clEnqueueNDRangeKernel, 0);
     cl_int r = real_fn(q, k, dims, offset, global, local, nw, wait, ev);
+    note_kernel(r);
     ENQUEUE_DONE(r, ev);
 }
 
@@ -678,6 +726,7 @@ cl_int clEnqueueTask(cl_command_queue q, cl_kernel k, cl_uint nw, const cl_event
     REAL(clEnqueueTask);
     FAIL_CALL(clEnqueueTask, 0);
     cl_int r = real_fn(q, k, nw, wait, ev);
+    note_kernel(r);
     ENQUEUE_DONE(r, ev);
 }
 
@@ -812,4 +861,94 @@ cl_int clEnqueueMarker(cl_command_queue q, cl_event *ev)
     REAL(clEnqueueMarker);
     cl_int r = real_fn(q, ev);
     ENQUEUE_DONE(r, ev);
+}
+
+cl_int clFinish(cl_command_queue q)
+{
+    REAL(clFinish);
+    FAIL_CALL(clFinish, 0);
+    return real_fn(q);
+}
+
+cl_int clWaitForEvents(cl_uint n, const cl_event *list)
+{
+    REAL(clWaitForEvents);
+    FAIL_CALL(clWaitForEvents, 0);
+    return real_fn(n, list);
+}
+
+cl_int clGetProgramInfo(cl_program p, cl_program_info what, size_t size, void *value,
+                        size_t *size_ret)
+{
+    REAL(clGetProgramInfo);
+    FAIL_CALL(clGetProgramInfo, 0);
+    return real_fn(p, what, size, value, size_ret);
+}
+
+/* The fake times: any fixed values do, as long as every event has the same. */
+#define FAKE_START_NS 1000000ull
+#define FAKE_LENGTH_NS 100000ull
+
+cl_int clGetEventProfilingInfo(cl_event e, cl_profiling_info what, size_t size, void *value,
+                               size_t *size_ret)
+{
+    REAL(clGetEventProfilingInfo);
+    FAIL_CALL(clGetEventProfilingInfo, 0);
+    cl_int r = real_fn(e, what, size, value, size_ret);
+    pthread_mutex_lock(&lock);
+    const int fake = fake_profiling;
+    pthread_mutex_unlock(&lock);
+    if (r == CL_SUCCESS && fake && value && size >= sizeof(cl_ulong)) {
+        cl_ulong t = FAKE_START_NS + (what == CL_PROFILING_COMMAND_END ||
+                                      what == CL_PROFILING_COMMAND_COMPLETE ? FAKE_LENGTH_NS : 0);
+        memcpy(value, &t, sizeof t);
+    }
+    return r;
+}
+
+/* ---- libclattn's clock ---------------------------------------------------- */
+
+/* The address range of libclattn's segments (empty when it is linked into the
+ * executable: then nobody's clock moves). */
+static uintptr_t lib_lo, lib_hi;
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libclattn"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+        if (!lib_lo || a < lib_lo)
+            lib_lo = a;
+        if (b > lib_hi)
+            lib_hi = b;
+    }
+    return 1;
+}
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static void lib_range(void) { dl_iterate_phdr(find_lib, NULL); }
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    REAL(clock_gettime);
+    int r = real_fn(id, ts);
+    if (r != 0 || id != CLOCK_MONOTONIC)
+        return r;
+    const long long off = __atomic_load_n(&clock_offset_ns, __ATOMIC_RELAXED);
+    if (off == 0)
+        return r;
+    pthread_once(&lib_once, lib_range);
+    const uintptr_t from = (uintptr_t)RET_ADDR;
+    if (from >= lib_lo && from < lib_hi) {
+        const long long ns = (long long)ts->tv_nsec + off % 1000000000LL;
+        ts->tv_sec += (time_t)(off / 1000000000LL + ns / 1000000000LL);
+        ts->tv_nsec = (long)(ns % 1000000000LL);
+    }
+    return r;
 }

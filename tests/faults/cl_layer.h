@@ -12,7 +12,13 @@
  *   - counts the calls of the injectable functions while armed;
  *   - fails one chosen call (the nth of one function, or the nth of any
  *     injectable function) with a realistic error code, without calling the
- *     real function for it.
+ *     real function for it;
+ *   - counts the kernels launched while armed, so a test knows whether a
+ *     fault came before the first one;
+ *   - on request, makes the tuner's call sequence independent of timing:
+ *     every event reports the same profiling times, and libclattn's
+ *     CLOCK_MONOTONIC can be moved forward (the executable defines
+ *     clock_gettime too and forwards every other caller untouched).
  */
 #ifndef CLATTN_TESTS_CL_LAYER_H
 #define CLATTN_TESTS_CL_LAYER_H
@@ -60,7 +66,11 @@ typedef enum fl_type {
     X(clEnqueueUnmapMemObject)                                                     \
     X(clEnqueueMarkerWithWaitList)                                                 \
     X(clEnqueueBarrierWithWaitList)                                                \
-    X(clEnqueueMigrateMemObjects)
+    X(clEnqueueMigrateMemObjects)                                                  \
+    X(clFinish)                                                                    \
+    X(clWaitForEvents)                                                             \
+    X(clGetProgramInfo)                                                            \
+    X(clGetEventProfilingInfo)
 
 typedef enum fl_fn {
 #define FL_X_ENUM(name) FL_##name,
@@ -113,9 +123,23 @@ typedef struct fl_fault {
     cl_int code;
     unsigned long nth_any; /* the call's index in the any count */
     char caller[64];       /* object the failing call came from (basename) */
+    unsigned long kernels_before; /* fl_kernels() when it fired */
 } fl_fault;
 /* The planned fault, if it fired. */
 fl_fault fl_fired(void);
+
+/* Kernels (clEnqueueNDRangeKernel, clEnqueueTask) launched while armed
+ * since fl_reset, by the library or CLBlast. */
+unsigned long fl_kernels(void);
+
+/* On: every event's profiling times are the same (queued = submit = start,
+ * end 0.1 ms later), so a tuner's decisions no longer depend on how fast the
+ * device ran. */
+void fl_fake_profiling(int on);
+/* Moves libclattn's CLOCK_MONOTONIC forward by seconds (0 on fl_reset): a
+ * tune's budget then runs out at a chosen point instead of at a moment the
+ * machine's speed decides. Other callers keep the real clock. */
+void fl_clock_jump(double seconds);
 
 /* Armed calls by the object they came from since fl_reset. */
 typedef struct fl_callers {

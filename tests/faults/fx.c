@@ -90,7 +90,33 @@ static int changed(const t_tensors *t, const void *o_before, const float *lse_be
     return c;
 }
 
-clattn_status fx_forward(clattn_context *ctx, t_tensors *t, fx_api api, int *outputs_changed)
+/* O elements outside the view (gaps between rows and heads, the guard) and
+ * LSE guard elements that differ from before the run (-1: no memory to
+ * tell). */
+static long outside_changed(const t_tensors *t, const void *o_before, const float *lse_before)
+{
+    const clattn_problem *n = &t->n;
+    unsigned char *in = calloc((size_t)t->o_alloc, 1);
+    if (!in)
+        return -1;
+    const int tokens = n->varlen ? n->total_q : n->seq_q, batches = n->varlen ? 1 : n->batch;
+    for (int b = 0; b < batches; b++)
+        for (int h = 0; h < n->heads; h++)
+            for (int i = 0; i < tokens; i++)
+                for (int d = 0; d < n->head_dim_v; d++)
+                    in[b * n->o_strides.batch + h * n->o_strides.head + i * n->o_strides.seq + d] =
+                        1;
+    long c = 0;
+    for (int64_t e = 0; e < t->o_alloc; e++)
+        c += !in[e] && memcmp((const char *)t->o + e * t->esz,
+                              (const char *)o_before + e * t->esz, t->esz) != 0;
+    free(in);
+    for (int64_t r = t->lse_n; t->lse && lse_before && r < t->lse_n + T_GUARD; r++)
+        c += memcmp(&t->lse[r], &lse_before[r], sizeof(float)) != 0;
+    return c;
+}
+
+clattn_status fx_forward(clattn_context *ctx, t_tensors *t, fx_api api, fx_touched *touched)
 {
     t_tensors_poison(t);
     const size_t lse_bytes = t->lse ? sizeof(float) * (size_t)(t->lse_n + T_GUARD) : 0;
@@ -132,8 +158,10 @@ clattn_status fx_forward(clattn_context *ctx, t_tensors *t, fx_api api, int *out
         T_CL(t_dev_read(q, &b, t));
         t_dev_release(&b);
     }
-    if (outputs_changed)
-        *outputs_changed = changed(t, t->o_init, lse_before);
+    if (touched) {
+        touched->outputs = changed(t, t->o_init, lse_before);
+        touched->outside = outside_changed(t, t->o_init, lse_before);
+    }
     free(lse_before);
     return st;
 }

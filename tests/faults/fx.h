@@ -29,12 +29,17 @@ void fx_log_fn(int level, const char *message, void *user_data);
 /* How a forward is run. */
 typedef enum { FX_DEVICE, FX_HOST } fx_api;
 
+/* What a run changed in the caller's O and LSE arrays. */
+typedef struct fx_touched {
+    int outputs;   /* any element of O or LSE (views, gaps, guards) */
+    long outside;  /* elements never to be written: O's gaps and guard, LSE's guard */
+} fx_touched;
+
 /* Runs t's problem on ctx with the layer armed around the library calls
  * only: through device buffers (clattn_forward, then the test waits and
  * reads O and LSE back) or clattn_forward_host. O and LSE are poisoned
- * first. *outputs_changed (may be NULL) tells whether O or LSE differ from
- * the poison afterwards. */
-clattn_status fx_forward(clattn_context *ctx, t_tensors *t, fx_api api, int *outputs_changed);
+ * first. touched (may be NULL) says what differs from the poison afterwards. */
+clattn_status fx_forward(clattn_context *ctx, t_tensors *t, fx_api api, fx_touched *touched);
 
 /* fx_forward that must succeed with a result matching the reference;
  * returns 1 when it did (failures are counted in t_failures). */
