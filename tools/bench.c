@@ -2,8 +2,8 @@
  * tuned AUTO against the untuned defaults, each explicit path and two
  * baselines outside the library (CLBlast three-stage, a naive kernel), set
  * against the host sgemm rate and the device read bandwidth measured in the
- * same run; and the first-call time of a new process with a cold and a warm
- * program cache. */
+ * same run; and the first-call time of a new process with clattn's and
+ * PoCL's caches cold or warm (first_call.c). */
 #define _DEFAULT_SOURCE /* getloadavg */
 #include "bench.h"
 #include "reference.h"
@@ -68,14 +68,15 @@ static const char k_bench_usage[] =
     "sgemm.\n"
     "\n"
     "Then the first-call time: a new process creates a context and runs one\n"
-    "forward of the first shape to completion, in three cache states: clattn's\n"
-    "cache and PoCL's kernel cache (POCL_CACHE_DIR) both empty; clattn's binaries\n"
-    "from that process with a new, empty PoCL cache (a new user, a container);\n"
-    "both caches warm. Each round uses fresh directories; --first-call-runs N\n"
-    "rounds (default 3), medians printed with the goal ratios (clattn-warm at\n"
-    "least 20x faster than cold, within 2x of both-warm), the context creation\n"
-    "alone, a second call (where a cold process writes its binaries) and the\n"
-    "context destroy. --first-call-only measures just this, on the first shape.\n"
+    "forward of the first shape to completion (filling its inputs in between is\n"
+    "not timed), in three cache states: clattn's cache and PoCL's kernel cache\n"
+    "(POCL_CACHE_DIR) both empty; clattn's binaries from that process with a new,\n"
+    "empty PoCL cache (a new user, a container); both caches warm. Each round\n"
+    "uses fresh directories; --first-call-runs N rounds (default 3), medians\n"
+    "printed with the goal ratios (clattn-warm at least 20x faster than cold,\n"
+    "within 2x of both-warm), the context creation alone, a second call (where\n"
+    "a cold process writes its binaries) and the context destroy.\n"
+    "--first-call-only measures just this, on the first shape.\n"
     "\n"
     "Named shapes:\n"
     "  P1  B1 H8 S1024 D64                 prefill\n"

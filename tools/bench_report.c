@@ -199,8 +199,9 @@ static double safe_ratio(double a, double b) { return b > 0 ? a / b : NAN; }
 
 void bench_print_first_call_text(const first_call_report *fc)
 {
-    printf("%s: new processes, context create + first forward + finish; median of %d "
-           "round(s), fresh directories each round:\n",
+    printf("%s: new processes, context create + first forward to completion (inputs "
+           "filled in between, not timed); median of %d round(s), fresh directories each "
+           "round:\n",
            fc->shape, fc->rounds);
     if (!fc->ok) {
         printf("  not measured: %s\n", fc->message);
