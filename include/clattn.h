@@ -374,7 +374,11 @@ CLATTN_API clattn_status clattn_context_create_from_queue(cl_command_queue queue
                                                           const clattn_options *opts,
                                                           clattn_context **out);
 
-/* Waits for the context's outstanding work, then frees it. NULL is fine. */
+/* Waits for the context's outstanding work, then frees it. NULL is fine.
+ * Program binaries still due for the disk cache (built from source and
+ * launched, so that the stored binary carries the code the device compiled
+ * for the launch) are written first: disk I/O and, on PoCL, up to about a
+ * second per such program, once. */
 CLATTN_API void clattn_context_destroy(clattn_context *ctx);
 
 /* The detailed message of the last failure on this context ("" if none; a
@@ -399,6 +403,9 @@ typedef struct clattn_stats {
     int disk_cache_enabled;      /* 0 when off or refused */
 } clattn_stats;
 
+/* Also writes the program binaries that are due (see
+ * clattn_context_destroy) when their first launch has finished, so that
+ * programs_stored counts them. */
 CLATTN_API clattn_status clattn_context_stats(const clattn_context *ctx, clattn_stats *out);
 
 /* ---- attention ----------------------------------------------------------- */
