@@ -240,6 +240,40 @@ inline int clattn_key_hi(const clattn_call *c, const clattn_seq *s, int i)
     return (int)max(hi, 0L);
 }
 
+/* ---- a short vector exp2 ----------------------------------------------------
+ * exp2 on W lanes for the hot loops: round to the nearest integer n with
+ * the 1.5*2^23 trick (PoCL's rint is a long software sequence), a degree-6
+ * polynomial for 2^f on f in [-0.5, 0.5] (about 1e-7 relative error, a few
+ * ulp at most), and 2^n built in the exponent bits. Arguments are clamped to
+ * [-127, 127] by comparisons, so NaN passes through; 2^-127 is built as
+ * exactly 0, so -inf (a hidden key) gives exactly 0 and 0 gives exactly 1.
+ * Above 127 it gives 2^127, not inf: callers only pass x <= 8 (softmax,
+ * lazy maximum) or use the result where any huge value is as good (tanh). */
+#define CLATTN_EXP2_MAGIC 12582912.0f /* 1.5 * 2^23 */
+#define CLATTN_DEFINE_EXP2(W)                                                                  \
+    inline CLATTN_CAT(float, W) CLATTN_CAT(clattn_exp2_, W)(CLATTN_CAT(float, W) x)            \
+    {                                                                                          \
+        typedef CLATTN_CAT(float, W) T;                                                        \
+        x = select(x, (T)(-127.0f), x < (T)(-127.0f));                                         \
+        x = select(x, (T)(127.0f), x > (T)(127.0f));                                           \
+        const T t = x + (T)(CLATTN_EXP2_MAGIC);                                                \
+        const T f = x - (t - (T)(CLATTN_EXP2_MAGIC));                                          \
+        T p = (T)(1.5353362e-4f);                                                              \
+        p = fma(p, f, (T)(1.3398874e-3f));                                                     \
+        p = fma(p, f, (T)(9.6180082e-3f));                                                     \
+        p = fma(p, f, (T)(5.5503406e-2f));                                                     \
+        p = fma(p, f, (T)(0.24022652f));                                                       \
+        p = fma(p, f, (T)(0.69314718f));                                                       \
+        p = fma(p, f, (T)(1.0f));                                                              \
+        /* t's low mantissa bits hold n: n + 127 shifted into the exponent */                 \
+        const CLATTN_CAT(int, W) e =                                                           \
+            (CLATTN_CAT(as_int, W)(t) - (CLATTN_CAT(int, W))(0x4B400000 - 127)) << 23;         \
+        return p * CLATTN_CAT(as_float, W)(e);                                                 \
+    }
+CLATTN_DEFINE_EXP2(4)
+CLATTN_DEFINE_EXP2(8)
+CLATTN_DEFINE_EXP2(16)
+
 /* ---- the score pipeline --------------------------------------------------------
  * Kernels multiply q by clattn_qscale once; the dot product with a key then
  * goes through clattn_score (scalar) or clattn_score_vW (W consecutive keys
@@ -253,6 +287,11 @@ inline int clattn_key_hi(const clattn_call *c, const clattn_seq *s, int i)
  * result is multiplied back by the cap, so a small relative error of tiny
  * arguments does not matter), and +-inf and NaN come out as tanh's. */
 #define CLATTN_TANH(x) copysign(1.0f - 2.0f / (exp2(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), (x))
+/* The same on W lanes with the short exp2 (whose 2^127 for huge arguments
+ * still makes tanh exactly +-1). */
+#define CLATTN_VTANH(W, x)                                                                     \
+    copysign(1.0f - 2.0f / (CLATTN_CAT(clattn_exp2_, W)(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), \
+             (x))
 
 inline float clattn_qscale(const clattn_call *c, float U)
 {
@@ -293,7 +332,7 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
     }
 
 #if SOFTCAP
-#define CLATTN_VSOFTCAP(W) x = (c->softcap * U) * CLATTN_TANH(x);
+#define CLATTN_VSOFTCAP(W) x = (c->softcap * U) * CLATTN_VTANH(W, x);
 #else
 #define CLATTN_VSOFTCAP(W)
 #endif

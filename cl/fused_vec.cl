@@ -84,9 +84,13 @@ typedef int4 ivec_t;
 #define DK_VECS ((HEAD_DIM + FV_VEC - 1) / FV_VEC)
 #define DK_PAD (DK_VECS * FV_VEC)
 #define BLOCK_ROWS (FV_WG * FV_ROWS)
+/* How far (log2 units) a tile's maximum may pass the running maximum
+ * before it moves (row_probs). */
+#define FV_LAZY_MAX 8.0f
 
 #define hmax CLATTN_CAT(clattn_hmax, FV_VEC)
 #define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
+#define exp2v CLATTN_CAT(clattn_exp2_, FV_VEC)
 
 /* FV_VEC consecutive elements from p + off as floats; only the first n are
  * read (n is a constant once the callers' loops are unrolled), the rest are
@@ -209,29 +213,39 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
         x = select((vec_t)(-INFINITY), x, seen);
     }
     /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
-    const float m_new = any(isnan(x)) ? NAN : clattn_max_nan(*m, hmax(x));
-    if (m_new == -INFINITY)
+    const float tile_max = any(isnan(x)) ? NAN : hmax(x);
+    if (tile_max == -INFINITY && *m == -INFINITY)
         return 0;
-    /* Scalar exp2 is slow here; the maximum rarely moves after the first
-     * tiles. */
-    const float corr = m_new == *m ? 1.0f : exp2(*m - m_new);
-    const vec_t p = exp2(x - (vec_t)(m_new));
-    *l = *l * corr + hsum(p);
-    *m = m_new;
-    if (corr != 1.0f) {
+    /* The running maximum moves lazily: only when the tile's passes it by
+     * more than FV_LAZY_MAX (log2 units). Probabilities stay below
+     * 2^FV_LAZY_MAX, far from overflow, and the sum and accumulators keep
+     * one common reference, which is all the final 1/l and the LSE need.
+     * Scores that keep growing along the keys (ALiBi, non-causal) would
+     * otherwise pay a scalar exp2 and a rescale of the accumulators on
+     * almost every tile. */
+    if (!(tile_max <= *m + FV_LAZY_MAX)) {
+        const float m_new = clattn_max_nan(*m, tile_max);
+        const float corr = exp2(*m - m_new);
+        *l *= corr;
 #pragma unroll
         for (int cc = 0; cc < DV_VECS; ++cc)
             acc[cc] *= (vec_t)(corr);
+        *m = m_new;
     }
+    const vec_t p = exp2v(x - (vec_t)(*m));
+    *l += hsum(p);
     VSTORE(p, 0, pj);
     return all(p != (vec_t)(0.0f)) ? 1 : 2;
 }
 
 #if FV_DIRECT
+/* Keys at or past hi are read as key hi - 1 (in bounds); their probability
+ * is 0, and the guarded update below keeps them out. */
 #define V_ROW(e, c)                                                                       \
-    load_vec(v, voff + (long)(n0 + (e)) * vss + (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
-#define V_SRC global const store_t *v, long voff, long vss
-#define V_ARGS v, voff, vss
+    load_vec(v, voff + (long)min(n0 + (e), hi - 1) * vss + (c) * FV_VEC,                  \
+             HEAD_DIM_V - (c) * FV_VEC)
+#define V_SRC global const store_t *v, long voff, long vss, int hi
+#define V_ARGS v, voff, vss, hi
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
 #define V_SRC local const float *vt
@@ -240,16 +254,24 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 
 /* The P*V update of the tile, PV_ROWS rows at a time: each V vector loaded
  * serves them all, and more independent accumulator chains hide the FMA
- * latency (with head_dim_v 64 one row has only four). */
+ * latency (with head_dim_v 64 one row has only four). Where a row of the
+ * group has a zero probability (a hidden key, an underflow: common with
+ * peaked scores such as steep ALiBi slopes) each product is kept only where
+ * the probability is not zero, by a select rather than a branch per key, so
+ * the loop still unrolls: a key of probability 0 adds nothing, not even a
+ * NaN from V. Rows that add nothing (kind 0) have no probabilities. */
 FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV_ROWS][FV_VEC],
-                      vec_t acc[FV_ROWS][DV_VECS])
+                       vec_t acc[FV_ROWS][DV_VECS])
 {
+#pragma unroll
     for (int r = 0; r < FV_ROWS; r += PV_ROWS) {
-        bool fast = r + PV_ROWS <= FV_ROWS;
-        for (int g = 0; g < PV_ROWS && fast; ++g)
-            fast = kind[r + g] == 1;
+        bool fast = true, any = false;
+#pragma unroll
+        for (int g = 0; g < PV_ROWS; ++g) {
+            fast = fast && r + g < FV_ROWS && kind[r + g] == 1;
+            any = any || (r + g < FV_ROWS && kind[r + g] != 0);
+        }
         if (fast) {
-            /* The usual case: no branch per key, so the update unrolls. */
             for (int e = 0; e < FV_VEC; ++e)
 #pragma unroll
                 for (int c = 0; c < DV_VECS; ++c) {
@@ -258,19 +280,23 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
                     for (int g = 0; g < PV_ROWS; ++g)
                         acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
                 }
-            continue;
-        }
-        for (int rr = r; rr < r + PV_ROWS && rr < FV_ROWS; ++rr) {
-            if (kind[rr] == 1) {
-                for (int e = 0; e < FV_VEC; ++e)
-                    for (int c = 0; c < DV_VECS; ++c)
-                        acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
-            } else if (kind[rr] == 2) {
-                for (int e = 0; e < FV_VEC; ++e) {
-                    /* A key of probability 0 contributes nothing, even a NaN V. */
-                    if (pj[rr][e] != 0.0f)
-                        for (int c = 0; c < DV_VECS; ++c)
-                            acc[rr][c] = mad((vec_t)(pj[rr][e]), V_ROW(e, c), acc[rr][c]);
+        } else if (any) {
+            for (int e = 0; e < FV_VEC; ++e) {
+                float w[PV_ROWS];
+                bool keep[PV_ROWS];
+#pragma unroll
+                for (int g = 0; g < PV_ROWS; ++g) {
+                    keep[g] = r + g < FV_ROWS && kind[r + g] != 0 && pj[r + g][e] != 0.0f;
+                    w[g] = keep[g] ? pj[r + g][e] : 0.0f;
+                }
+#pragma unroll
+                for (int c = 0; c < DV_VECS; ++c) {
+                    const vec_t vv = V_ROW(e, c);
+#pragma unroll
+                    for (int g = 0; g < PV_ROWS; ++g)
+                        if (r + g < FV_ROWS)
+                            acc[r + g][c] =
+                                keep[g] ? mad((vec_t)(w[g]), vv, acc[r + g][c]) : acc[r + g][c];
                 }
             }
         }

@@ -173,6 +173,14 @@ clattn_status clattn__device_query(cl_device_id d, clattn__device_info *info, ch
         snprintf(msg, msg_size, "clGetDeviceInfo failed: %s", clattn__cl_error_name(err));
         return CLATTN_ERR_OPENCL;
     }
+    /* Only the planner's register estimate uses these: a driver that
+     * cannot say gets the narrowest x86 answer, never a failure. */
+    if (clGetDeviceInfo(d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof info->native_vec_float,
+                        &info->native_vec_float, NULL) != CL_SUCCESS ||
+        info->native_vec_float == 0)
+        info->native_vec_float = 4;
+    /* x86-64: 32 vector registers with AVX-512 (16 floats), 16 before it. */
+    info->vector_regs = info->native_vec_float >= 16 ? 32 : 16;
     info->dev_class = (type & CL_DEVICE_TYPE_GPU)   ? CLATTN__CLASS_GPU
                       : (type & CL_DEVICE_TYPE_CPU) ? CLATTN__CLASS_CPU
                                                     : CLATTN__CLASS_ACCEL;

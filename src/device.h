@@ -15,6 +15,9 @@ typedef struct clattn__device_info {
     size_t max_wg_size;
     size_t max_item_sizes[3];
     int local_mem_is_global; /* CL_GLOBAL local memory (CPU devices) */
+    cl_uint native_vec_float; /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats a
+                               * vector register holds (AVX-512 16, AVX 8) */
+    int vector_regs;          /* an estimate of the vector registers a core has */
 } clattn__device_info;
 
 /* Picks the device: explicit indices, else env CLATTN_DEVICE "P:D", else the

@@ -16,6 +16,7 @@ static const struct {
     [CLATTN__K_FUSED] = {"fused.cl", "attn_fwd_fused"},
     [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine"},
     [CLATTN__K_FUSED_VEC] = {"fused_vec.cl", "attn_fwd_fused_vec"},
+    [CLATTN__K_FUSED_LANES] = {"fused_lanes.cl", "attn_fwd_fused_lanes"},
 };
 
 const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }
@@ -36,6 +37,25 @@ void clattn__cfg_set(clattn__kernel_config *cfg, clattn__tunable_id t, int value
     assert(clattn__cfg_has(cfg, t));
     if (clattn__cfg_has(cfg, t))
         cfg->values[clattn__tunable_slot(t)] = value;
+}
+
+clattn__kernel_id clattn__fused_kernel(int fused_vec)
+{
+    return fused_vec == 2 ? CLATTN__K_FUSED_LANES
+           : fused_vec    ? CLATTN__K_FUSED_VEC
+                          : CLATTN__K_FUSED;
+}
+
+int clattn__fused_kind(clattn__kernel_id id)
+{
+    return id == CLATTN__K_FUSED_LANES ? 2 : id == CLATTN__K_FUSED_VEC ? 1 : 0;
+}
+
+clattn__tunable_id clattn__split_tunable(clattn__kernel_id id)
+{
+    return id == CLATTN__K_FUSED_LANES ? CLATTN__T_FL_SPLIT_KV
+           : id == CLATTN__K_FUSED_VEC ? CLATTN__T_FV_SPLIT_KV
+                                       : CLATTN__T_SPLIT_KV;
 }
 
 void clattn__cfg_defaults(clattn__kernel_config *cfg, clattn__kernel_id id,
@@ -133,18 +153,9 @@ int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_c
                       clattn__cfg_get(cfg, ids[i]));
     /* Score features: each a switch of cl/common.h, absent when off, so a
      * plain problem builds exactly the plain kernels. */
-    static const struct {
-        unsigned bit;
-        const char *define;
-    } features[] = {
-        {CLATTN__F_SOFTCAP, "SOFTCAP"}, {CLATTN__F_SINKS, "SINKS"},
-        {CLATTN__F_ALIBI, "ALIBI"},     {CLATTN__F_BIAS, "BIAS"},
-        {CLATTN__F_BMASK, "BMASK"},     {CLATTN__F_KV_START, "KV_START"},
-        {CLATTN__F_CHUNK, "CHUNK"},     {CLATTN__F_VARLEN, "VARLEN"},
-    };
-    for (size_t i = 0; i < sizeof features / sizeof features[0]; ++i)
-        if ((cfg->features & features[i].bit) && n >= 0 && (size_t)n < size)
-            n += snprintf(buf + n, size - (size_t)n, " -D%s=1", features[i].define);
+    for (const clattn__feature_define *f = clattn__feature_defines; f->define; ++f)
+        if ((cfg->features & f->bit) && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " -D%s=1", f->define);
     const unsigned bias_dtype = cfg->features >> CLATTN__F_BIAS_DTYPE_SHIFT & 3u;
     if ((cfg->features & CLATTN__F_BIAS) && bias_dtype && n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " -DBIAS_DTYPE=%u", bias_dtype);

@@ -38,6 +38,12 @@ void clattn__cfg_set(clattn__kernel_config *cfg, clattn__tunable_id t, int value
 /* Whether t is one of the config kernel's tunables. */
 int clattn__cfg_has(const clattn__kernel_config *cfg, clattn__tunable_id t);
 
+/* The fused kernel a FUSED_VEC value selects (0 row, 1 vector, 2
+ * rows-in-lanes), the value of a fused kernel, and its SPLIT_KV switch. */
+clattn__kernel_id clattn__fused_kernel(int fused_vec);
+int clattn__fused_kind(clattn__kernel_id id);
+clattn__tunable_id clattn__split_tunable(clattn__kernel_id id);
+
 /* Makes cfg kernel id with every tunable at the table's built-in default
  * for the device class (dtype, dims and features are kept). */
 void clattn__cfg_defaults(clattn__kernel_config *cfg, clattn__kernel_id id,

@@ -34,6 +34,8 @@ static clattn__tunable_id wg_tunable(clattn__kernel_id id)
         return CLATTN__T_BLOCK_M; /* a work-item per query row */
     case CLATTN__K_COMBINE:
         return CLATTN__T_COMBINE_WG;
+    case CLATTN__K_FUSED_LANES:
+        return CLATTN__T_FL_WG;
     default:
         return CLATTN__T_FV_WG;
     }
@@ -411,6 +413,55 @@ static void fused_vec_defaults(const clattn__device_info *d, const clattn__shape
     clattn__cfg_set(c, CLATTN__T_FV_DIRECT, wg == 1);
 }
 
+/* The rows-in-lanes kernel needs blocks of this many query rows to pay off
+ * (fewer rows leave lanes idle: decode keeps the vector kernel), and keeps
+ * its queries and accumulators per work-item, up to this many dims. */
+#define FL_MIN_ROWS 8
+#define FL_MAX_DIMS 512
+
+static int fused_lanes_fits(const clattn__shape *s)
+{
+    return s->p.seq_q >= FL_MIN_ROWS && s->p.head_dim + s->p.head_dim_v <= FL_MAX_DIMS;
+}
+
+/* The largest of 8, 4, 2, 1 that divides n and whose accumulators (each
+ * `per` registers), with one operand, fit three quarters of regs. */
+static int register_block(int n, int per, int regs)
+{
+    for (int b = 8; b > 1; b /= 2)
+        if (n % b == 0 && (b + 1) * per <= regs * 3 / 4)
+            return b;
+    return 1;
+}
+
+/* The rows-in-lanes kernel's configuration from the device's vector width
+ * and registers: FL_LANES rows (a float16 is one AVX-512 register, two
+ * AVX2 ones), and as many keys scored (FL_KB) and value dims updated
+ * (FL_DB) at once as keep their accumulators in registers. */
+static void fused_lanes_defaults(const clattn__device_info *d, const clattn__shape *s,
+                                 clattn__kernel_config *c)
+{
+    const int lanes = clattn__cfg_get(c, CLATTN__T_FL_LANES);
+    const int per = lanes > (int)d->native_vec_float ? lanes / (int)d->native_vec_float : 1;
+    clattn__cfg_set(c, CLATTN__T_FL_KB,
+                    register_block(clattn__cfg_get(c, CLATTN__T_FL_KEYS), per, d->vector_regs));
+    clattn__cfg_set(c, CLATTN__T_FL_DB, register_block(s->p.head_dim_v, per, d->vector_regs));
+}
+
+/* Makes blocks a forced or tuned value left that do not divide. */
+static void fused_lanes_fix(const clattn__shape *s, clattn__kernel_config *c)
+{
+    clattn__cfg_set(c, CLATTN__T_FL_LANES, vec_width(clattn__cfg_get(c, CLATTN__T_FL_LANES)));
+    const int keys = clattn__cfg_get(c, CLATTN__T_FL_KEYS);
+    int kb = clattn__cfg_get(c, CLATTN__T_FL_KB), db = clattn__cfg_get(c, CLATTN__T_FL_DB);
+    while (kb > 1 && keys % kb)
+        --kb;
+    while (db > 1 && s->p.head_dim_v % db)
+        --db;
+    clattn__cfg_set(c, CLATTN__T_FL_KB, kb);
+    clattn__cfg_set(c, CLATTN__T_FL_DB, db);
+}
+
 /* Split-KV partitions by default: enough for this many groups a compute
  * unit. */
 #define SPLIT_GROUPS_PER_CU 4
@@ -421,31 +472,35 @@ static clattn_status plan_fused(clattn_context *ctx, const clattn__shape *s, int
     const clattn__device_info *d = &ctx->dev;
     const clattn_problem *p = &s->p;
     const int split = plan->path == CLATTN_PATH_SPLIT_KV;
-    /* Two fused kernels: one row per work-item (GPUs), or rows x a vector of
-     * keys per work-item for devices that vectorise inside a work-item
-     * (CPUs); FUSED_VEC (tuned, or forced) picks. */
+    /* Three fused kernels: one row per work-item (GPUs); for devices that
+     * vectorise inside a work-item (CPUs), rows in the vector lanes where
+     * there are enough rows, else rows x a vector of keys a work-item
+     * (decode). FUSED_VEC (tuned, or forced) picks. */
     const clattn__tune_entry *tf = tuned(ctx, s, split ? "splitkv" : "fused", flags);
     const int col = d->dev_class == CLATTN__CLASS_GPU ? CLATTN__DFLT_GPU : CLATTN__DFLT_CPU;
-    const int vec = clattn__db_param(ovr, "FUSED_VEC",
-                                     clattn__db_param(tf, "FUSED_VEC",
-                                                      clattn__tunables[CLATTN__T_FUSED_VEC]
-                                                          .dflt[col])) != 0;
+    int dflt = clattn__tunables[CLATTN__T_FUSED_VEC].dflt[col];
+    if (dflt == 1 && !split && fused_lanes_fits(s))
+        dflt = 2;
+    const int kind = clattn__db_param(ovr, "FUSED_VEC", clattn__db_param(tf, "FUSED_VEC", dflt));
     plan->combine = config(CLATTN__K_COMBINE, s, d->dev_class);
-    plan->fused = config(vec ? CLATTN__K_FUSED_VEC : CLATTN__K_FUSED, s, d->dev_class);
-    if (vec) {
+    plan->fused = config(clattn__fused_kernel(kind), s, d->dev_class);
+    if (plan->fused.id == CLATTN__K_FUSED_VEC)
         fused_vec_defaults(d, s, &plan->fused);
-    } else if (split && p->seq_q < clattn__cfg_get(&plan->fused, CLATTN__T_BLOCK_M)) {
+    else if (plan->fused.id == CLATTN__K_FUSED_LANES)
+        fused_lanes_defaults(d, s, &plan->fused);
+    else if (split && p->seq_q < clattn__cfg_get(&plan->fused, CLATTN__T_BLOCK_M))
         clattn__cfg_set(&plan->fused, CLATTN__T_BLOCK_M, next_pow2(p->seq_q));
-    }
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
     apply(tf, cfgs, 2);
     apply(ovr, cfgs, 2);
-    clattn__cfg_set(&plan->fused, vec ? CLATTN__T_FV_SPLIT_KV : CLATTN__T_SPLIT_KV, split);
-    if (vec) {
+    clattn__cfg_set(&plan->fused, clattn__split_tunable(plan->fused.id), split);
+    if (plan->fused.id == CLATTN__K_FUSED_VEC) {
         clattn__cfg_set(&plan->fused, CLATTN__T_FV_VEC,
                         vec_width(clattn__cfg_get(&plan->fused, CLATTN__T_FV_VEC)));
         clattn__cfg_set(&plan->fused, CLATTN__T_FV_GQA,
                         clattn__cfg_get(&plan->fused, CLATTN__T_FV_GQA) && s->group > 1);
+    } else if (plan->fused.id == CLATTN__K_FUSED_LANES) {
+        fused_lanes_fix(s, &plan->fused);
     }
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
@@ -519,9 +574,14 @@ clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape
 int clattn__plan_block_rows(const clattn__plan *plan)
 {
     const clattn__kernel_config *c = &plan->fused;
-    return c->id == CLATTN__K_FUSED_VEC
-               ? clattn__cfg_get(c, CLATTN__T_FV_WG) * clattn__cfg_get(c, CLATTN__T_FV_ROWS)
-               : clattn__cfg_get(c, CLATTN__T_BLOCK_M);
+    switch (c->id) {
+    case CLATTN__K_FUSED_VEC:
+        return clattn__cfg_get(c, CLATTN__T_FV_WG) * clattn__cfg_get(c, CLATTN__T_FV_ROWS);
+    case CLATTN__K_FUSED_LANES:
+        return clattn__cfg_get(c, CLATTN__T_FL_WG) * clattn__cfg_get(c, CLATTN__T_FL_LANES);
+    default:
+        return clattn__cfg_get(c, CLATTN__T_BLOCK_M);
+    }
 }
 
 void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
@@ -541,5 +601,7 @@ void clattn__plan_fused_groups(const clattn__plan *plan, const clattn__shape *s,
 int clattn__plan_tile_keys(const clattn__plan *plan)
 {
     const clattn__kernel_config *c = &plan->fused;
-    return clattn__cfg_get(c, c->id == CLATTN__K_FUSED_VEC ? CLATTN__T_FV_VEC : CLATTN__T_BLOCK_N);
+    return clattn__cfg_get(c, c->id == CLATTN__K_FUSED_VEC     ? CLATTN__T_FV_VEC
+                              : c->id == CLATTN__K_FUSED_LANES ? CLATTN__T_FL_KEYS
+                                                               : CLATTN__T_BLOCK_N);
 }

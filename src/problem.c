@@ -149,6 +149,17 @@ static clattn_status check_features(struct clattn_context *ctx, const clattn_pro
     return CLATTN_OK;
 }
 
+/* Each feature bit is the -D switch of cl/common.h named here: a new
+ * feature is a line in this table, its bit in problem.h, and its test in
+ * clattn__shape_features. */
+const clattn__feature_define clattn__feature_defines[] = {
+    {CLATTN__F_SOFTCAP, "SOFTCAP"}, {CLATTN__F_SINKS, "SINKS"},
+    {CLATTN__F_ALIBI, "ALIBI"},     {CLATTN__F_BIAS, "BIAS"},
+    {CLATTN__F_BMASK, "BMASK"},     {CLATTN__F_KV_START, "KV_START"},
+    {CLATTN__F_CHUNK, "CHUNK"},     {CLATTN__F_VARLEN, "VARLEN"},
+    {0, NULL},
+};
+
 unsigned clattn__shape_features(const clattn__shape *s)
 {
     const clattn_problem *p = &s->p;

@@ -24,6 +24,13 @@
 /* Bits 8-9 of the key hold the additive mask's storage type. */
 #define CLATTN__F_BIAS_DTYPE_SHIFT 8
 
+/* The kernels' -D switch of each feature bit; NULL-name ended. */
+typedef struct clattn__feature_define {
+    unsigned bit;
+    const char *define;
+} clattn__feature_define;
+extern const clattn__feature_define clattn__feature_defines[];
+
 /* A validated problem with every default filled in. Extents are in elements:
  * one more than the largest offset a view touches. */
 typedef struct clattn__shape {

@@ -19,6 +19,7 @@
 #define FU CLATTN__K_FUSED
 #define CO CLATTN__K_COMBINE
 #define FV CLATTN__K_FUSED_VEC
+#define FL CLATTN__K_FUSED_LANES
 #define PL CLATTN__K_PLAN
 
 const clattn__tunable_def clattn__tunables[CLATTN__T_COUNT] = {
@@ -66,8 +67,26 @@ const clattn__tunable_def clattn__tunables[CLATTN__T_COUNT] = {
     [CLATTN__T_FV_DIRECT] = {"FV_DIRECT", FV, 1, 0, 1, {0, 0},
                              "vector fused kernel reads K/V directly, no local tile (default "
                              "1 for one work-item groups)"},
-    [CLATTN__T_FUSED_VEC] = {"FUSED_VEC", PL, 1, 0, 1, {1, 0},
-                             "which fused kernel: 1 vector (rows x keys a work-item), 0 row"},
+    [CLATTN__T_FL_WG] = {"FL_WG", FL, 1, 1, WG_MAX, {1, 1},
+                         "rows-in-lanes fused kernel: work-items per group"},
+    [CLATTN__T_FL_LANES] = {"FL_LANES", FL, 1, 1, VEC_MAX, {16, 16},
+                            "rows-in-lanes fused kernel: query rows a work-item, one per lane "
+                            "(4, 8 or 16)"},
+    [CLATTN__T_FL_KEYS] = {"FL_KEYS", FL, 1, 1, ROWS_MAX, {16, 16},
+                           "rows-in-lanes fused kernel: keys per tile"},
+    [CLATTN__T_FL_KB] = {"FL_KB", FL, 1, 1, 16, {4, 4},
+                         "rows-in-lanes fused kernel: keys scored at once (divides FL_KEYS; "
+                         "more where the device has more vector registers)"},
+    [CLATTN__T_FL_DB] = {"FL_DB", FL, 1, 1, 16, {4, 4},
+                         "rows-in-lanes fused kernel: value dims updated at once (divides "
+                         "head_dim_v)"},
+    [CLATTN__T_FL_SPLIT_KV] = {"SPLIT_KV", FL, 0, 0, 1, {0, 0},
+                               "rows-in-lanes fused kernel writes split-KV partials (set by "
+                               "the path)"},
+    [CLATTN__T_FUSED_VEC] = {"FUSED_VEC", PL, 1, 0, 2, {1, 0},
+                             "which fused kernel: 0 row (a row a work-item), 1 vector (rows x "
+                             "a vector of keys a work-item), 2 rows-in-lanes (the default on "
+                             "CPUs for 8 or more query rows)"},
     [CLATTN__T_NSPLIT] = {"NSPLIT", PL, 1, 1, NSPLIT_MAX, {0, 0},
                           "split-KV partitions (default: enough for 4 groups per compute "
                           "unit)"},
@@ -114,16 +133,21 @@ const clattn__space clattn__spaces[] = {
      * FV_* the vector one (a point sets only its own kernel's tunables). */
     {"fused",
      CLATTN_PATH_FUSED,
-     KB(FU) | KB(FV),
-     8,
-     {{T(FUSED_VEC), 2, {0, 1}},
+     KB(FU) | KB(FV) | KB(FL),
+     13,
+     {{T(FUSED_VEC), 3, {0, 1, 2}},
       {T(BLOCK_M), 7, {1, 2, 4, 8, 16, 32, 64}},
       {T(BLOCK_N), 5, {4, 8, 16, 32, 64}},
       {T(FV_ROWS), 5, {1, 2, 4, 8, 16}},
       {T(FV_WG), 5, {1, 2, 4, 8, 16}},
       {T(FV_VEC), 3, {4, 8, 16}},
       {T(FV_GQA), 2, {0, 1}},
-      {T(FV_DIRECT), 2, {0, 1}}}},
+      {T(FV_DIRECT), 2, {0, 1}},
+      {T(FL_WG), 2, {1, 2}},
+      {T(FL_LANES), 2, {16, 8}},
+      {T(FL_KEYS), 2, {16, 8}},
+      {T(FL_KB), 3, {4, 2, 8}},
+      {T(FL_DB), 3, {4, 2, 8}}}},
     {"splitkv",
      CLATTN_PATH_SPLIT_KV,
      KB(FU) | KB(FV) | KB(CO),
@@ -162,7 +186,11 @@ const clattn__space clattn__spaces[] = {
     {"clblast", CLATTN_PATH_THREE_STAGE, KB(QK) | KB(AV), 1,
      {{T(CLBLAST_SET), 6, {1, 2, 3, 4, 5, 6}}}},
     /* The paths compared with their tuned plans; its entry holds PATH. */
-    {"path", CLATTN_PATH_AUTO, KB(QK) | KB(SM) | KB(AV) | KB(FU) | KB(CO) | KB(FV), 0, {{0}}},
+    {"path",
+     CLATTN_PATH_AUTO,
+     KB(QK) | KB(SM) | KB(AV) | KB(FU) | KB(CO) | KB(FV) | KB(FL),
+     0,
+     {{0}}},
     {NULL, CLATTN_PATH_AUTO, 0, 0, {{0}}},
 };
 

@@ -18,6 +18,7 @@ typedef enum clattn__kernel_id {
     CLATTN__K_FUSED,
     CLATTN__K_COMBINE,
     CLATTN__K_FUSED_VEC,
+    CLATTN__K_FUSED_LANES,
     CLATTN__K_COUNT
 } clattn__kernel_id;
 
@@ -47,6 +48,12 @@ typedef enum clattn__tunable_id {
     CLATTN__T_FV_SPLIT_KV,
     CLATTN__T_FV_GQA,
     CLATTN__T_FV_DIRECT,
+    CLATTN__T_FL_WG,
+    CLATTN__T_FL_LANES,
+    CLATTN__T_FL_KEYS,
+    CLATTN__T_FL_KB,
+    CLATTN__T_FL_DB,
+    CLATTN__T_FL_SPLIT_KV,
     /* the plan's own */
     CLATTN__T_FUSED_VEC,
     CLATTN__T_NSPLIT,
@@ -90,7 +97,7 @@ int clattn__kernel_tunables(clattn__kernel_id k, clattn__tunable_id *ids);
  * tunables it searches with their candidate values, the path its kernels
  * belong to and the kernels it times (whose sources key its entries). */
 
-#define CLATTN__MAX_TUNABLES 10
+#define CLATTN__MAX_TUNABLES 16
 #define CLATTN__MAX_VALUES 8
 
 typedef struct clattn__tunable {

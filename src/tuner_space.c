@@ -68,15 +68,14 @@ static int *plan_field(clattn__plan *plan, clattn__tunable_id id)
 
 /* Makes cfg the given fused kernel, from the table's defaults when it
  * changes; the point's values follow. */
-static void set_fused_kernel(clattn__kernel_config *cfg, int vec, clattn__device_class cls)
+static void set_fused_kernel(clattn__kernel_config *cfg, int kind, clattn__device_class cls)
 {
-    const clattn__kernel_id want = vec ? CLATTN__K_FUSED_VEC : CLATTN__K_FUSED;
+    const clattn__kernel_id want = clattn__fused_kernel(kind);
     if (cfg->id == want)
         return;
-    const int split = cfg->id == CLATTN__K_FUSED_VEC ? clattn__cfg_get(cfg, CLATTN__T_FV_SPLIT_KV)
-                                                     : clattn__cfg_get(cfg, CLATTN__T_SPLIT_KV);
+    const int split = clattn__cfg_get(cfg, clattn__split_tunable(cfg->id));
     clattn__cfg_defaults(cfg, want, cls);
-    clattn__cfg_set(cfg, vec ? CLATTN__T_FV_SPLIT_KV : CLATTN__T_SPLIT_KV, split);
+    clattn__cfg_set(cfg, clattn__split_tunable(want), split);
 }
 
 clattn_status clattn__space_apply(struct clattn_context *ctx, const clattn__space *sp,
@@ -108,7 +107,7 @@ static int current(const clattn__space *sp, const clattn__plan *plan, clattn__tu
 {
     clattn__plan copy = *plan;
     if (id == CLATTN__T_FUSED_VEC)
-        return plan->fused.id == CLATTN__K_FUSED_VEC;
+        return clattn__fused_kind(plan->fused.id);
     int *field = plan_field(&copy, id);
     if (field)
         return *field;
@@ -156,11 +155,14 @@ static int fits_extent(const clattn__space *sp, clattn__tunable_id id, int v, in
     return v <= pow2_at_least(extent);
 }
 
-/* Which fused kernel a tunable belongs to: 1 vector, 0 row, -1 neither. */
+/* Which fused kernel a tunable belongs to (its FUSED_VEC value), -1 for
+ * none. */
 static int fused_family(clattn__tunable_id id)
 {
     const int k = clattn__tunables[id].kernel;
-    return k == CLATTN__K_FUSED_VEC ? 1 : k == CLATTN__K_FUSED ? 0 : -1;
+    return k == CLATTN__K_FUSED || k == CLATTN__K_FUSED_VEC || k == CLATTN__K_FUSED_LANES
+               ? clattn__fused_kind((clattn__kernel_id)k)
+               : -1;
 }
 
 /* More accumulators than a CPU has vector registers only spill: rows x
@@ -193,6 +195,17 @@ static int fused_valid(const clattn__space *sp, const clattn__point *pt,
         const int fam = fused_family(sp->t[i].id);
         if (fam >= 0 && fam != vec && pt->idx[i] != 0)
             return 0;
+    }
+    if (vec == 2) {
+        /* rows in lanes: whole blocks, enough rows, dims within reach */
+        const int lanes = value(sp, pt, CLATTN__T_FL_LANES, 16);
+        const int wg = value(sp, pt, CLATTN__T_FL_WG, 1);
+        const int keys = value(sp, pt, CLATTN__T_FL_KEYS, 16);
+        const int kb = value(sp, pt, CLATTN__T_FL_KB, 4), db = value(sp, pt, CLATTN__T_FL_DB, 4);
+        return p->seq_q >= lanes / 2 && p->head_dim + p->head_dim_v <= 512 && keys % kb == 0 &&
+               p->head_dim_v % db == 0 && (size_t)wg <= d->max_wg_size &&
+               fits_extent(sp, CLATTN__T_FL_WG, wg, (p->seq_q + lanes - 1) / lanes) &&
+               split_valid(sp, pt, d, p, keys);
     }
     if (vec) {
         const int gqa = value(sp, pt, CLATTN__T_FV_GQA, 0);
