@@ -10,6 +10,7 @@
     X(reference_self, "reference quick", 120)                       \
     X(api_basics, "api quick", 120)                                 \
     X(supports, "api quick", 120)                                   \
+    X(params_errors, "api quick", 120)                              \
     X(pairwise_fused, "pairwise fused", 900)                        \
     X(pairwise_three_stage, "pairwise three_stage", 900)            \
     X(pairwise_split_kv, "pairwise split_kv", 900)                  \

@@ -1,11 +1,13 @@
 /* clattn_tests CASE: runs one case from cases.h; --list prints them all. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cases.h"
 #include "harness.h"
+#include "param_spy.h"
 
 typedef struct t_case {
     const char *name;
@@ -41,7 +43,14 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], k_cases[i].name) != 0)
             continue;
         double t0 = now_s();
+        /* A case run with a forced configuration must have built it. */
+        char params[512] = "";
+        const char *env = getenv("CLATTN_PARAMS");
+        snprintf(params, sizeof params, "%s", env ? env : "");
+        t_spy_reset();
         k_cases[i].run();
+        if (params[0])
+            t_spy_check_params(params, k_cases[i].name);
         printf("%s: %s (%d failed checks, %d parts skipped, %.1f s)\n", k_cases[i].name,
                t_failures ? "FAILED" : t_skips ? "SKIPPED in part" : "passed", t_failures,
                t_skips, now_s() - t0);

@@ -2,11 +2,14 @@
  * The small API surface: status strings, version, options, contexts, and the
  * capability query.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cases.h"
 #include "harness.h"
+#include "param_spy.h"
 
 typedef struct log_record {
     int count[4];
@@ -220,5 +223,72 @@ void case_supports(void)
     T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT, "head_dim 513: clattn_supports -> %s",
             clattn_status_string(st));
     t_log("ok   invalid problems refused by clattn_supports");
+    clattn_context_destroy(ctx);
+}
+
+/* CLATTN_PARAMS that does not say what it means is refused, never read as a
+ * default run: a misspelt or renamed tunable, a name that cannot be forced,
+ * a value out of range or not a number. Each call fails with
+ * INVALID_ARGUMENT and a message naming the setting, and leaves O and the
+ * LSE untouched; a valid setting works and reaches the kernel. */
+void case_params_errors(void)
+{
+    static const struct {
+        const char *params, *word;
+    } bad[] = {
+        {"BLOCK_MM=3", "BLOCK_MM"},           /* unknown name */
+        {"FUSED_VEC=0,BLOK_N=5", "BLOK_N"},    /* unknown after a good one */
+        {"SPLIT_KV=1", "SPLIT_KV"},            /* set by the path, not forcible */
+        {"BLOCK_M", "BLOCK_M"},                /* no value */
+        {"BLOCK_M=0", "BLOCK_M"},              /* below its range */
+        {"BLOCK_M=3x", "BLOCK_M"},             /* not a number */
+    };
+    const char *saved = getenv("CLATTN_PARAMS");
+    char keep[512] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    clattn_problem p;
+    memset(&p, 0, sizeof p);
+    p.batch = 1;
+    p.heads = 2;
+    p.seq_q = 7;
+    p.seq_kv = 11;
+    p.head_dim = 16;
+    p.dtype = CLATTN_F32;
+    p.path = CLATTN_PATH_FUSED;
+    t_tensors t;
+    if (t_tensors_init(&t, &p, T_WITH_LSE, 0xba4a3u) != 0) {
+        clattn_context_destroy(ctx);
+        return;
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("CLATTN_PARAMS", bad[i].params, 1);
+        for (int host = 0; host < 2; host++) {
+            t_tensors_poison(&t);
+            clattn_status st = host ? t_run_host(ctx, &t) : t_run_device(ctx, &t);
+            const char *msg = clattn_last_error(ctx);
+            T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT && msg && strstr(msg, bad[i].word),
+                    "CLATTN_PARAMS=%s (%s): -> %s, message \"%s\" (want invalid argument "
+                    "naming %s)", bad[i].params, host ? "host" : "device",
+                    clattn_status_string(st), msg ? msg : "(NULL)", bad[i].word);
+            T_CHECK(t_same_bytes(t.o, t.o_init, (size_t)t.o_alloc * t.esz),
+                    "CLATTN_PARAMS=%s (%s): the refused call wrote O", bad[i].params,
+                    host ? "host" : "device");
+            t_log("ok   CLATTN_PARAMS=%-22s (%s) -> %s \"%s\"", bad[i].params,
+                  host ? "host" : "device", clattn_status_string(st), msg ? msg : "");
+        }
+    }
+    setenv("CLATTN_PARAMS", "FUSED_VEC=0,BLOCK_M=3,BLOCK_N=5", 1);
+    t_spy_reset();
+    t_check_run(ctx, "forced BLOCK_M=3,BLOCK_N=5", &t, 0);
+    t_spy_check_params("FUSED_VEC=0,BLOCK_M=3,BLOCK_N=5", "params_errors");
+    if (saved)
+        setenv("CLATTN_PARAMS", keep, 1);
+    else
+        unsetenv("CLATTN_PARAMS");
+    t_tensors_free(&t);
     clattn_context_destroy(ctx);
 }

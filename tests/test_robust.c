@@ -21,17 +21,24 @@
 
 #include "cases.h"
 #include "harness.h"
+#include "param_spy.h"
 
 /* Kernel variants: the vector fused kernel (the CPU default) and the scalar
  * one, each with split-KV forced into several partitions. */
 static const char *const k_variants[2] = {"FUSED_VEC=1,NSPLIT=3", "FUSED_VEC=0,NSPLIT=3"};
 
 /* Sets CLATTN_PARAMS for the next plans; restores the caller's value when
- * v is NULL. */
+ * v is NULL. The variant set before must have reached the kernels built
+ * while it was set. */
 static void set_variant(const char *v)
 {
     static char saved[512];
     static int have_saved = -1;
+    static const char *current;
+    if (current)
+        t_spy_check_params(current, "this variant");
+    t_spy_reset();
+    current = v;
     if (have_saved < 0) {
         const char *e = getenv("CLATTN_PARAMS");
         have_saved = e != NULL;

@@ -1,0 +1,176 @@
+/* The builds clattn_tests' cases caused, and the check of CLATTN_PARAMS
+ * against them; see param_spy.h. */
+#define _GNU_SOURCE /* RTLD_NEXT, dladdr */
+#include "param_spy.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+typedef struct build {
+    cl_program program;
+    char *options;
+    char kernel[48]; /* the first kernel created from it */
+    int from_clblast;
+} build;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static build *builds;
+static size_t nbuilds, cap;
+
+static int called_from_clblast(const void *ret)
+{
+    Dl_info info;
+    return dladdr(ret, &info) && info.dli_fname && strstr(info.dli_fname, "clblast");
+}
+
+/* The next definition after this executable: the OpenCL library's. */
+#define REAL(name)                                                                        \
+    static __typeof__(&name) real_fn;                                                     \
+    if (!real_fn) {                                                                       \
+        void *sym_ = dlsym(RTLD_NEXT, #name);                                             \
+        if (!sym_) {                                                                      \
+            fprintf(stderr, "param_spy: dlsym(RTLD_NEXT, %s) failed\n", #name);           \
+            abort(); /* a test tool, not the library */                                   \
+        }                                                                                 \
+        memcpy(&real_fn, &sym_, sizeof real_fn);                                          \
+    }
+
+cl_int clBuildProgram(cl_program p, cl_uint n, const cl_device_id *devs, const char *options,
+                      void(CL_CALLBACK *notify)(cl_program, void *), void *user)
+{
+    REAL(clBuildProgram);
+    const int clblast = called_from_clblast(__builtin_return_address(0));
+    pthread_mutex_lock(&lock);
+    if (nbuilds == cap) {
+        size_t ncap = cap ? 2 * cap : 64;
+        build *nb = realloc(builds, ncap * sizeof *nb);
+        if (nb) {
+            builds = nb;
+            cap = ncap;
+        }
+    }
+    if (nbuilds < cap) {
+        build *b = &builds[nbuilds++];
+        memset(b, 0, sizeof *b);
+        b->program = p;
+        b->options = strdup(options ? options : "");
+        b->from_clblast = clblast;
+    }
+    pthread_mutex_unlock(&lock);
+    return real_fn(p, n, devs, options, notify, user);
+}
+
+cl_kernel clCreateKernel(cl_program p, const char *name, cl_int *err)
+{
+    REAL(clCreateKernel);
+    pthread_mutex_lock(&lock);
+    /* the latest build of that handle: the runtime may reuse a released one */
+    for (size_t i = nbuilds; i-- > 0;)
+        if (builds[i].program == p) {
+            if (!builds[i].kernel[0] && name)
+                snprintf(builds[i].kernel, sizeof builds[i].kernel, "%s", name);
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return real_fn(p, name, err);
+}
+
+void t_spy_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nbuilds; i++)
+        free(builds[i].options);
+    nbuilds = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+/* The kernel whose build options carry a tunable, by its name's prefix (the
+ * families of src/tunables.c, as the kernels' -D names spell them). */
+static const char *kernel_of(const char *name)
+{
+    static const struct {
+        const char *prefix, *kernel;
+    } k[] = {{"QK_", "attn_qk"},        {"SM_", "attn_softmax"},
+             {"AV_", "attn_av"},        {"BLOCK_", "attn_fwd_fused"},
+             {"COMBINE_", "attn_splitkv_combine"}, {"FV_", "attn_fwd_fused_vec"}};
+    if (strcmp(name, "QK_BLAS") == 0 || strcmp(name, "AV_BLAS") == 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (strncmp(name, k[i].prefix, strlen(k[i].prefix)) == 0)
+            return k[i].kernel;
+    return NULL;
+}
+
+/* Whether options hold the token -DNAME=value. */
+static int has_define(const char *options, const char *name, long value)
+{
+    char want[96];
+    snprintf(want, sizeof want, "-D%s=%ld", name, value);
+    const size_t n = strlen(want);
+    for (const char *p = strstr(options, want); p; p = strstr(p + 1, want))
+        if ((p == options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+int t_spy_check_params(const char *params, const char *label)
+{
+    const int before = t_failures;
+    char buf[512], unchecked[512] = "";
+    size_t un = 0;
+    int checked = 0;
+    snprintf(buf, sizeof buf, "%s", params ? params : "");
+    pthread_mutex_lock(&lock);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        const char *name = tok;
+        const long value = strtol(eq + 1, NULL, 10);
+        const char *kernel = kernel_of(name);
+        size_t of_kernel = 0, with_value = 0, clblast = 0, scalar = 0, vec = 0;
+        const char *first = NULL;
+        for (size_t i = 0; i < nbuilds; i++) {
+            const build *b = &builds[i];
+            clblast += b->from_clblast;
+            scalar += strcmp(b->kernel, "attn_fwd_fused") == 0;
+            vec += strcmp(b->kernel, "attn_fwd_fused_vec") == 0;
+            if (kernel && strcmp(b->kernel, kernel) == 0) {
+                of_kernel++;
+                with_value += has_define(b->options, name, value);
+                if (!first)
+                    first = b->options;
+            }
+        }
+        if (kernel && of_kernel) {
+            checked++;
+            T_CHECK(with_value > 0, "%s: CLATTN_PARAMS forces %s=%ld, but none of the %zu %s "
+                    "builds has -D%s=%ld; the first was built with \"%s\"", label, name, value,
+                    of_kernel, kernel, name, value, first);
+        } else if (strcmp(name, "FUSED_VEC") == 0 && scalar + vec > 0) {
+            checked++;
+            T_CHECK(value ? scalar == 0 : vec == 0, "%s: CLATTN_PARAMS forces FUSED_VEC=%ld, but "
+                    "%zu builds are of the %s fused kernel", label, value, value ? scalar : vec,
+                    value ? "row" : "vector");
+        } else if ((strcmp(name, "QK_BLAS") == 0 || strcmp(name, "AV_BLAS") == 0) && value) {
+            checked++;
+            T_CHECK(clblast > 0, "%s: CLATTN_PARAMS forces %s=1, but CLBlast built nothing",
+                    label, name);
+        } else if (un < sizeof unchecked) {
+            un += (size_t)snprintf(unchecked + un, sizeof unchecked - un, " %s%s", name,
+                                   kernel ? " (its kernel was not built)" : "");
+        }
+    }
+    const size_t total = nbuilds;
+    pthread_mutex_unlock(&lock);
+    t_log("%s: CLATTN_PARAMS=%s: %d forced values found in the %zu builds%s%s", label,
+          params ? params : "", checked, total, un ? "; not checked:" : "", unchecked);
+    return t_failures - before;
+}
