@@ -30,6 +30,7 @@
 
 #define sm_hmax CLATTN_CAT(clattn_hmax, SM_VEC)
 #define sm_hsum CLATTN_CAT(clattn_hsum, SM_VEC)
+#define sm_exp2 CLATTN_CAT(clattn_exp2_, SM_VEC) /* arguments <= 0 here */
 
 kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
     CLATTN_CALL_PARAMS, global float *scores, int row0, int nrows, int bh0, int raw)
@@ -93,7 +94,7 @@ kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
          * -inf - mx would be NaN. */
         for (int c = t; c < nvec; c += SM_WG) {
             const svec_t x = SVLOAD(c, row);
-            const svec_t e = select(exp2((x - mx) * CLATTN_LOG2E), (svec_t)(0.0f),
+            const svec_t e = select(sm_exp2((x - mx) * CLATTN_LOG2E), (svec_t)(0.0f),
                                     isequal(x, (svec_t)(-INFINITY)));
             SVSTORE(e, c, row);
             vs += e;
