@@ -97,7 +97,8 @@ static const char *kernel_of(const char *name)
         const char *prefix, *kernel;
     } k[] = {{"QK_", "attn_qk"},        {"SM_", "attn_softmax"},
              {"AV_", "attn_av"},        {"BLOCK_", "attn_fwd_fused"},
-             {"COMBINE_", "attn_splitkv_combine"}, {"FV_", "attn_fwd_fused_vec"}};
+             {"COMBINE_", "attn_splitkv_combine"}, {"FV_", "attn_fwd_fused_vec"},
+             {"FL_", "attn_fwd_fused_lanes"}};
     if (strcmp(name, "QK_BLAS") == 0 || strcmp(name, "AV_BLAS") == 0)
         return NULL;
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -135,13 +136,19 @@ int t_spy_check_params(const char *params, const char *label)
         const char *name = tok;
         const long value = strtol(eq + 1, NULL, 10);
         const char *kernel = kernel_of(name);
-        size_t of_kernel = 0, with_value = 0, clblast = 0, scalar = 0, vec = 0;
+        /* the fused kernels FUSED_VEC picks: 0 row, 1 vector, 2 rows-in-lanes */
+        static const char *const fused[3] = {"attn_fwd_fused", "attn_fwd_fused_vec",
+                                             "attn_fwd_fused_lanes"};
+        size_t of_kernel = 0, with_value = 0, clblast = 0, fused_any = 0, fused_other = 0;
         const char *first = NULL;
         for (size_t i = 0; i < nbuilds; i++) {
             const build *b = &builds[i];
             clblast += b->from_clblast;
-            scalar += strcmp(b->kernel, "attn_fwd_fused") == 0;
-            vec += strcmp(b->kernel, "attn_fwd_fused_vec") == 0;
+            for (int f = 0; f < 3; f++)
+                if (strcmp(b->kernel, fused[f]) == 0) {
+                    fused_any++;
+                    fused_other += f != value;
+                }
             if (kernel && strcmp(b->kernel, kernel) == 0) {
                 of_kernel++;
                 with_value += has_define(b->options, name, value);
@@ -154,11 +161,11 @@ int t_spy_check_params(const char *params, const char *label)
             T_CHECK(with_value > 0, "%s: CLATTN_PARAMS forces %s=%ld, but none of the %zu %s "
                     "builds has -D%s=%ld; the first was built with \"%s\"", label, name, value,
                     of_kernel, kernel, name, value, first);
-        } else if (strcmp(name, "FUSED_VEC") == 0 && scalar + vec > 0) {
+        } else if (strcmp(name, "FUSED_VEC") == 0 && fused_any > 0) {
             checked++;
-            T_CHECK(value ? scalar == 0 : vec == 0, "%s: CLATTN_PARAMS forces FUSED_VEC=%ld, but "
-                    "%zu builds are of the %s fused kernel", label, value, value ? scalar : vec,
-                    value ? "row" : "vector");
+            T_CHECK(fused_other == 0, "%s: CLATTN_PARAMS forces FUSED_VEC=%ld (%s), but %zu of "
+                    "the %zu fused builds are of another fused kernel", label, value,
+                    value >= 0 && value < 3 ? fused[value] : "?", fused_other, fused_any);
         } else if ((strcmp(name, "QK_BLAS") == 0 || strcmp(name, "AV_BLAS") == 0) && value) {
             checked++;
             T_CHECK(clblast > 0, "%s: CLATTN_PARAMS forces %s=1, but CLBlast built nothing",

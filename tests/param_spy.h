@@ -18,11 +18,11 @@ void t_spy_reset(void);
 /* Checks params ("NAME=value,...", CLATTN_PARAMS' form) against the builds
  * since t_spy_reset, failing the case (t_failures) for each forced value no
  * build carries:
- *  - a kernel's tunable (QK_*, SM_*, AV_*, BLOCK_M/N, COMBINE_WG, FV_*): at
+ *  - a kernel's tunable (QK_*, SM_*, AV_*, BLOCK_M/N, COMBINE_WG, FV_*, FL_*): at
  *    least one build of that kernel has -DNAME=value (the library fits a
  *    value to each problem, e.g. rows to seq_q, so not every build needs
  *    to); not checked when that kernel was never built;
- *  - FUSED_VEC: no build of the other fused kernel;
+ *  - FUSED_VEC: no build of another fused kernel than the one it picks;
  *  - QK_BLAS=1 or AV_BLAS=1: CLBlast built a program;
  * others (NSPLIT, CLBLAST_SET) are listed as not checked. Returns the number
  * of failed checks. */
