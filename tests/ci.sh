@@ -10,6 +10,14 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Variables that change what the tests exercise (a forced configuration, a
+# filtered sweep, kernels from a directory, extra build options, another
+# fuzzing seed) must not leak in from the caller's shell. The CTest
+# registrations clear them too (tests/test_env.cmake), but not those of
+# tools/; CLATTN_LONG is the one meant to pass through.
+unset CLATTN_PARAMS CLATTN_SWEEP_ONLY CLATTN_SWEEP_FRESH CLATTN_KERNEL_DIR \
+    CLATTN_BUILD_OPTIONS CLATTN_FUZZ_SEED
+
 fails=()
 step() {
     local name=$1
