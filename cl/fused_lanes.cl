@@ -88,25 +88,26 @@ FL_STEP vec_t score_rows(const clattn_call *c, const clattn_seq *s, vec_t x, int
     x += (CLATTN_LOG2E * s->slope) *
          ((float)((long)j - clattn_ip(s, i0)) - CLATTN_CAT(convert_float, FL_LANES)(LANES));
 #endif
-#if BIAS || BMASK
-    float t[FL_LANES];
-    VSTORE(x, 0, t);
 #if BIAS
-    if (c->bsr == 0) {
-        const float bv = CLATTN_LOG2E * LOAD_BIAS(c->bias, s->bias + j);
-        for (int r = 0; r < FL_LANES; ++r)
-            t[r] += bv;
+    if (c->bsr == 0) { /* every row the same: one load */
+        x += (vec_t)(CLATTN_LOG2E * LOAD_BIAS(c->bias, s->bias + j));
     } else {
+        float t[FL_LANES];
         for (int r = 0; r < FL_LANES; ++r)
-            t[r] += CLATTN_LOG2E * LOAD_BIAS(c->bias, s->bias + min(i0 + r, last) * c->bsr + j);
+            t[r] = LOAD_BIAS(c->bias, s->bias + min(i0 + r, last) * c->bsr + j);
+        x += CLATTN_LOG2E * CLATTN_CAT(vload, FL_LANES)(0, t);
     }
 #endif
 #if BMASK
-    for (int r = 0; r < FL_LANES; ++r)
-        if (!c->bmask[s->bmask + min(i0 + r, last) * c->msr + j])
-            t[r] = -INFINITY;
-#endif
-    x = CLATTN_CAT(vload, FL_LANES)(0, t);
+    if (c->msr == 0) {
+        if (!c->bmask[s->bmask + j])
+            x = (vec_t)(-INFINITY);
+    } else {
+        int t[FL_LANES];
+        for (int r = 0; r < FL_LANES; ++r)
+            t[r] = c->bmask[s->bmask + min(i0 + r, last) * c->msr + j] ? 0 : -1;
+        x = select(x, (vec_t)(-INFINITY), CLATTN_CAT(vload, FL_LANES)(0, t));
+    }
 #endif
     return x;
 }
@@ -138,35 +139,23 @@ FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, i
 }
 
 /* P*V of the tile: FL_DB value dimensions at a time, their accumulators in
- * registers while the keys stream past. With `guarded`, a product is kept
- * only in lanes whose probability is not zero (a hidden key, an
- * underflow), so such a key adds nothing, not even a NaN from V. */
+ * registers while the keys stream past. With `guarded` (some probability
+ * is zero: a hidden key, an underflow), a key that no lane sees is skipped
+ * and a key that some lanes do not see adds its product only in the lanes
+ * that do (a select), so such a key adds nothing, not even a NaN from V.
+ * Peaked scores (steep ALiBi slopes, padding masks) make whole keys zero,
+ * which then cost nothing. */
 FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int hi,
                      const vec_t p[FL_KEYS], bool guarded, vec_t acc[HEAD_DIM_V])
 {
     long vr[FL_KEYS];
     ivec_t keep[FL_KEYS];
+    int kind[FL_KEYS]; /* 0: no lane sees the key; 1: every lane; 2: some */
 #pragma unroll
     for (int t = 0; t < FL_KEYS; ++t) {
         vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
         keep[t] = p[t] != (vec_t)(0.0f);
-    }
-    if (!guarded) {
-        for (int d0 = 0; d0 < HEAD_DIM_V; d0 += FL_DB) {
-            vec_t a[FL_DB];
-#pragma unroll
-            for (int u = 0; u < FL_DB; ++u)
-                a[u] = acc[d0 + u];
-#pragma unroll
-            for (int t = 0; t < FL_KEYS; ++t)
-#pragma unroll
-                for (int u = 0; u < FL_DB; ++u)
-                    a[u] = fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]);
-#pragma unroll
-            for (int u = 0; u < FL_DB; ++u)
-                acc[d0 + u] = a[u];
-        }
-        return;
+        kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;
     }
     for (int d0 = 0; d0 < HEAD_DIM_V; d0 += FL_DB) {
         vec_t a[FL_DB];
@@ -174,10 +163,18 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
         for (int u = 0; u < FL_DB; ++u)
             a[u] = acc[d0 + u];
 #pragma unroll
-        for (int t = 0; t < FL_KEYS; ++t)
+        for (int t = 0; t < FL_KEYS; ++t) {
+            if (kind[t] == 1) {
 #pragma unroll
-            for (int u = 0; u < FL_DB; ++u)
-                a[u] = select(a[u], fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]), keep[t]);
+                for (int u = 0; u < FL_DB; ++u)
+                    a[u] = fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]);
+            } else if (kind[t] == 2) {
+#pragma unroll
+                for (int u = 0; u < FL_DB; ++u)
+                    a[u] = select(a[u], fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]),
+                                  keep[t]);
+            }
+        }
 #pragma unroll
         for (int u = 0; u < FL_DB; ++u)
             acc[d0 + u] = a[u];
