@@ -531,7 +531,7 @@ clattn_status t_run_host(clattn_context *ctx, t_tensors *t)
 
 /* From the largest errors the suite measured on PoCL (RELIABILITY.md,
  * "Tolerances"): every kernel computes in fp32, so the error before the
- * final store is the same for all storage types, at most 2.1e-6 of the
+ * final store is the same for all storage types, at most 2.3e-6 of the
  * output's scale (7.3e-7 with the default scale); the store then rounds to
  * nearest, at most 0.5 ulp of a 16-bit type. Hence k = 0.5 for fp16 and
  * bf16 (a truncating store, up to 1 ulp, fails) and atol = 5e-6 for all.
