@@ -439,6 +439,30 @@ inline float clattn_row_lse2(const clattn_seq *s, float m, float l)
     return (m + log2(l)) * CLATTN_LN2;
 }
 
+/* Writes a finished row i of (b, query head h) from its unnormalised
+ * accumulators out[HEAD_DIM_V] and log2-unit state (m, l): O and the LSE,
+ * or with SPLIT_KV the partition's partials for the combine. */
+inline void clattn_store_row(const clattn_call *c, const clattn_seq *s, int b, int h, int i,
+                             int split, int nsplit, const float *out, float m, float l,
+                             global store_t *o, global float *lse, global float *part_o,
+                             global float *part_ml)
+{
+#if SPLIT_KV
+    const long prow = (((long)b * c->heads + h) * nsplit + split) * c->seq_q + i;
+    for (int d = 0; d < HEAD_DIM_V; ++d)
+        part_o[prow * HEAD_DIM_V + d] = out[d];
+    part_ml[2 * prow] = m;
+    part_ml[2 * prow + 1] = l;
+#else
+    const float inv = clattn_row_inv(l);
+    const long ooff = s->o + (long)i * c->oss;
+    for (int d = 0; d < HEAD_DIM_V; ++d)
+        STORE(o, ooff + d, out[d] * inv);
+    if (c->has_lse)
+        lse[s->lse + i] = clattn_row_lse2(s, m, l);
+#endif
+}
+
 /* Keys [*lo, *hi) of split-KV partition `split`, intersected with the given
  * bounds. */
 inline void clattn_split_range(int split, int keys_per_split, int seq_kv, int *lo, int *hi)

@@ -53,6 +53,8 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
     const int split = get_group_id(2), nsplit = get_num_groups(2);
     clattn_split_range(split, keys_per_split, seq_kv, &lo, &hi);
     clattn_split_range(split, keys_per_split, seq_kv, &my_lo, &my_hi);
+#else
+    const int split = 0, nsplit = 1;
 #endif
 
     const int ir = row_ok ? i : 0; /* rows past the end read row 0, unstored */
@@ -113,20 +115,6 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
         }
     }
 
-    if (!row_ok)
-        return;
-#if SPLIT_KV
-    const long prow = ((long)bh * nsplit + split) * seq_q + i;
-    for (int d = 0; d < HEAD_DIM_V; ++d)
-        part_o[prow * HEAD_DIM_V + d] = acc[d];
-    part_ml[2 * prow] = m;
-    part_ml[2 * prow + 1] = l;
-#else
-    const float inv = clattn_row_inv(l);
-    const long ooff = s->o + (long)i * oss;
-    for (int d = 0; d < HEAD_DIM_V; ++d)
-        STORE(o, ooff + d, acc[d] * inv);
-    if (has_lse)
-        lse[s->lse + i] = clattn_row_lse2(s, m, l);
-#endif
+    if (row_ok)
+        clattn_store_row(c, s, b, h, i, split, nsplit, acc, m, l, o, lse, part_o, part_ml);
 }

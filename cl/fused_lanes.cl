@@ -205,7 +205,9 @@ kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_la
     }
     int lo = rlo_a[0], hi = rhi_a[FL_LANES - 1];
     int all_lo = rlo_a[FL_LANES - 1], all_hi = rhi_a[0];
-#if SPLIT_KV
+#if !SPLIT_KV
+    const int split = 0, nsplit = 1;
+#else
     const int split = get_group_id(2), nsplit = get_num_groups(2);
     clattn_split_range(split, keys_per_split, seq_kv, &lo, &hi);
     clattn_split_range(split, keys_per_split, seq_kv, &all_lo, &all_hi);
@@ -295,19 +297,8 @@ kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_la
             VSTORE(acc[d], 0, t);
             out[d] = t[r];
         }
-#if SPLIT_KV
-        const long prow = (((long)b * heads + h) * nsplit + split) * seq_q + i;
-        for (int d = 0; d < HEAD_DIM_V; ++d)
-            part_o[prow * HEAD_DIM_V + d] = out[d];
-        part_ml[2 * prow] = la[r] == 0.0f ? -INFINITY : ma[r];
-        part_ml[2 * prow + 1] = la[r];
-#else
-        const float inv = clattn_row_inv(la[r]);
-        const long ooff = s.o + (long)i * oss;
-        for (int d = 0; d < HEAD_DIM_V; ++d)
-            STORE(o, ooff + d, out[d] * inv);
-        if (has_lse)
-            lse[s.lse + i] = clattn_row_lse2(&s, ma[r], la[r]);
-#endif
+        /* A partition that saw nothing says so with m = -inf. */
+        clattn_store_row(c, &s, b, h, i, split, nsplit, out, la[r] == 0.0f ? -INFINITY : ma[r],
+                         la[r], o, lse, part_o, part_ml);
     }
 }

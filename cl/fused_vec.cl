@@ -303,30 +303,6 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
     }
 }
 
-/* Writes a finished row: O and LSE, or its split-KV partials. */
-FV_STEP void write_row(const clattn_call *c, const clattn_seq *rs, int i, int bh, int split,
-                      int nsplit, const vec_t acc[DV_VECS], float m, float l, global store_t *o,
-                      global float *lse, global float *part_o, global float *part_ml)
-{
-    float out[DV_PAD];
-    for (int cc = 0; cc < DV_VECS; ++cc)
-        VSTORE(acc[cc], cc, out);
-#if SPLIT_KV
-    const long prow = ((long)bh * nsplit + split) * c->seq_q + i;
-    for (int d = 0; d < HEAD_DIM_V; ++d)
-        part_o[prow * HEAD_DIM_V + d] = out[d];
-    part_ml[2 * prow] = m;
-    part_ml[2 * prow + 1] = l;
-#else
-    const float inv = clattn_row_inv(l);
-    const long ooff = rs->o + (long)i * c->oss;
-    for (int d = 0; d < HEAD_DIM_V; ++d)
-        STORE(o, ooff + d, out[d] * inv);
-    if (c->has_lse)
-        lse[rs->lse + i] = clattn_row_lse2(rs, m, l);
-#endif
-}
-
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
@@ -414,7 +390,11 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         pv_update(V_ARGS, n0, kind, pj, acc);
     }
 
-    for (int r = 0; r < FV_ROWS && row0 + r < nrows; ++r)
-        write_row(c, &rs[r], QROW(row0 + r), b * heads + QHEAD(row0 + r), split, nsplit, acc[r],
-                  m[r], l[r], o, lse, part_o, part_ml);
+    for (int r = 0; r < FV_ROWS && row0 + r < nrows; ++r) {
+        float out[DV_PAD];
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            VSTORE(acc[r][cc], cc, out);
+        clattn_store_row(c, &rs[r], b, QHEAD(row0 + r), QROW(row0 + r), split, nsplit, out, m[r],
+                         l[r], o, lse, part_o, part_ml);
+    }
 }

@@ -62,6 +62,12 @@ int tool_open_context_with(const tool_device *dev, clattn_options *opts, clattn_
 /* "P:D: NAME (PLATFORM)" of the context's device into buf. */
 void tool_context_device(clattn_context *ctx, char *buf, size_t size);
 
+/* The same three parts separately ("?" for any that cannot be read). */
+typedef struct tool_device_names {
+    char where[32], name[256], platform[256];
+} tool_device_names;
+void tool_context_device_parts(clattn_context *ctx, tool_device_names *out);
+
 /* ---- tool_util.c --------------------------------------------------------- */
 
 /* A monotonic clock in seconds. */

@@ -109,21 +109,30 @@ int tool_open_context(const tool_device *dev, clattn_context **out)
     return tool_open_context_with(dev, &opts, out);
 }
 
-void tool_context_device(clattn_context *ctx, char *buf, size_t size)
+void tool_context_device_parts(clattn_context *ctx, tool_device_names *out)
 {
     cl_device_id device = NULL;
     cl_platform_id platform = NULL;
-    char name[256] = "?", platform_name[256] = "?", where[32] = "?";
     int p, d;
+    snprintf(out->where, sizeof out->where, "?");
+    snprintf(out->name, sizeof out->name, "?");
+    snprintf(out->platform, sizeof out->platform, "?");
     if (clattn_context_get_cl(ctx, NULL, NULL, &device) == CLATTN_OK && device) {
-        tool_device_string(device, CL_DEVICE_NAME, name, sizeof name);
+        tool_device_string(device, CL_DEVICE_NAME, out->name, sizeof out->name);
         if (clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL) ==
             CL_SUCCESS)
-            tool_platform_string(platform, CL_PLATFORM_NAME, platform_name,
-                                 sizeof platform_name);
-        if (tool_device_index(device, &p, &d)) snprintf(where, sizeof where, "%d:%d", p, d);
+            tool_platform_string(platform, CL_PLATFORM_NAME, out->platform,
+                                 sizeof out->platform);
+        if (tool_device_index(device, &p, &d))
+            snprintf(out->where, sizeof out->where, "%d:%d", p, d);
     }
-    snprintf(buf, size, "%s: %s (%s)", where, name, platform_name);
+}
+
+void tool_context_device(clattn_context *ctx, char *buf, size_t size)
+{
+    tool_device_names n;
+    tool_context_device_parts(ctx, &n);
+    snprintf(buf, size, "%s: %s (%s)", n.where, n.name, n.platform);
 }
 
 int tool_open_context_with(const tool_device *dev, clattn_options *opts_in,

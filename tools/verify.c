@@ -227,18 +227,9 @@ static void record(vrun *run, const vcase *c)
 
 static void print_header(const vrun *run, clattn_context *ctx, int quick)
 {
-    cl_device_id device = NULL;
-    char name[256] = "?", platform_name[256] = "?", where[32] = "?";
-    cl_platform_id platform = NULL;
-    int p, d;
-    if (clattn_context_get_cl(ctx, NULL, NULL, &device) == CLATTN_OK && device) {
-        tool_device_string(device, CL_DEVICE_NAME, name, sizeof name);
-        if (clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL) ==
-            CL_SUCCESS)
-            tool_platform_string(platform, CL_PLATFORM_NAME, platform_name,
-                                 sizeof platform_name);
-        if (tool_device_index(device, &p, &d)) snprintf(where, sizeof where, "%d:%d", p, d);
-    }
+    tool_device_names n;
+    tool_context_device_parts(ctx, &n);
+    const char *where = n.where, *name = n.name, *platform_name = n.platform;
     if (run->json) {
         fputs("{\n  \"clattn_version\": ", stdout);
         json_string(clattn_version());
