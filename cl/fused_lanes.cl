@@ -126,11 +126,20 @@ FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, i
             kr[t] = koff + (long)min(n0 + kb + t, hi - 1) * kss;
             a[t] = (vec_t)(0.0f);
         }
-        for (int d = 0; d < HEAD_DIM; ++d) {
+        /* One pointer walks the head dimension, the keys at fixed offsets
+         * from it: with an index per key, LLVM batched the index adds into a
+         * vector and extracted each address again (read in the haswell and
+         * skylake-avx512 code, BENCHMARKS.md). */
+        long ko[FL_KB];
+#pragma unroll
+        for (int t = 0; t < FL_KB; ++t)
+            ko[t] = kr[t] - kr[0];
+        global const store_t *kd = k + kr[0];
+        for (int d = 0; d < HEAD_DIM; ++d, ++kd) {
             const vec_t qd = qt[d];
 #pragma unroll
             for (int t = 0; t < FL_KB; ++t)
-                a[t] = fma(qd, (vec_t)(LOAD(k, kr[t] + d)), a[t]);
+                a[t] = fma(qd, (vec_t)(LOAD(kd, ko[t])), a[t]);
         }
 #pragma unroll
         for (int t = 0; t < FL_KB; ++t)
@@ -156,6 +165,27 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
         vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
         keep[t] = p[t] != (vec_t)(0.0f);
         kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;
+    }
+    if (!guarded && n0 + FL_KEYS <= hi) {
+        /* The usual tile: every key in range and seen by every lane, so a
+         * straight line with one V pointer stepping from key to key (the
+         * per-key offsets and kinds otherwise come back from the stack). */
+        for (int d0 = 0; d0 < HEAD_DIM_V; d0 += FL_DB) {
+            vec_t a[FL_DB];
+#pragma unroll
+            for (int u = 0; u < FL_DB; ++u)
+                a[u] = acc[d0 + u];
+            global const store_t *vp = v + voff + (long)n0 * vss + d0;
+#pragma unroll
+            for (int t = 0; t < FL_KEYS; ++t, vp += vss)
+#pragma unroll
+                for (int u = 0; u < FL_DB; ++u)
+                    a[u] = fma(p[t], (vec_t)(LOAD(vp, u)), a[u]);
+#pragma unroll
+            for (int u = 0; u < FL_DB; ++u)
+                acc[d0 + u] = a[u];
+        }
+        return;
     }
     for (int d0 = 0; d0 < HEAD_DIM_V; d0 += FL_DB) {
         vec_t a[FL_DB];
