@@ -215,8 +215,10 @@ int test_corrupt_binary(int argc, char **argv)
     ct_forward_ok(ctx, &p, "priming (three-stage)");
     clattn_context_destroy(ctx);
     CHECK(log.warnings == 0, "warnings while priming:\n%s", log.text);
-    /* The fused kernel is the vector one on CPUs, the row one elsewhere. */
-    if ((!find_bin(root, "attn_fwd_fused_vec", NULL, &f) &&
+    /* The fused kernel is the rows-in-lanes or the vector one on CPUs, the
+     * row one elsewhere. */
+    if ((!find_bin(root, "attn_fwd_fused_lanes", NULL, &f) &&
+         !find_bin(root, "attn_fwd_fused_vec", NULL, &f) &&
          !find_bin(root, "attn_fwd_fused", NULL, &f)) ||
         !find_bin(root, "", f.path, &other)) {
         CHECK(0, "the priming forwards did not leave a fused and another binary in %s/programs",
