@@ -108,6 +108,11 @@ static clattn_status check_mask(struct clattn_context *ctx, const char *name,
     if (st->batch < 0 || st->head < 0 || st->row < 0)
         return BAD("%s.strides: negative stride (batch %lld, head %lld, row %lld)", name,
                    (long long)st->batch, (long long)st->head, (long long)st->row);
+    /* clattn.h states it for every seq_q: check_layout skips a row
+     * dimension of extent 1, so seq_q == 1 would let it through. */
+    if (st->row != 0 && st->row < p->seq_kv)
+        return BAD("%s.strides.row %lld is below seq_kv (%d): a row holds all its keys", name,
+                   (long long)st->row, p->seq_kv);
     const int64_t n[4] = {p->seq_kv, p->seq_q, p->heads, p->batch};
     const int64_t sd[4] = {1, st->row, st->head, st->batch};
     const char *const dn[4] = {"key", "row", "head", "batch"};
@@ -295,9 +300,11 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     /* Byte sizes must fit too (clattn.h's limit is in bytes: 16-bit
      * tensors may have twice the elements of fp32 ones). */
     const int64_t lim = INT64_MAX / (int64_t)out->elem_size, lim32 = INT64_MAX / 4;
+    const int64_t lim_bias = INT64_MAX / (p.bias.dtype == CLATTN_F32 ? 4 : 2);
+    /* bmask_extent is bytes already (uint8), within int64 by check_layout */
     if (out->q_extent > lim || out->k_extent > lim || out->v_extent > lim ||
         out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32 ||
-        out->bias_extent > lim32 || out->bmask_extent > lim32)
+        out->bias_extent > lim_bias)
         return BAD("a tensor's size in bytes overflows 64 bits");
     return CLATTN_OK;
 }
