@@ -1,7 +1,11 @@
 /*
  * Descriptor fuzzing: random clattn_problem descriptors and buffer sets, valid
  * and invalid, through clattn_forward, clattn_forward_host and
- * clattn_attention_weights_host.
+ * clattn_attention_weights_host. The draws include every field of 1.0:
+ * softcap, sinks, ALiBi, the typed bias and the boolean mask (their layouts
+ * with broadcast, padded and static-cache strides), kv_start, chunk_size,
+ * varlen (cu_seqlens, token counts, [tokens][heads][dim] views), head dims up
+ * to 512 and 576, and the reserved blocks; and their buffers, given or not.
  *
  * Whether a draw is valid is decided here by a model written from the rules
  * in clattn.h (never by asking the library), so the model and the library's
@@ -10,9 +14,12 @@
  *            the model found wrong, no event handed back, and every byte of
  *            every buffer (outputs, their guards, inputs) as it was.
  *   valid:   the run matches ref_attention within the dtype's tolerance, and
- *            nothing outside O's view and LSE changed.
- * Quick by default; CLATTN_LONG=1 draws ten times more; CLATTN_FUZZ_SEED
- * picks another seed (the seed is printed).
+ *            nothing outside O's view and LSE changed. A mutated problem the
+ *            model finds valid must pass the library's problem checks too.
+ * Quick by default; CLATTN_LONG=1 draws ten times more, with any feature
+ * set, head dims and dtypes on the valid side; CLATTN_FUZZ_SEED picks
+ * another seed (the seed is printed), and CLATTN_FUZZ_SEED=seed:n runs draw
+ * n of that seed alone.
  */
 #include <ctype.h>
 #include <float.h>
@@ -33,10 +40,27 @@ static int long_run(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
-static uint64_t fuzz_seed(uint64_t dflt)
+/* CLATTN_FUZZ_SEED=seed picks another seed; seed:n runs draw n alone (each
+ * draw has a stream of its own, so a failing draw reruns by itself). */
+static uint64_t fuzz_seed(uint64_t dflt, long *only)
 {
     const char *e = getenv("CLATTN_FUZZ_SEED");
-    return e && *e ? strtoull(e, NULL, 0) : dflt;
+    *only = -1;
+    if (!e || !*e)
+        return dflt;
+    char *end = NULL;
+    uint64_t seed = strtoull(e, &end, 0);
+    if (end && *end == ':')
+        *only = strtol(end + 1, NULL, 0);
+    return seed;
+}
+
+/* The stream of draw n. */
+static void draw_rng(t_rng *r, uint64_t seed, long n)
+{
+    t_rng mix;
+    t_rng_seed(&mix, seed ^ ((uint64_t)n * 0xd1342543de82ef95ull));
+    t_rng_seed(r, t_rng_next(&mix));
 }
 
 /* ---- the validity model -------------------------------------------------- */
@@ -45,7 +69,7 @@ static uint64_t fuzz_seed(uint64_t dflt)
  * one of the '|'-separated words. */
 typedef struct verdict {
     int valid;
-    char words[400];
+    char words[1024];
 } verdict;
 
 static void v_bad(verdict *v, const char *words)
@@ -59,37 +83,81 @@ static void v_bad(verdict *v, const char *words)
 typedef __int128 i128;
 #define I64MAX ((i128)INT64_MAX)
 
+/* The buffers of a call, in the order of clattn_buffers: the four tensors,
+ * the three optional ones of 0.1, then the inputs of the 1.0 features. */
+enum {
+    S_Q, S_K, S_V, S_O, S_MASK, S_KVL, S_LSE,
+    S_BIAS, S_BOOL, S_SINKS, S_ALIBI, S_KVS, S_CUQ, S_CUKV, S_N
+};
+static const char *const slot_name[S_N] = {
+    "q",    "k",         "v",     "o",            "mask",     "kv_lens",      "lse",
+    "bias", "bool_mask", "sinks", "alibi_slopes", "kv_start", "cu_seqlens_q", "cu_seqlens_kv"};
+/* clattn_buffers: a 1.0 input is given exactly when this problem field
+ * enables it. */
+static const char *const slot_flag[S_N] = {
+    [S_BIAS] = "bias",   [S_BOOL] = "bool_mask", [S_SINKS] = "sinks", [S_ALIBI] = "alibi",
+    [S_KVS] = "kv_start", [S_CUQ] = "varlen",    [S_CUKV] = "varlen"};
+
+static int is_feature_slot(int i) { return i >= S_BIAS; }
+
+/* Whether problem p enables the input of feature slot i. */
+static int declares(const clattn_problem *p, int i)
+{
+    switch (i) {
+    case S_BIAS: return p->bias.enabled != 0;
+    case S_BOOL: return p->bool_mask.enabled != 0;
+    case S_SINKS: return p->sinks != 0;
+    case S_ALIBI: return p->alibi != 0;
+    case S_KVS: return p->kv_start != 0;
+    default: return i >= S_CUQ && p->varlen != 0;
+    }
+}
+
+/* "name|field": the words a message about a feature input may use. */
+static const char *slot_words(int i, char *buf, size_t n)
+{
+    if (is_feature_slot(i))
+        snprintf(buf, n, "%s|%s", slot_name[i], slot_flag[i]);
+    else
+        snprintf(buf, n, "%s", slot_name[i]);
+    return buf;
+}
+
 /* The model's reading of a problem: defaults filled, extents in elements and
- * bytes (only meaningful when ok). */
+ * bytes (only meaningful when ok). Every input slot has a size, also those
+ * the problem does not enable (what it would need if it did), so a fault can
+ * hand over a buffer of the right size without its flag. */
 typedef struct mshape {
     int ok; /* the problem alone is valid */
     int B, H, Hk, Sq, Skv, D, Dv;
+    int varlen, Tq, Tkv; /* varlen: the token counts of q/o and k/v */
     size_t esz;
     clattn_strides st[4]; /* q, k, v, o after the packed default */
-    i128 bytes[7];        /* q, k, v, o, mask, kv_lens, lse */
+    i128 bytes[S_N];
 } mshape;
-
-enum { S_Q, S_K, S_V, S_O, S_MASK, S_KVL, S_LSE, S_N };
-static const char *const slot_name[S_N] = {"q", "k", "v", "o", "mask", "kv_lens", "lse"};
 
 /* clattn.h: "Views may not overlap themselves". The library enforces it as
  * a nest: taken by increasing stride, each dimension of extent > 1 steps
  * past every offset the smaller-stride dimensions reach. This checks that
- * form directly, dimension by dimension (a tie or a zero stride fails). */
-static int view_nested(const int64_t n[4], const int64_t s[4])
+ * form directly, dimension by dimension (a tie or a zero stride fails).
+ * With broadcast (clattn_mask_strides), zero strides are left out: they read
+ * the same elements again. */
+static int layout_nested(const int64_t n[4], const int64_t s[4], int broadcast)
 {
     for (int y = 0; y < 4; y++) {
-        if (n[y] <= 1)
+        if (n[y] <= 1 || (broadcast && s[y] == 0))
             continue;
         i128 below = 0;
         for (int z = 0; z < 4; z++)
-            if (z != y && n[z] > 1 && s[z] <= s[y])
+            if (z != y && n[z] > 1 && !(broadcast && s[z] == 0) && s[z] <= s[y])
                 below += (i128)(n[z] - 1) * s[z];
         if (!((i128)s[y] > below))
             return 0;
     }
     return 1;
 }
+
+static int view_nested(const int64_t n[4], const int64_t s[4]) { return layout_nested(n, s, 0); }
 
 /* Whether no two elements of a small view share an offset, by enumeration;
  * -1 when the view is too large to enumerate. */
@@ -100,7 +168,7 @@ static int view_injective(const int64_t n[4], const int64_t s[4])
         ext += (i128)(n[d] - 1) * s[d];
         count *= n[d];
     }
-    if (ext > 4096 || count > 4096)
+    if (ext > 4096 || count > 4096 || ext < 1 || count < 1)
         return -1;
     unsigned char seen[4096];
     memset(seen, 0, (size_t)ext);
@@ -117,6 +185,86 @@ static int view_injective(const int64_t n[4], const int64_t s[4])
 }
 
 static int interleaved_views; /* injective views the nesting rule refuses */
+
+/* clattn_mask_layout and clattn_mask_strides: a disabled mask has dtype and
+ * strides 0; an enabled one has a bias dtype (bool_mask: 0), non-negative
+ * strides, a non-zero row stride of at least seq_kv, non-zero strides that
+ * do not overlap, and a size in bytes within int64. Its bytes (as enabled,
+ * when disabled) go to *bytes. */
+static void model_mask(const clattn_problem *p, const clattn_mask_layout *l, const char *name,
+                       int is_bool, verdict *v, i128 *bytes)
+{
+    char w[160];
+    snprintf(w, sizeof w, "%s", name);
+    *bytes = (i128)p->seq_kv * (is_bool ? 1 : 4);
+    if (l->enabled != 0 && l->enabled != 1) {
+        v_bad(v, w);
+        return;
+    }
+    if (!l->enabled) {
+        if (l->dtype != 0 || l->strides.batch || l->strides.head || l->strides.row)
+            v_bad(v, w);
+        return;
+    }
+    const int dtype_ok = is_bool ? l->dtype == 0
+                                 : (l->dtype == CLATTN_F32 || l->dtype == CLATTN_F16 ||
+                                    l->dtype == CLATTN_BF16);
+    if (!dtype_ok) {
+        v_bad(v, w);
+        return;
+    }
+    const clattn_mask_strides *s = &l->strides;
+    if (s->batch < 0 || s->head < 0 || s->row < 0) {
+        v_bad(v, w);
+        return;
+    }
+    const int64_t n[4] = {p->seq_kv, p->seq_q, p->heads, p->batch};
+    const int64_t st[4] = {1, s->row, s->head, s->batch};
+    if (!layout_nested(n, st, 1))
+        v_bad(v, w);
+    /* clattn.h states this one without exceptions (also for seq_q == 1) */
+    if (s->row != 0 && s->row < p->seq_kv)
+        v_bad(v, w);
+    i128 ext = 1;
+    for (int d = 0; d < 4; d++)
+        ext += (i128)(n[d] - 1) * st[d];
+    *bytes = ext * (is_bool ? 1 : (l->dtype == CLATTN_F32 ? 4 : 2));
+    if (*bytes > I64MAX) {
+        snprintf(w, sizeof w, "%s|size|bytes|overflow|overflows", name);
+        v_bad(v, w);
+    }
+}
+
+/* The 1.0 scalar fields: reserved block, softcap, the on/off flags,
+ * chunk_size and the varlen totals. */
+static void model_features(const clattn_problem *p, verdict *v)
+{
+    for (size_t i = 0; i < sizeof p->reserved / sizeof p->reserved[0]; i++)
+        if (p->reserved[i] != 0) {
+            v_bad(v, "reserved");
+            break;
+        }
+    if (!isfinite(p->softcap) || p->softcap < 0.0f)
+        v_bad(v, "softcap");
+    const struct {
+        const char *name;
+        int value;
+    } flags[4] = {{"sinks", p->sinks}, {"alibi", p->alibi}, {"kv_start", p->kv_start},
+                  {"varlen", p->varlen}};
+    for (int i = 0; i < 4; i++)
+        if (flags[i].value != 0 && flags[i].value != 1)
+            v_bad(v, flags[i].name);
+    if (p->chunk_size < 0)
+        v_bad(v, "chunk_size");
+    if (p->varlen == 0 && (p->total_q != 0 || p->total_kv != 0))
+        v_bad(v, "total_q|total_kv|varlen");
+    if (p->varlen == 1) {
+        if (p->total_q <= 0 || p->total_kv <= 0)
+            v_bad(v, "total_q|total_kv|varlen");
+        if (p->kv_start != 0)
+            v_bad(v, "kv_start|varlen");
+    }
+}
 
 static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
 {
@@ -156,33 +304,47 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
     int mstr_ok = p->mask_batch_stride >= 0 && p->mask_head_stride >= 0;
     if (!mstr_ok)
         v_bad(v, "mask_batch_stride|mask_head_stride|mask");
+    model_features(p, v);
     if (!sizes_ok || !dtype_ok)
+        return;
+    if ((i128)p->batch * p->heads >= ((i128)1 << 31))
+        v_bad(v, "batch|heads");
+    /* the views of a varlen problem are laid out by token counts */
+    const int vl = p->varlen == 1;
+    if (vl && (p->total_q <= 0 || p->total_kv <= 0))
         return;
     m->B = p->batch, m->H = p->heads, m->Hk = p->kv_heads ? p->kv_heads : p->heads;
     m->Sq = p->seq_q, m->Skv = p->seq_kv, m->D = p->head_dim;
     m->Dv = p->head_dim_v ? p->head_dim_v : p->head_dim;
+    m->varlen = vl, m->Tq = p->total_q, m->Tkv = p->total_kv;
     m->esz = p->dtype == CLATTN_F32 ? 4 : 2;
-    if ((i128)m->B * m->H >= ((i128)1 << 31))
-        v_bad(v, "batch|heads");
 
     const clattn_strides *given[4] = {&p->q_strides, &p->k_strides, &p->v_strides,
                                       &p->o_strides};
-    const int64_t dims[4][3] = {{m->H, m->Sq, m->D},
-                                {m->Hk, m->Skv, m->D},
-                                {m->Hk, m->Skv, m->Dv},
-                                {m->H, m->Sq, m->Dv}};
+    const int64_t tq = vl ? m->Tq : m->Sq, tkv = vl ? m->Tkv : m->Skv;
+    const int64_t dims[4][3] = {{m->H, tq, m->D},
+                                {m->Hk, tkv, m->D},
+                                {m->Hk, tkv, m->Dv},
+                                {m->H, tq, m->Dv}};
     for (int t = 0; t < 4; t++) {
         const clattn_strides *g = given[t];
         char words[64];
         snprintf(words, sizeof words, "%s_strides|%s", slot_name[t], slot_name[t]);
-        int64_t n[4] = {m->B, dims[t][0], dims[t][1], dims[t][2]};
+        /* varlen: [total][heads][dim], one "batch" whose stride must be 0 */
+        int64_t n[4] = {vl ? 1 : m->B, dims[t][0], dims[t][1], dims[t][2]};
         i128 s[4];
         if (g->batch == 0 && g->head == 0 && g->seq == 0) {
             s[3] = 1;
-            s[2] = n[3];
-            s[1] = s[2] * n[2];
-            s[0] = s[1] * n[1];
-            if (s[0] > I64MAX) {
+            if (vl) {
+                s[1] = n[3];
+                s[2] = (i128)n[1] * n[3];
+                s[0] = 0;
+            } else {
+                s[2] = n[3];
+                s[1] = s[2] * n[2];
+                s[0] = s[1] * n[1];
+            }
+            if (s[0] > I64MAX || s[2] > I64MAX) {
                 v_bad(v, words);
                 continue;
             }
@@ -191,6 +353,11 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
             if (g->batch < 0 || g->head < 0 || g->seq < 0) {
                 v_bad(v, words);
                 continue;
+            }
+            if (vl && g->batch != 0) {
+                char w2[96];
+                snprintf(w2, sizeof w2, "%s|varlen", words);
+                v_bad(v, w2);
             }
         }
         m->st[t].batch = (int64_t)s[0], m->st[t].head = (int64_t)s[1];
@@ -217,8 +384,15 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
         if (me * 4 > I64MAX)
             v_bad(v, "mask|size|bytes|overflow|overflows");
     }
+    model_mask(p, &p->bias, "bias", 0, v, &m->bytes[S_BIAS]);
+    model_mask(p, &p->bool_mask, "bool_mask", 1, v, &m->bytes[S_BOOL]);
     m->bytes[S_KVL] = (i128)m->B * 4;
-    m->bytes[S_LSE] = (i128)m->B * m->H * m->Sq * 4;
+    m->bytes[S_LSE] = (vl ? (i128)m->H * m->Tq : (i128)m->B * m->H * m->Sq) * 4;
+    if (m->bytes[S_LSE] > I64MAX) /* heads * total_q with varlen */
+        v_bad(v, "lse|size|bytes|overflow|overflows");
+    m->bytes[S_SINKS] = m->bytes[S_ALIBI] = (i128)m->H * 4;
+    m->bytes[S_KVS] = (i128)m->B * 4;
+    m->bytes[S_CUQ] = m->bytes[S_CUKV] = ((i128)m->B + 1) * 4;
     m->ok = v->valid;
 }
 
@@ -281,14 +455,165 @@ static clattn_strides draw_strides(t_rng *r, int n0, int n1, int n2, int n3)
     return s;
 }
 
-/* A small valid problem; dims from dimset (few head dims keep the number of
- * kernel builds small). */
-static void draw_valid(t_rng *r, clattn_problem *p, int small_dims)
+/* Strides of a varlen view [total][n1][n3] (batch stride 0): packed, token
+ * major or head major, with padding. max_tokens bounds the token count the
+ * harness may draw, so a head-major layout holds any of them. */
+static clattn_strides draw_varlen_strides(t_rng *r, int n1, int max_tokens, int n3)
+{
+    clattn_strides s = {0, 0, 0};
+    const int pad_a = chance(r, 0.5) ? t_rng_int(r, 0, 5) : 0, pad_b = t_rng_int(r, 0, 5);
+    switch (pick(r, 3)) {
+    case 0: break;
+    case 1: /* [token][head][dim], FlashAttention's layout, with gaps */
+        s.head = n3 + pad_a;
+        s.seq = (int64_t)n1 * s.head + pad_b;
+        break;
+    default: /* [head][token][dim] */
+        s.seq = n3 + pad_a;
+        s.head = (int64_t)max_tokens * s.seq + pad_b;
+        break;
+    }
+    return s;
+}
+
+/* A valid clattn_mask_layout for p: each of the row, head and batch
+ * dimensions broadcast (stride 0) or nested in a random order with padding
+ * (a row stride above seq_kv is a mask sized for a static cache); a
+ * dimension of extent 1 that is not broadcast may have any stride its rule
+ * allows. */
+static void draw_mask_layout(t_rng *r, const clattn_problem *p, clattn_mask_layout *l,
+                             int is_bool)
+{
+    memset(l, 0, sizeof *l);
+    l->enabled = 1;
+    l->dtype = is_bool ? CLATTN_F32 : (clattn_dtype)pick(r, 3);
+    const int64_t n[3] = {p->seq_q, p->heads, p->batch}; /* row, head, batch */
+    int64_t st[3] = {0, 0, 0};
+    int live[3], nl = 0;
+    for (int d = 0; d < 3; d++)
+        if (!chance(r, 0.35))
+            live[nl++] = d;
+    for (int i = nl - 1; i > 0; i--) {
+        int j = pick(r, i + 1), t = live[i];
+        live[i] = live[j];
+        live[j] = t;
+    }
+    int64_t span = p->seq_kv;
+    for (int i = 0; i < nl; i++) {
+        const int d = live[i];
+        const int pad = chance(r, 0.5) ? t_rng_int(r, 0, d == 0 ? 27 : 9) : 0;
+        st[d] = span + pad;
+        span = st[d] * n[d];
+    }
+    for (int i = 0; i < nl; i++) {
+        const int d = live[i];
+        if (n[d] == 1 && chance(r, 0.3)) /* never steps; a row stride stays >= seq_kv */
+            st[d] = (d == 0 ? p->seq_kv : 1) + (int64_t)t_rng_int(r, 0, 1000);
+    }
+    l->strides.row = st[0], l->strides.head = st[1], l->strides.batch = st[2];
+}
+
+/* The kernel switches of the 1.0 features: each a -D of cl/common.h, so
+ * each set of them is a kernel build of its own (per dtype, head dims and
+ * tile configuration). */
+enum {
+    FT_SOFTCAP = 1, FT_SINKS = 2, FT_ALIBI = 4, FT_BIAS = 8, FT_BOOL = 16,
+    FT_KV_START = 32, FT_CHUNK = 64, FT_VARLEN = 128, FT_BITS = 8
+};
+
+/* The quick run's feature draws: a few feature sets, each with one storage
+ * and bias type, covering every feature and the combinations issue 10
+ * names; the fields that are no kernel switch (causal, window, GQA,
+ * strides, broadcasts, kv_lens, scale, the softcap and chunk values, the
+ * sequence lengths of varlen) are drawn freely on top. Their kernels are
+ * built once and then come from the suite's program cache. */
+typedef struct quick_set {
+    unsigned features;
+    clattn_dtype dtype, bias_dtype;
+    int mask; /* the fp32 mask of 0.1 on every draw (the BIAS switch, fp32) */
+} quick_set;
+
+static const quick_set k_quick_sets[] = {
+    /* softcap + causal + left padding; sinks + window + GQA; chunks from kv_start */
+    {FT_SOFTCAP | FT_SINKS | FT_KV_START | FT_CHUNK | FT_BIAS, CLATTN_F32, CLATTN_F32, 0},
+    /* varlen + causal + ALiBi; boolean + additive masks, broadcast strides */
+    {FT_VARLEN | FT_ALIBI | FT_BIAS | FT_BOOL, CLATTN_F16, CLATTN_BF16, 0},
+    /* every score step, with the fp32 mask beside a boolean one */
+    {FT_SOFTCAP | FT_SINKS | FT_ALIBI | FT_BOOL | FT_KV_START | FT_CHUNK, CLATTN_BF16,
+     CLATTN_F32, 1},
+    /* varlen with everything it combines with */
+    {FT_VARLEN | FT_SOFTCAP | FT_SINKS | FT_ALIBI | FT_BIAS | FT_BOOL | FT_CHUNK, CLATTN_F32,
+     CLATTN_F16, 0},
+};
+#define N_QUICK_SETS ((int)(sizeof k_quick_sets / sizeof k_quick_sets[0]))
+
+/* How draw_valid draws: a base for the invalid draws (odd small head dims,
+ * any feature set: nothing is compiled), or a problem that runs. */
+enum { DRAW_BASE, DRAW_QUICK, DRAW_LONG };
+
+/* The legacy mask a drawn problem wants: free, never, or always. */
+enum { MASK_FREE, MASK_NEVER, MASK_ALWAYS };
+
+static unsigned draw_feature_set(t_rng *r, int mode)
+{
+    unsigned f = 0;
+    if (chance(r, mode == DRAW_LONG ? 0.6 : 0.7))
+        for (int b = 0; b < FT_BITS; b++)
+            if (chance(r, 0.3))
+                f |= 1u << b;
+    if ((f & FT_VARLEN) && (f & FT_KV_START)) /* clattn.h: they exclude each other */
+        f &= chance(r, 0.5) ? ~(unsigned)FT_VARLEN : ~(unsigned)FT_KV_START;
+    return f;
+}
+
+/* The feature fields of set f (their buffers are the caller's). Varlen's
+ * totals are the largest the sequences can have (the harness draws the
+ * real ones). Caps above 30 only in the long run and the invalid draws: the
+ * kernels' tanh (1 - 2 / (exp2(..) + 1)) has an absolute error near fp32
+ * rounding, which the cap multiplies back, so f32 results leave the suite's
+ * bound from a cap of about 80 (1e4: relative L2 4e-4). */
+static void apply_features(t_rng *r, clattn_problem *p, unsigned f, int mode)
+{
+    if (f & FT_SOFTCAP) {
+        static const float caps[] = {0.5f, 3.0f, 30.0f, 50.0f, 1e3f, 1e4f};
+        const int n = mode == DRAW_QUICK ? 3 : 6;
+        p->softcap = chance(r, 0.7) ? caps[pick(r, n)] : (float)t_rng_uniform(r, 0.05, 30.0);
+    }
+    p->sinks = (f & FT_SINKS) != 0;
+    p->alibi = (f & FT_ALIBI) != 0;
+    p->kv_start = (f & FT_KV_START) != 0;
+    if (f & FT_CHUNK) {
+        switch (pick(r, 4)) {
+        case 0: p->chunk_size = 1; break;
+        case 1: p->chunk_size = p->seq_kv + t_rng_int(r, 0, 7); break; /* one chunk */
+        default: p->chunk_size = t_rng_int(r, 2, 9); break;
+        }
+    }
+    if (f & FT_BIAS)
+        draw_mask_layout(r, p, &p->bias, 0);
+    if (f & FT_BOOL)
+        draw_mask_layout(r, p, &p->bool_mask, 1);
+    if (f & FT_VARLEN) {
+        p->varlen = 1;
+        p->total_q = p->batch * p->seq_q;
+        p->total_kv = p->batch * p->seq_kv;
+    }
+}
+
+/* A small valid problem. mode DRAW_BASE: head dims 1..20 (now and then the
+ * largest ones) and any features; otherwise few head dim pairs, since each
+ * pair costs every kernel configuration a build per dtype, and in the quick
+ * run the feature sets above on shapes whose tile configuration does not
+ * change: seq_q 8..24 (the rows-in-lanes fused kernel, full three-stage row
+ * blocks), seq_kv 33..48 (three QK key vectors), and for split-KV four
+ * heads over two KV heads. Returns the fp32 mask the problem wants. */
+static int draw_valid(t_rng *r, clattn_problem *p, int mode)
 {
     memset(p, 0, sizeof *p);
-    /* One head_dim pair in the quick run: each pair costs every kernel
-     * configuration a build per dtype. */
     static const int dims[][2] = {{8, 16}, {8, 0}, {16, 8}, {1, 3}, {64, 64}};
+    /* clattn.h's limits: head_dim 512 or 576 (MLA), head_dim_v 512 */
+    static const int big_dims[][2] = {{576, 512}, {512, 0}, {512, 1}, {3, 512}, {300, 0}};
+    int mask = MASK_FREE;
     p->batch = t_rng_int(r, 1, 3);
     p->kv_heads = t_rng_int(r, 1, 2);
     p->heads = p->kv_heads * t_rng_int(r, 1, 3);
@@ -296,16 +621,29 @@ static void draw_valid(t_rng *r, clattn_problem *p, int small_dims)
         p->kv_heads = chance(r, 0.5) ? 0 : p->heads;
     p->seq_q = chance(r, 0.15) ? 1 : t_rng_int(r, 1, 24);
     p->seq_kv = chance(r, 0.15) ? 1 : t_rng_int(r, 1, 48);
-    if (small_dims) {
-        int d = long_run() ? pick(r, 5) : 0;
+    p->dtype = (clattn_dtype)pick(r, 3);
+    p->path = (clattn_path)pick(r, 4);
+    const double big = mode == DRAW_BASE ? 0.05 : mode == DRAW_LONG ? 0.04 : 0.015;
+    if (chance(r, big)) {
+        int d = pick(r, mode == DRAW_QUICK ? 2 : 5);
+        p->head_dim = big_dims[d][0];
+        p->head_dim_v = big_dims[d][1];
+        p->seq_q = t_rng_int(r, 1, 5); /* keeps the tensors small */
+        p->seq_kv = t_rng_int(r, 1, 9);
+        if (mode == DRAW_QUICK) { /* one tile configuration per kernel */
+            p->batch = 1, p->heads = 2, p->kv_heads = 0, p->seq_q = 3;
+            p->dtype = CLATTN_F32;
+            p->path = chance(r, 0.5) ? CLATTN_PATH_FUSED : CLATTN_PATH_THREE_STAGE;
+            mask = MASK_NEVER;
+        }
+    } else if (mode != DRAW_BASE) {
+        int d = mode == DRAW_LONG ? pick(r, 5) : 0;
         p->head_dim = dims[d][0];
         p->head_dim_v = dims[d][1];
     } else {
         p->head_dim = t_rng_int(r, 1, 20);
         p->head_dim_v = chance(r, 0.5) ? 0 : t_rng_int(r, 1, 20);
     }
-    p->dtype = (clattn_dtype)pick(r, 3);
-    p->path = (clattn_path)pick(r, 4);
     p->causal = pick(r, 3);
     switch (pick(r, 4)) {
     case 0: p->scale = 0.0f; break;
@@ -322,9 +660,27 @@ static void draw_valid(t_rng *r, clattn_problem *p, int small_dims)
         p->window_left = t_rng_int(r, -5, 5); /* ignored: not windowed */
         p->window_right = t_rng_int(r, -5, 5);
     }
+    if (mode != DRAW_QUICK) {
+        apply_features(r, p, draw_feature_set(r, mode), mode);
+    } else if (mask == MASK_FREE && chance(r, 0.45)) {
+        const quick_set *q = &k_quick_sets[pick(r, N_QUICK_SETS)];
+        p->dtype = q->dtype;
+        p->seq_q = t_rng_int(r, 8, 24);
+        p->seq_kv = t_rng_int(r, 33, 48);
+        if (p->path == CLATTN_PATH_SPLIT_KV) /* the vector kernel's tiles follow the rows */
+            p->heads = 4, p->kv_heads = 2, p->seq_q = t_rng_int(r, 8, 15);
+        apply_features(r, p, q->features, mode);
+        p->bias.dtype = p->bias.enabled ? q->bias_dtype : CLATTN_F32;
+        mask = q->mask ? MASK_ALWAYS : MASK_NEVER;
+    }
     const int Hk = p->kv_heads ? p->kv_heads : p->heads;
     const int Dv = p->head_dim_v ? p->head_dim_v : p->head_dim;
-    if (chance(r, 0.5)) {
+    if (chance(r, 0.5) && p->varlen) {
+        p->q_strides = draw_varlen_strides(r, p->heads, p->total_q, p->head_dim);
+        p->k_strides = draw_varlen_strides(r, Hk, p->total_kv, p->head_dim);
+        p->v_strides = draw_varlen_strides(r, Hk, p->total_kv, Dv);
+        p->o_strides = draw_varlen_strides(r, p->heads, p->total_q, Dv);
+    } else if (chance(r, 0.5) && !p->varlen) {
         p->q_strides = draw_strides(r, p->batch, p->heads, p->seq_q, p->head_dim);
         p->k_strides = draw_strides(r, p->batch, Hk, p->seq_kv, p->head_dim);
         p->v_strides = draw_strides(r, p->batch, Hk, p->seq_kv, Dv);
@@ -337,6 +693,12 @@ static void draw_valid(t_rng *r, clattn_problem *p, int small_dims)
     case 2: p->mask_head_stride = plane + t_rng_int(r, 0, 9); p->mask_batch_stride = 0; break;
     default: p->mask_batch_stride = plane + t_rng_int(r, 0, 9); break;
     }
+    /* invalid draws vary the token counts too (any positive ones are valid) */
+    if (p->varlen && mode == DRAW_BASE) {
+        p->total_q = t_rng_int(r, 1, p->total_q);
+        p->total_kv = t_rng_int(r, 1, p->total_kv);
+    }
+    return mask;
 }
 
 static const int k_bad_ints[] = {0, -1, -7, INT_MIN, INT_MAX, 1 << 30, (1 << 30) + 1,
@@ -349,7 +711,7 @@ static const int64_t k_bad_strides[] = {-1, 0, 1, 2, INT64_MAX, INT64_MAX / 2, I
 static const char *mutate(t_rng *r, clattn_problem *p)
 {
     const int v = k_bad_ints[pick(r, (int)(sizeof k_bad_ints / sizeof k_bad_ints[0]))];
-    switch (pick(r, 16)) {
+    switch (pick(r, 27)) {
     case 0: p->batch = v; return "batch";
     case 1: p->heads = v; return "heads";
     case 2: p->kv_heads = chance(r, 0.5) ? v : t_rng_int(r, 1, 7); return "kv_heads";
@@ -411,6 +773,103 @@ static const char *mutate(t_rng *r, clattn_problem *p)
         t->seq = t_rng_int(r, -1, 30);
         return "strides_random";
     }
+    case 16: {
+        const float cv[] = {NAN,   -NAN,   INFINITY, -INFINITY, -1.0f,   -1e-30f,
+                            -0.0f, 0.0f,   1e-30f,   3.0f,      FLT_MAX, -FLT_MAX};
+        p->softcap = cv[pick(r, 12)];
+        return "softcap";
+    }
+    case 17: { /* an on/off flag out of range, or switched */
+        static const int fv[] = {2, -1, INT_MIN, INT_MAX, 0, 1, 1, 0};
+        int *f[4] = {&p->sinks, &p->alibi, &p->kv_start, &p->varlen};
+        *f[pick(r, 4)] = fv[pick(r, 8)];
+        return "flags";
+    }
+    case 18: {
+        static const int cv[] = {-1, -7, INT_MIN, 0, 1, 3, INT_MAX, 1 << 30};
+        p->chunk_size = cv[pick(r, 8)];
+        return "chunk_size";
+    }
+    case 19:
+    case 20: { /* one part of a mask layout */
+        clattn_mask_layout *l = chance(r, 0.5) ? &p->bias : &p->bool_mask;
+        clattn_mask_strides *ms = &l->strides;
+        int64_t *sp[3] = {&ms->batch, &ms->head, &ms->row};
+        switch (pick(r, 7)) {
+        case 0: {
+            static const int ev[] = {0, 1, 2, -1, INT_MIN};
+            l->enabled = ev[pick(r, 5)];
+            break;
+        }
+        case 1: {
+            static const int dv[] = {0, 1, 2, 3, -1, 255};
+            l->dtype = (clattn_dtype)dv[pick(r, 6)];
+            break;
+        }
+        case 2: /* a row stride below seq_kv (or just at it) */
+            ms->row = t_rng_int(r, 1, p->seq_kv > 1 ? p->seq_kv : 2);
+            break;
+        case 3: /* two dimensions at one stride: rows and heads collide */
+            ms->row = ms->head = p->seq_kv;
+            break;
+        case 4: /* small random strides: mostly overlapping or broadcasting */
+            ms->batch = t_rng_int(r, -1, 60);
+            ms->head = t_rng_int(r, -1, 60);
+            ms->row = t_rng_int(r, -1, 60);
+            break;
+        case 5: /* sizes past 64 bits, or near the limit of a 1- or 2-byte mask */
+            *sp[pick(r, 3)] = k_bad_strides[pick(r, 10)];
+            break;
+        default: /* a full layout, enabled, in a random nesting */
+            draw_mask_layout(r, p, l, l == &p->bool_mask);
+            break;
+        }
+        return l == &p->bias ? "bias" : "bool_mask";
+    }
+    case 21: { /* token counts, with or without varlen */
+        static const int tv[] = {0, -1, 1, 5, INT_MAX, INT_MIN, 64};
+        if (chance(r, 0.5))
+            p->total_q = tv[pick(r, 7)];
+        else
+            p->total_kv = tv[pick(r, 7)];
+        if (chance(r, 0.3))
+            p->varlen = !p->varlen;
+        return "totals";
+    }
+    case 22: {
+        static const int64_t rv[] = {1, -1, INT64_MIN, INT64_MAX, 0};
+        p->reserved[pick(r, 8)] = rv[pick(r, 5)];
+        return "reserved";
+    }
+    case 23: { /* the head-dim limits of 1.0 */
+        static const int hd[] = {512, 576, 513, 575, 577, 1024, 511};
+        static const int hv[] = {0, 512, 513, 1, 576, 511};
+        p->head_dim = hd[pick(r, 7)];
+        p->head_dim_v = hv[pick(r, 6)];
+        p->seq_q = t_rng_int(r, 1, 3);
+        p->seq_kv = t_rng_int(r, 1, 5);
+        return "head_dims";
+    }
+    case 24: { /* a batch stride in a varlen view, or varlen over plain strides */
+        clattn_strides *s[4] = {&p->q_strides, &p->k_strides, &p->v_strides, &p->o_strides};
+        if (p->varlen) {
+            clattn_strides *t = s[pick(r, 4)];
+            t->batch = chance(r, 0.5) ? 1 : t_rng_int(r, 1, 100000);
+        } else {
+            p->varlen = 1;
+            p->total_q = t_rng_int(r, 1, 40);
+            p->total_kv = t_rng_int(r, 1, 40);
+        }
+        return "varlen_strides";
+    }
+    case 25: /* kv_start beside varlen */
+        p->kv_start = 1;
+        if (chance(r, 0.5)) {
+            p->varlen = 1;
+            p->total_q = p->total_q > 0 ? p->total_q : 7;
+            p->total_kv = p->total_kv > 0 ? p->total_kv : 9;
+        }
+        return "kv_start";
     default: { /* products past 32 or 64 bits */
         static const int big[] = {1 << 30, INT_MAX, 1 << 16, 46341, 1 << 20};
         p->batch = big[pick(r, 5)];
@@ -430,7 +889,7 @@ static const char *mutate(t_rng *r, clattn_problem *p)
 
 enum { PL_NONE, PL_PLAIN, PL_SUB, PL_OTHER_CTX };
 
-/* Where one of the seven buffers of a call lives. */
+/* Where one of the buffers of a call lives. */
 typedef struct slot {
     int kind;
     size_t size; /* of the cl_mem */
@@ -441,6 +900,7 @@ typedef struct slot {
 
 typedef struct devset {
     slot s[S_N];
+    int reserved; /* > 0: buffers.reserved[reserved - 1] is set */
     cl_mem mem[S_N];
     cl_mem arena, plain[S_N], other;
     unsigned char *arena_init, *plain_init[S_N];
@@ -548,6 +1008,22 @@ static void *read_back(fuzz_env *e, cl_mem m, size_t n)
     return buf;
 }
 
+/* The clattn_buffers of a devset; a set reserved entry is some valid cl_mem. */
+static clattn_buffers devset_buffers(const devset *d, cl_mem any)
+{
+    clattn_buffers b;
+    memset(&b, 0, sizeof b);
+    b.q = d->mem[S_Q], b.k = d->mem[S_K], b.v = d->mem[S_V], b.o = d->mem[S_O];
+    b.mask = d->mem[S_MASK], b.kv_lens = d->mem[S_KVL], b.lse = d->mem[S_LSE];
+    b.bias = d->mem[S_BIAS], b.bool_mask = d->mem[S_BOOL];
+    b.sinks = d->mem[S_SINKS], b.alibi_slopes = d->mem[S_ALIBI];
+    b.kv_start = d->mem[S_KVS];
+    b.cu_seqlens_q = d->mem[S_CUQ], b.cu_seqlens_kv = d->mem[S_CUKV];
+    if (d->reserved > 0)
+        b.reserved[d->reserved - 1] = any;
+    return b;
+}
+
 /* Number of this draw's buffers whose bytes differ from what they were made with. */
 static int devset_changed(fuzz_env *e, devset *d)
 {
@@ -566,25 +1042,38 @@ static int devset_changed(fuzz_env *e, devset *d)
     return changed;
 }
 
-/* The model's buffer rules (clattn_buffers in clattn.h): q, k, v, o given,
- * same cl_context, large enough, and o (and the library's lse) sharing no
- * byte the problem touches with any other buffer. */
-static void model_buffers(const mshape *m, const devset *d, verdict *v)
+/* The model's buffer rules (clattn_buffers in clattn.h): q, k, v, o given;
+ * each 1.0 input given exactly when p enables it; the fp32 mask not beside
+ * the bias, kv_lens not with varlen; the reserved block NULL; every buffer
+ * of the same cl_context and large enough; and o and lse sharing no byte
+ * the problem touches with any other buffer. */
+static void model_buffers(const mshape *m, const clattn_problem *p, const devset *d, verdict *v)
 {
+    char w[64];
     for (int i = 0; i < S_N; i++) {
         const slot *s = &d->s[i];
         int root = s->same_as >= 0 ? s->same_as : i;
         const slot *rs = &d->s[root];
         if (rs->kind == PL_NONE) {
-            if (i <= S_O)
-                v_bad(v, slot_name[i]);
+            if (i <= S_O || (is_feature_slot(i) && declares(p, i)))
+                v_bad(v, slot_words(i, w, sizeof w));
+            continue;
+        }
+        if (is_feature_slot(i) && !declares(p, i)) {
+            v_bad(v, slot_words(i, w, sizeof w));
             continue;
         }
         if (rs->kind == PL_OTHER_CTX)
-            v_bad(v, slot_name[i]);
+            v_bad(v, slot_words(i, w, sizeof w));
         else if ((i128)rs->size < m->bytes[i])
-            v_bad(v, slot_name[i]);
+            v_bad(v, slot_words(i, w, sizeof w));
     }
+    if (d->s[S_MASK].kind != PL_NONE && p->bias.enabled)
+        v_bad(v, "mask|bias");
+    if (d->s[S_KVL].kind != PL_NONE && p->varlen)
+        v_bad(v, "kv_lens|varlen");
+    if (d->reserved > 0)
+        v_bad(v, "reserved");
     for (int out = S_O; out <= S_LSE; out += S_LSE - S_O)
         for (int i = 0; i < S_N; i++) {
             if (i == out)
@@ -599,7 +1088,6 @@ static void model_buffers(const mshape *m, const devset *d, verdict *v)
             int same_root = ra == rb || (a->kind == PL_SUB && b->kind == PL_SUB);
             i128 an = m->bytes[out], bn = m->bytes[i];
             if (same_root && (i128)ao < (i128)bo + bn && (i128)bo < (i128)ao + an) {
-                char w[64];
                 snprintf(w, sizeof w, "%s|%s", slot_name[out], slot_name[i]);
                 v_bad(v, w);
             }
@@ -609,11 +1097,35 @@ static void model_buffers(const mshape *m, const devset *d, verdict *v)
 /* ---- statistics ---------------------------------------------------------- */
 
 typedef struct stats {
-    long draws, invalid_checked, left_valid, valid_run, skipped_unsupported;
+    long draws, invalid_checked, left_valid, probed, valid_run, skipped_unsupported;
     long by_api[3];       /* device, host, weights */
     long by_kind[8];
     long accepted_invalid, refused_valid, wrong_status, bad_message, modified, wrong_result;
+    long features[FT_BITS]; /* draws with each 1.0 feature on */
+    long named[17], phrased[9]; /* refusals by what their message names */
 } stats;
+
+/* For the statistics only (never an assertion): the 1.0 fields a refusal's
+ * message names, and the library's words for some of the rules. */
+static const char *const k_tally_words[17] = {
+    "softcap",   "sinks",      "alibi",     "alibi_slopes", "bias",          "bool_mask",
+    "kv_start",  "chunk_size", "varlen",    "total_q",      "total_kv",      "cu_seqlens_q",
+    "cu_seqlens_kv", "head_dim", "head_dim_v", "reserved",   "kv_lens"};
+static const char *const k_tally_phrases[9] = {
+    "below seq_kv", "overlaps", "decreases", "[0] must be 0", "passes the total",
+    "outside 0..seq_kv", "is given but", "is NULL but", "more than"};
+
+static const char *const feature_name[FT_BITS] = {"softcap", "sinks",    "alibi", "bias",
+                                                  "bool_mask", "kv_start", "chunk", "varlen"};
+
+static void count_features(stats *st, const clattn_problem *p)
+{
+    const int on[FT_BITS] = {p->softcap != 0.0f, p->sinks != 0,    p->alibi != 0,
+                             p->bias.enabled != 0, p->bool_mask.enabled != 0,
+                             p->kv_start != 0,   p->chunk_size != 0, p->varlen != 0};
+    for (int b = 0; b < FT_BITS; b++)
+        st->features[b] += on[b];
+}
 
 static const char *const kind_name[8] = {"problem field",   "problem fields x2-3",
                                          "device buffers",  "wait list",
@@ -628,6 +1140,10 @@ static void check_refusal(fuzz_env *e, stats *st, const char *what, clattn_statu
     char msg[512];
     snprintf(msg, sizeof msg, "%s", clattn_last_error(e->ctx));
     st->invalid_checked++;
+    for (int i = 0; i < 17 && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
+        st->named[i] += names_word(msg, k_tally_words[i]);
+    for (int i = 0; i < 9 && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
+        st->phrased[i] += strstr(msg, k_tally_phrases[i]) != NULL;
     if (got == CLATTN_OK) {
         st->accepted_invalid++;
         T_FAIL("%s: accepted, but the model refuses it (expected a message naming %s)", what,
@@ -650,16 +1166,34 @@ static void check_refusal(fuzz_env *e, stats *st, const char *what, clattn_statu
 
 /* ---- invalid draws ------------------------------------------------------- */
 
+/* The buffers a call hands over: q, k, v, o; the optional 0.1 ones chosen
+ * in opt (bit 0 mask, 1 kv_lens, 2 lse) where p allows them; and the 1.0
+ * inputs that p declares. */
+static unsigned wanted_slots(const clattn_problem *p, int opt)
+{
+    unsigned w = 1u << S_Q | 1u << S_K | 1u << S_V | 1u << S_O;
+    if ((opt & 1) && !p->bias.enabled)
+        w |= 1u << S_MASK;
+    if ((opt & 2) && !p->varlen)
+        w |= 1u << S_KVL;
+    if (opt & 4)
+        w |= 1u << S_LSE;
+    for (int i = S_BIAS; i < S_N; i++)
+        if (declares(p, i))
+            w |= 1u << i;
+    return w;
+}
+
 /* Slots for a problem the model read as m (or, when m is not ok, as the
- * base problem bm): every buffer exact, plain or in the arena. */
-static void plan_slots(t_rng *r, const mshape *m, devset *d, int with_opt, size_t align)
+ * base problem bm): the wanted buffers exact, plain or in the arena. */
+static void plan_slots(t_rng *r, const mshape *m, devset *d, unsigned want, size_t align)
 {
     memset(d, 0, sizeof *d);
     size_t off = 0;
     for (int i = 0; i < S_N; i++) {
         slot *s = &d->s[i];
         s->same_as = -1;
-        if (i > S_O && !(with_opt & (1 << (i - S_MASK)))) {
+        if (!(want & (1u << i))) {
             s->kind = PL_NONE;
             continue;
         }
@@ -704,15 +1238,27 @@ static void fuzz_env_free(fuzz_env *e)
     clattn_context_destroy(e->ctx);
 }
 
+/* A random slot among those of kind PL_NONE (absent != 0) or the others,
+ * from first on; -1 when there is none. */
+static int pick_slot(t_rng *r, const devset *d, int first, int absent)
+{
+    int cand[S_N], n = 0;
+    for (int i = first; i < S_N; i++)
+        if ((d->s[i].kind == PL_NONE) == (absent != 0) && i != S_LSE)
+            cand[n++] = i;
+    return n ? cand[pick(r, n)] : -1;
+}
+
 /* A device-buffer fault on an otherwise valid small problem. */
 static void buffer_fault(t_rng *r, const mshape *m, devset *d, size_t align, char *what,
                          size_t wn)
 {
     int i = pick(r, S_N);
     slot *s = &d->s[i];
-    switch (pick(r, 5)) {
-    case 0: /* missing */
-        s->kind = PL_NONE;
+    switch (pick(r, 8)) {
+    case 0: /* a buffer the call has, missing */
+        i = pick_slot(r, d, 0, 0);
+        d->s[i].kind = PL_NONE;
         snprintf(what, wn, "%s NULL", slot_name[i]);
         break;
     case 1: { /* too small by a little or by a lot, plain or sub-buffer */
@@ -732,6 +1278,19 @@ static void buffer_fault(t_rng *r, const mshape *m, devset *d, size_t align, cha
     case 2: /* another context's buffer */
         s->kind = PL_OTHER_CTX;
         snprintf(what, wn, "%s from another cl_context", slot_name[i]);
+        break;
+    case 5: /* an input the problem does not ask for (or the mask beside the
+               bias, kv_lens with varlen), of the size it would need */
+        i = pick_slot(r, d, S_MASK, 1);
+        if (i < 0)
+            break;
+        d->s[i].kind = PL_PLAIN;
+        d->s[i].size = (size_t)m->bytes[i];
+        snprintf(what, wn, "%s given", slot_name[i]);
+        break;
+    case 6:
+        d->reserved = 1 + pick(r, 8);
+        snprintf(what, wn, "reserved[%d] set", d->reserved - 1);
         break;
     default: { /* an output sharing bytes with another buffer */
         int out = chance(r, 0.7) ? S_O : S_LSE;
@@ -763,20 +1322,34 @@ static void buffer_fault(t_rng *r, const mshape *m, devset *d, size_t align, cha
     }
 }
 
-/* One host call (forward or weights) with host arrays sized by the model;
- * returns the number of outputs changed. probs_n 0: forward_host. */
+/* The host arrays of one host call (forward or weights), sized by the
+ * model, with valid contents where clattn.h constrains them (kv_lens,
+ * kv_start, cu_seqlens), and a pattern elsewhere. */
 typedef struct hostset {
     void *a[S_N];
     void *init_o, *init_lse;
     float *probs;
     size_t n[S_N], probs_n;
+    int reserved;    /* > 0: reserved[reserved - 1] is set */
+    unsigned nulled; /* slots handed over as NULL though allocated */
 } hostset;
 
-static int hostset_make(hostset *h, const mshape *m, int with_opt, t_rng *r)
+/* Valid cu_seqlens: batch + 1 entries from 0, each sequence at most max
+ * long, the last entry at most total. */
+static void draw_host_cu(t_rng *r, int32_t *cu, int batch, int max, int total)
+{
+    cu[0] = 0;
+    for (int b = 0; b < batch; b++) {
+        int room = total - cu[b];
+        cu[b + 1] = cu[b] + t_rng_int(r, 0, room < max ? room : max);
+    }
+}
+
+static int hostset_make(hostset *h, const mshape *m, unsigned want, t_rng *r)
 {
     memset(h, 0, sizeof *h);
     for (int i = 0; i < S_N; i++) {
-        if (i > S_O && !(with_opt & (1 << (i - S_MASK))))
+        if (!(want & (1u << i)))
             continue;
         h->n[i] = (size_t)m->bytes[i];
         h->a[i] = malloc(h->n[i] ? h->n[i] : 1);
@@ -784,9 +1357,14 @@ static int hostset_make(hostset *h, const mshape *m, int with_opt, t_rng *r)
             return -1;
         pattern(h->a[i], h->n[i], (uint64_t)i * 977);
     }
-    if (h->a[S_KVL])
-        for (int b = 0; b < m->B; b++)
-            ((int32_t *)h->a[S_KVL])[b] = t_rng_int(r, 0, m->Skv);
+    for (int i = S_KVL; i <= S_KVS; i += S_KVS - S_KVL)
+        if (h->a[i])
+            for (int b = 0; b < m->B; b++)
+                ((int32_t *)h->a[i])[b] = t_rng_int(r, 0, m->Skv);
+    if (h->a[S_CUQ])
+        draw_host_cu(r, h->a[S_CUQ], m->B, m->Sq, m->varlen ? m->Tq : m->B * m->Sq);
+    if (h->a[S_CUKV])
+        draw_host_cu(r, h->a[S_CUKV], m->B, m->Skv, m->varlen ? m->Tkv : m->B * m->Skv);
     if (h->a[S_MASK])
         for (size_t e = 0; e < h->n[S_MASK] / 4; e++)
             ((float *)h->a[S_MASK])[e] = (float)t_rng_uniform(r, -1.0, 1.0);
@@ -800,6 +1378,191 @@ static int hostset_make(hostset *h, const mshape *m, int with_opt, t_rng *r)
     memcpy(h->init_o, h->a[S_O], h->n[S_O]);
     if (h->a[S_LSE])
         memcpy(h->init_lse, h->a[S_LSE], h->n[S_LSE]);
+    return 0;
+}
+
+/* Whether the host arrays of the slots in want (and the probabilities) are
+ * small enough to allocate here. */
+static int host_sized(const mshape *m, unsigned want)
+{
+    const i128 lim = (i128)1 << 26;
+    for (int i = 0; i < S_N; i++)
+        if ((want & (1u << i)) && m->bytes[i] > lim)
+            return 0;
+    return (i128)m->B * m->H * m->Sq * m->Skv * 4 <= lim;
+}
+
+static clattn_host_buffers hostset_buffers(const hostset *h)
+{
+    clattn_host_buffers hb;
+    memset(&hb, 0, sizeof hb);
+    void *a[S_N];
+    for (int i = 0; i < S_N; i++)
+        a[i] = h->nulled & (1u << i) ? NULL : h->a[i];
+    hb.q = a[S_Q], hb.k = a[S_K], hb.v = a[S_V], hb.o = a[S_O];
+    hb.mask = a[S_MASK], hb.kv_lens = a[S_KVL], hb.lse = a[S_LSE];
+    hb.bias = a[S_BIAS], hb.bool_mask = a[S_BOOL];
+    hb.sinks = a[S_SINKS], hb.alibi_slopes = a[S_ALIBI];
+    hb.kv_start = a[S_KVS];
+    hb.cu_seqlens_q = a[S_CUQ], hb.cu_seqlens_kv = a[S_CUKV];
+    if (h->reserved > 0)
+        hb.reserved[h->reserved - 1] = h->a[S_Q] ? h->a[S_Q] : h->probs;
+    return hb;
+}
+
+/* clattn_host_buffers' rules for a problem the model found valid: the
+ * presence rules of the device buffers, then the contents clattn.h has the
+ * host functions refuse: kv_lens and kv_start entries outside 0..seq_kv,
+ * cu_seqlens that do not start at 0, decrease, make a sequence longer than
+ * seq_q / seq_kv or pass the totals. api 1: forward (o required), 2:
+ * weights (probs required). */
+static void model_host(const mshape *m, const clattn_problem *p, const clattn_host_buffers *hb,
+                       int api, const float *probs, verdict *v)
+{
+    if (!hb) {
+        v_bad(v, "buffers");
+        return;
+    }
+    const void *given[S_N] = {hb->q,         hb->k,        hb->v,         hb->o,
+                              hb->mask,      hb->kv_lens,  hb->lse,       hb->bias,
+                              hb->bool_mask, hb->sinks,    hb->alibi_slopes, hb->kv_start,
+                              hb->cu_seqlens_q, hb->cu_seqlens_kv};
+    char w[64];
+    for (int i = 0; i < S_O; i++)
+        if (!given[i])
+            v_bad(v, slot_name[i]);
+    if (api == 1 && !hb->o)
+        v_bad(v, "o");
+    if (api == 2 && !probs)
+        v_bad(v, "probs");
+    for (size_t i = 0; i < sizeof hb->reserved / sizeof hb->reserved[0]; i++)
+        if (hb->reserved[i]) {
+            v_bad(v, "reserved");
+            break;
+        }
+    for (int i = S_BIAS; i < S_N; i++)
+        if ((given[i] != NULL) != declares(p, i))
+            v_bad(v, slot_words(i, w, sizeof w));
+    if (hb->mask && p->bias.enabled)
+        v_bad(v, "mask|bias");
+    if (hb->kv_lens && p->varlen)
+        v_bad(v, "kv_lens|varlen");
+    const int32_t *lens[2] = {hb->kv_lens, hb->kv_start};
+    for (int k = 0; k < 2; k++)
+        for (int b = 0; lens[k] && b < m->B; b++)
+            if (lens[k][b] < 0 || lens[k][b] > m->Skv) {
+                v_bad(v, k ? "kv_start" : "kv_lens");
+                break;
+            }
+    if (!m->varlen)
+        return;
+    const int32_t *cu[2] = {hb->cu_seqlens_q, hb->cu_seqlens_kv};
+    const int max[2] = {m->Sq, m->Skv}, total[2] = {m->Tq, m->Tkv};
+    for (int k = 0; k < 2; k++) {
+        if (!cu[k])
+            continue;
+        int bad = cu[k][0] != 0 || cu[k][m->B] > total[k];
+        for (int b = 0; b < m->B; b++) {
+            const int64_t len = (int64_t)cu[k][b + 1] - cu[k][b];
+            bad |= len < 0 || len > max[k];
+        }
+        if (bad)
+            v_bad(v, k ? "cu_seqlens_kv|cu_seqlens" : "cu_seqlens_q|cu_seqlens");
+    }
+}
+
+/* One host-array fault of kind k (0..8) on a call whose problem the model
+ * found valid; the model decides what it breaks. Returns 1 when it makes
+ * the buffers struct NULL. */
+static int host_fault(t_rng *r, const mshape *m, hostset *h, int api, float **probs, int k,
+                      char *what, size_t wn)
+{
+    what[0] = '\0';
+    switch (k) {
+    case 0: { /* a tensor missing */
+        int i = pick(r, api == 1 ? 4 : 3);
+        h->nulled |= 1u << i;
+        snprintf(what, wn, "%s NULL", slot_name[i]);
+        break;
+    }
+    case 1:
+    case 2: { /* a kv_lens or kv_start entry outside 0..seq_kv */
+        static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX};
+        const int i = k == 1 ? S_KVL : S_KVS;
+        int32_t *a = h->a[i];
+        if (!a) {
+            a = malloc(sizeof(int32_t) * (size_t)m->B);
+            if (!a)
+                break;
+            h->a[i] = a;
+            for (int b = 0; b < m->B; b++)
+                a[b] = t_rng_int(r, 0, m->Skv);
+        }
+        int b = pick(r, m->B), which = pick(r, 4);
+        a[b] = which < 3 ? bad[which] : m->Skv + 1;
+        snprintf(what, wn, "%s[%d] = %d", slot_name[i], b, (int)a[b]);
+        break;
+    }
+    case 3: { /* cu_seqlens: not from 0, decreasing, too long, past the total */
+        const int i = chance(r, 0.5) ? S_CUQ : S_CUKV;
+        int32_t *cu = h->a[i];
+        if (!cu) { /* without varlen: a cu_seqlens array nobody asked for */
+            cu = calloc((size_t)m->B + 1, sizeof(int32_t));
+            if (!cu)
+                break;
+            h->a[i] = cu;
+            snprintf(what, wn, "%s given", slot_name[i]);
+            break;
+        }
+        const int max = i == S_CUQ ? m->Sq : m->Skv, total = i == S_CUQ ? m->Tq : m->Tkv;
+        const int b = pick(r, m->B + 1);
+        switch (pick(r, 4)) {
+        case 0: cu[0] = chance(r, 0.5) ? 1 : -1; break;
+        case 1: cu[b] = b ? cu[b - 1] - t_rng_int(r, 1, 3) : -1; break;
+        case 2: cu[b] = b ? cu[b - 1] + max + 1 : 1; break;
+        default: cu[m->B] = total + t_rng_int(r, 1, 3); break;
+        }
+        snprintf(what, wn, "%s changed at [%d]", slot_name[i], b);
+        break;
+    }
+    case 4: { /* a 1.0 input switched: given without its flag, or missing */
+        const int i = S_BIAS + pick(r, S_N - S_BIAS);
+        if (h->a[i]) {
+            h->nulled |= 1u << i;
+            snprintf(what, wn, "%s NULL", slot_name[i]);
+        } else {
+            h->n[i] = (size_t)m->bytes[i];
+            h->a[i] = calloc(h->n[i] ? h->n[i] : 1, 1);
+            snprintf(what, wn, "%s given", slot_name[i]);
+        }
+        break;
+    }
+    case 5: /* the fp32 mask (beside a bias?) or kv_lens (with varlen?) */
+        if (!h->a[S_MASK] && chance(r, 0.5)) {
+            h->a[S_MASK] = calloc((size_t)m->bytes[S_MASK], 1);
+            snprintf(what, wn, "mask given");
+        } else if (!h->a[S_KVL]) {
+            h->a[S_KVL] = calloc((size_t)m->B, sizeof(int32_t));
+            snprintf(what, wn, "kv_lens given");
+        }
+        break;
+    case 6:
+        h->reserved = 1 + pick(r, 8);
+        snprintf(what, wn, "reserved[%d] set", h->reserved - 1);
+        break;
+    case 7:
+        if (api == 2) {
+            *probs = NULL;
+            snprintf(what, wn, "probs NULL");
+        } else {
+            h->nulled |= 1u << S_O;
+            snprintf(what, wn, "o NULL");
+        }
+        break;
+    default:
+        snprintf(what, wn, "buffers NULL");
+        return 1;
+    }
     return 0;
 }
 
@@ -827,6 +1590,63 @@ static int hostset_changed(const hostset *h)
     return c;
 }
 
+/* A problem the model finds valid must pass the library's problem checks:
+ * clattn_forward without buffers then fails on the buffers alone. Cheap
+ * (nothing is built or enqueued), so every mutation that leaves a problem
+ * valid is asked, and a library stricter than clattn.h shows. */
+static void probe_valid(fuzz_env *e, stats *st, const char *label, const clattn_problem *p)
+{
+    cl_event done = (cl_event)(uintptr_t)1;
+    clattn_status s = clattn_forward(e->ctx, p, NULL, 0, NULL, &done);
+    const char *msg = clattn_last_error(e->ctx);
+    st->probed++;
+    if (s != CLATTN_ERR_INVALID_ARGUMENT || !names_word(msg, "buffers")) {
+        st->refused_valid++;
+        T_FAIL("%s: the model finds the problem valid, but clattn_forward without buffers "
+               "-> %s: \"%s\" (expected a refusal of the buffers alone)",
+               label, clattn_status_string(s), msg);
+    }
+    T_CHECK(done == NULL, "%s: a failed call handed back an event", label);
+}
+
+/* Named draws for the disagreements the fuzzer found in src/problem.c, so
+ * they stay checked whatever the random stream: a non-zero mask row stride
+ * below seq_kv with one query row (once accepted), and masks whose size in
+ * bytes fits int64 but whose element count passes 2^63 / 4 (once refused). */
+static void fixed_draws(fuzz_env *e, stats *st)
+{
+    static const char *const names[] = {
+        "bias row stride 1 < seq_kv, one query row", "bool_mask row stride 15 < seq_kv, one query row",
+        "bool_mask of 2^62 bytes",                   "f16 bias of 3 * 2^60 elements",
+        "f32 bias of 3 * 2^60 elements (past int64 bytes)"};
+    for (int i = 0; i < 5; i++) {
+        clattn_problem p;
+        memset(&p, 0, sizeof p);
+        p.batch = 2, p.heads = 2, p.seq_q = 1, p.seq_kv = 16, p.head_dim = 8;
+        clattn_mask_layout *l = i == 1 || i == 2 ? &p.bool_mask : &p.bias;
+        l->enabled = 1;
+        switch (i) {
+        case 0: l->strides.row = 1; break;
+        case 1: l->strides.row = 15; break;
+        case 2: l->strides.batch = (int64_t)1 << 62; break;
+        case 3: l->dtype = CLATTN_F16; l->strides.batch = (int64_t)3 << 60; break;
+        default: l->strides.batch = (int64_t)3 << 60; break;
+        }
+        verdict v = {1, ""};
+        mshape m;
+        model_problem(&p, &m, &v);
+        char label[200];
+        snprintf(label, sizeof label, "fixed draw %d (%s)", i, names[i]);
+        const int want_valid = i == 2 || i == 3;
+        T_CHECK(v.valid == want_valid, "%s: the model finds it %s", label,
+                v.valid ? "valid" : "invalid");
+        if (v.valid)
+            probe_valid(e, st, label, &p);
+        else
+            check_refusal(e, st, label, clattn_supports(e->ctx, &p), &v, NULL, 0);
+    }
+}
+
 void case_descriptors_invalid(void)
 {
     fuzz_env e;
@@ -836,19 +1656,24 @@ void case_descriptors_invalid(void)
         return;
     }
     const long draws = long_run() ? 400000 : 40000;
-    const uint64_t seed = fuzz_seed(0xf022d35cu);
+    long only;
+    const uint64_t seed = fuzz_seed(0xf022d35cu, &only);
     t_log("descriptors_invalid: %ld draws, seed 0x%llx", draws, (unsigned long long)seed);
     stats st;
     memset(&st, 0, sizeof st);
     t_rng r;
-    t_rng_seed(&r, seed);
-    long field_draws[32] = {0};
-    const char *field_names[32] = {0};
+    long field_draws[40] = {0};
+    const char *field_names[40] = {0};
     int n_fields = 0;
-    for (long n = 0; n < draws && t_failures < 50; n++) {
+    if (only < 0)
+        fixed_draws(&e, &st);
+    for (long n = only >= 0 ? only : 0; n < (only >= 0 ? only + 1 : draws) && t_failures < 50;
+         n++) {
+        draw_rng(&r, seed, n);
         st.draws++;
         clattn_problem base, p;
-        draw_valid(&r, &base, 0);
+        draw_valid(&r, &base, DRAW_BASE);
+        count_features(&st, &base);
         p = base;
         verdict v = {1, ""};
         mshape bm, m;
@@ -873,27 +1698,32 @@ void case_descriptors_invalid(void)
             int f = 0;
             while (f < n_fields && strcmp(field_names[f], field) != 0)
                 f++;
-            if (f == n_fields && n_fields < 32)
+            if (f == n_fields && n_fields < 40)
                 field_names[n_fields++] = field;
-            if (f < 32)
+            if (f < 40)
                 field_draws[f]++;
         }
         v.valid = 1;
         v.words[0] = '\0';
         model_problem(&p, &m, &v);
         const mshape *sized = m.ok ? &m : &bm;
+        /* The buffers follow the called problem's feature flags, or now and
+         * then the base's: a flag a mutation switched then meets buffers
+         * made without it (or a buffer it no longer asks for). */
+        const unsigned want = wanted_slots(kind <= 1 && chance(&r, 0.3) ? &base : &p, with_opt);
         char desc[512];
         t_describe(&p, NULL, desc, sizeof desc);
+        char label[1100];
 
         if (kind == 7) { /* clattn_supports on the problem alone */
+            snprintf(label, sizeof label, "draw %ld supports(%s) [%s]", n, field, desc);
             if (v.valid) {
+                probe_valid(&e, &st, label, &p);
                 st.left_valid++;
                 continue;
             }
             st.by_kind[7]++;
             clattn_status s = clattn_supports(e.ctx, &p);
-            char label[1100];
-            snprintf(label, sizeof label, "draw %ld supports(%s) [%s]", n, field, desc);
             check_refusal(&e, &st, label, s, &v, NULL, 0);
             continue;
         }
@@ -908,7 +1738,7 @@ void case_descriptors_invalid(void)
 
         if (api == 0) {
             devset d;
-            plan_slots(&r, sized, &d, with_opt, e.align);
+            plan_slots(&r, sized, &d, want, e.align);
             cl_uint num_wait = 0;
             const cl_event *wait = NULL;
             cl_event null_ev[2] = {NULL, NULL};
@@ -930,8 +1760,12 @@ void case_descriptors_invalid(void)
                 snprintf(what, sizeof what, "%s NULL", null_problem ? "problem" : "buffers");
             }
             if (!null_buffers && m.ok)
-                model_buffers(&m, &d, &v);
+                model_buffers(&m, &p, &d, &v);
+            snprintf(label, sizeof label, "draw %ld device %s%s%s [%s]", n, field ? field : "",
+                     what[0] ? ": " : "", what, desc);
             if (v.valid) {
+                if (kind <= 1)
+                    probe_valid(&e, &st, label, &p);
                 st.left_valid++;
                 continue;
             }
@@ -939,8 +1773,7 @@ void case_descriptors_invalid(void)
                 devset_release(&d);
                 break;
             }
-            clattn_buffers b = {d.mem[S_Q], d.mem[S_K], d.mem[S_V], d.mem[S_O],
-                                d.mem[S_MASK], d.mem[S_KVL], d.mem[S_LSE]};
+            clattn_buffers b = devset_buffers(&d, e.other_buf);
             cl_event done = (cl_event)(uintptr_t)1; /* must be reset to NULL */
             clattn_status s = clattn_forward(e.ctx, null_problem ? NULL : &p,
                                              null_buffers ? NULL : &b, num_wait, wait, &done);
@@ -948,9 +1781,6 @@ void case_descriptors_invalid(void)
                 clWaitForEvents(1, &done);
             T_CL(clFinish(e.q));
             int changed = devset_changed(&e, &d);
-            char label[1100];
-            snprintf(label, sizeof label, "draw %ld device %s%s%s [%s]", n, field ? field : "",
-                     what[0] ? ": " : "", what, desc);
             check_refusal(&e, &st, label, s, &v, s == CLATTN_OK ? NULL : done, changed);
             if (s == CLATTN_OK && done)
                 clReleaseEvent(done);
@@ -958,84 +1788,43 @@ void case_descriptors_invalid(void)
             continue;
         }
 
-        /* host APIs: a problem the model refuses, or the valid base with a host fault */
-        if (kind <= 1 && m.ok) {
+        /* host APIs: a mutated problem, or the valid base with a host fault */
+        if (m.ok && !host_sized(&m, want)) { /* a valid problem too large to allocate */
+            snprintf(label, sizeof label, "draw %ld %s %s (too large to allocate) [%s]", n,
+                     api == 1 ? "host" : "weights", field ? field : "", desc);
+            probe_valid(&e, &st, label, &p);
             st.left_valid++;
             continue;
         }
         hostset h;
-        if (hostset_make(&h, sized, with_opt, &r) != 0) {
+        if (hostset_make(&h, sized, want, &r) != 0) {
             T_FAIL("out of host memory");
             hostset_free(&h);
             break;
         }
-        clattn_host_buffers hb = {h.a[S_Q], h.a[S_K], h.a[S_V], h.a[S_O],
-                                  h.a[S_MASK], h.a[S_KVL], h.a[S_LSE]};
         float *probs = h.probs;
         int null_buffers = 0;
         what[0] = '\0';
-        if (kind == 4 || kind == 5) {
-            switch (pick(&r, 4)) {
-            case 0: {
-                const void **in[3] = {&hb.q, &hb.k, &hb.v};
-                int i = pick(&r, api == 1 ? 4 : 3);
-                if (i < 3)
-                    *in[i] = NULL;
-                else
-                    hb.o = NULL;
-                v_bad(&v, slot_name[i]);
-                snprintf(what, sizeof what, "%s NULL", slot_name[i]);
-                break;
-            }
-            case 1: {
-                static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX};
-                int32_t *kvl = h.a[S_KVL];
-                if (!kvl) {
-                    kvl = malloc(sizeof(int32_t) * (size_t)sized->B);
-                    if (!kvl)
-                        break;
-                    h.a[S_KVL] = kvl;
-                    for (int b = 0; b < sized->B; b++)
-                        kvl[b] = t_rng_int(&r, 0, sized->Skv);
-                    hb.kv_lens = kvl;
-                }
-                int b = pick(&r, sized->B);
-                int which = pick(&r, 4);
-                kvl[b] = which < 3 ? bad[which] : sized->Skv + 1;
-                v_bad(&v, "kv_lens");
-                snprintf(what, sizeof what, "kv_lens[%d] = %d", b, (int)kvl[b]);
-                break;
-            }
-            case 2:
-                if (api == 2) {
-                    probs = NULL;
-                    v_bad(&v, "probs");
-                    snprintf(what, sizeof what, "probs NULL");
-                } else {
-                    null_buffers = 1;
-                    v_bad(&v, "buffers");
-                    snprintf(what, sizeof what, "buffers NULL");
-                }
-                break;
-            default:
-                if (api == 2) {
-                    static const clattn_path wp[] = {CLATTN_PATH_FUSED, CLATTN_PATH_SPLIT_KV};
-                    p.path = wp[pick(&r, 2)];
-                    v_bad(&v, "path");
-                    snprintf(what, sizeof what, "weights with path %d", (int)p.path);
-                } else {
-                    hb.o = NULL;
-                    v_bad(&v, "o");
-                    snprintf(what, sizeof what, "o NULL");
-                }
-                break;
-            }
+        if ((kind == 4 || kind == 5) && api == 2 && chance(&r, 0.1)) {
+            static const clattn_path wp[] = {CLATTN_PATH_FUSED, CLATTN_PATH_SPLIT_KV};
+            p.path = wp[pick(&r, 2)];
+            v_bad(&v, "path");
+            snprintf(what, sizeof what, "weights with path %d", (int)p.path);
+        } else if (kind == 4 || kind == 5) {
+            null_buffers = host_fault(&r, sized, &h, api, &probs, pick(&r, 9), what, sizeof what);
         } else if (kind == 6) {
             null_buffers = 1;
-            v_bad(&v, "buffers");
             snprintf(what, sizeof what, "buffers NULL");
         }
+        clattn_host_buffers hb = hostset_buffers(&h);
+        if (m.ok)
+            model_host(&m, &p, null_buffers ? NULL : &hb, api, probs, &v);
+        snprintf(label, sizeof label, "draw %ld %s %s%s%s [%s]", n,
+                 api == 1 ? "host" : "weights", field ? field : "", what[0] ? ": " : "", what,
+                 desc);
         if (v.valid) {
+            if (kind <= 1)
+                probe_valid(&e, &st, label, &p);
             st.left_valid++;
             hostset_free(&h);
             continue;
@@ -1044,26 +1833,28 @@ void case_descriptors_invalid(void)
                               ? clattn_forward_host(e.ctx, &p, null_buffers ? NULL : &hb)
                               : clattn_attention_weights_host(e.ctx, &p, null_buffers ? NULL : &hb,
                                                               probs);
-        char label[1100];
-        snprintf(label, sizeof label, "draw %ld %s %s%s%s [%s]", n,
-                 api == 1 ? "host" : "weights", field ? field : "", what[0] ? ": " : "", what,
-                 desc);
         check_refusal(&e, &st, label, s, &v, NULL, hostset_changed(&h));
         hostset_free(&h);
     }
     t_log("descriptors_invalid: %ld draws, %ld refusals checked, %ld left valid by their "
-          "mutation (not run here)",
-          st.draws, st.invalid_checked, st.left_valid);
+          "mutation (%ld of them probed: problem checks pass)",
+          st.draws, st.invalid_checked, st.left_valid, st.probed);
     t_log("  by API: device %ld, host %ld, weights %ld; supports-only %ld", st.by_api[0],
           st.by_api[1], st.by_api[2], st.by_kind[7]);
     for (int k = 0; k < 8; k++)
         t_log("  kind %-22s %ld", kind_name[k], st.by_kind[k]);
     for (int f = 0; f < n_fields; f++)
         t_log("  mutated field %-16s %ld", field_names[f], field_draws[f]);
+    for (int b = 0; b < FT_BITS; b++)
+        t_log("  base problems with %-10s %ld", feature_name[b], st.features[b]);
+    for (int i = 0; i < 17; i++)
+        t_log("  refusals naming %-14s %ld", k_tally_words[i], st.named[i]);
+    for (int i = 0; i < 9; i++)
+        t_log("  refusals saying \"%s\": %ld", k_tally_phrases[i], st.phrased[i]);
     t_log("  interleaved (injective but not nested) views met: %d", interleaved_views);
-    t_log("  outcomes: accepted-invalid %ld, wrong status %ld, message naming nothing %ld, "
-          "buffers modified %ld",
-          st.accepted_invalid, st.wrong_status, st.bad_message, st.modified);
+    t_log("  outcomes: accepted-invalid %ld, refused-valid %ld, wrong status %ld, message "
+          "naming nothing %ld, buffers modified %ld",
+          st.accepted_invalid, st.refused_valid, st.wrong_status, st.bad_message, st.modified);
     fuzz_env_free(&e);
 }
 
@@ -1077,12 +1868,18 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
 {
     devset d;
     memset(&d, 0, sizeof d);
-    const void *data[S_N] = {t->q, t->k, t->v, t->o, t->mask, t->kv_lens, t->lse};
+    const void *data[S_N] = {t->q,     t->k,         t->v,     t->o,      t->mask,
+                             t->kv_lens, t->lse,     t->bias,  t->bool_mask, t->sinks,
+                             t->alibi, t->kv_start, t->cu_q,  t->cu_kv};
+    /* the harness's allocations (the model must find them large enough) */
+    const size_t hf = sizeof(float) * (size_t)t->n.heads, bi = sizeof(int32_t) * t->n.batch;
     const size_t sizes[S_N] = {(size_t)m->bytes[S_Q], (size_t)m->bytes[S_K],
                                (size_t)m->bytes[S_V], (size_t)t->o_alloc * t->esz,
                                t->mask ? (size_t)m->bytes[S_MASK] : 0,
                                t->kv_lens ? (size_t)m->bytes[S_KVL] : 0,
-                               t->lse ? sizeof(float) * (size_t)(t->lse_n + T_GUARD) : 0};
+                               t->lse ? sizeof(float) * (size_t)(t->lse_n + T_GUARD) : 0,
+                               (size_t)t->bias_n * ref_dtype_size(t->n.bias.dtype),
+                               (size_t)t->bool_n, hf, hf, bi, bi + 4, bi + 4};
     size_t off = (size_t)t_rng_int(r, 0, 2) * e->align;
     for (int i = 0; i < S_N; i++) {
         slot *s = &d.s[i];
@@ -1101,7 +1898,7 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
         }
     }
     verdict v = {1, ""};
-    model_buffers(m, &d, &v);
+    model_buffers(m, &t->p, &d, &v);
     if (!v.valid) {
         T_FAIL("%s: the model refuses its own valid layout (%s)", label, v.words);
         return;
@@ -1110,8 +1907,7 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
         devset_release(&d);
         return;
     }
-    clattn_buffers b = {d.mem[S_Q], d.mem[S_K], d.mem[S_V], d.mem[S_O],
-                        d.mem[S_MASK], d.mem[S_KVL], d.mem[S_LSE]};
+    clattn_buffers b = devset_buffers(&d, NULL);
     cl_event done = NULL;
     clattn_status s = clattn_forward(e->ctx, &t->p, &b, 0, NULL, &done);
     if (s != CLATTN_OK) {
@@ -1169,6 +1965,91 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
     devset_release(&d);
 }
 
+/* Device calls clamp the index entries they cannot check (clattn.h:
+ * kv_start to 0..seq_kv, cu_seqlens to 0..total and to the largest
+ * lengths). Puts one such entry into t where the clamped meaning keeps the
+ * sequences apart and the NaN the harness put before kv_start unseen: a
+ * kv_start below 0 where it was 0, or past seq_kv (no key); a last
+ * cu_seqlens entry past the total (the same sequences), below 0 (the last
+ * sequence empty), or a first entry above 0 (the first one shorter).
+ * Returns 1 when it changed something. */
+static int clamp_fault(t_rng *r, t_tensors *t, char *what, size_t wn)
+{
+    const clattn_problem *n = &t->n;
+    if (t->kv_start) {
+        const int b = pick(r, n->batch);
+        if (t->kv_start[b] == 0 && chance(r, 0.5))
+            t->kv_start[b] = chance(r, 0.5) ? -1 : INT32_MIN;
+        else
+            t->kv_start[b] = chance(r, 0.5) ? INT32_MAX : n->seq_kv + t_rng_int(r, 1, 5);
+        snprintf(what, wn, "kv_start[%d] = %d", b, (int)t->kv_start[b]);
+        return 1;
+    }
+    if (t->cu_q) {
+        const int on_q = chance(r, 0.5);
+        int32_t *cu = on_q ? t->cu_q : t->cu_kv;
+        const int total = on_q ? n->total_q : n->total_kv, B = n->batch;
+        /* INT32_MIN only in the long run: the kernels subtract cu[b] from
+         * cu[b + 1] before clamping, which wraps for INT32_MIN and gives
+         * the emptied last sequence rows and keys */
+        const int lowest = long_run() && chance(r, 0.5);
+        switch (pick(r, 3)) {
+        case 0: cu[B] = chance(r, 0.5) ? INT32_MAX : total + t_rng_int(r, 1, 5); break;
+        case 1: cu[B] = lowest ? INT32_MIN : -t_rng_int(r, 1, 5); break;
+        default: cu[0] = t_rng_int(r, 1, total); break;
+        }
+        snprintf(what, wn, "%s clamped", on_q ? "cu_seqlens_q" : "cu_seqlens_kv");
+        return 1;
+    }
+    return 0;
+}
+
+/* The probabilities of a varlen problem where clattn.h defines them: rows
+ * and keys inside each sequence (its cu_seqlens are valid here). */
+static void verify_probs_varlen(const char *label, const t_tensors *t, const float *probs,
+                                t_tolerance tol)
+{
+    const clattn_problem *n = &t->n;
+    const size_t np = (size_t)n->batch * n->heads * n->seq_q * n->seq_kv;
+    double *ref = malloc(sizeof(double) * np);
+    clattn_host_buffers in = t_tensors_host(t);
+    in.o = NULL;
+    in.lse = NULL;
+    if (!ref || ref_attention(&t->p, &in, NULL, NULL, ref) != 0) {
+        T_FAIL("%s: no reference probabilities (out of memory)", label);
+        free(ref);
+        return;
+    }
+    size_t bad = 0, worst = 0;
+    double worst_err = 0.0;
+    for (int b = 0; b < n->batch; b++) {
+        const int lq = t->cu_q[b + 1] - t->cu_q[b], lk = t->cu_kv[b + 1] - t->cu_kv[b];
+        for (int h = 0; h < n->heads; h++)
+            for (int i = 0; i < lq; i++)
+                for (int j = 0; j < lk; j++) {
+                    size_t x = (((size_t)b * n->heads + h) * n->seq_q + i) * n->seq_kv + j;
+                    double err = fabs((double)probs[x] - ref[x]);
+                    if (isnan(err))
+                        err = INFINITY;
+                    if (err > worst_err)
+                        worst_err = err, worst = x;
+                    bad += !(err <= tol.probs_abs);
+                }
+    }
+    T_CHECK(bad == 0, "%s: %zu probabilities inside the sequences off by more than %.3g; worst "
+            "%.3g at element %zu (ref %.9g got %.9g)", label, bad, tol.probs_abs, worst_err,
+            worst, ref[worst], (double)probs[worst]);
+    free(ref);
+}
+
+/* The harness flags of a problem's 1.0 inputs. */
+static unsigned feature_flags(const clattn_problem *p)
+{
+    return (p->sinks ? T_WITH_SINKS : 0u) | (p->alibi ? T_WITH_ALIBI : 0u) |
+           (p->bias.enabled ? T_WITH_BIAS : 0u) | (p->bool_mask.enabled ? T_WITH_BOOL_MASK : 0u) |
+           (p->kv_start ? T_WITH_KV_START : 0u) | (p->varlen ? T_WITH_VARLEN : 0u);
+}
+
 void case_descriptors_valid(void)
 {
     fuzz_env e;
@@ -1177,18 +2058,22 @@ void case_descriptors_valid(void)
         fuzz_env_free(&e);
         return;
     }
+    const int mode = long_run() ? DRAW_LONG : DRAW_QUICK;
     const long draws = long_run() ? 2000 : 240;
-    const uint64_t seed = fuzz_seed(0xa11d0c5u);
+    long only;
+    const uint64_t seed = fuzz_seed(0xa11d0c5u, &only);
     t_log("descriptors_valid: %ld draws, seed 0x%llx", draws, (unsigned long long)seed);
     stats st;
     memset(&st, 0, sizeof st);
     t_rng r;
-    t_rng_seed(&r, seed);
     long per_path[4] = {0}, per_dtype[3] = {0}, with_flags[4] = {0}, strided = 0, kvl_oob = 0;
-    for (long n = 0; n < draws && t_failures < 20; n++) {
+    long clamped = 0, big_dims = 0, bias_dtype[3] = {0}, broadcast = 0;
+    for (long n = only >= 0 ? only : 0; n < (only >= 0 ? only + 1 : draws) && t_failures < 20;
+         n++) {
+        draw_rng(&r, seed, n);
         st.draws++;
         clattn_problem p;
-        draw_valid(&r, &p, 1);
+        const int mask_policy = draw_valid(&r, &p, mode);
         verdict v = {1, ""};
         mshape m;
         model_problem(&p, &m, &v);
@@ -1199,24 +2084,39 @@ void case_descriptors_valid(void)
         int api = pick(&r, 3); /* device, host, weights */
         if (api == 2 && p.path != CLATTN_PATH_AUTO && p.path != CLATTN_PATH_THREE_STAGE)
             api = 1;
-        unsigned flags = 0;
+        unsigned flags = feature_flags(&p);
         /* the device API clamps kv_lens entries outside 0..seq_kv */
-        const int kvl_out = api == 0 && chance(&r, 0.2);
-        if (chance(&r, 0.5))
+        const int kvl_out = api == 0 && !p.varlen && chance(&r, 0.2);
+        if (!p.bias.enabled && mask_policy != MASK_NEVER &&
+            (mask_policy == MASK_ALWAYS || chance(&r, 0.5)))
             flags |= T_WITH_MASK;
-        if (kvl_out || chance(&r, 0.4))
+        if (!p.varlen && (kvl_out || chance(&r, 0.4)))
             flags |= T_WITH_KV_LENS | (!kvl_out && chance(&r, 0.5) ? T_NAN_BEYOND_LEN : 0);
         if (chance(&r, 0.6))
             flags |= T_WITH_LSE;
         t_tensors t;
         if (t_tensors_init(&t, &p, flags, 0x7a1d0000u + (uint64_t)n) != 0)
             break;
+        if (p.varlen) { /* the harness drew the token counts: the model reads them */
+            v.valid = 1;
+            v.words[0] = '\0';
+            model_problem(&t.p, &m, &v);
+            if (!v.valid) {
+                T_FAIL("draw %ld: the model refuses the harness's varlen problem (%s)", n,
+                       v.words);
+                t_tensors_free(&t);
+                continue;
+            }
+        }
         if (kvl_out) {
             static const int32_t oob[] = {-1, INT32_MIN, INT32_MAX};
             int b = pick(&r, p.batch), w = pick(&r, 4);
             t.kv_lens[b] = w < 3 ? oob[w] : p.seq_kv + t_rng_int(&r, 1, 5);
             kvl_oob++;
         }
+        char what[96] = "";
+        if (api == 0 && chance(&r, 0.3))
+            clamped += clamp_fault(&r, &t, what, sizeof what);
         st.by_api[api]++;
         per_path[p.path]++;
         per_dtype[p.dtype]++;
@@ -1225,12 +2125,21 @@ void case_descriptors_valid(void)
         with_flags[2] += t.lse != NULL;
         with_flags[3] += p.windowed != 0;
         strided += p.q_strides.seq || p.q_strides.head || p.q_strides.batch;
-        char desc[512], label[1200];
+        count_features(&st, &p);
+        big_dims += p.head_dim > 64 || p.head_dim_v > 64;
+        if (p.bias.enabled)
+            bias_dtype[p.bias.dtype]++;
+        broadcast += (p.bias.enabled && (!p.bias.strides.batch || !p.bias.strides.head ||
+                                         !p.bias.strides.row)) ||
+                     (p.bool_mask.enabled && (!p.bool_mask.strides.batch ||
+                                              !p.bool_mask.strides.head ||
+                                              !p.bool_mask.strides.row));
+        char desc[1024], label[1200];
         clattn_host_buffers hb = t_tensors_host(&t);
-        t_describe(&p, &hb, desc, sizeof desc);
-        snprintf(label, sizeof label, "draw %ld %s", n,
-                 api == 0 ? "device" : api == 1 ? "host" : "weights");
-        clattn_status sup = clattn_supports(e.ctx, &p);
+        t_describe(&t.p, &hb, desc, sizeof desc);
+        snprintf(label, sizeof label, "draw %ld %s%s%s", n,
+                 api == 0 ? "device" : api == 1 ? "host" : "weights", what[0] ? " " : "", what);
+        clattn_status sup = clattn_supports(e.ctx, &t.p);
         if (sup == CLATTN_ERR_UNSUPPORTED) {
             st.skipped_unsupported++;
             t_skip("%s [%s]: %s", label, desc, clattn_last_error(e.ctx));
@@ -1245,7 +2154,7 @@ void case_descriptors_valid(void)
             continue;
         }
         st.valid_run++;
-        char full[1800];
+        char full[2400];
         snprintf(full, sizeof full, "%s [%s]", label, desc);
         t_tensors_poison(&t);
         if (api == 0) {
@@ -1271,14 +2180,17 @@ void case_descriptors_valid(void)
             }
             for (size_t x = 0; x < np; x++)
                 probs[x] = NAN;
-            clattn_status s = clattn_attention_weights_host(e.ctx, &p, &hb, probs);
+            clattn_status s = clattn_attention_weights_host(e.ctx, &t.p, &hb, probs);
             if (s != CLATTN_OK) {
                 st.refused_valid++;
                 T_FAIL("%s: clattn_attention_weights_host -> %s: %s (the model finds it valid)",
                        full, clattn_status_string(s), clattn_last_error(e.ctx));
             } else {
                 int before = t_failures;
-                t_verify_probs(full, &p, &hb, probs, t_tolerance_for(p.dtype));
+                if (t.p.varlen)
+                    verify_probs_varlen(full, &t, probs, t_tolerance_for(p.dtype));
+                else
+                    t_verify_probs(full, &t.p, &hb, probs, t_tolerance_for(p.dtype));
                 t_verify(full, &t, t_tolerance_for(p.dtype));
                 st.wrong_result += t_failures != before;
             }
@@ -1300,6 +2212,12 @@ void case_descriptors_valid(void)
     t_log("  with mask %ld, kv_lens %ld (%ld outside 0..seq_kv), lse %ld, windowed %ld, "
           "strided q %ld",
           with_flags[0], with_flags[1], kvl_oob, with_flags[2], with_flags[3], strided);
+    t_log("  1.0: softcap %ld, sinks %ld, alibi %ld, bias %ld (f32/f16/bf16 %ld/%ld/%ld), "
+          "bool_mask %ld, a broadcast mask %ld, kv_start %ld, chunk %ld, varlen %ld; "
+          "entries clamped %ld; head dims past 64: %ld",
+          st.features[0], st.features[1], st.features[2], st.features[3], bias_dtype[0],
+          bias_dtype[1], bias_dtype[2], st.features[4], broadcast, st.features[5],
+          st.features[6], st.features[7], clamped, big_dims);
     t_log("  outcomes: refused-valid %ld, wrong results %ld; programs built %llu, loaded %llu",
           st.refused_valid, st.wrong_result, (unsigned long long)cs.programs_built,
           (unsigned long long)cs.programs_loaded);
