@@ -168,8 +168,11 @@ inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
      * outside the caller's tensors. */
     tq = clamp(c->cu_q[b], 0, c->total_q);
     tk = clamp(c->cu_kv[b], 0, c->total_kv);
-    s.sq = clamp(c->cu_q[b + 1] - (int)tq, 0, min(c->seq_q, c->total_q - (int)tq));
-    s.L = clamp(c->cu_kv[b + 1] - (int)tk, 0, min(c->seq_kv, c->total_kv - (int)tk));
+    /* Both ends clamped before the difference: INT32_MIN - tq would wrap. */
+    s.sq = min(clamp(c->cu_q[b + 1], 0, c->total_q) - (int)tq, c->seq_q);
+    s.L = min(clamp(c->cu_kv[b + 1], 0, c->total_kv) - (int)tk, c->seq_kv);
+    s.sq = max(s.sq, 0);
+    s.L = max(s.L, 0);
     s.lse = (long)h * c->total_q + tq;
 #else
     s.sq = c->seq_q;
@@ -286,12 +289,25 @@ CLATTN_DEFINE_EXP2(16)
  * polynomial per lane. The absolute error stays at fp32 rounding (tanh's
  * result is multiplied back by the cap, so a small relative error of tiny
  * arguments does not matter), and +-inf and NaN come out as tanh's. */
-#define CLATTN_TANH(x) copysign(1.0f - 2.0f / (exp2(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), (x))
+#define CLATTN_TANH_FAST(x, EXP2)                                                              \
+    copysign(1.0f - 2.0f / (EXP2(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), (x))
+/* Near 0 that form keeps only absolute accuracy, which the cap multiplies
+ * back into the score (a cap of 1e4 lost three digits): below
+ * CLATTN_TANH_SMALL the odd series to x^9 takes over, whose next term is
+ * under 1e-7 of the result there. */
+#define CLATTN_TANH_SMALL 0.3f
+#define CLATTN_TANH_POLY(x)                                                                    \
+    ((x) * (1.0f + (x) * (x) *                                                                 \
+                       (-0.33333334f +                                                         \
+                        (x) * (x) * (0.13333334f + (x) * (x) * (-0.053968254f +                \
+                                                                (x) * (x) * 0.021869488f)))))
+#define CLATTN_TANH(x)                                                                         \
+    (fabs(x) < CLATTN_TANH_SMALL ? CLATTN_TANH_POLY(x) : CLATTN_TANH_FAST((x), exp2))
 /* The same on W lanes with the short exp2 (whose 2^127 for huge arguments
  * still makes tanh exactly +-1). */
 #define CLATTN_VTANH(W, x)                                                                     \
-    copysign(1.0f - 2.0f / (CLATTN_CAT(clattn_exp2_, W)(fabs(x) * (2.0f * CLATTN_LOG2E)) + 1.0f), \
-             (x))
+    select(CLATTN_TANH_FAST((x), CLATTN_CAT(clattn_exp2_, W)), CLATTN_TANH_POLY(x),            \
+           fabs(x) < (CLATTN_CAT(float, W))(CLATTN_TANH_SMALL))
 
 inline float clattn_qscale(const clattn_call *c, float U)
 {
