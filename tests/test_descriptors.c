@@ -502,8 +502,11 @@ static void draw_mask_layout(t_rng *r, const clattn_problem *p, clattn_mask_layo
     for (int i = 0; i < nl; i++) {
         const int d = live[i];
         const int pad = chance(r, 0.5) ? t_rng_int(r, 0, d == 0 ? 27 : 9) : 0;
-        st[d] = span + pad;
-        span = st[d] * n[d];
+        /* A mutated problem's dimensions may be huge: the strides saturate
+         * (and are then refused) instead of wrapping. */
+        st[d] = span > INT64_MAX - pad ? INT64_MAX : span + pad;
+        if (__builtin_mul_overflow(st[d], n[d], &span))
+            span = INT64_MAX;
     }
     for (int i = 0; i < nl; i++) {
         const int d = live[i];
