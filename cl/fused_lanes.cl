@@ -157,15 +157,6 @@ FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, i
 FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int hi,
                      const vec_t p[FL_KEYS], bool guarded, vec_t acc[HEAD_DIM_V])
 {
-    long vr[FL_KEYS];
-    ivec_t keep[FL_KEYS];
-    int kind[FL_KEYS]; /* 0: no lane sees the key; 1: every lane; 2: some */
-#pragma unroll
-    for (int t = 0; t < FL_KEYS; ++t) {
-        vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
-        keep[t] = p[t] != (vec_t)(0.0f);
-        kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;
-    }
     if (!guarded && n0 + FL_KEYS <= hi) {
         /* The usual tile: every key in range and seen by every lane, so a
          * straight line with one V pointer stepping from key to key (the
@@ -186,6 +177,15 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
                 acc[d0 + u] = a[u];
         }
         return;
+    }
+    long vr[FL_KEYS];
+    ivec_t keep[FL_KEYS];
+    int kind[FL_KEYS]; /* 0: no lane sees the key; 1: every lane; 2: some */
+#pragma unroll
+    for (int t = 0; t < FL_KEYS; ++t) {
+        vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
+        keep[t] = p[t] != (vec_t)(0.0f);
+        kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;
     }
     for (int d0 = 0; d0 < HEAD_DIM_V; d0 += FL_DB) {
         vec_t a[FL_DB];
