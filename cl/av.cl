@@ -63,9 +63,13 @@ inline avec_t load_v_part(global const store_t *v, long i, int n)
 /* acc += P[rows][lo..hi) * V[lo..hi)[the block's dims], with nfull whole
  * vectors and a partial one of tail dims; called with constants for the
  * common case so that copy keeps V in registers. */
-__attribute__((always_inline)) inline void accumulate(avec_t acc[AV_ROWS][AV_CV], global const float *const *pr,
-                       global const store_t *vp, long vss, int lo, int hi, int nfull, int tail)
+__attribute__((always_inline)) inline void accumulate(
+    avec_t acc[AV_ROWS][AV_CV], global const float *const *pr, const clattn_call *cl,
+    const clattn_seq *s, global const vstore_t *v, int dv0, int lo, int hi, int nfull, int tail)
 {
+#if CLATTN_KV_PLAIN
+    global const store_t *vp = v + s->v + dv0;
+#endif
     for (int j = lo; j < hi; ++j) {
         float p[AV_ROWS];
         bool all = true;
@@ -75,12 +79,22 @@ __attribute__((always_inline)) inline void accumulate(avec_t acc[AV_ROWS][AV_CV]
             all = all && p[r] != 0.0f;
         }
         avec_t vv[AV_CV];
-        const long vj = (long)j * vss;
+#if CLATTN_KV_PLAIN
+        const long vj = (long)j * cl->vss;
 #pragma unroll
         for (int c = 0; c < AV_CV; ++c)
             vv[c] = c < nfull                ? load_v(vp, vj + c * AV_VEC)
                     : c == nfull && tail > 0 ? load_v_part(vp, vj + c * AV_VEC, tail)
                                              : (avec_t)(0.0f);
+#else
+        /* Paged or converted storage: the row's place and scales per key. */
+        const clattn_kvrow vr = clattn_v_row(cl, s, j);
+#pragma unroll
+        for (int c = 0; c < AV_CV; ++c)
+            vv[c] = c < nfull || (c == nfull && tail > 0)
+                        ? clattn_v_vec(AV_VEC, cl, vr, dv0 + c * AV_VEC, c < nfull ? AV_VEC : tail)
+                        : (avec_t)(0.0f);
+#endif
         if (all) {
 #pragma unroll
             for (int r = 0; r < AV_ROWS; ++r)
@@ -120,7 +134,6 @@ kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
 #pragma unroll
     for (int r = 0; r < AV_ROWS; ++r)
         pr[r] = probs + ((long)bhl * nrows + min(r0 + r, r_last)) * seq_kv;
-    global const store_t *vp = v + s.v + dv0;
     /* Vectors of the block wholly inside head_dim_v; past them one partial. */
     const int nfull = min(AV_CV, (HEAD_DIM_V - dv0) / AV_VEC);
     const int tail = HEAD_DIM_V - dv0 - nfull * AV_VEC;
@@ -133,9 +146,9 @@ kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
             acc[r][c] = (avec_t)(0.0f);
 
     if (nfull == AV_CV)
-        accumulate(acc, pr, vp, vss, lo, hi, AV_CV, 0);
+        accumulate(acc, pr, &call, &s, v, dv0, lo, hi, AV_CV, 0);
     else
-        accumulate(acc, pr, vp, vss, lo, hi, nfull, tail);
+        accumulate(acc, pr, &call, &s, v, dv0, lo, hi, nfull, tail);
 
     for (int r = 0; r < AV_ROWS && r0 + r <= r_last; ++r) {
         float out[BLOCK_DV];

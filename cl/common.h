@@ -114,19 +114,90 @@ typedef ushort bias_t;
 #define LOAD_BIAS(p, i) as_float((uint)(p)[(i)] << 16)
 #endif
 
+/* ---- K and V storage ----------------------------------------------------------
+ * clattn.h's clattn_kv_format as -D switches, per tensor: K_FMT / V_FMT
+ * (0: the problem's dtype, store_t), K_GROUP (INT8/INT4: channels per
+ * scale), K_SDT (scales: 0 fp32, 1 fp16), K_PH (FP8: a scale per kv head);
+ * PAGED: K and V live in pages found through the block table. */
+#define CLATTN_KV_DTYPE 0
+#define CLATTN_KV_F32 1
+#define CLATTN_KV_F16 2
+#define CLATTN_KV_BF16 3
+#define CLATTN_KV_INT8 4
+#define CLATTN_KV_INT4 5
+#define CLATTN_KV_Q8_0 6
+#define CLATTN_KV_Q4_0 7
+#define CLATTN_KV_E4M3 8
+#define CLATTN_KV_E5M2 9
+#ifndef K_FMT
+#define K_FMT 0
+#endif
+#ifndef V_FMT
+#define V_FMT 0
+#endif
+#ifndef K_GROUP
+#define K_GROUP HEAD_DIM
+#endif
+#ifndef V_GROUP
+#define V_GROUP HEAD_DIM_V
+#endif
+#ifndef K_SDT
+#define K_SDT 0
+#endif
+#ifndef V_SDT
+#define V_SDT 0
+#endif
+#ifndef K_PH
+#define K_PH 0
+#endif
+#ifndef V_PH
+#define V_PH 0
+#endif
+#ifndef PAGED
+#define PAGED 0
+#endif
+/* 1 when K and V are plain rows of store_t, as before 1.1: kernels keep
+ * their pointer-stepping fast paths only then. */
+#define CLATTN_KV_PLAIN (K_FMT == 0 && V_FMT == 0 && !PAGED)
+
+#if K_FMT == 0
+typedef store_t kstore_t;
+#elif K_FMT == 1
+typedef float kstore_t;
+#elif K_FMT == 2
+typedef half kstore_t;
+#elif K_FMT == 3
+typedef ushort kstore_t;
+#else
+typedef uchar kstore_t;
+#endif
+#if V_FMT == 0
+typedef store_t vstore_t;
+#elif V_FMT == 1
+typedef float vstore_t;
+#elif V_FMT == 2
+typedef half vstore_t;
+#elif V_FMT == 3
+typedef ushort vstore_t;
+#else
+typedef uchar vstore_t;
+#endif
+
 /* ---- one call's parameters --------------------------------------------------
  * Every kernel takes these first (CLATTN_CALL_PARAMS), in this order, and the
  * host sets them in one place; a kernel gathers them with CLATTN_CALL_INIT
  * and hands the struct to the helpers below. A feature's buffers and
  * scalars are here even when it is compiled out. */
 #define CLATTN_CALL_PARAMS                                                                     \
-    global const store_t *q, global const store_t *k, global const store_t *v,                \
+    global const store_t *q, global const kstore_t *k, global const vstore_t *v,              \
         global store_t *o, global float *lse, global const int *kv_lens,                       \
         global const int *kv_start, global const int *cu_q, global const int *cu_kv,           \
         global const bias_t *bias, global const uchar *bmask, global const float *sinks,       \
-        global const float *slopes, int heads, int group, int seq_q, int seq_kv, int total_q,  \
+        global const float *slopes, global const int *btab, global const uchar *ksc,           \
+        global const uchar *vsc, int heads, int group, int seq_q, int seq_kv, int total_q,     \
         int total_kv, float scale, float softcap, int causal, int windowed, int wl, int wr,    \
-        int chunk, int has_kvl, int has_lse, long qsb, long qsh, long qss, long ksb, long ksh, \
+        int chunk, int has_kvl, int has_lse, int maxp, int npages, int pshift, long qsb,       \
+        long qsh, long qss, long ksb, long ksh,                                                \
         long kss, long vsb, long vsh, long vss, long osb, long osh, long oss, long bsb,        \
         long bsh, long bsr, long msb, long msh, long msr
 
@@ -135,17 +206,20 @@ typedef struct clattn_call {
     global const bias_t *bias;
     global const uchar *bmask;
     global const float *sinks, *slopes;
+    global const int *btab;
+    global const uchar *ksc, *vsc;
     int heads, group, seq_q, seq_kv, total_q, total_kv;
     float scale, softcap;
     int causal, windowed, wl, wr, chunk, has_kvl, has_lse;
+    int maxp, npages, pshift; /* PAGED: table columns, pool pages, log2(page size) */
     long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
     long bsb, bsh, bsr, msb, msh, msr;
 } clattn_call;
 
 #define CLATTN_CALL_INIT                                                                       \
-    {kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes, heads, group, seq_q, seq_kv,  \
-     total_q, total_kv, scale, softcap, causal, windowed, wl, wr, chunk, has_kvl, has_lse,     \
-     qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, bsb, bsh, bsr, msb, msh, msr}
+    {kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes, btab, ksc, vsc, heads, group,  \
+     seq_q, seq_kv, total_q, total_kv, scale, softcap, causal, windowed, wl, wr, chunk,        \
+     has_kvl, has_lse, maxp, npages, pshift, qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, bsb, bsh, bsr, msb, msh, msr}
 
 /* One (batch, query head) of a call: its lengths and where its rows live.
  * Row i of it has query row offset q + i * qss, key j is at k + j * kss. */
@@ -154,6 +228,8 @@ typedef struct clattn_seq {
     int L, S;      /* keys S <= j < L may be visible */
     long q, k, v, o;
     long lse;      /* LSE index of row 0; rows are consecutive */
+    int b, kh;     /* batch and kv head */
+    long r0, rstep; /* K/V row number (the scales' index) of key 0, and per key */
     long bias, bmask; /* mask offsets of (b, h, row 0, key 0) */
     float sink, slope;
 } clattn_seq;
@@ -184,6 +260,15 @@ inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
 #else
     s.S = 0;
 #endif
+    s.b = b;
+    s.kh = kh;
+#if VARLEN
+    s.r0 = tk * (c->heads / c->group) + kh;
+    s.rstep = c->heads / c->group;
+#else
+    s.r0 = ((long)b * (c->heads / c->group) + kh) * c->seq_kv;
+    s.rstep = 1;
+#endif
     s.q = b * c->qsb + h * c->qsh + tq * c->qss;
     s.k = b * c->ksb + kh * c->ksh + tk * c->kss;
     s.v = b * c->vsb + kh * c->vsh + tk * c->vss;
@@ -203,6 +288,184 @@ inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
     return s;
 }
 
+/* ---- reading K and V ---------------------------------------------------------------
+ * Kernels find key j's K row with clattn_k_row (V: clattn_v_row) and read
+ * it with clattn_k1 (one channel) or clattn_k_vW (W channels from d0, which
+ * must be a multiple of W: then a vector never straddles a scale group or a
+ * ggml block, as W divides 16 and every group is 32, 64, 128 or the row).
+ * Whatever the storage, values come out as fp32. */
+typedef struct clattn_kvrow {
+    long off; /* the row's first element (float formats) or byte */
+    long sc;  /* its first scale (INT8: scale; INT4: scale, zero pair) */
+} clattn_kvrow;
+
+#define CLATTN_KV_INLINE inline __attribute__((always_inline))
+
+/* Row of key j, for a tensor of storage fmt with `groups` scales per row and
+ * strides sb (batch or page), sh, ss. j must be one the sequence has
+ * (0 <= j < seq_kv); paged lookups clamp the table entry into the pool. */
+CLATTN_KV_INLINE clattn_kvrow clattn_kv_row(const clattn_call *c, const clattn_seq *s, long base,
+                                            long sb, long sh, long ss, int j, const int fmt,
+                                            const int groups, const int ph)
+{
+    clattn_kvrow r;
+    long row;
+#if PAGED
+    const int jj = clamp(j, 0, c->seq_kv - 1);
+    const int page = clamp(c->btab[(long)s->b * c->maxp + (jj >> c->pshift)], 0, c->npages - 1);
+    const int slot = jj & ((1 << c->pshift) - 1);
+    r.off = page * sb + s->kh * sh + (long)slot * ss;
+    row = (((long)page * (c->heads / c->group) + s->kh) << c->pshift) + slot;
+    (void)base;
+#else
+    r.off = base + (long)j * ss;
+    row = s->r0 + (long)j * s->rstep;
+    (void)sb;
+    (void)sh;
+#endif
+    r.sc = fmt == CLATTN_KV_INT8 ? row * groups
+           : fmt == CLATTN_KV_INT4 ? row * groups * 2
+           : ph                    ? (long)s->kh
+                                   : 0;
+    return r;
+}
+
+#define clattn_k_row(c, s, j)                                                                  \
+    clattn_kv_row((c), (s), (s)->k, (c)->ksb, (c)->ksh, (c)->kss, (j), K_FMT,                  \
+                  HEAD_DIM / K_GROUP, K_PH)
+#define clattn_v_row(c, s, j)                                                                  \
+    clattn_kv_row((c), (s), (s)->v, (c)->vsb, (c)->vsh, (c)->vss, (j), V_FMT,                  \
+                  HEAD_DIM_V / V_GROUP, V_PH)
+
+CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, long i)
+{
+    return sdt ? vload_half((size_t)i, (global const half *)sc) : ((global const float *)sc)[i];
+}
+
+/* OCP 8-bit floats from their bits (in an int), exactly: normal numbers by
+ * moving the exponent into fp32's field (no denormal fp32 on the way, which
+ * a device may flush), subnormals as mantissa * 2^(1 - bias - mantissa
+ * bits), and E4M3's single NaN code / E5M2's infinities and NaNs. */
+#define CLATTN_DEFINE_FP8(T, IT, SUF)                                                           \
+    CLATTN_KV_INLINE T CLATTN_CAT(clattn_fp8_, SUF)(IT b, const int e5)                         \
+    {                                                                                           \
+        const IT mag = b & (IT)(0x7f);                                                          \
+        const IT sign = (b & (IT)(0x80)) << 24;                                                 \
+        T x;                                                                                    \
+        if (e5) {                                                                               \
+            x = select(CLATTN_CAT(as_, T)((mag << 21) + (IT)(112 << 23)),                       \
+                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-16f), mag < (IT)(4));            \
+            x = select(x, (T)(INFINITY), mag == (IT)(0x7c));                                    \
+            x = select(x, (T)(NAN), mag > (IT)(0x7c));                                          \
+        } else {                                                                                \
+            x = select(CLATTN_CAT(as_, T)((mag << 20) + (IT)(120 << 23)),                       \
+                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-9f), mag < (IT)(8));             \
+            x = select(x, (T)(NAN), mag == (IT)(0x7f));                                         \
+        }                                                                                       \
+        return CLATTN_CAT(as_, T)(CLATTN_CAT(as_, IT)(x) | sign);                               \
+    }
+CLATTN_DEFINE_FP8(float, int, 1)
+CLATTN_DEFINE_FP8(float4, int4, 4)
+CLATTN_DEFINE_FP8(float8, int8, 8)
+CLATTN_DEFINE_FP8(float16, int16, 16)
+
+/* Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
+ * group channels each). */
+CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, clattn_kvrow r,
+                                  int d, const int fmt, const int group, const int sdt)
+{
+    global const uchar *u = (global const uchar *)p;
+    if (fmt == CLATTN_KV_DTYPE)
+        return LOAD((global const store_t *)p, r.off + d);
+    if (fmt == CLATTN_KV_F32)
+        return ((global const float *)p)[r.off + d];
+    if (fmt == CLATTN_KV_F16)
+        return vload_half((size_t)(r.off + d), (global const half *)p);
+    if (fmt == CLATTN_KV_BF16)
+        return as_float((uint)((global const ushort *)p)[r.off + d] << 16);
+    if (fmt == CLATTN_KV_INT8)
+        return (float)((global const char *)p)[r.off + d] *
+               clattn_kv_scale(sc, sdt, r.sc + d / group);
+    if (fmt == CLATTN_KV_INT4) {
+        const uint byte = u[r.off + d / 2];
+        const float q = (float)((d & 1) ? byte >> 4 : byte & 15u);
+        const long g = r.sc + 2 * (d / group);
+        return (q - clattn_kv_scale(sc, sdt, g + 1)) * clattn_kv_scale(sc, sdt, g);
+    }
+    if (fmt == CLATTN_KV_Q8_0) {
+        const long blk = r.off + (long)(d / 32) * 34;
+        return (float)((global const char *)p)[blk + 2 + d % 32] *
+               vload_half((size_t)(blk / 2), (global const half *)p);
+    }
+    if (fmt == CLATTN_KV_Q4_0) {
+        const long blk = r.off + (long)(d / 32) * 18;
+        const uint byte = u[blk + 2 + d % 16];
+        const float q = (float)(d % 32 < 16 ? byte & 15u : byte >> 4);
+        return (q - 8.0f) * vload_half((size_t)(blk / 2), (global const half *)p);
+    }
+    return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
+           clattn_kv_scale(sc, sdt, r.sc);
+}
+
+/* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
+ * first n are read, the rest are 0. Whole vectors load as vectors (fp16
+ * storage element by element: PoCL 3.1 crashed on vload_half16 at 2-byte
+ * alignment in unrolled loops). */
+#define CLATTN_DEFINE_KV_VEC(W)                                                                 \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
+        global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
+        const int fmt, const int group, const int sdt)                                          \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        global const uchar *u = (global const uchar *)p;                                        \
+        if (n >= W) {                                                                           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
+                return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
+                return CLATTN_CAT(as_float, W)(                                                 \
+                    CLATTN_CAT(convert_uint, W)(                                                \
+                        CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0))         \
+                    << 16);                                                                     \
+            if (fmt == CLATTN_KV_INT8)                                                          \
+                return CLATTN_CAT(convert_float, W)(                                            \
+                           CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
+                       clattn_kv_scale(sc, sdt, r.sc + d0 / group);                             \
+            if (fmt == CLATTN_KV_Q8_0) {                                                        \
+                const long blk = r.off + (long)(d0 / 32) * 34;                                  \
+                return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
+                           0, (global const char *)p + blk + 2 + d0 % 32)) *                    \
+                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_Q4_0) {                                                        \
+                const long blk = r.off + (long)(d0 / 32) * 18;                                  \
+                const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
+                    CLATTN_CAT(vload, W)(0, u + blk + 2 + d0 % 16));                            \
+                const CLATTN_CAT(uint, W) qv = d0 % 32 < 16 ? b & 15u : b >> 4;                 \
+                return (CLATTN_CAT(convert_float, W)(qv) - (T)(8.0f)) *                         \
+                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
+                return CLATTN_CAT(clattn_fp8_, W)(                                              \
+                           CLATTN_CAT(convert_int, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
+                           fmt == CLATTN_KV_E5M2) *                                             \
+                       clattn_kv_scale(sc, sdt, r.sc);                                          \
+        }                                                                                       \
+        float t[W];                                                                             \
+        for (int e = 0; e < W; ++e)                                                             \
+            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt) : 0.0f;                \
+        return CLATTN_CAT(vload, W)(0, t);                                                      \
+    }
+CLATTN_DEFINE_KV_VEC(4)
+CLATTN_DEFINE_KV_VEC(8)
+CLATTN_DEFINE_KV_VEC(16)
+
+/* K and V of the call, by their -D storage. */
+#define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT)
+#define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT)
+#define clattn_k_vec(W, c, r, d0, n)                                                            \
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT)
+#define clattn_v_vec(W, c, r, d0, n)                                                            \
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT)
 /* ---- visibility ---------------------------------------------------------------
  * The rule of clattn.h: query row i (< sq) sees keys j with
  * clattn_key_lo(i) <= j < clattn_key_hi(i) (and, with BMASK, where its mask

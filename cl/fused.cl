@@ -74,11 +74,11 @@ kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int t = lid; t < BLOCK_N * HEAD_DIM; t += BLOCK_M) {
             const int jj = t / HEAD_DIM, d = t - jj * HEAD_DIM;
-            ks[jj][d] = n0 + jj < hi ? LOAD(k, s->k + (long)(n0 + jj) * kss + d) : 0.0f;
+            ks[jj][d] = n0 + jj < hi ? clattn_k1(c, clattn_k_row(c, s, n0 + jj), d) : 0.0f;
         }
         for (int t = lid; t < BLOCK_N * HEAD_DIM_V; t += BLOCK_M) {
             const int jj = t / HEAD_DIM_V, d = t - jj * HEAD_DIM_V;
-            vs[jj][d] = n0 + jj < hi ? LOAD(v, s->v + (long)(n0 + jj) * vss + d) : 0.0f;
+            vs[jj][d] = n0 + jj < hi ? clattn_v1(c, clattn_v_row(c, s, n0 + jj), d) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 

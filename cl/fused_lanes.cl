@@ -114,9 +114,33 @@ FL_STEP vec_t score_rows(const clattn_call *c, const clattn_seq *s, vec_t x, int
 
 /* Scores of keys n0 .. n0+FL_KEYS-1 (keys at or past hi are read as key
  * hi - 1, in bounds; the caller hides them), FL_KB keys at a time. */
-FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, int hi,
-                         const vec_t qt[HEAD_DIM], vec_t s[FL_KEYS])
+FL_STEP void tile_scores(const clattn_call *cl, const clattn_seq *sq, global const kstore_t *k,
+                         int n0, int hi, const vec_t qt[HEAD_DIM], vec_t s[FL_KEYS])
 {
+#if !CLATTN_KV_PLAIN
+    /* Paged or converted storage: each key's row found once, each channel
+     * dequantized once and shared by the lanes' rows. */
+#pragma unroll
+    for (int kb = 0; kb < FL_KEYS; kb += FL_KB) {
+        clattn_kvrow kr[FL_KB];
+        vec_t a[FL_KB];
+#pragma unroll
+        for (int t = 0; t < FL_KB; ++t) {
+            kr[t] = clattn_k_row(cl, sq, min(n0 + kb + t, hi - 1));
+            a[t] = (vec_t)(0.0f);
+        }
+        for (int d = 0; d < HEAD_DIM; ++d) {
+            const vec_t qd = qt[d];
+#pragma unroll
+            for (int t = 0; t < FL_KB; ++t)
+                a[t] = fma(qd, (vec_t)(clattn_k1(cl, kr[t], d)), a[t]);
+        }
+#pragma unroll
+        for (int t = 0; t < FL_KB; ++t)
+            s[kb + t] = a[t];
+    }
+#else
+    const long koff = sq->k, kss = cl->kss;
 #pragma unroll
     for (int kb = 0; kb < FL_KEYS; kb += FL_KB) {
         long kr[FL_KB];
@@ -145,6 +169,7 @@ FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, i
         for (int t = 0; t < FL_KB; ++t)
             s[kb + t] = a[t];
     }
+#endif
 }
 
 /* P*V of the tile: FL_DB value dimensions at a time, their accumulators in
@@ -154,9 +179,12 @@ FL_STEP void tile_scores(global const store_t *k, long koff, long kss, int n0, i
  * that do (a select), so such a key adds nothing, not even a NaN from V.
  * Peaked scores (steep ALiBi slopes, padding masks) make whole keys zero,
  * which then cost nothing. */
-FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int hi,
-                     const vec_t p[FL_KEYS], bool guarded, vec_t acc[HEAD_DIM_V])
+FL_STEP void tile_pv(const clattn_call *cl, const clattn_seq *sq, global const vstore_t *v,
+                     int n0, int hi, const vec_t p[FL_KEYS], bool guarded,
+                     vec_t acc[HEAD_DIM_V])
 {
+#if CLATTN_KV_PLAIN
+    const long voff = sq->v, vss = cl->vss;
     if (!guarded && n0 + FL_KEYS <= hi) {
         /* The usual tile: every key in range and seen by every lane, so a
          * straight line with one V pointer stepping from key to key (the
@@ -178,12 +206,21 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
         }
         return;
     }
+#define FL_V(t, d) LOAD(v, vr[t] + (d))
     long vr[FL_KEYS];
+#else
+#define FL_V(t, d) clattn_v1(cl, vr[t], (d))
+    clattn_kvrow vr[FL_KEYS];
+#endif
     ivec_t keep[FL_KEYS];
     int kind[FL_KEYS]; /* 0: no lane sees the key; 1: every lane; 2: some */
 #pragma unroll
     for (int t = 0; t < FL_KEYS; ++t) {
+#if CLATTN_KV_PLAIN
         vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
+#else
+        vr[t] = clattn_v_row(cl, sq, min(n0 + t, hi - 1));
+#endif
         keep[t] = p[t] != (vec_t)(0.0f);
         kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;
     }
@@ -197,11 +234,11 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
             if (kind[t] == 1) {
 #pragma unroll
                 for (int u = 0; u < FL_DB; ++u)
-                    a[u] = fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]);
+                    a[u] = fma(p[t], (vec_t)(FL_V(t, d0 + u)), a[u]);
             } else if (kind[t] == 2) {
 #pragma unroll
                 for (int u = 0; u < FL_DB; ++u)
-                    a[u] = select(a[u], fma(p[t], (vec_t)(LOAD(v, vr[t] + d0 + u)), a[u]),
+                    a[u] = select(a[u], fma(p[t], (vec_t)(FL_V(t, d0 + u)), a[u]),
                                   keep[t]);
             }
         }
@@ -210,6 +247,8 @@ FL_STEP void tile_pv(global const store_t *v, long voff, long vss, int n0, int h
             acc[d0 + u] = a[u];
     }
 }
+
+#undef FL_V
 
 kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_lanes(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
@@ -265,7 +304,7 @@ kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_la
 
     for (int n0 = lo; n0 < hi; n0 += FL_KEYS) {
         vec_t sc[FL_KEYS];
-        tile_scores(k, s.k, kss, n0, hi, qt, sc);
+        tile_scores(c, &s, k, n0, hi, qt, sc);
 #if CLATTN_SCORE_STEPS
 #pragma unroll
         for (int t = 0; t < FL_KEYS; ++t)
@@ -311,7 +350,7 @@ kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_la
         }
         l += psum;
         /* fmin skips NaN; a NaN probability needs no guard: l is NaN. */
-        tile_pv(v, s.v, vss, n0, hi, p, any(pmin == (vec_t)(0.0f)), acc);
+        tile_pv(c, &s, v, n0, hi, p, any(pmin == (vec_t)(0.0f)), acc);
     }
 
     /* The epilogue, lane by lane: a NaN l (a NaN score) makes m NaN too,

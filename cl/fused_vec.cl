@@ -92,28 +92,6 @@ typedef int4 ivec_t;
 #define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
 #define exp2v CLATTN_CAT(clattn_exp2_, FV_VEC)
 
-/* FV_VEC consecutive elements from p + off as floats; only the first n are
- * read (n is a constant once the callers' loops are unrolled), the rest are
- * zero. Unaligned vector loads are fine: vloadn needs element alignment. */
-inline vec_t load_vec(global const store_t *p, long off, int n)
-{
-    /* fp16 goes element by element: PoCL 3.1 crashed (segmentation fault)
-     * on vload_half16 from a 2-byte-aligned address in an unrolled loop. */
-#if DTYPE != 1
-    if (n >= FV_VEC) {
-#if DTYPE == 0
-        return VLOAD(0, p + off);
-#else
-        return AS_VEC(CONVERT_UVEC(VLOAD(0, p + off)) << 16);
-#endif
-    }
-#endif
-    float t[FV_VEC];
-    for (int e = 0; e < FV_VEC; ++e)
-        t[e] = e < n ? LOAD(p, off + e) : 0.0f;
-    return VLOAD(0, t);
-}
-
 #define score_v CLATTN_CAT(clattn_score_v, FV_VEC)
 
 /* The steps of attn_fwd_fused_vec. Each takes the work-item's rows as
@@ -127,18 +105,18 @@ inline vec_t load_vec(global const store_t *p, long off, int n)
  * global memory (FV_DIRECT): a vector along the head dimension per key,
  * reduced horizontally. Lanes past hi score key hi - 1 again (in bounds);
  * the caller's visibility select discards them. */
-FV_STEP void scores_direct(global const store_t *k, long koff, long kss, int n0, int hi,
-                          const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
+FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
+                          int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     float sc[FV_ROWS][FV_VEC];
     for (int e = 0; e < FV_VEC; ++e) {
-        const long kr = koff + (long)min(n0 + e, hi - 1) * kss;
+        const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e, hi - 1));
         vec_t part[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
             part[r] = (vec_t)(0.0f);
 #pragma unroll
         for (int c = 0; c < DK_VECS; ++c) {
-            const vec_t kv = load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC);
+            const vec_t kv = clattn_k_vec(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
@@ -156,25 +134,28 @@ FV_STEP void scores_direct(global const store_t *k, long koff, long kss, int n0,
  * of keys per head-dim element), V as rows padded to whole vectors; keys
  * at or past hi are zero. Vector loads; only the transposing K stores are
  * scalar. */
-FV_STEP void stage_tile(global const store_t *k, global const store_t *v, long koff, long voff,
-                       long kss, long vss, int n0, int hi, int lid, local float *kt,
+FV_STEP void stage_tile(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
+                       global const vstore_t *v, int n0, int hi, int lid, local float *kt,
                        local float *vt)
 {
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int jj = lid; jj < FV_VEC; jj += FV_WG) {
         const bool in = n0 + jj < hi;
-        const long kr = koff + (long)(n0 + jj) * kss;
-        const long vr = voff + (long)(n0 + jj) * vss;
+        const int j = min(n0 + jj, hi - 1); /* a key the sequence has */
+        const clattn_kvrow kr = clattn_k_row(cl, s0, j);
+        const clattn_kvrow vr = clattn_v_row(cl, s0, j);
         for (int c = 0; c < DK_VECS; ++c) {
             float kd[FV_VEC];
-            VSTORE(in ? load_vec(k, kr + c * FV_VEC, HEAD_DIM - c * FV_VEC) : (vec_t)(0.0f), 0,
-                   kd);
+            VSTORE(in ? clattn_k_vec(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC)
+                      : (vec_t)(0.0f),
+                   0, kd);
             for (int t = 0; t < FV_VEC && c * FV_VEC + t < HEAD_DIM; ++t)
                 kt[(c * FV_VEC + t) * FV_VEC + jj] = kd[t];
         }
         for (int c = 0; c < DV_VECS; ++c)
-            VSTORE(in ? load_vec(v, vr + c * FV_VEC, HEAD_DIM_V - c * FV_VEC) : (vec_t)(0.0f), c,
-                   vt + jj * DV_PAD);
+            VSTORE(in ? clattn_v_vec(FV_VEC, cl, vr, c * FV_VEC, HEAD_DIM_V - c * FV_VEC)
+                      : (vec_t)(0.0f),
+                   c, vt + jj * DV_PAD);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
@@ -240,12 +221,11 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 
 #if FV_DIRECT
 /* Keys at or past hi are read as key hi - 1 (in bounds); their probability
- * is 0, and the guarded update below keeps them out. */
-#define V_ROW(e, c)                                                                       \
-    load_vec(v, voff + (long)min(n0 + (e), hi - 1) * vss + (c) * FV_VEC,                  \
-             HEAD_DIM_V - (c) * FV_VEC)
-#define V_SRC global const store_t *v, long voff, long vss, int hi
-#define V_ARGS v, voff, vss, hi
+ * is 0, and the guarded update below keeps them out. vrow holds the rows of
+ * the tile's keys. */
+#define V_ROW(e, c) clattn_v_vec(FV_VEC, cl, vrow[e], (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#define V_SRC const clattn_call *cl, global const vstore_t *v, const clattn_kvrow vrow[FV_VEC]
+#define V_ARGS c, v, vrow
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
 #define V_SRC local const float *vt
@@ -372,14 +352,15 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l[r]);
     }
 
-    const long koff = s0.k;
-    const long voff = s0.v;
     for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
         vec_t s[FV_ROWS];
 #if FV_DIRECT
-        scores_direct(k, koff, kss, n0, hi, qr, s);
+        scores_direct(c, &s0, k, n0, hi, qr, s);
+        clattn_kvrow vrow[FV_VEC];
+        for (int e = 0; e < FV_VEC; ++e)
+            vrow[e] = clattn_v_row(c, &s0, min(n0 + e, hi - 1));
 #else
-        stage_tile(k, v, koff, voff, kss, vss, n0, hi, lid, kt, vt);
+        stage_tile(c, &s0, k, v, n0, hi, lid, kt, vt);
         scores_staged(kt, qr, s);
 #endif
         float pj[FV_ROWS][FV_VEC];

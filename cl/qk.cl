@@ -64,10 +64,13 @@ kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
     const bool any_seen = nreal > 0 && j0 < clattn_key_hi(c, s, row0 + nreal - 1) &&
                           j0 + TILE_KEYS > clattn_key_lo(c, s, row0);
     if (any_seen) {
-        const long kbase = s->k + (long)j0 * kss;
+        /* Paged: keys past the sequence's length may sit in pages it never
+         * references (their scores are masked anyway), so they are not read. */
+        const int nread = PAGED ? min(nkeys, s->L - j0) : nkeys;
         for (int t = lid; t < TILE_KEYS * HEAD_DIM; t += QK_WG) {
             const int key = t / HEAD_DIM, d = t - key * HEAD_DIM;
-            kt[d * TILE_KEYS + key] = key < nkeys ? LOAD(k, kbase + (long)key * kss + d) : 0.0f;
+            kt[d * TILE_KEYS + key] =
+                key < nread ? clattn_k1(c, clattn_k_row(c, s, j0 + key), d) : 0.0f;
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -59,7 +59,7 @@
 #endif
 
 #define CLATTN_VERSION_MAJOR 1
-#define CLATTN_VERSION_MINOR 0
+#define CLATTN_VERSION_MINOR 1
 #define CLATTN_VERSION_PATCH 0
 
 #if defined(_WIN32) && defined(CLATTN_SHARED_BUILD)
@@ -164,6 +164,78 @@ typedef struct clattn_mask_layout {
     clattn_mask_strides strides;
 } clattn_mask_layout;
 
+/* Storage formats of K and V (clattn_problem.k_storage and v_storage).
+ * Whatever the format, the kernels dequantize in registers and accumulate in
+ * fp32; Q and O keep the problem's dtype.
+ *   DEFAULT   the problem's dtype (F32, F16 or BF16), as in 1.0.
+ *   F32, F16, BF16: that type, whatever the problem's dtype (an fp16 cache
+ *             for fp32 queries).
+ *   INT8      int8 q, x = q * scale: one scale per group of `group` channels
+ *             of a row (a row is one token of one kv head); group 0 = one per
+ *             row.
+ *   INT4      two per byte (channel 2c in the low nibble of byte c, 2c+1 in
+ *             the high one), unsigned q in 0..15, x = (q - zero) * scale with a
+ *             (scale, zero) pair per group; head_dim (head_dim_v for V) even.
+ *   Q8_0      ggml's block_q8_0: blocks of 32 channels, each an fp16 scale d
+ *             then 32 int8 q (34 bytes), x = q * d; the row's channels a
+ *             multiple of 32. A ggml / llama.cpp q8_0 KV cache as it is.
+ *   Q4_0      ggml's block_q4_0: an fp16 d then 16 bytes (18 bytes); channel
+ *             c < 16 of the block is the low nibble of byte c, channel c + 16
+ *             its high nibble, x = (nibble - 8) * d; channels a multiple of 32.
+ *   FP8_E4M3  OCP 8-bit floats (E4M3: bias 7, no infinities, S.1111.111 is
+ *   FP8_E5M2  NaN; E5M2: bias 15, IEEE-like), x = fp8 * scale with one scale
+ *             per tensor or per kv head.
+ * Scales (INT8, INT4, FP8) live in buffers.k_scales / v_scales, of
+ * scale_dtype (F32 or F16). Rows are numbered r = (b * kv_heads + kvh) *
+ * seq_kv + j (varlen: token * kv_heads + kvh; paged: (page * kv_heads + kvh) *
+ * page_size + slot), whatever the data's strides, and with G groups per row
+ * (channels / group):
+ *   INT8: scales[r * G + g];  INT4: scale at [(r * G + g) * 2], zero at
+ *   [(r * G + g) * 2 + 1];  FP8: scales[kvh] per head, else scales[0].
+ * Strides of a K or V in a non-float format (INT8, INT4, Q8_0, Q4_0, FP8)
+ * count bytes, not elements; a row (all its channels) is contiguous, and
+ * Q8_0 / Q4_0 strides are even (the fp16 scales are 2-byte aligned). */
+typedef enum clattn_kv_format {
+    CLATTN_KV_DEFAULT = 0,
+    CLATTN_KV_F32 = 1,
+    CLATTN_KV_F16 = 2,
+    CLATTN_KV_BF16 = 3,
+    CLATTN_KV_INT8 = 4,
+    CLATTN_KV_INT4 = 5,
+    CLATTN_KV_Q8_0 = 6,
+    CLATTN_KV_Q4_0 = 7,
+    CLATTN_KV_FP8_E4M3 = 8,
+    CLATTN_KV_FP8_E5M2 = 9
+} clattn_kv_format;
+
+typedef struct clattn_kv_storage {
+    clattn_kv_format format;
+    int group;                /* INT8, INT4: channels per scale: 0 = the whole
+                                 row, or 32, 64, 128 (dividing the row) */
+    clattn_dtype scale_dtype; /* INT8, INT4, FP8: F32 or F16; else 0 */
+    int per_head;             /* FP8: 1 = one scale per kv head, 0 = per tensor */
+} clattn_kv_storage;
+
+/* Paged K/V (vLLM, FlashInfer): K and V are pools of num_pages pages, each
+ * page holding page_size consecutive keys of every kv head:
+ *   k: [num_pages][kv_heads][page_size][head_dim]  (v likewise)
+ * and key j of sequence b lives in page block_table[b][j / page_size], slot
+ * j % page_size (block_table: int32 [batch][max_pages_per_seq], in
+ * buffers.block_table). k_strides / v_strides then mean {page, head, slot}
+ * (all zero = packed as above; {page, row, kv_heads * row} is the token-major
+ * [num_pages][page_size][kv_heads][dim] layout). seq_kv is the longest
+ * sequence (at most max_pages_per_seq * page_size) and kv_lens gives each
+ * sequence's length. Only the pages of keys a row may see are read: table
+ * entries past a sequence's length may hold anything, and entries outside
+ * 0..num_pages-1 are clamped by the kernels (clattn_forward_host refuses
+ * them). Not with varlen. */
+typedef struct clattn_paging {
+    int enabled;           /* 1: paged K and V */
+    int page_size;         /* a power of two, 1..256 */
+    int num_pages;         /* pages in each pool */
+    int max_pages_per_seq; /* columns of the block table */
+} clattn_paging;
+
 /* One attention problem. A plain struct for designated initialisers: every
  * field left zero takes its default, and every feature is off.
  *
@@ -259,7 +331,10 @@ typedef struct clattn_problem {
     clattn_mask_layout bool_mask; /* uint8 mask in buffers.bool_mask, nonzero = attend */
     int varlen;         /* 1: packed variable-length batch (above) */
     int total_q, total_kv; /* varlen: tokens in q/o and in k/v */
-    int64_t reserved[8];   /* must be zero (see ABI above) */
+    /* ---- since 1.1 (in what was reserved[0..5]) ---- */
+    clattn_kv_storage k_storage, v_storage; /* zero: the problem's dtype */
+    clattn_paging paged;                    /* zero: contiguous K and V */
+    int64_t reserved[2];   /* must be zero (see ABI above) */
 } clattn_problem;
 
 /* Device buffers of one call. q, k, v, o are required; mask (fp32), kv_lens
@@ -276,7 +351,9 @@ typedef struct clattn_problem {
  * one buffer are compared by their offsets). A kv_lens or kv_start entry
  * outside 0..seq_kv is clamped to that range by the kernels, and so are
  * cu_seqlens entries to 0..total and to the largest lengths (use
- * clattn_forward_host to have them refused). */
+ * clattn_forward_host to have them refused). block_table is given exactly
+ * for paged problems, k_scales / v_scales exactly when that storage format
+ * has scales (INT8, INT4, FP8); their sizes follow the layouts above. */
 typedef struct clattn_buffers {
     cl_mem q, k, v, o;
     cl_mem mask;
@@ -287,7 +364,10 @@ typedef struct clattn_buffers {
     cl_mem sinks, alibi_slopes;
     cl_mem kv_start;
     cl_mem cu_seqlens_q, cu_seqlens_kv;
-    cl_mem reserved[8]; /* must be NULL */
+    /* ---- since 1.1 ---- */
+    cl_mem block_table;       /* int32 [batch][max_pages_per_seq], paged problems */
+    cl_mem k_scales, v_scales; /* INT8, INT4 and FP8 storage (clattn_kv_format) */
+    cl_mem reserved[5]; /* must be NULL */
 } clattn_buffers;
 
 /* Host-memory counterparts, laid out exactly like the device buffers
@@ -307,7 +387,10 @@ typedef struct clattn_host_buffers {
     const float *sinks, *alibi_slopes;
     const int32_t *kv_start;
     const int32_t *cu_seqlens_q, *cu_seqlens_kv;
-    const void *reserved[8]; /* must be NULL */
+    /* ---- since 1.1 ---- */
+    const int32_t *block_table;
+    const void *k_scales, *v_scales;
+    const void *reserved[5]; /* must be NULL */
 } clattn_host_buffers;
 
 /* The standard ALiBi slopes of a model with `heads` heads (Press et al.;
@@ -440,6 +523,65 @@ CLATTN_API clattn_status clattn_attention_weights_host(clattn_context *ctx,
                                                        const clattn_problem *problem,
                                                        const clattn_host_buffers *in,
                                                        float *probs);
+
+/* ---- KV caches (since 1.1) -------------------------------------------------- */
+
+/* Partial attentions over disjoint key sets of the same queries, as
+ * clattn_forward writes them (O and its LSE, the natural-log log-sum-exp of
+ * each row's scores), merged into the attention over the union of the keys:
+ *   LSE = log(sum_p exp(LSE_p)),  O = sum_p exp(LSE_p - LSE) * O_p
+ * computed in fp32 from the largest LSE down, so that it is as exact as one
+ * pass over all the keys (cascade / shared-prefix decoding, split-KV across
+ * devices, ring attention). A part whose row has LSE -inf (it saw no key)
+ * adds nothing, whatever its O holds; a row that is -inf in every part
+ * gives zeros and -inf; a NaN LSE makes the row NaN. Sinks belong in one
+ * part only (the LSE of clattn_forward includes them). */
+typedef struct clattn_merge_problem {
+    int batch, heads, seq_q, head_dim_v; /* each positive; head_dim_v <= 512 */
+    clattn_dtype dtype;                  /* of every O, parts and output */
+    int num_parts;                       /* 1..1024 */
+    clattn_strides o_strides;            /* of every O; zero = packed */
+    int64_t reserved[4];                 /* must be zero */
+} clattn_merge_problem;
+
+/* Enqueues the merge of num_parts (O, LSE) pairs: o_parts[p] laid out like a
+ * clattn_forward O ([batch][heads][seq_q][head_dim_v] with o_strides),
+ * lse_parts[p] fp32 [batch][heads][seq_q]. Writes o (same layout; gaps left
+ * untouched) and, when not NULL, lse. The outputs may not overlap any part
+ * (use two buffers and swap for a running merge). Asynchronous, with wait and
+ * done as clattn_forward. */
+CLATTN_API clattn_status clattn_merge(clattn_context *ctx, const clattn_merge_problem *problem,
+                                      const cl_mem *o_parts, const cl_mem *lse_parts, cl_mem o,
+                                      cl_mem lse, cl_uint num_wait, const cl_event *wait,
+                                      cl_event *done);
+
+/* Appends new tokens' K and V to a KV cache, converting (quantizing) them to
+ * the cache's storage on the device, so an application needs no kernels of
+ * its own. `cache` describes the cache as clattn_forward will read it:
+ * batch, kv_heads (heads is only checked against kv_heads), head_dim,
+ * head_dim_v, seq_kv (the capacity of a contiguous cache; with paging the
+ * largest length a block table reaches, max_pages_per_seq * page_size),
+ * k_storage, v_storage, paged, k_strides, v_strides; dtype is the type of
+ * the new tokens. Its other fields must be as for clattn_forward (the score
+ * features do not matter here).
+ *
+ * buffers: k_new [batch][kv_heads][n_new][head_dim] and v_new
+ * [batch][kv_heads][n_new][head_dim_v], packed, in cache->dtype; positions:
+ * int32 [batch], sequence b's new tokens go to keys positions[b] ..
+ * positions[b] + n_new - 1; cache: its k, v, block_table (paged), k_scales
+ * and v_scales (where the format has them; only q, o and the rest NULL).
+ *
+ * INT8 and INT4 scales (and zeros) of the written rows are computed from the
+ * new values (the largest magnitude maps to 127, the range to 0..15), Q8_0
+ * and Q4_0 blocks as ggml quantizes them; FP8 divides by the cache's scale
+ * (read, not changed) and rounds to nearest even, saturating at the largest
+ * finite value. A sequence whose positions fall outside 0..seq_kv - n_new
+ * (device data) is skipped, so nothing is ever written out of bounds. */
+CLATTN_API clattn_status clattn_kv_append(clattn_context *ctx, const clattn_problem *cache,
+                                          int n_new, cl_mem k_new, cl_mem v_new,
+                                          cl_mem positions, const clattn_buffers *cache_buffers,
+                                          cl_uint num_wait, const cl_event *wait,
+                                          cl_event *done);
 
 /* ---- tuning ---------------------------------------------------------------
  * clattn_tune measures, on the context's device, every kernel configuration of

@@ -218,9 +218,11 @@ static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
  * CLATTN_CALL_PARAMS (cl/common.h). */
 typedef struct {
     cl_mem q, k, v, o, lse, kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes;
+    cl_mem btab, ksc, vsc;
     cl_int heads, group, seq_q, seq_kv, total_q, total_kv;
     cl_float scale, softcap;
     cl_int causal, windowed, wl, wr, chunk, has_kvl, has_lse;
+    cl_int maxp, npages, pshift;
     cl_long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
     cl_long bsb, bsh, bsr, msb, msh, msr;
 } call_args;
@@ -243,6 +245,14 @@ static void fill_args(clattn_context *ctx, const clattn__shape *s, const clattn_
     a->bmask = b->bool_mask ? b->bool_mask : dummy;
     a->sinks = b->sinks ? b->sinks : dummy;
     a->slopes = b->alibi_slopes ? b->alibi_slopes : dummy;
+    a->btab = b->block_table ? b->block_table : dummy;
+    a->ksc = b->k_scales ? b->k_scales : dummy;
+    a->vsc = b->v_scales ? b->v_scales : dummy;
+    a->maxp = p->paged.max_pages_per_seq;
+    a->npages = p->paged.num_pages;
+    a->pshift = 0;
+    while (p->paged.enabled && (1 << a->pshift) < p->paged.page_size)
+        ++a->pshift;
     a->heads = p->heads;
     a->group = s->group;
     a->seq_q = p->seq_q;
@@ -274,10 +284,12 @@ static clattn_status set_kernel_args(clattn_context *ctx, cl_kernel k, const cal
     const arg common[] = {
         ARG(a->q),       ARG(a->k),       ARG(a->v),      ARG(a->o),        ARG(a->lse),
         ARG(a->kv_lens), ARG(a->kv_start), ARG(a->cu_q),  ARG(a->cu_kv),    ARG(a->bias),
-        ARG(a->bmask),   ARG(a->sinks),   ARG(a->slopes), ARG(a->heads),    ARG(a->group),
-        ARG(a->seq_q),   ARG(a->seq_kv),  ARG(a->total_q), ARG(a->total_kv), ARG(a->scale),
-        ARG(a->softcap), ARG(a->causal),  ARG(a->windowed), ARG(a->wl),     ARG(a->wr),
-        ARG(a->chunk),   ARG(a->has_kvl), ARG(a->has_lse), ARG(a->qsb),     ARG(a->qsh),
+        ARG(a->bmask),   ARG(a->sinks),   ARG(a->slopes), ARG(a->btab),     ARG(a->ksc),
+        ARG(a->vsc),     ARG(a->heads),   ARG(a->group),  ARG(a->seq_q),    ARG(a->seq_kv),
+        ARG(a->total_q), ARG(a->total_kv), ARG(a->scale), ARG(a->softcap),  ARG(a->causal),
+        ARG(a->windowed), ARG(a->wl),     ARG(a->wr),     ARG(a->chunk),    ARG(a->has_kvl),
+        ARG(a->has_lse), ARG(a->maxp),    ARG(a->npages), ARG(a->pshift),   ARG(a->qsb),
+        ARG(a->qsh),
         ARG(a->qss),     ARG(a->ksb),     ARG(a->ksh),    ARG(a->kss),      ARG(a->vsb),
         ARG(a->vsh),     ARG(a->vss),     ARG(a->osb),    ARG(a->osh),      ARG(a->oss),
         ARG(a->bsb),     ARG(a->bsh),     ARG(a->bsr),    ARG(a->msb),      ARG(a->msh),

@@ -17,11 +17,12 @@ static int in_order(const clattn_context *ctx)
 
 /* The softmax kernel applies every score step to a GEMM's raw scores but
  * softcapping, which must see the scores before they are scaled whole; a
- * batched GEMM cannot follow variable-length sequences. */
+ * batched GEMM cannot follow variable-length sequences, pages or a storage
+ * other than fp32. */
 int clattn__blas_qk_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
     const unsigned f = clattn__shape_features(s);
-    return s->p.dtype == CLATTN_F32 && in_order(ctx) &&
+    return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->kv.k_fmt && !s->kv.paged &&
            !(f & (CLATTN__F_SOFTCAP | CLATTN__F_VARLEN));
 }
 
@@ -29,7 +30,8 @@ int clattn__blas_qk_eligible(const clattn_context *ctx, const clattn__shape *s)
 int clattn__blas_av_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
     const unsigned f = clattn__shape_features(s);
-    return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->has_mask && !s->has_kv_lens &&
+    return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->kv.v_fmt && !s->kv.paged &&
+           !s->has_mask && !s->has_kv_lens &&
            s->p.causal == CLATTN_CAUSAL_NONE && !s->p.windowed &&
            !(f & ~(CLATTN__F_SINKS | CLATTN__F_SOFTCAP | CLATTN__F_ALIBI));
 }

@@ -14,7 +14,14 @@
  * are checked in: a buffer the problem declares must be given, and one it
  * does not must not be (a forgotten flag would otherwise ignore the
  * caller's data). A new input is one line here. */
-enum { NUM_OPTIONAL = 7 };
+enum { NUM_OPTIONAL = 10 };
+
+/* Storage formats whose values need a scales buffer. */
+static int has_scales(const clattn_kv_storage *st)
+{
+    return st->format == CLATTN_KV_INT8 || st->format == CLATTN_KV_INT4 ||
+           st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2;
+}
 
 static clattn_status check_declared(clattn_context *ctx, const clattn_problem *p,
                                     const void *const given[NUM_OPTIONAL])
@@ -30,13 +37,17 @@ static clattn_status check_declared(clattn_context *ctx, const clattn_problem *p
         {"kv_start", "kv_start", p->kv_start},
         {"cu_seqlens_q", "varlen", p->varlen},
         {"cu_seqlens_kv", "varlen", p->varlen},
+        {"block_table", "paged.enabled", p->paged.enabled},
+        {"k_scales", "k_storage.format", has_scales(&p->k_storage)},
+        {"v_scales", "v_storage.format", has_scales(&p->v_storage)},
     };
     for (int i = 0; i < NUM_OPTIONAL; ++i) {
         if (decl[i].want && !given[i])
             return BAD("buffers.%s is NULL but problem.%s enables it", decl[i].name,
                        decl[i].field);
         if (!decl[i].want && given[i])
-            return BAD("buffers.%s is given but problem.%s is 0", decl[i].name, decl[i].field);
+            return BAD("buffers.%s is given but problem.%s %s", decl[i].name, decl[i].field,
+                       i < 8 ? "is 0" : "has no scales");
     }
     return CLATTN_OK;
 }
@@ -109,13 +120,13 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
     for (size_t i = 0; i < sizeof buf->reserved / sizeof buf->reserved[0]; ++i)
         if (buf->reserved[i])
             return BAD("buffers.reserved[%zu] must be NULL", i);
-    const void *given[NUM_OPTIONAL] = {buf->bias,         buf->bool_mask,    buf->sinks,
-                                       buf->alibi_slopes, buf->kv_start,     buf->cu_seqlens_q,
-                                       buf->cu_seqlens_kv};
+    const void *given[NUM_OPTIONAL] = {
+        buf->bias,          buf->bool_mask,   buf->sinks,   buf->alibi_slopes, buf->kv_start,
+        buf->cu_seqlens_q,  buf->cu_seqlens_kv, buf->block_table, buf->k_scales, buf->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, buf->mask != NULL, buf->kv_lens != NULL));
 
-    enum { NREG = 14, O_REG = 12, LSE_REG = 13 };
+    enum { NREG = 17, O_REG = 15, LSE_REG = 16 };
     region r[NREG];
     memset(r, 0, sizeof r);
     const int64_t es = (int64_t)s->elem_size;
@@ -126,8 +137,8 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
         int64_t bytes;
     } in[NREG] = {
         {"q", buf->q, s->q_extent * es},
-        {"k", buf->k, s->k_extent * es},
-        {"v", buf->v, s->v_extent * es},
+        {"k", buf->k, s->k_bytes},
+        {"v", buf->v, s->v_bytes},
         {"mask", buf->mask, s->mask_extent * 4},
         {"kv_lens", buf->kv_lens, (int64_t)p->batch * 4},
         {"bias", buf->bias, s->bias_extent * bias_es},
@@ -137,6 +148,9 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
         {"kv_start", buf->kv_start, (int64_t)p->batch * 4},
         {"cu_seqlens_q", buf->cu_seqlens_q, ((int64_t)p->batch + 1) * 4},
         {"cu_seqlens_kv", buf->cu_seqlens_kv, ((int64_t)p->batch + 1) * 4},
+        {"block_table", buf->block_table, s->table_elems * 4},
+        {"k_scales", buf->k_scales, s->k_scale_bytes},
+        {"v_scales", buf->v_scales, s->v_scale_bytes},
         {"o", buf->o, s->o_extent * es},
         {"lse", buf->lse, s->lse_elems * 4},
     };
@@ -169,9 +183,10 @@ clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shap
     for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; ++i)
         if (h->reserved[i])
             return BAD("buffers.reserved[%zu] must be NULL", i);
-    const void *given[NUM_OPTIONAL] = {h->bias,         h->bool_mask,    h->sinks,
-                                       h->alibi_slopes, h->kv_start,     h->cu_seqlens_q,
-                                       h->cu_seqlens_kv};
+    const void *given[NUM_OPTIONAL] = {h->bias,          h->bool_mask,     h->sinks,
+                                       h->alibi_slopes,  h->kv_start,      h->cu_seqlens_q,
+                                       h->cu_seqlens_kv, h->block_table,   h->k_scales,
+                                       h->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, h->mask != NULL, h->kv_lens != NULL));
     const struct {
@@ -183,6 +198,17 @@ clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shap
             if (lens[i].v[b] < 0 || lens[i].v[b] > p->seq_kv)
                 return BAD("%s[%d] = %d is outside 0..seq_kv (%d)", lens[i].name, b,
                            (int)lens[i].v[b], p->seq_kv);
+    /* The pages each sequence's keys live in must be in the pool. */
+    for (int b = 0; p->paged.enabled && b < p->batch; ++b) {
+        const int len = h->kv_lens ? h->kv_lens[b] : p->seq_kv;
+        const int used = (len + p->paged.page_size - 1) / p->paged.page_size;
+        for (int i = 0; i < used; ++i) {
+            const int32_t pg = h->block_table[(int64_t)b * p->paged.max_pages_per_seq + i];
+            if (pg < 0 || pg >= p->paged.num_pages)
+                return BAD("block_table[%d][%d] = %d is outside 0..num_pages-1 (%d pages)", b,
+                           i, (int)pg, p->paged.num_pages);
+        }
+    }
     if (p->varlen) {
         const struct {
             const char *name;

@@ -15,7 +15,8 @@ static void release_copies(clattn_buffers *d)
     cl_mem *m[] = {&d->q,     &d->k,         &d->v,        &d->o,
                    &d->mask,  &d->kv_lens,   &d->lse,      &d->bias,
                    &d->bool_mask, &d->sinks, &d->alibi_slopes, &d->kv_start,
-                   &d->cu_seqlens_q, &d->cu_seqlens_kv};
+                   &d->cu_seqlens_q, &d->cu_seqlens_kv, &d->block_table, &d->k_scales,
+                   &d->v_scales};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; ++i)
         if (*m[i])
             clReleaseMemObject(*m[i]);
@@ -54,8 +55,8 @@ static clattn_status run_host(clattn_context *ctx, const clattn__shape *s,
         const char *name;
     } ins[] = {
         {&d.q, h->q, s->q_extent * es, "q"},
-        {&d.k, h->k, s->k_extent * es, "k"},
-        {&d.v, h->v, s->v_extent * es, "v"},
+        {&d.k, h->k, s->k_bytes, "k"},
+        {&d.v, h->v, s->v_bytes, "v"},
         {&d.mask, h->mask, s->mask_extent * 4, "mask"},
         {&d.kv_lens, h->kv_lens, (int64_t)p->batch * 4, "kv_lens"},
         {&d.bias, h->bias, s->bias_extent * bias_es, "bias"},
@@ -65,6 +66,9 @@ static clattn_status run_host(clattn_context *ctx, const clattn__shape *s,
         {&d.kv_start, h->kv_start, (int64_t)p->batch * 4, "kv_start"},
         {&d.cu_seqlens_q, h->cu_seqlens_q, cu_bytes, "cu_seqlens_q"},
         {&d.cu_seqlens_kv, h->cu_seqlens_kv, cu_bytes, "cu_seqlens_kv"},
+        {&d.block_table, h->block_table, s->table_elems * 4, "block_table"},
+        {&d.k_scales, h->k_scales, s->k_scale_bytes, "k_scales"},
+        {&d.v_scales, h->v_scales, s->v_scale_bytes, "v_scales"},
         {&d.o, h->o, s->o_extent * es, "o"},
     };
     clattn_status st = CLATTN_OK;

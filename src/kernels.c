@@ -17,6 +17,8 @@ static const struct {
     [CLATTN__K_COMBINE] = {"combine.cl", "attn_splitkv_combine"},
     [CLATTN__K_FUSED_VEC] = {"fused_vec.cl", "attn_fwd_fused_vec"},
     [CLATTN__K_FUSED_LANES] = {"fused_lanes.cl", "attn_fwd_fused_lanes"},
+    [CLATTN__K_MERGE] = {"merge.cl", "attn_merge"},
+    [CLATTN__K_KV_APPEND] = {"kv_append.cl", "attn_kv_append"},
 };
 
 const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kernel; }
@@ -159,6 +161,17 @@ int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_c
     const unsigned bias_dtype = cfg->features >> CLATTN__F_BIAS_DTYPE_SHIFT & 3u;
     if ((cfg->features & CLATTN__F_BIAS) && bias_dtype && n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " -DBIAS_DTYPE=%u", bias_dtype);
+    /* K/V storage and paging: absent when plain, like the features. */
+    const clattn__kv_layout *kv = &cfg->kv;
+    const struct {
+        const char *name;
+        int value;
+    } kvd[] = {{"K_FMT", kv->k_fmt},   {"K_GROUP", kv->k_group}, {"K_SDT", kv->k_sdt},
+               {"K_PH", kv->k_ph},     {"V_FMT", kv->v_fmt},     {"V_GROUP", kv->v_group},
+               {"V_SDT", kv->v_sdt},   {"V_PH", kv->v_ph},       {"PAGED", kv->paged}};
+    for (size_t i = 0; i < sizeof kvd / sizeof kvd[0]; ++i)
+        if (kvd[i].value && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " -D%s=%d", kvd[i].name, kvd[i].value);
     const char *extra = getenv("CLATTN_BUILD_OPTIONS");
     if (extra && *extra && n >= 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " %s", extra);

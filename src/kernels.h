@@ -18,6 +18,17 @@ typedef struct clattn__embedded_file {
 extern const clattn__embedded_file clattn__embedded_files[];
 
 
+/* How K and V are stored, as -D options of the kernels (cl/common.h's
+ * K_FMT, K_GROUP, K_SDT, K_PH, the same for V, and PAGED). A format equal
+ * to the problem's dtype is 0, so such a problem builds the plain kernels. */
+typedef struct clattn__kv_layout {
+    unsigned char k_fmt, v_fmt; /* clattn_kv_format; 0 = the dtype's */
+    unsigned char k_sdt, v_sdt; /* clattn_dtype of the scales */
+    short k_group, v_group;     /* INT8/INT4: channels per scale (the row's when whole) */
+    unsigned char k_ph, v_ph;   /* FP8: a scale per kv head */
+    unsigned char paged;
+} clattn__kv_layout;
+
 /* One compiled configuration of a kernel: what goes into its -D options.
  * Sequence lengths, batch and heads are kernel arguments, not part of this. */
 typedef struct clattn__kernel_config {
@@ -25,6 +36,7 @@ typedef struct clattn__kernel_config {
     clattn_dtype dtype;
     int head_dim, head_dim_v;
     unsigned features; /* CLATTN__F_* of the problem (problem.h): -D switches */
+    clattn__kv_layout kv; /* K/V storage and paging: all zero = the dtype's, contiguous */
     int values[CLATTN__MAX_PARAMS]; /* by clattn__tunable_slot: use clattn__cfg_* */
 } clattn__kernel_config;
 

@@ -36,6 +36,10 @@ static clattn__tunable_id wg_tunable(clattn__kernel_id id)
         return CLATTN__T_COMBINE_WG;
     case CLATTN__K_FUSED_LANES:
         return CLATTN__T_FL_WG;
+    case CLATTN__K_MERGE:
+        return CLATTN__T_MERGE_WG;
+    case CLATTN__K_KV_APPEND:
+        return CLATTN__T_APPEND_WG;
     default:
         return CLATTN__T_FV_WG;
     }
@@ -147,6 +151,7 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     c.head_dim = s->p.head_dim;
     c.head_dim_v = s->p.head_dim_v;
     c.features = clattn__shape_features(s);
+    c.kv = s->kv;
     clattn__cfg_defaults(&c, id, cls);
     return c;
 }
@@ -534,6 +539,20 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
     if (plan->path == CLATTN_PATH_THREE_STAGE)
         return plan_three_stage(ctx, s, scratch_limit, flags, ovr, plan);
     return plan_fused(ctx, s, flags, ovr, plan);
+}
+
+clattn_status clattn__plan_standalone(struct clattn_context *ctx, clattn__kernel_id id,
+                                      clattn__kernel_config *cfg)
+{
+    clattn__cfg_defaults(cfg, id, ctx->dev.dev_class);
+    clattn__tune_entry ovr_storage;
+    const clattn__tune_entry *ovr;
+    CLATTN_TRY(overrides(ctx, 0, &ovr_storage, &ovr));
+    apply(ovr, &cfg, 1);
+    if (fit(&ctx->dev, cfg))
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED, "%s: no configuration fits this device",
+                            clattn__kernel_name(id));
+    return CLATTN_OK;
 }
 
 clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape *s,

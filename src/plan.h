@@ -38,6 +38,12 @@ clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape 
 #define CLATTN__PLAN_NO_TUNED 1     /* ignore the tuning db */
 #define CLATTN__PLAN_NO_OVERRIDES 2 /* ignore CLATTN_PARAMS */
 
+/* The configuration of a kernel outside the paths (clattn_merge,
+ * clattn_kv_append): cfg's dtype and dims kept, the table's defaults for the
+ * device class, CLATTN_PARAMS applied, fitted to the device. */
+clattn_status clattn__plan_standalone(struct clattn_context *ctx, clattn__kernel_id id,
+                                      clattn__kernel_config *cfg);
+
 /* Query rows a work-group of the plan's fused kernel covers, and the keys
  * of one of its tiles (split-KV partitions are whole tiles). */
 int clattn__plan_block_rows(const clattn__plan *plan);

@@ -154,6 +154,174 @@ static clattn_status check_features(struct clattn_context *ctx, const clattn_pro
     return CLATTN_OK;
 }
 
+/* ---- K and V storage (clattn_kv_format) and paging --------------------- */
+
+/* Bytes of one element of a float format, 0 for the packed formats, whose
+ * strides count bytes. */
+static int kv_elem_bytes(clattn_kv_format f, clattn_dtype dtype)
+{
+    switch (f) {
+    case CLATTN_KV_DEFAULT:
+        return dtype == CLATTN_F32 ? 4 : 2;
+    case CLATTN_KV_F32:
+        return 4;
+    case CLATTN_KV_F16:
+    case CLATTN_KV_BF16:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+/* Units of one row of `dims` channels: elements of a float format, bytes
+ * of the others. */
+static int64_t kv_row_units(clattn_kv_format f, int dims)
+{
+    switch (f) {
+    case CLATTN_KV_INT4:
+        return dims / 2;
+    case CLATTN_KV_Q8_0:
+        return (int64_t)dims / 32 * 34;
+    case CLATTN_KV_Q4_0:
+        return (int64_t)dims / 32 * 18;
+    default:
+        return dims;
+    }
+}
+
+/* The kernels' K_FMT: 0 when the storage is the problem's dtype anyway. */
+static int kv_code(clattn_kv_format f, clattn_dtype dtype)
+{
+    const int same = (f == CLATTN_KV_F32 && dtype == CLATTN_F32) ||
+                     (f == CLATTN_KV_F16 && dtype == CLATTN_F16) ||
+                     (f == CLATTN_KV_BF16 && dtype == CLATTN_BF16);
+    return same ? 0 : (int)f;
+}
+
+static clattn_status check_storage(struct clattn_context *ctx, const char *name,
+                                   const clattn_kv_storage *st, int dims)
+{
+    const clattn_kv_format f = st->format;
+    if ((int)f < CLATTN_KV_DEFAULT || (int)f > CLATTN_KV_FP8_E5M2)
+        return BAD("%s.format %d is not a clattn_kv_format", name, (int)f);
+    const int grouped = f == CLATTN_KV_INT8 || f == CLATTN_KV_INT4;
+    const int fp8 = f == CLATTN_KV_FP8_E4M3 || f == CLATTN_KV_FP8_E5M2;
+    if (!grouped && st->group != 0)
+        return BAD("%s.group is for INT8 and INT4 storage (got %d)", name, st->group);
+    if (grouped && st->group != 0 && st->group != 32 && st->group != 64 && st->group != 128)
+        return BAD("%s.group must be 0 (the whole row), 32, 64 or 128 (got %d)", name,
+                   st->group);
+    if (grouped && st->group != 0 && dims % st->group != 0)
+        return BAD("%s.group %d does not divide the row's %d channels", name, st->group, dims);
+    if (!grouped && !fp8 && st->scale_dtype != 0)
+        return BAD("%s.scale_dtype is for INT8, INT4 and FP8 storage (got %d)", name,
+                   (int)st->scale_dtype);
+    if ((grouped || fp8) && st->scale_dtype != CLATTN_F32 && st->scale_dtype != CLATTN_F16)
+        return BAD("%s.scale_dtype must be F32 or F16 (got %d)", name, (int)st->scale_dtype);
+    if (!fp8 && st->per_head != 0)
+        return BAD("%s.per_head is for FP8 storage (got %d)", name, st->per_head);
+    if (fp8 && st->per_head != 0 && st->per_head != 1)
+        return BAD("%s.per_head must be 0 or 1 (got %d)", name, st->per_head);
+    if (f == CLATTN_KV_INT4 && dims % 2 != 0)
+        return BAD("%s: INT4 storage needs an even number of channels (got %d)", name, dims);
+    if ((f == CLATTN_KV_Q8_0 || f == CLATTN_KV_Q4_0) && dims % 32 != 0)
+        return BAD("%s: %s storage needs channels in whole blocks of 32 (got %d)", name,
+                   f == CLATTN_KV_Q8_0 ? "Q8_0" : "Q4_0", dims);
+    return CLATTN_OK;
+}
+
+static clattn_status check_paging(struct clattn_context *ctx, const clattn_problem *p)
+{
+    const clattn_paging *g = &p->paged;
+    if (g->enabled != 0 && g->enabled != 1)
+        return BAD("paged.enabled must be 0 or 1 (got %d)", g->enabled);
+    if (!g->enabled) {
+        if (g->page_size || g->num_pages || g->max_pages_per_seq)
+            return BAD("paged: page_size, num_pages and max_pages_per_seq are set but "
+                       "paged.enabled is 0");
+        return CLATTN_OK;
+    }
+    if (g->page_size < 1 || g->page_size > 256 || (g->page_size & (g->page_size - 1)))
+        return BAD("paged.page_size must be a power of two in 1..256 (got %d)", g->page_size);
+    if (g->num_pages < 1)
+        return BAD("paged.num_pages must be positive (got %d)", g->num_pages);
+    if (g->max_pages_per_seq < 1)
+        return BAD("paged.max_pages_per_seq must be positive (got %d)", g->max_pages_per_seq);
+    if ((int64_t)p->seq_kv > (int64_t)g->max_pages_per_seq * g->page_size)
+        return BAD("seq_kv %d exceeds paged.max_pages_per_seq * page_size (%d * %d)", p->seq_kv,
+                   g->max_pages_per_seq, g->page_size);
+    if (p->varlen)
+        return BAD("paged K/V cannot be combined with varlen (pages are found per sequence "
+                   "through the block table)");
+    return CLATTN_OK;
+}
+
+/* K or V: its view in storage units, its bytes and its scales' bytes. */
+static clattn_status kv_tensor(struct clattn_context *ctx, const char *name, clattn_problem *p,
+                               const clattn_kv_storage *st, clattn_strides *strides, int dims,
+                               int64_t *extent, int64_t *bytes, int64_t *scale_bytes)
+{
+    CLATTN_TRY(check_storage(ctx, name[0] == 'k' ? "k_storage" : "v_storage", st, dims));
+    const int eb = kv_elem_bytes(st->format, p->dtype);
+    const int64_t row = kv_row_units(st->format, dims);
+    const int pg = p->paged.enabled, vl = p->varlen;
+    const int64_t n0 = pg ? p->paged.num_pages : vl ? 1 : p->batch;
+    const int64_t n2 = pg ? p->paged.page_size : vl ? p->total_kv : p->seq_kv;
+    const int64_t n1 = p->kv_heads;
+    const int is_packed = strides->batch == 0 && strides->head == 0 && strides->seq == 0;
+    if (is_packed && vl) {
+        strides->head = row;
+        strides->seq = n1 * row;
+    } else if (is_packed && !packed(n1, n2, row, strides)) {
+        return BAD("%s: packed size overflows 64 bits", name);
+    }
+    if (vl && strides->batch != 0)
+        return BAD("%s_strides.batch must be 0 with varlen (tokens are found through "
+                   "cu_seqlens; got %lld)",
+                   name, (long long)strides->batch);
+    if ((st->format == CLATTN_KV_Q8_0 || st->format == CLATTN_KV_Q4_0) &&
+        (strides->batch % 2 || strides->head % 2 || strides->seq % 2))
+        return BAD("%s_strides must be even for %s storage (its fp16 scales are 2-byte "
+                   "aligned)",
+                   name, st->format == CLATTN_KV_Q8_0 ? "Q8_0" : "Q4_0");
+    CLATTN_TRY(check_view(ctx, name, strides, n0, n1, n2, row, extent));
+    if (eb && *extent > INT64_MAX / eb)
+        return BAD("%s: its size in bytes overflows 64 bits", name);
+    *bytes = *extent * (eb ? eb : 1);
+
+    /* Scales: per row and group (INT8, INT4 pairs) or per tensor / head. */
+    const int64_t sdt = st->scale_dtype == CLATTN_F16 ? 2 : 4;
+    int64_t rows, n = 0;
+    if (!mul_ok(n0 * n1, n2, &rows))
+        return BAD("%s: scale rows overflow 64 bits", name);
+    const int64_t groups = st->group ? dims / st->group : 1;
+    if (st->format == CLATTN_KV_INT8 || st->format == CLATTN_KV_INT4) {
+        const int64_t per_row = groups * (st->format == CLATTN_KV_INT4 ? 2 : 1);
+        if (!mul_ok(rows, per_row, &n) || n > INT64_MAX / sdt)
+            return BAD("%s's scales overflow 64 bits", name);
+    } else if (st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2) {
+        n = st->per_head ? p->kv_heads : 1;
+    }
+    *scale_bytes = n * sdt;
+    return CLATTN_OK;
+}
+
+static void kv_layout(const clattn_problem *p, clattn__kv_layout *kv)
+{
+    memset(kv, 0, sizeof *kv);
+    kv->k_fmt = (unsigned char)kv_code(p->k_storage.format, p->dtype);
+    kv->v_fmt = (unsigned char)kv_code(p->v_storage.format, p->dtype);
+    kv->k_sdt = (unsigned char)p->k_storage.scale_dtype;
+    kv->v_sdt = (unsigned char)p->v_storage.scale_dtype;
+    if (p->k_storage.format == CLATTN_KV_INT8 || p->k_storage.format == CLATTN_KV_INT4)
+        kv->k_group = (short)(p->k_storage.group ? p->k_storage.group : p->head_dim);
+    if (p->v_storage.format == CLATTN_KV_INT8 || p->v_storage.format == CLATTN_KV_INT4)
+        kv->v_group = (short)(p->v_storage.group ? p->v_storage.group : p->head_dim_v);
+    kv->k_ph = (unsigned char)p->k_storage.per_head;
+    kv->v_ph = (unsigned char)p->v_storage.per_head;
+    kv->paged = (unsigned char)p->paged.enabled;
+}
+
 /* Each feature bit is the -D switch of cl/common.h named here: a new
  * feature is a line in this table, its bit in problem.h, and its test in
  * clattn__shape_features. */
@@ -256,13 +424,11 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
         clattn_strides *s;
         int64_t n1, n2, n3;
         int64_t *extent;
-    } views[4] = {
+    } views[2] = {
         {"q", &p.q_strides, p.heads, vl ? p.total_q : p.seq_q, p.head_dim, &out->q_extent},
-        {"k", &p.k_strides, p.kv_heads, vl ? p.total_kv : p.seq_kv, p.head_dim, &out->k_extent},
-        {"v", &p.v_strides, p.kv_heads, vl ? p.total_kv : p.seq_kv, p.head_dim_v, &out->v_extent},
         {"o", &p.o_strides, p.heads, vl ? p.total_q : p.seq_q, p.head_dim_v, &out->o_extent},
     };
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 2; ++i) {
         clattn_strides *s = views[i].s;
         const int is_packed = s->batch == 0 && s->head == 0 && s->seq == 0;
         if (is_packed && !vl && !packed(views[i].n1, views[i].n2, views[i].n3, s))
@@ -278,6 +444,14 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
         CLATTN_TRY(check_view(ctx, views[i].name, s, vl ? 1 : p.batch, views[i].n1,
                               views[i].n2, views[i].n3, views[i].extent));
     }
+    CLATTN_TRY(check_paging(ctx, &p));
+    CLATTN_TRY(kv_tensor(ctx, "k", &p, &p.k_storage, &p.k_strides, p.head_dim, &out->k_extent,
+                         &out->k_bytes, &out->k_scale_bytes));
+    CLATTN_TRY(kv_tensor(ctx, "v", &p, &p.v_storage, &p.v_strides, p.head_dim_v, &out->v_extent,
+                         &out->v_bytes, &out->v_scale_bytes));
+    if (p.paged.enabled)
+        out->table_elems = (int64_t)p.batch * p.paged.max_pages_per_seq;
+    kv_layout(&p, &out->kv);
     CLATTN_TRY(check_mask(ctx, "bias", &p.bias, &p, &out->bias_extent));
     CLATTN_TRY(check_mask(ctx, "bool_mask", &p.bool_mask, &p, &out->bmask_extent));
 
@@ -302,8 +476,7 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     const int64_t lim = INT64_MAX / (int64_t)out->elem_size, lim32 = INT64_MAX / 4;
     const int64_t lim_bias = INT64_MAX / (p.bias.dtype == CLATTN_F32 ? 4 : 2);
     /* bmask_extent is bytes already (uint8), within int64 by check_layout */
-    if (out->q_extent > lim || out->k_extent > lim || out->v_extent > lim ||
-        out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32 ||
+    if (out->q_extent > lim || out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32 ||
         out->bias_extent > lim_bias)
         return BAD("a tensor's size in bytes overflows 64 bits");
     return CLATTN_OK;

@@ -3,6 +3,7 @@
 #define CLATTN_PROBLEM_H
 
 #include "clattn.h"
+#include "kernels.h"
 
 /* Largest sequence length: keeps every row/tile index of the kernels in int. */
 #define CLATTN__MAX_SEQ (1 << 30)
@@ -37,7 +38,12 @@ typedef struct clattn__shape {
     clattn_problem p;
     int group; /* heads / kv_heads */
     size_t elem_size;
-    int64_t q_extent, k_extent, v_extent, o_extent;
+    int64_t q_extent, k_extent, v_extent, o_extent; /* K, V: in their storage's units */
+    /* K and V in their storage (clattn_kv_format): bytes of the data (whose
+     * extents count elements of float formats, bytes of the others), of
+     * their scales, and the block table's entries (paged). */
+    int64_t k_bytes, v_bytes, k_scale_bytes, v_scale_bytes, table_elems;
+    clattn__kv_layout kv;
     int64_t mask_extent; /* elements of the 0.1 fp32 mask, when one is given */
     int64_t bias_extent, bmask_extent; /* elements of problem.bias / bool_mask */
     int64_t lse_elems;   /* batch * heads * seq_q (varlen: heads * total_q) */

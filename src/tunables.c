@@ -20,6 +20,8 @@
 #define CO CLATTN__K_COMBINE
 #define FV CLATTN__K_FUSED_VEC
 #define FL CLATTN__K_FUSED_LANES
+#define ME CLATTN__K_MERGE
+#define AP CLATTN__K_KV_APPEND
 #define PL CLATTN__K_PLAN
 
 const clattn__tunable_def clattn__tunables[CLATTN__T_COUNT] = {
@@ -83,6 +85,10 @@ const clattn__tunable_def clattn__tunables[CLATTN__T_COUNT] = {
     [CLATTN__T_FL_SPLIT_KV] = {"SPLIT_KV", FL, 0, 0, 1, {0, 0},
                                "rows-in-lanes fused kernel writes split-KV partials (set by "
                                "the path)"},
+    [CLATTN__T_MERGE_WG] = {"MERGE_WG", ME, 1, 1, WG_MAX, {1, 64},
+                            "clattn_merge: work-items per group"},
+    [CLATTN__T_APPEND_WG] = {"APPEND_WG", AP, 1, 1, WG_MAX, {1, 64},
+                             "clattn_kv_append: work-items per group"},
     [CLATTN__T_FUSED_VEC] = {"FUSED_VEC", PL, 1, 0, 2, {1, 0},
                              "which fused kernel: 0 row (a row a work-item), 1 vector (rows x "
                              "a vector of keys a work-item), 2 rows-in-lanes (the default on "

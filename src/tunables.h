@@ -19,6 +19,8 @@ typedef enum clattn__kernel_id {
     CLATTN__K_COMBINE,
     CLATTN__K_FUSED_VEC,
     CLATTN__K_FUSED_LANES,
+    CLATTN__K_MERGE,     /* clattn_merge (cl/merge.cl) */
+    CLATTN__K_KV_APPEND, /* clattn_kv_append (cl/kv_append.cl) */
     CLATTN__K_COUNT
 } clattn__kernel_id;
 
@@ -54,6 +56,8 @@ typedef enum clattn__tunable_id {
     CLATTN__T_FL_KB,
     CLATTN__T_FL_DB,
     CLATTN__T_FL_SPLIT_KV,
+    CLATTN__T_MERGE_WG,
+    CLATTN__T_APPEND_WG,
     /* the plan's own */
     CLATTN__T_FUSED_VEC,
     CLATTN__T_NSPLIT,

@@ -149,6 +149,10 @@ clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *sha
     memset(&p.o_strides, 0, sizeof p.o_strides);
     p.mask_batch_stride = p.mask_head_stride = 0;
     CLATTN_TRY(clattn__problem_normalize(ctx, &p, &t->s));
+    if (t->s.kv.k_fmt || t->s.kv.v_fmt || t->s.kv.paged)
+        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                            "tuning a shape with paged or converted K/V storage is not "
+                            "supported yet: tune it with k_storage, v_storage and paged zero");
     const size_t es = t->s.elem_size;
     const size_t nq = (size_t)t->s.q_extent, nk = (size_t)t->s.k_extent,
                  nv = (size_t)t->s.v_extent;

@@ -44,7 +44,14 @@
     X(features_paths, "features", 900)                              \
     X(features_numerics, "features numerics", 900)                  \
     X(features_errors, "features errors", 900)                      \
-    X(alibi_slopes, "features api quick", 900)
+    X(alibi_slopes, "features api quick", 900)                      \
+    X(kv_formats, "kv", 1200)                                       \
+    X(kv_paged, "kv", 1200)                                         \
+    X(kv_errors, "kv errors", 300)                                  \
+    X(merge, "kv merge", 600)                                       \
+    X(merge_errors, "kv merge errors", 300)                         \
+    X(kv_append, "kv append", 900)                                  \
+    X(kv_append_errors, "kv append errors", 300)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)

@@ -98,7 +98,7 @@ static const char *kernel_of(const char *name)
     } k[] = {{"QK_", "attn_qk"},        {"SM_", "attn_softmax"},
              {"AV_", "attn_av"},        {"BLOCK_", "attn_fwd_fused"},
              {"COMBINE_", "attn_splitkv_combine"}, {"FV_", "attn_fwd_fused_vec"},
-             {"FL_", "attn_fwd_fused_lanes"}};
+             {"FL_", "attn_fwd_fused_lanes"}, {"MERGE_", "attn_merge"}};
     if (strcmp(name, "QK_BLAS") == 0 || strcmp(name, "AV_BLAS") == 0)
         return NULL;
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)

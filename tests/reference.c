@@ -142,6 +142,39 @@ static void packed_strides_varlen(clattn_strides *s, int heads, int dim)
     }
 }
 
+int64_t ref_kv_row_units(clattn_kv_format f, int dims)
+{
+    switch (f) {
+    case CLATTN_KV_INT4:
+        return dims / 2;
+    case CLATTN_KV_Q8_0:
+        return (int64_t)(dims / 32) * 34;
+    case CLATTN_KV_Q4_0:
+        return (int64_t)(dims / 32) * 18;
+    default:
+        return dims;
+    }
+}
+
+/* The packed layout of K or V: paged pools are [pages][kv_heads][page][row],
+ * quantized rows count bytes. */
+static void kv_strides(const clattn_problem *p, const clattn_kv_storage *st, int dims,
+                       clattn_strides *s)
+{
+    const int64_t row = ref_kv_row_units(st->format, dims);
+    if (s->batch || s->head || s->seq)
+        return;
+    if (p->varlen) {
+        s->head = row;
+        s->seq = p->kv_heads * row;
+        return;
+    }
+    const int64_t n2 = p->paged.enabled ? p->paged.page_size : p->seq_kv;
+    s->seq = row;
+    s->head = n2 * row;
+    s->batch = (int64_t)p->kv_heads * s->head;
+}
+
 void ref_normalize(const clattn_problem *in, clattn_problem *out)
 {
     clattn_problem p = *in;
@@ -153,15 +186,13 @@ void ref_normalize(const clattn_problem *in, clattn_problem *out)
         p.scale = (float)(1.0 / sqrt((double)p.head_dim));
     if (p.varlen) {
         packed_strides_varlen(&p.q_strides, p.heads, p.head_dim);
-        packed_strides_varlen(&p.k_strides, p.kv_heads, p.head_dim);
-        packed_strides_varlen(&p.v_strides, p.kv_heads, p.head_dim_v);
         packed_strides_varlen(&p.o_strides, p.heads, p.head_dim_v);
     } else {
         packed_strides(&p.q_strides, p.heads, p.seq_q, p.head_dim);
-        packed_strides(&p.k_strides, p.kv_heads, p.seq_kv, p.head_dim);
-        packed_strides(&p.v_strides, p.kv_heads, p.seq_kv, p.head_dim_v);
         packed_strides(&p.o_strides, p.heads, p.seq_q, p.head_dim_v);
     }
+    kv_strides(&p, &p.k_storage, p.head_dim, &p.k_strides);
+    kv_strides(&p, &p.v_storage, p.head_dim_v, &p.v_strides);
     *out = p;
 }
 
@@ -192,10 +223,15 @@ void ref_tensor_extents(const clattn_problem *problem, int64_t *q, int64_t *k, i
     const int Sq = n.varlen ? n.total_q : n.seq_q, Skv = n.varlen ? n.total_kv : n.seq_kv;
     if (q)
         *q = ref_extent(&n.q_strides, B, n.heads, Sq, n.head_dim);
+    /* K and V: in their storage's units, over the pool when paged */
+    const int KB = n.paged.enabled ? n.paged.num_pages : B;
+    const int KS = n.paged.enabled ? n.paged.page_size : Skv;
     if (k)
-        *k = ref_extent(&n.k_strides, B, n.kv_heads, Skv, n.head_dim);
+        *k = ref_extent(&n.k_strides, KB, n.kv_heads, KS,
+                        (int)ref_kv_row_units(n.k_storage.format, n.head_dim));
     if (v)
-        *v = ref_extent(&n.v_strides, B, n.kv_heads, Skv, n.head_dim_v);
+        *v = ref_extent(&n.v_strides, KB, n.kv_heads, KS,
+                        (int)ref_kv_row_units(n.v_storage.format, n.head_dim_v));
     if (o)
         *o = ref_extent(&n.o_strides, B, n.heads, Sq, n.head_dim_v);
 }
@@ -241,6 +277,101 @@ static int64_t floor_div(int64_t a, int64_t c)
 
 /* One sequence as the reference walks it: batch entry b of a plain problem,
  * or sequence b of a varlen one. */
+/* ---- K and V in their storage ---------------------------------------------- */
+
+/* An OCP 8-bit float: sign, e exponent bits with bias, m mantissa bits. */
+static double fp8_value(unsigned b, int e_bits, int m_bits)
+{
+    const int bias = (1 << (e_bits - 1)) - 1;
+    const unsigned mag = b & 0x7fu, e = mag >> m_bits, m = mag & ((1u << m_bits) - 1);
+    const double sign = (b & 0x80u) ? -1.0 : 1.0;
+    if (e_bits == 4 && mag == 0x7fu)
+        return NAN; /* E4M3 has no infinities: only S.1111.111 is special */
+    if (e_bits == 5 && e == 31)
+        return m ? NAN : sign * INFINITY;
+    if (e == 0)
+        return sign * ldexp((double)m, 1 - bias - m_bits);
+    return sign * ldexp(1.0 + (double)m / (double)(1u << m_bits), (int)e - bias);
+}
+
+static double scale_at(const void *scales, clattn_dtype t, int64_t i)
+{
+    return (double)ref_load(scales, t, i);
+}
+
+/* Channel d of K (is_v 0) or V (1) for kv head hk of key `key` of sequence
+ * b (a token with varlen): found through the block table when paged, then
+ * decoded from its storage as clattn.h describes each format. The
+ * dequantized value is formed in fp32 (the storage's value times its
+ * scale, rounded once), as a kernel holding it in a float register would. */
+double ref_kv_value(const clattn_problem *p, const clattn_host_buffers *in, int is_v, int b,
+                    int hk, int64_t key, int d)
+{
+    const clattn_kv_storage *st = is_v ? &p->v_storage : &p->k_storage;
+    const clattn_strides *sd = is_v ? &p->v_strides : &p->k_strides;
+    const int dims = is_v ? p->head_dim_v : p->head_dim;
+    const void *base = is_v ? in->v : in->k;
+    const void *sc = is_v ? in->v_scales : in->k_scales;
+    int64_t off, row;
+    if (p->paged.enabled) {
+        const int ps = p->paged.page_size;
+        int page = in->block_table[(int64_t)b * p->paged.max_pages_per_seq + key / ps];
+        page = clamp_int(page, 0, p->paged.num_pages - 1);
+        const int64_t slot = key % ps;
+        off = page * sd->batch + hk * sd->head + slot * sd->seq;
+        row = ((int64_t)page * p->kv_heads + hk) * ps + slot;
+    } else if (p->varlen) {
+        off = hk * sd->head + key * sd->seq;
+        row = key * p->kv_heads + hk;
+    } else {
+        off = b * sd->batch + hk * sd->head + key * sd->seq;
+        row = ((int64_t)b * p->kv_heads + hk) * p->seq_kv + key;
+    }
+    const unsigned char *u = (const unsigned char *)base + off; /* packed formats */
+    const int group = st->group ? st->group : dims;
+    const int64_t groups = dims / group;
+    switch (st->format) {
+    case CLATTN_KV_DEFAULT:
+        return (double)ref_load(base, p->dtype, off + d);
+    case CLATTN_KV_F32:
+        return (double)ref_load(base, CLATTN_F32, off + d);
+    case CLATTN_KV_F16:
+        return (double)ref_load(base, CLATTN_F16, off + d);
+    case CLATTN_KV_BF16:
+        return (double)ref_load(base, CLATTN_BF16, off + d);
+    case CLATTN_KV_INT8:
+        return (double)((float)(signed char)u[d] *
+                        (float)scale_at(sc, st->scale_dtype, row * groups + d / group));
+    case CLATTN_KV_INT4: {
+        const int q = (d % 2) ? u[d / 2] >> 4 : u[d / 2] & 15;
+        const int64_t g = (row * groups + d / group) * 2;
+        const float s = (float)scale_at(sc, st->scale_dtype, g);
+        const float z = (float)scale_at(sc, st->scale_dtype, g + 1);
+        return (double)(((float)q - z) * s);
+    }
+    case CLATTN_KV_Q8_0: {
+        const unsigned char *blk = u + (d / 32) * 34;
+        const float dd = ref_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+        return (double)((float)(signed char)blk[2 + d % 32] * dd);
+    }
+    case CLATTN_KV_Q4_0: {
+        const unsigned char *blk = u + (d / 32) * 18;
+        const float dd = ref_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+        const int c = d % 32;
+        const int q = c < 16 ? blk[2 + c] & 15 : blk[2 + c - 16] >> 4;
+        return (double)((float)(q - 8) * dd);
+    }
+    case CLATTN_KV_FP8_E4M3:
+    case CLATTN_KV_FP8_E5M2: {
+        const int e5 = st->format == CLATTN_KV_FP8_E5M2;
+        const float x = (float)fp8_value(u[d], e5 ? 5 : 4, e5 ? 2 : 3);
+        const float s = (float)scale_at(sc, st->scale_dtype, st->per_head ? hk : 0);
+        return (double)(x * s);
+    }
+    }
+    return NAN;
+}
+
 typedef struct ref_seq {
     int b;
     int64_t q0, k0; /* first query / key token (varlen); 0 otherwise */
@@ -374,8 +505,6 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
         const ref_seq sq = seq_of(&p, in, b);
         /* plain tensors step batches by the batch stride, varlen ones by tokens */
         const int64_t qb = p.varlen ? 0 : b * p.q_strides.batch;
-        const int64_t kb = p.varlen ? 0 : b * p.k_strides.batch;
-        const int64_t vb = p.varlen ? 0 : b * p.v_strides.batch;
         for (int h = 0; h < H; h++) {
             const int hk = h / group;
             const double sink = sinks ? (double)sinks[h] : -INFINITY;
@@ -392,11 +521,10 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
                         vis[j] = 0;
                     if (!vis[j])
                         continue;
-                    const int64_t koff = kb + hk * p.k_strides.head + (sq.k0 + j) * p.k_strides.seq;
                     double dot = 0.0;
                     for (int d = 0; d < D; d++)
                         dot += (double)ref_load(in->q, p.dtype, qoff + d) *
-                               (double)ref_load(in->k, p.dtype, koff + d);
+                               ref_kv_value(&p, in, 0, b, hk, sq.k0 + j, d);
                     /* the score pipeline of clattn.h, steps 1-4 in order */
                     double sc = scale * dot;
                     if (softcap)
@@ -441,9 +569,8 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
                         probs[probs_row * Skv + j] = pj;
                     if (pj == 0.0)
                         continue;
-                    const int64_t voff = vb + hk * p.v_strides.head + (sq.k0 + j) * p.v_strides.seq;
                     for (int d = 0; d < Dv; d++)
-                        acc[d] += pj * (double)ref_load(in->v, p.dtype, voff + d);
+                        acc[d] += pj * ref_kv_value(&p, in, 1, b, hk, sq.k0 + j, d);
                 }
                 if (o)
                     for (int d = 0; d < Dv; d++)

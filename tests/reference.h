@@ -45,9 +45,20 @@ void ref_normalize(const clattn_problem *in, clattn_problem *out);
 int64_t ref_extent(const clattn_strides *s, int n0, int n1, int n2, int n3);
 
 /* The element extents of q, k, v and o of a problem (any pointer may be
- * NULL), varlen included (its tensors span total_q / total_kv tokens). */
+ * NULL), varlen included (its tensors span total_q / total_kv tokens); K and
+ * V in their storage's units, over the whole pool when paged. */
 void ref_tensor_extents(const clattn_problem *p, int64_t *q, int64_t *k, int64_t *v,
                         int64_t *o);
+
+/* Units of one K or V row of `dims` channels in storage f: elements of the
+ * float formats, bytes of the others (clattn.h's clattn_kv_format). */
+int64_t ref_kv_row_units(clattn_kv_format f, int dims);
+
+/* Channel d of K (is_v 0) or V (1), kv head hk, key `key` of sequence b (a
+ * token index with varlen) of a normalized problem, decoded from its storage
+ * (paged through in->block_table; scales from in->k_scales / v_scales). */
+double ref_kv_value(const clattn_problem *p, const clattn_host_buffers *in, int is_v, int b,
+                    int hk, int64_t key, int d);
 
 /* 1 + the largest element offset of a [batch][heads][seq_q][seq_kv] mask
  * laid out by s (clattn_mask_strides: zero strides broadcast); 0 when a size

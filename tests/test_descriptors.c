@@ -841,7 +841,7 @@ static const char *mutate(t_rng *r, clattn_problem *p)
     }
     case 22: {
         static const int64_t rv[] = {1, -1, INT64_MIN, INT64_MAX, 0};
-        p->reserved[pick(r, 8)] = rv[pick(r, 5)];
+        p->reserved[pick(r, (int)(sizeof p->reserved / sizeof p->reserved[0]))] = rv[pick(r, 5)];
         return "reserved";
     }
     case 23: { /* the head-dim limits of 1.0 */
@@ -1292,7 +1292,7 @@ static void buffer_fault(t_rng *r, const mshape *m, devset *d, size_t align, cha
         snprintf(what, wn, "%s given", slot_name[i]);
         break;
     case 6:
-        d->reserved = 1 + pick(r, 8);
+        d->reserved = 1 + pick(r, (int)(sizeof ((clattn_buffers *)0)->reserved / sizeof(cl_mem)));
         snprintf(what, wn, "reserved[%d] set", d->reserved - 1);
         break;
     default: { /* an output sharing bytes with another buffer */
@@ -1550,7 +1550,7 @@ static int host_fault(t_rng *r, const mshape *m, hostset *h, int api, float **pr
         }
         break;
     case 6:
-        h->reserved = 1 + pick(r, 8);
+        h->reserved = 1 + pick(r, (int)(sizeof ((clattn_host_buffers *)0)->reserved / sizeof(void *)));
         snprintf(what, wn, "reserved[%d] set", h->reserved - 1);
         break;
     case 7:

@@ -1094,9 +1094,9 @@ static void fsnap_take(fsnap *s, cl_command_queue q, const clattn_buffers *b)
     const cl_mem all[22] = {b->q,          b->k,        b->v,           b->o,
                             b->mask,       b->kv_lens,  b->lse,         b->bias,
                             b->bool_mask,  b->sinks,    b->alibi_slopes, b->kv_start,
-                            b->cu_seqlens_q, b->cu_seqlens_kv, b->reserved[0], b->reserved[1],
-                            b->reserved[2], b->reserved[3], b->reserved[4], b->reserved[5],
-                            b->reserved[6], b->reserved[7]};
+                            b->cu_seqlens_q, b->cu_seqlens_kv, b->block_table, b->k_scales,
+                            b->v_scales, b->reserved[0], b->reserved[1], b->reserved[2],
+                            b->reserved[3], b->reserved[4]};
     memset(s, 0, sizeof *s);
     for (int i = 0; i < 22; i++) {
         int dup = !all[i];
@@ -1326,7 +1326,7 @@ static void errors_problem_fields(fenv *e)
         case 7: p.softcap = INFINITY; break;
         case 8: p.chunk_size = -8; break;
         case 9: p.reserved[0] = 1; break;
-        case 10: p.reserved[7] = INT64_MIN; break;
+        case 10: p.reserved[1] = INT64_MIN; break;
         case 11: p.bias.strides = mstrides((int64_t)H * Sq * Skv, (int64_t)Sq * Skv, 1); break;
         case 12: /* heads and rows collide: head h row i at (h + i) * Skv */
             p.bias.strides = mstrides((int64_t)(H + Sq) * Skv, Skv, Skv);
