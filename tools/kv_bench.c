@@ -1,0 +1,317 @@
+/*
+ * attn-kv-bench: decode speed with each K/V storage format, contiguous and
+ * paged, against fp32 K/V on the same shape in the same run (speed lives in
+ * benchmarks, never in tests). Variants are timed round-robin, a few calls
+ * per round, so all see the same machine load. Printed per variant: the
+ * median over every timed call, its ratio to fp32 contiguous (speed-up =
+ * fp32 / variant), and the rate of the K/V bytes the call reads (data and
+ * scales of every visible key) against the device's read bandwidth measured
+ * in the same run.
+ *
+ *   attn-kv-bench [--shape "B4 H32 Hkv8 Sq1 Skv4096 D128"] [--rounds N]
+ *                 [--calls N] [--page N] [--path split_kv|fused|auto]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "clattn.h"
+#include "tool.h"
+
+typedef struct variant {
+    char name[48];
+    clattn_problem p;
+    clattn_buffers b;
+    double kv_bytes; /* K and V bytes one call reads */
+    double *ms;
+    int n;
+} variant;
+
+static const struct {
+    const char *name;
+    clattn_kv_storage st;
+} k_formats[] = {
+    {"fp32", {CLATTN_KV_DEFAULT, 0, 0, 0}},
+    {"fp16", {CLATTN_KV_F16, 0, 0, 0}},
+    {"bf16", {CLATTN_KV_BF16, 0, 0, 0}},
+    {"int8 per token", {CLATTN_KV_INT8, 0, CLATTN_F32, 0}},
+    {"int8 g32", {CLATTN_KV_INT8, 32, CLATTN_F16, 0}},
+    {"int4 g32", {CLATTN_KV_INT4, 32, CLATTN_F16, 0}},
+    {"q8_0", {CLATTN_KV_Q8_0, 0, 0, 0}},
+    {"q4_0", {CLATTN_KV_Q4_0, 0, 0, 0}},
+    {"fp8 e4m3", {CLATTN_KV_FP8_E4M3, 0, CLATTN_F32, 0}},
+    {"fp8 e5m2", {CLATTN_KV_FP8_E5M2, 0, CLATTN_F32, 0}},
+};
+#define N_FORMATS ((int)(sizeof k_formats / sizeof k_formats[0]))
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static unsigned next(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static cl_mem buffer(cl_context c, size_t bytes, const void *init)
+{
+    cl_int err;
+    cl_mem m = clCreateBuffer(c, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes,
+                              (void *)init, &err);
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "clCreateBuffer(%zu bytes) failed: %d\n", bytes, (int)err);
+        exit(1);
+    }
+    return m;
+}
+
+/* Bytes of a row of `dims` channels and of its scales (per row). */
+static size_t row_bytes(const clattn_kv_storage *st, int dims)
+{
+    switch (st->format) {
+    case CLATTN_KV_DEFAULT:
+        return (size_t)dims * 4;
+    case CLATTN_KV_F16:
+    case CLATTN_KV_BF16:
+        return (size_t)dims * 2;
+    case CLATTN_KV_INT4:
+        return (size_t)dims / 2;
+    case CLATTN_KV_Q8_0:
+        return (size_t)dims / 32 * 34;
+    case CLATTN_KV_Q4_0:
+        return (size_t)dims / 32 * 18;
+    default:
+        return (size_t)dims;
+    }
+}
+
+static size_t scale_row_bytes(const clattn_kv_storage *st, int dims)
+{
+    const size_t s = st->scale_dtype == CLATTN_F16 ? 2 : 4;
+    const size_t groups = st->group ? (size_t)(dims / st->group) : 1;
+    return st->format == CLATTN_KV_INT8 ? groups * s : st->format == CLATTN_KV_INT4 ? 2 * groups * s : 0;
+}
+
+/* Valid random contents of `rows` rows in format st (finite values of
+ * magnitude about 1 and below, never NaN codes). */
+static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned char *data,
+                 unsigned char *scales, unsigned *seed)
+{
+    const size_t rb = row_bytes(st, dims);
+    for (size_t i = 0; i < rows * rb; ++i)
+        data[i] = (unsigned char)next(seed);
+    if (st->format == CLATTN_KV_DEFAULT)
+        for (size_t i = 0; i < rows * (size_t)dims; ++i)
+            ((float *)data)[i] = (float)(next(seed) % 2001) / 1000.0f - 1.0f;
+    if (st->format == CLATTN_KV_F16 || st->format == CLATTN_KV_BF16)
+        for (size_t i = 0; i < rows * (size_t)dims; ++i) /* exponents 2^-8..2^-1 */
+            ((unsigned short *)data)[i] =
+                (unsigned short)((st->format == CLATTN_KV_F16 ? 0x2000 : 0x3b80) |
+                                 (next(seed) & 0x83ff));
+    if (st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2)
+        for (size_t i = 0; i < rows * rb; ++i)
+            data[i] &= 0xbf;
+    if (st->format == CLATTN_KV_Q8_0 || st->format == CLATTN_KV_Q4_0)
+        for (size_t r = 0; r < rows; ++r)
+            for (int b = 0; b < dims / 32; ++b) { /* fp16 scale 1/64 */
+                unsigned char *blk = data + r * rb + (size_t)b * (rb / (size_t)(dims / 32));
+                blk[0] = 0x00;
+                blk[1] = 0x24;
+            }
+    const size_t sb = scale_row_bytes(st, dims);
+    if (scales && sb) {
+        const size_t n = rows * sb / (st->scale_dtype == CLATTN_F16 ? 2 : 4);
+        for (size_t i = 0; i < n; ++i) {
+            if (st->scale_dtype == CLATTN_F16)
+                ((unsigned short *)scales)[i] = 0x2000; /* 2^-7 */
+            else
+                ((float *)scales)[i] = 1.0f / 128.0f;
+        }
+    } else if (scales) {
+        ((float *)scales)[0] = 1.0f / 64.0f;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int B = 4, H = 32, Hkv = 8, Sq = 1, Skv = 4096, D = 128, rounds = 7, calls = 3, page = 16;
+    clattn_path path = CLATTN_PATH_AUTO;
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+            if (sscanf(argv[++i], "B%d H%d Hkv%d Sq%d Skv%d D%d", &B, &H, &Hkv, &Sq, &Skv, &D) !=
+                6) {
+                fprintf(stderr, "--shape takes \"B<n> H<n> Hkv<n> Sq<n> Skv<n> D<n>\"\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--calls") && i + 1 < argc) {
+            calls = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--page") && i + 1 < argc) {
+            page = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
+            const char *v = argv[++i];
+            path = !strcmp(v, "fused")      ? CLATTN_PATH_FUSED
+                   : !strcmp(v, "split_kv") ? CLATTN_PATH_SPLIT_KV
+                                            : CLATTN_PATH_AUTO;
+        } else {
+            fprintf(stderr,
+                    "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
+                    "[--calls N] [--page N] [--path split_kv|fused|auto]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (B <= 0 || H <= 0 || Hkv <= 0 || H % Hkv || Sq <= 0 || Skv <= 0 || D <= 0 || D % 32 ||
+        rounds <= 0 || calls <= 0 || page <= 0 || (page & (page - 1)) || page > 256)
+        return 2;
+
+    clattn_context *ctx;
+    if (clattn_context_create(NULL, &ctx) != CLATTN_OK) {
+        fprintf(stderr, "no context\n");
+        return 1;
+    }
+    cl_context cl;
+    cl_command_queue queue;
+    cl_device_id dev;
+    clattn_context_get_cl(ctx, &cl, &queue, &dev);
+    char dev_name[256] = "";
+    clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof dev_name, dev_name, NULL);
+
+    /* The device's read bandwidth, measured now, as attn-tune bench does. */
+    bench_peaks pk;
+    memset(&pk, 0, sizeof pk);
+    char msg[4096];
+    cl_program prog = bench_build_kernels(cl, dev, 64, msg, sizeof msg);
+    if (prog) {
+        bench_read_bandwidth(cl, queue, dev, prog, &pk);
+        clReleaseProgram(prog);
+    }
+
+    unsigned seed = 1;
+    const size_t nq = (size_t)B * H * Sq * D;
+    float *qh = malloc(nq * 4);
+    for (size_t i = 0; i < nq; ++i)
+        qh[i] = (float)(next(&seed) % 2001) / 1000.0f - 1.0f;
+    cl_mem q = buffer(cl, nq * 4, qh), o = buffer(cl, nq * 4, NULL);
+    free(qh);
+
+    /* Paged: each sequence's pages in a shuffled pool. */
+    const int mp = (Skv + page - 1) / page, npages = B * mp;
+    int32_t *table = malloc(sizeof *table * (size_t)npages);
+    for (int i = 0; i < npages; ++i)
+        table[i] = i;
+    for (int i = npages - 1; i > 0; --i) {
+        const int j = (int)(next(&seed) % (unsigned)(i + 1)), t = table[i];
+        table[i] = table[j];
+        table[j] = t;
+    }
+    cl_mem table_m = buffer(cl, sizeof *table * (size_t)npages, table);
+    free(table);
+
+    const clattn_problem base = {.batch = B, .heads = H, .kv_heads = Hkv, .seq_q = Sq,
+                                 .seq_kv = Skv, .head_dim = D, .path = path};
+    variant vs[2 * N_FORMATS];
+    int nv = 0;
+    cl_mem owned[8 * N_FORMATS];
+    int nowned = 0;
+    for (int f = 0; f < N_FORMATS; ++f) {
+        const clattn_kv_storage *st = &k_formats[f].st;
+        /* Contiguous rows and a paged pool hold the same number of rows. */
+        const size_t rows = (size_t)B * Hkv * (size_t)mp * page;
+        const size_t rb = row_bytes(st, D), sb = scale_row_bytes(st, D);
+        unsigned char *data = malloc(rows * rb);
+        unsigned char *sc = malloc(sb ? rows * sb : 4);
+        fill(st, D, rows, data, sc, &seed);
+        const int fp8 = st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2;
+        cl_mem kd = buffer(cl, rows * rb, data), vd = buffer(cl, rows * rb, data);
+        cl_mem ks = sb || fp8 ? buffer(cl, sb ? rows * sb : 4, sc) : NULL;
+        free(data);
+        free(sc);
+        owned[nowned++] = kd;
+        owned[nowned++] = vd;
+        if (ks)
+            owned[nowned++] = ks;
+        for (int paged = 0; paged < 2; ++paged) {
+            variant *x = &vs[nv++];
+            memset(x, 0, sizeof *x);
+            snprintf(x->name, sizeof x->name, "%s%s", k_formats[f].name,
+                     paged ? " paged" : "");
+            x->p = base;
+            x->p.k_storage = x->p.v_storage = *st;
+            if (!paged)
+                x->p.seq_kv = Skv; /* a contiguous cache of mp * page keys per sequence */
+            x->p.k_strides.seq = x->p.v_strides.seq = 0;
+            if (paged) {
+                x->p.paged.enabled = 1;
+                x->p.paged.page_size = page;
+                x->p.paged.num_pages = npages;
+                x->p.paged.max_pages_per_seq = mp;
+            }
+            x->b.q = q;
+            x->b.o = o;
+            x->b.k = kd;
+            x->b.v = vd;
+            x->b.k_scales = x->b.v_scales = ks;
+            x->b.block_table = paged ? table_m : NULL;
+            x->kv_bytes = 2.0 * B * Hkv * (double)Skv * (double)(rb + sb);
+        }
+    }
+
+    for (int i = 0; i < nv; ++i) {
+        vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
+        cl_event e; /* warm-up: builds the variant's kernels */
+        const clattn_status st = clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e);
+        if (st != CLATTN_OK) {
+            fprintf(stderr, "%s: %s: %s\n", vs[i].name, clattn_status_string(st),
+                    clattn_last_error(ctx));
+            return 1;
+        }
+        clWaitForEvents(1, &e);
+        clReleaseEvent(e);
+    }
+    for (int r = 0; r < rounds; ++r)
+        for (int i = 0; i < nv; ++i)
+            for (int c = 0; c < calls; ++c) {
+                cl_event e;
+                const double t0 = tool_now();
+                if (clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e) != CLATTN_OK)
+                    return 1;
+                clWaitForEvents(1, &e);
+                vs[i].ms[vs[i].n++] = (tool_now() - t0) * 1e3;
+                clReleaseEvent(e);
+            }
+    printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
+           "page %d, %d rounds x %d calls interleaved\n",
+           dev_name, B, H, Hkv, Sq, Skv, D, (int)path, page, rounds, calls);
+    printf("device read bandwidth: %.1f GB/s (%s)\n", pk.read_gbps, pk.read_note);
+    printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
+           "KV MB/call", "KV GB/s", "% read");
+    const double base_ms = median(vs[0].ms, vs[0].n);
+    for (int i = 0; i < nv; ++i) {
+        const double m = median(vs[i].ms, vs[i].n);
+        const double gbps = vs[i].kv_bytes / (m * 1e-3) * 1e-9;
+        printf("%-22s %10.3f %9.2f %10.1f %9.1f %8.0f\n", vs[i].name, m, base_ms / m,
+               vs[i].kv_bytes * 1e-6, gbps, pk.read_gbps > 0 ? 100.0 * gbps / pk.read_gbps : 0.0);
+        free(vs[i].ms);
+    }
+    for (int i = 0; i < nowned; ++i)
+        clReleaseMemObject(owned[i]);
+    clReleaseMemObject(q);
+    clReleaseMemObject(o);
+    clReleaseMemObject(table_m);
+    clattn_context_destroy(ctx);
+    return 0;
+}
