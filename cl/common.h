@@ -330,6 +330,40 @@ CLATTN_KV_INLINE clattn_kvrow clattn_kv_row(const clattn_call *c, const clattn_s
     return r;
 }
 
+/* Rows of the n keys j0, j0 + 1, ... (each clamped to hi - 1) into out:
+ * with pages, one table lookup for the keys that share j0's page, the rest
+ * found key by key. */
+CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, long base, long sb,
+                                     long sh, long ss, int j0, int hi, const int n,
+                                     clattn_kvrow *out, const int fmt, const int groups,
+                                     const int ph)
+{
+#if PAGED
+    const clattn_kvrow r0 = clattn_kv_row(c, s, base, sb, sh, ss, j0, fmt, groups, ph);
+    const int page_end = (j0 | ((1 << c->pshift) - 1)) + 1;
+    const long sstep = fmt == CLATTN_KV_INT8 ? groups : fmt == CLATTN_KV_INT4 ? 2 * groups : 0;
+    for (int e = 0; e < n; ++e) {
+        const int j = min(j0 + e, hi - 1);
+        if (j < page_end) {
+            out[e].off = r0.off + (long)(j - j0) * ss;
+            out[e].sc = r0.sc + (long)(j - j0) * sstep;
+        } else {
+            out[e] = clattn_kv_row(c, s, base, sb, sh, ss, j, fmt, groups, ph);
+        }
+    }
+#else
+    for (int e = 0; e < n; ++e)
+        out[e] = clattn_kv_row(c, s, base, sb, sh, ss, min(j0 + e, hi - 1), fmt, groups, ph);
+#endif
+}
+
+#define clattn_k_rows(c, s, j0, hi, n, out)                                                    \
+    clattn_kv_rows((c), (s), (s)->k, (c)->ksb, (c)->ksh, (c)->kss, (j0), (hi), (n), (out),     \
+                   K_FMT, HEAD_DIM / K_GROUP, K_PH)
+#define clattn_v_rows(c, s, j0, hi, n, out)                                                    \
+    clattn_kv_rows((c), (s), (s)->v, (c)->vsb, (c)->vsh, (c)->vss, (j0), (hi), (n), (out),     \
+                   V_FMT, HEAD_DIM_V / V_GROUP, V_PH)
+
 #define clattn_k_row(c, s, j)                                                                  \
     clattn_kv_row((c), (s), (s)->k, (c)->ksb, (c)->ksh, (c)->kss, (j), K_FMT,                  \
                   HEAD_DIM / K_GROUP, K_PH)
@@ -368,6 +402,35 @@ CLATTN_DEFINE_FP8(float, int, 1)
 CLATTN_DEFINE_FP8(float4, int4, 4)
 CLATTN_DEFINE_FP8(float8, int8, 8)
 CLATTN_DEFINE_FP8(float16, int16, 16)
+
+/* fp16 bits (in uints) to fp32, exactly: normal numbers by moving the
+ * exponent, subnormals as mantissa * 2^-24, infinities and NaN with their
+ * payload. Whole vectors, so fp16 K/V need no vload_halfN (PoCL 3.1 crashed
+ * on vload_half16 at 2-byte alignment in unrolled loops). */
+#define CLATTN_DEFINE_F16V(W)                                                                   \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(uint, W) h)  \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        typedef CLATTN_CAT(uint, W) U;                                                          \
+        const U mag = h & (U)(0x7fffu);                                                         \
+        T x = CLATTN_CAT(as_float, W)((mag << 13) + (U)(112u << 23));                           \
+        x = select(x, CLATTN_CAT(convert_float, W)(mag) * (T)(0x1p-24f), mag < (U)(0x400u));    \
+        x = select(x, CLATTN_CAT(as_float, W)((mag << 13) | (U)(0x7f800000u)),                  \
+                   mag >= (U)(0x7c00u));                                                        \
+        return CLATTN_CAT(as_float, W)(CLATTN_CAT(as_uint, W)(x) | ((h & (U)(0x8000u)) << 16)); \
+    }
+CLATTN_DEFINE_F16V(4)
+CLATTN_DEFINE_F16V(8)
+CLATTN_DEFINE_F16V(16)
+
+/* INT4 channels 2c, 2c + 1 from the low and high nibbles of byte c: the
+ * lanes of the two halves interleaved. */
+#define CLATTN_NIBBLES4 ((uint4)(0, 2, 1, 3))
+#define CLATTN_NIBBLES8 ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
+#define CLATTN_NIBBLES16 ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
+#define CLATTN_HALF_OF4 2
+#define CLATTN_HALF_OF8 4
+#define CLATTN_HALF_OF16 8
 
 /* Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
  * group channels each). */
@@ -408,9 +471,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
 }
 
 /* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
- * first n are read, the rest are 0. Whole vectors load as vectors (fp16
- * storage element by element: PoCL 3.1 crashed on vload_half16 at 2-byte
- * alignment in unrolled loops). */
+ * first n are read, the rest are 0. Whole vectors load as vectors. */
 #define CLATTN_DEFINE_KV_VEC(W)                                                                 \
     CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
         global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
@@ -421,6 +482,9 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
         if (n >= W) {                                                                           \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
                 return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
+                return CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(             \
+                    CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0)));           \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
                 return CLATTN_CAT(as_float, W)(                                                 \
                     CLATTN_CAT(convert_uint, W)(                                                \
@@ -430,6 +494,18 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 return CLATTN_CAT(convert_float, W)(                                            \
                            CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
                        clattn_kv_scale(sc, sdt, r.sc + d0 / group);                             \
+            if (fmt == CLATTN_KV_INT4) {                                                        \
+                typedef CLATTN_CAT(float, CLATTN_CAT(CLATTN_HALF_OF, W)) H;                     \
+                const CLATTN_CAT(uint, CLATTN_CAT(CLATTN_HALF_OF, W)) b =                       \
+                    CLATTN_CAT(convert_uint, CLATTN_CAT(CLATTN_HALF_OF, W))(                    \
+                        CLATTN_CAT(vload, CLATTN_CAT(CLATTN_HALF_OF, W))(0, u + r.off + d0 / 2)); \
+                const H lo = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b & 15u);  \
+                const H hi = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b >> 4);   \
+                const long g = r.sc + 2 * (d0 / group);                                         \
+                return (shuffle2(lo, hi, CLATTN_CAT(CLATTN_NIBBLES, W)) -                       \
+                        (T)(clattn_kv_scale(sc, sdt, g + 1))) *                                 \
+                       clattn_kv_scale(sc, sdt, g);                                             \
+            }                                                                                   \
             if (fmt == CLATTN_KV_Q8_0) {                                                        \
                 const long blk = r.off + (long)(d0 / 32) * 34;                                  \
                 return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \

@@ -124,11 +124,10 @@ FL_STEP void tile_scores(const clattn_call *cl, const clattn_seq *sq, global con
     for (int kb = 0; kb < FL_KEYS; kb += FL_KB) {
         clattn_kvrow kr[FL_KB];
         vec_t a[FL_KB];
+        clattn_k_rows(cl, sq, n0 + kb, hi, FL_KB, kr);
 #pragma unroll
-        for (int t = 0; t < FL_KB; ++t) {
-            kr[t] = clattn_k_row(cl, sq, min(n0 + kb + t, hi - 1));
+        for (int t = 0; t < FL_KB; ++t)
             a[t] = (vec_t)(0.0f);
-        }
         for (int d = 0; d < HEAD_DIM; ++d) {
             const vec_t qd = qt[d];
 #pragma unroll
@@ -214,12 +213,13 @@ FL_STEP void tile_pv(const clattn_call *cl, const clattn_seq *sq, global const v
 #endif
     ivec_t keep[FL_KEYS];
     int kind[FL_KEYS]; /* 0: no lane sees the key; 1: every lane; 2: some */
+#if !CLATTN_KV_PLAIN
+    clattn_v_rows(cl, sq, n0, hi, FL_KEYS, vr);
+#endif
 #pragma unroll
     for (int t = 0; t < FL_KEYS; ++t) {
 #if CLATTN_KV_PLAIN
         vr[t] = voff + (long)min(n0 + t, hi - 1) * vss;
-#else
-        vr[t] = clattn_v_row(cl, sq, min(n0 + t, hi - 1));
 #endif
         keep[t] = p[t] != (vec_t)(0.0f);
         kind[t] = !guarded || all(keep[t]) ? 1 : any(keep[t]) ? 2 : 0;

@@ -109,8 +109,10 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                           int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     float sc[FV_ROWS][FV_VEC];
+    clattn_kvrow krow[FV_VEC];
+    clattn_k_rows(cl, s0, n0, hi, FV_VEC, krow);
     for (int e = 0; e < FV_VEC; ++e) {
-        const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e, hi - 1));
+        const clattn_kvrow kr = krow[e];
         vec_t part[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
             part[r] = (vec_t)(0.0f);
@@ -357,8 +359,7 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
 #if FV_DIRECT
         scores_direct(c, &s0, k, n0, hi, qr, s);
         clattn_kvrow vrow[FV_VEC];
-        for (int e = 0; e < FV_VEC; ++e)
-            vrow[e] = clattn_v_row(c, &s0, min(n0 + e, hi - 1));
+        clattn_v_rows(c, &s0, n0, hi, FV_VEC, vrow);
 #else
         stage_tile(c, &s0, k, v, n0, hi, lid, kt, vt);
         scores_staged(kt, qr, s);

@@ -13,7 +13,7 @@
  * storage a cache may have. The host resolves DEFAULT to the dtype's format.
  *
  * Grid: (ceil(items / APPEND_WG) * APPEND_WG), local (APPEND_WG), where
- * items = batch * kv_heads * n_new * (K units + V units) per row.
+ * items = batch * kv_heads * n_new * (units of a K row + units of a V row).
  */
 #ifndef CLATTN_COMMON_INCLUDED /* the host prepends common.h */
 #include "common.h"
@@ -46,6 +46,32 @@ typedef uint kva_bits_t;
 #else
 typedef ushort kva_bits_t;
 #endif
+
+/* a / b, correctly rounded. OpenCL allows a device's fp32 division 2.5 ulp
+ * of error, and a quotient one ulp off can move a code or a scale: the cache
+ * must hold the same bytes on every device (and, for Q8_0 / Q4_0, the bytes
+ * ggml writes). So the quotient steps to a neighbour while that leaves a
+ * smaller remainder a - q * b; fma gives the remainder exactly for the
+ * neighbours of a / b (fma itself is correctly rounded in OpenCL), and a tie
+ * goes to the even neighbour. */
+inline float kva_div(float a, float b)
+{
+    float q = a / b;
+    if (a == 0.0f || q == 0.0f || !isfinite(q) || !isfinite(b))
+        return q;
+    float r = fabs(fma(-q, b, a));
+    for (int i = 0; i < 4; ++i) {
+        const float lo = nextafter(q, -INFINITY), hi = nextafter(q, INFINITY);
+        const float rl = fabs(fma(-lo, b, a)), rh = fabs(fma(-hi, b, a));
+        const float n = rl < rh || (rl == rh && !(as_uint(lo) & 1u)) ? lo : hi;
+        const float rn = min(rl, rh);
+        if (rn > r || (rn == r && !(as_uint(q) & 1u)))
+            break;
+        q = n;
+        r = rn;
+    }
+    return q;
+}
 
 /* bf16, round to nearest even; a NaN stays NaN (rounding could carry its
  * mantissa into the exponent and make it infinity). */
@@ -124,11 +150,11 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
         float amax = 0.0f;
         for (int c = c0; c < c1; ++c)
             amax = fmax(amax, fabs(LOAD(x, c)));
-        const float s = kva_round_scale(amax / 127.0f, sdt);
+        const float s = kva_round_scale(kva_div(amax, 127.0f), sdt);
         kva_store_scale(sc, sdt, r * groups + u, s);
         for (int c = c0; c < c1; ++c) {
-            const int q = s == 0.0f ? 0 : clamp(convert_int_sat_rte(LOAD(x, c) / s), -127, 127);
-            ((global char *)dst)[off + c] = (char)q;
+            const int q = s == 0.0f ? 0 : convert_int_sat_rte(kva_div(LOAD(x, c), s));
+            ((global char *)dst)[off + c] = (char)clamp(q, -127, 127);
         }
     } else if (fmt == KVA_INT4) {
         float lo = INFINITY, hi = -INFINITY;
@@ -136,7 +162,7 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
             lo = fmin(lo, LOAD(x, c));
             hi = fmax(hi, LOAD(x, c));
         }
-        float s = kva_round_scale((hi - lo) / 15.0f, sdt), z;
+        float s = kva_round_scale(kva_div(hi - lo, 15.0f), sdt), z;
         /* A constant group (or a range too small for the scale's type):
          * (q - zero) * scale with q = 0, zero = -1 and scale = the value
          * gives the value back, where scale 0 would give 0. */
@@ -145,7 +171,7 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
             s = kva_round_scale(lo, sdt);
             z = -1.0f;
         } else {
-            z = kva_round_scale(-lo / s, sdt);
+            z = kva_round_scale(kva_div(-lo, s), sdt);
         }
         const long si = (r * groups + u) * 2;
         kva_store_scale(sc, sdt, si, s);
@@ -153,8 +179,8 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
         for (int c = c0; c < c1; c += 2) {
             int q0 = 0, q1 = 0;
             if (!flat) {
-                q0 = clamp(convert_int_sat_rte(LOAD(x, c) / s + z), 0, 15);
-                q1 = clamp(convert_int_sat_rte(LOAD(x, c + 1) / s + z), 0, 15);
+                q0 = clamp(convert_int_sat_rte(kva_div(LOAD(x, c), s) + z), 0, 15);
+                q1 = clamp(convert_int_sat_rte(kva_div(LOAD(x, c + 1), s) + z), 0, 15);
             }
             dst[off + c / 2] = (uchar)(q0 | q1 << 4);
         }
@@ -165,8 +191,8 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
         float amax = 0.0f;
         for (int c = c0; c < c1; ++c)
             amax = fmax(amax, fabs(LOAD(x, c)));
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = kva_div(amax, 127.0f);
+        const float id = d != 0.0f ? kva_div(1.0f, d) : 0.0f;
         vstore_half_rte(d, 0, (global half *)blk);
         for (int c = c0; c < c1; ++c)
             ((global char *)blk)[2 + c - c0] =
@@ -184,8 +210,8 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
                 m = v;
             }
         }
-        const float d = m / -8.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = kva_div(m, -8.0f);
+        const float id = d != 0.0f ? kva_div(1.0f, d) : 0.0f;
         vstore_half_rte(d, 0, (global half *)blk);
         for (int i = 0; i < 16; ++i) {
             const int q0 = clamp(convert_int_sat_rtz(LOAD(x, c0 + i) * id + 8.5f), 0, 15);
@@ -197,7 +223,7 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
         const float s = sdt ? vload_half((size_t)si, (global const half *)sc)
                             : ((global const float *)sc)[si];
         for (int c = c0; c < c1; ++c) {
-            const float v = LOAD(x, c) / s;
+            const float v = kva_div(LOAD(x, c), s);
             dst[off + c] = fmt == KVA_E4M3
                                ? kva_fp8(v, 3, 7, 0x1p-6f, 0x1p9f, 448.0f, 0x7eu)
                                : kva_fp8(v, 2, 15, 0x1p-14f, 0x1p16f, 57344.0f, 0x7bu);
@@ -219,24 +245,27 @@ kernel __attribute__((reqd_work_group_size(APPEND_WG, 1, 1))) void attn_kv_appen
 {
     const int nk = (HEAD_DIM + k_unit - 1) / k_unit, nv = (HEAD_DIM_V + v_unit - 1) / v_unit;
     const long id = (long)get_global_id(0);
+    /* Remainders as x - (x / y) * y, not x % y: LLVM turns a div/rem pair
+     * into a freeze instruction, which Oclgrind 21.10 cannot run. */
     const long row = id / (nk + nv); /* (b, kvh, t) of the new tokens */
     const int u = (int)(id - row * (nk + nv));
-    const int t = (int)(row % n_new);
     const long bh = row / n_new;
+    const int t = (int)(row - bh * n_new);
     if (bh >= (long)batch * kv_heads)
         return;
-    const int b = (int)(bh / kv_heads), kvh = (int)(bh % kv_heads);
+    const int b = (int)(bh / kv_heads), kvh = (int)(bh - (long)b * kv_heads);
     const int pos = positions[b];
     if (pos < 0 || pos > seq_kv - n_new)
         return;
     const int j = pos + t;
     long n0 = b, n2 = j, r;
     if (page_size) {
-        const int page = block_table[(long)b * max_pages + j / page_size];
+        const int col = j / page_size;
+        const int page = block_table[(long)b * max_pages + col];
         if (page < 0 || page >= num_pages)
             return;
         n0 = page;
-        n2 = j % page_size;
+        n2 = j - col * page_size;
         r = ((long)page * kv_heads + kvh) * page_size + n2;
     } else {
         r = bh * seq_kv + j;

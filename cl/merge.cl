@@ -10,11 +10,11 @@
  * cannot take a variable number of buffers) plus, from the second launch
  * of a long merge on, the fp32 result so far as one more part: then every
  * intermediate result stays in fp32, and only the last launch rounds to the
- * dtype. The running result lives in acc_o [row][HEAD_DIM_V] (rows packed,
- * updated in place: each element is read and written by the same work-item)
- * and an LSE per row, read from acc_lse and written to out_lse, which the
- * host alternates between two buffers: the lanes of a row read it while
- * lane 0 writes it, and nothing orders them.
+ * dtype. The running result lives in acc: O as [row][HEAD_DIM_V] (rows
+ * packed, updated in place: each element is read and written by the same
+ * work-item), and an LSE per row, read at acc + lse_in and written at
+ * acc + lse_out, two arrays the host alternates: the lanes of a row read it
+ * while lane 0 writes it, and nothing orders them.
  *
  * Grid: (MERGE_WG, seq_q, batch * heads), local (MERGE_WG, 1, 1): a group
  * per row, its lanes over the value dims, so GPU lanes read consecutive
@@ -45,8 +45,8 @@ inline float clattn_merge_weight(float x, float m)
 
 kernel __attribute__((reqd_work_group_size(MERGE_WG, 1, 1))) void attn_merge(
     MERGE_FOR_PARTS(MERGE_PART_PARAMS) int count, int heads, int seq_q, long osb, long osh,
-    long oss, int has_acc, global float *acc_o, global const float *acc_lse,
-    global float *out_lse, int to_acc, global store_t *o, global float *lse, int has_lse)
+    long oss, int has_acc, int to_acc, global float *acc, long lse_in, long lse_out,
+    global store_t *o, global float *lse, int has_lse)
 {
     const int lane = get_local_id(0);
     const int i = get_global_id(1);
@@ -54,10 +54,10 @@ kernel __attribute__((reqd_work_group_size(MERGE_WG, 1, 1))) void attn_merge(
     const int b = bh / heads, h = bh - b * heads;
     const long row = (long)bh * seq_q + i;
     const long ooff = b * osb + h * osh + i * oss; /* the row in every O */
-    const long aoff = row * HEAD_DIM_V;            /* the row in acc_o */
+    const long aoff = row * HEAD_DIM_V;            /* the row in acc */
 
     float x[MERGE_PARTS];
-    const float xa = has_acc ? acc_lse[row] : -INFINITY;
+    const float xa = has_acc ? acc[lse_in + row] : -INFINITY;
     float m = xa;
 #define MERGE_READ_LSE(k)                                                                      \
     x[k] = -INFINITY;                                                                          \
@@ -78,18 +78,18 @@ kernel __attribute__((reqd_work_group_size(MERGE_WG, 1, 1))) void attn_merge(
     MERGE_FOR_PARTS(MERGE_WEIGHT)
 
     for (int d = lane; d < HEAD_DIM_V; d += MERGE_WG) {
-        float acc = 0.0f;
+        float sum_o = 0.0f;
         /* Only parts of non-zero weight are read: an empty part's O is
          * whatever its producer left there, NaN included. */
         if (wa != 0.0f)
-            acc += wa * acc_o[aoff + d];
+            sum_o += wa * acc[aoff + d];
 #define MERGE_ACCUMULATE(k)                                                                    \
     if (w[k] != 0.0f)                                                                          \
-        acc += w[k] * LOAD(o##k, ooff + d);
+        sum_o += w[k] * LOAD(o##k, ooff + d);
         MERGE_FOR_PARTS(MERGE_ACCUMULATE)
-        const float out = nan_row ? m : empty ? 0.0f : acc / sum;
+        const float out = nan_row ? m : empty ? 0.0f : sum_o / sum;
         if (to_acc)
-            acc_o[aoff + d] = out;
+            acc[aoff + d] = out;
         else
             STORE(o, ooff + d, out);
     }
@@ -97,7 +97,7 @@ kernel __attribute__((reqd_work_group_size(MERGE_WG, 1, 1))) void attn_merge(
         return;
     const float out_l = nan_row || empty ? m : m + log(sum);
     if (to_acc)
-        out_lse[row] = out_l;
+        acc[lse_out + row] = out_l;
     else if (has_lse)
         lse[row] = out_l;
 }

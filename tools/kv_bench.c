@@ -9,7 +9,11 @@
  * in the same run.
  *
  *   attn-kv-bench [--shape "B4 H32 Hkv8 Sq1 Skv4096 D128"] [--rounds N]
- *                 [--calls N] [--page N] [--path split_kv|fused|auto]
+ *                 [--calls N] [--page N] [--in-order] [--path split_kv|fused|auto]
+ *
+ * Paged variants use one pool with each sequence's pages in shuffled order
+ * (--in-order: in order, to tell the cost of the scattered reads from the
+ * cost of the lookups).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -147,6 +151,7 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
 int main(int argc, char **argv)
 {
     int B = 4, H = 32, Hkv = 8, Sq = 1, Skv = 4096, D = 128, rounds = 7, calls = 3, page = 16;
+    int shuffle = 1;
     clattn_path path = CLATTN_PATH_AUTO;
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
@@ -159,6 +164,8 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--calls") && i + 1 < argc) {
             calls = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--in-order")) {
+            shuffle = 0;
         } else if (!strcmp(argv[i], "--page") && i + 1 < argc) {
             page = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
@@ -169,7 +176,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
-                    "[--calls N] [--page N] [--path split_kv|fused|auto]\n",
+                    "[--calls N] [--page N] [--in-order] [--path split_kv|fused|auto]\n",
                     argv[0]);
             return 2;
         }
@@ -213,7 +220,7 @@ int main(int argc, char **argv)
     int32_t *table = malloc(sizeof *table * (size_t)npages);
     for (int i = 0; i < npages; ++i)
         table[i] = i;
-    for (int i = npages - 1; i > 0; --i) {
+    for (int i = npages - 1; shuffle && i > 0; --i) {
         const int j = (int)(next(&seed) % (unsigned)(i + 1)), t = table[i];
         table[i] = table[j];
         table[j] = t;
