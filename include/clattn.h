@@ -568,14 +568,19 @@ CLATTN_API clattn_status clattn_merge(clattn_context *ctx, const clattn_merge_pr
  * buffers: k_new [batch][kv_heads][n_new][head_dim] and v_new
  * [batch][kv_heads][n_new][head_dim_v], packed, in cache->dtype; positions:
  * int32 [batch], sequence b's new tokens go to keys positions[b] ..
- * positions[b] + n_new - 1; cache: its k, v, block_table (paged), k_scales
- * and v_scales (where the format has them; only q, o and the rest NULL).
+ * positions[b] + n_new - 1 (n_new at most seq_kv); cache_buffers: the
+ * cache's k, v, block_table (paged), k_scales and v_scales (where the format
+ * has them), the other fields ignored (the clattn_buffers of the decode's
+ * clattn_forward can be passed as they are; reserved must still be NULL).
  *
  * INT8 and INT4 scales (and zeros) of the written rows are computed from the
- * new values (the largest magnitude maps to 127, the range to 0..15), Q8_0
- * and Q4_0 blocks as ggml quantizes them; FP8 divides by the cache's scale
+ * new values (the largest magnitude maps to 127, the range to 0..15; codes
+ * from the stored, possibly fp16-rounded, scale, ties to even; a constant
+ * INT4 group is stored as scale = the value, zero = -1, codes 0), Q8_0 and
+ * Q4_0 blocks as ggml quantizes them; FP8 divides by the cache's scale
  * (read, not changed) and rounds to nearest even, saturating at the largest
- * finite value. A sequence whose positions fall outside 0..seq_kv - n_new
+ * finite value (infinities too; NaN stays NaN). NaN in the new values of an
+ * integer format gives code 0. A sequence whose positions fall outside 0..seq_kv - n_new
  * (device data) is skipped, so nothing is ever written out of bounds. */
 CLATTN_API clattn_status clattn_kv_append(clattn_context *ctx, const clattn_problem *cache,
                                           int n_new, cl_mem k_new, cl_mem v_new,

@@ -18,6 +18,9 @@ static int unit_channels(const clattn_kv_storage *st, int dims)
     case CLATTN_KV_INT8:
     case CLATTN_KV_INT4:
         return st->group ? st->group : dims;
+    case CLATTN_KV_Q8_0:
+    case CLATTN_KV_Q4_0:
+        return 32;
     default:
         return dims < 32 ? dims : 32;
     }
@@ -89,26 +92,8 @@ static clattn_status check_buffers(clattn_context *ctx, const clattn__shape *s, 
     const clattn_problem *p = &s->p;
     if (!cb)
         return BAD("cache_buffers is NULL");
-    const struct {
-        const char *name;
-        cl_mem m;
-    } unused[] = {{"q", cb->q},
-                  {"o", cb->o},
-                  {"mask", cb->mask},
-                  {"kv_lens", cb->kv_lens},
-                  {"lse", cb->lse},
-                  {"bias", cb->bias},
-                  {"bool_mask", cb->bool_mask},
-                  {"sinks", cb->sinks},
-                  {"alibi_slopes", cb->alibi_slopes},
-                  {"kv_start", cb->kv_start},
-                  {"cu_seqlens_q", cb->cu_seqlens_q},
-                  {"cu_seqlens_kv", cb->cu_seqlens_kv}};
-    for (size_t i = 0; i < sizeof unused / sizeof unused[0]; ++i)
-        if (unused[i].m)
-            return BAD("cache_buffers.%s must be NULL: clattn_kv_append uses only k, v, "
-                       "block_table, k_scales and v_scales",
-                       unused[i].name);
+    /* q, o, kv_lens and the other attention inputs are ignored: a decode
+     * loop passes the clattn_buffers of its clattn_forward as they are. */
     for (size_t i = 0; i < sizeof cb->reserved / sizeof cb->reserved[0]; ++i)
         if (cb->reserved[i])
             return BAD("cache_buffers.reserved[%zu] must be NULL", i);

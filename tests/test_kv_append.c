@@ -17,12 +17,14 @@
  * arithmetic: fp16, bf16 and FP8 codes by rounding in double to the format's
  * precision (FP8 by a search over all codes), not by bit tricks.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cases.h"
 #include "harness.h"
@@ -159,6 +161,7 @@ static const spec k_specs[] = {
     {CLATTN_KV_INT4, 32, CLATTN_F16, 0, "int4/32 f16"},
     {CLATTN_KV_INT4, 64, CLATTN_F32, 0, "int4/64 f32"},
     {CLATTN_KV_INT4, 64, CLATTN_F16, 0, "int4/64 f16"},
+    {CLATTN_KV_INT4, 0, CLATTN_F16, 0, "int4/row f16"},
     {CLATTN_KV_Q8_0, 0, CLATTN_F32, 0, "q8_0"},
     {CLATTN_KV_Q4_0, 0, CLATTN_F32, 0, "q4_0"},
     {CLATTN_KV_FP8_E4M3, 0, CLATTN_F32, 0, "e4m3/tensor f32"},
@@ -167,6 +170,14 @@ static const spec k_specs[] = {
     {CLATTN_KV_FP8_E5M2, 0, CLATTN_F16, 1, "e5m2/head f16"},
 };
 #define N_SPECS ((int)(sizeof k_specs / sizeof k_specs[0]))
+
+static const spec *spec_named(const char *name)
+{
+    for (int i = 0; i < N_SPECS; ++i)
+        if (!strcmp(k_specs[i].name, name))
+            return &k_specs[i];
+    return &k_specs[0];
+}
 
 enum { L_CONTIG, L_PADDED, L_PAGED1, L_PAGED16, L_TOKEN_MAJOR, N_LAYOUTS };
 static const char *const k_layout_names[N_LAYOUTS] = {"contiguous", "padded strides",
@@ -217,7 +228,8 @@ static int spec_fits(const spec *s, int dims)
     if (s->fmt == CLATTN_KV_Q8_0 || s->fmt == CLATTN_KV_Q4_0)
         return dims % 32 == 0;
     if (s->fmt == CLATTN_KV_INT8 || s->fmt == CLATTN_KV_INT4)
-        return (s->group == 0 || dims % s->group == 0) && (s->fmt == CLATTN_KV_INT8 || dims % 2 == 0);
+        return (s->group == 0 || dims % s->group == 0) &&
+               (s->fmt == CLATTN_KV_INT8 || dims % 2 == 0);
     return 1;
 }
 
@@ -557,8 +569,10 @@ static void random_value(clattn_dtype dt, float want, float *f, void *raw, int64
 
 static float draw(t_rng *rng)
 {
-    const double mag = t_rng_uniform(rng, 0.0, 1.0) < 0.9 ? t_rng_uniform(rng, 0.05, 4.0)
-                                                          : exp(t_rng_uniform(rng, log(1e-5), log(0.05)));
+    /* mostly O(1), a tenth spread over four decades below */
+    const double mag = t_rng_uniform(rng, 0.0, 1.0) < 0.9
+                           ? t_rng_uniform(rng, 0.05, 4.0)
+                           : exp(t_rng_uniform(rng, log(1e-5), log(0.05)));
     return (float)(t_rng_int(rng, 0, 1) ? mag : -mag);
 }
 
@@ -984,10 +998,10 @@ static void all_out_of_range(clattn_context *ctx)
     cl_context c = t_cl_context(ctx);
     cl_command_queue q = t_queue(ctx);
     const int before = t_failures;
-    enum { D = 32, PS = 4, MPP = 4, NP = 8, N = 3 };
+    enum { NB = 4, D = 32, PS = 4, MPP = 4, NP = 8, N = 3 };
     clattn_problem p;
     memset(&p, 0, sizeof p);
-    p.batch = 4;
+    p.batch = NB;
     p.heads = 2;
     p.kv_heads = 1;
     p.seq_q = 1;
@@ -996,54 +1010,48 @@ static void all_out_of_range(clattn_context *ctx)
     p.dtype = CLATTN_F32;
     p.k_storage.format = CLATTN_KV_INT8;
     p.v_storage.format = CLATTN_KV_Q4_0;
-    const int32_t pos_bad[4] = {-1, PS * MPP - N + 1, INT_MIN, INT_MAX};
-    const int32_t pos_ok[4] = {0, 5, PS * MPP - N, 2};
-    int32_t table[4 * MPP];
-    for (int i = 0; i < 4 * MPP; ++i)
+    const int32_t pos_bad[NB] = {-1, PS * MPP - N + 1, INT_MIN, INT_MAX};
+    const int32_t pos_ok[NB] = {0, 5, PS * MPP - N, 2};
+    int32_t table[NB * MPP];
+    for (int i = 0; i < NB * MPP; ++i)
         table[i] = i % 3 == 0 ? -1 : i % 3 == 1 ? NP : INT_MIN;
-    float newv[4 * N * D];
-    for (int i = 0; i < 4 * N * D; ++i)
+    float newv[NB * N * D];
+    for (int i = 0; i < NB * N * D; ++i)
         newv[i] = (float)(i % 7) - 2.5f;
-    static uint8_t kinit[NP * PS * D + GUARD], vinit[NP * PS * D / 32 * 18 + GUARD],
-        sinit[NP * PS * 4 + GUARD];
-    for (size_t i = 0; i < sizeof kinit; ++i)
-        kinit[i] = poison_byte(i, 1);
-    for (size_t i = 0; i < sizeof vinit; ++i)
-        vinit[i] = poison_byte(i, 2);
-    for (size_t i = 0; i < sizeof sinit; ++i)
-        sinit[i] = poison_byte(i, 3);
     for (int pass = 0; pass < 2; ++pass) {
-        /* pass 0: contiguous with bad positions; pass 1: paged, good
-         * positions, a table of nothing but bad entries */
+        /* pass 0: contiguous, every position out of range; pass 1: paged,
+         * good positions, a table of nothing but bad entries */
         p.paged.enabled = pass;
         p.paged.page_size = pass ? PS : 0;
         p.paged.num_pages = pass ? NP : 0;
         p.paged.max_pages_per_seq = pass ? MPP : 0;
-        const size_t nk = pass ? sizeof kinit : 4 * PS * MPP * D + GUARD;
-        const size_t nv = pass ? sizeof vinit : 4 * PS * MPP * 18 + GUARD;
-        const size_t ns = pass ? sizeof sinit : 4 * PS * MPP * 4 + GUARD;
-        uint8_t *kb = malloc(nk), *vb = malloc(nv), *sb = malloc(ns);
-        uint8_t *k0 = calloc(nk, 1), *v0 = calloc(nv, 1), *s0 = calloc(ns, 1);
-        if (!kb || !vb || !sb || !k0 || !v0 || !s0) {
-            T_FAIL("out of host memory");
-        } else {
-            for (size_t i = 0; i < nk; ++i)
-                k0[i] = poison_byte(i, 1);
-            for (size_t i = 0; i < nv; ++i)
-                v0[i] = poison_byte(i, 2);
-            for (size_t i = 0; i < ns; ++i)
-                s0[i] = poison_byte(i, 3);
-            cl_mem kn = make_buffer(c, newv, sizeof newv), vn = make_buffer(c, newv, sizeof newv);
-            cl_mem pb = make_buffer(c, pass ? pos_ok : pos_bad, sizeof pos_bad);
-            cl_mem tb = pass ? make_buffer(c, table, sizeof table) : NULL;
+        const size_t rows = pass ? (size_t)NP * PS : (size_t)NB * PS * MPP;
+        const size_t n[3] = {rows * D + GUARD, rows * 18 + GUARD, rows * 4 + GUARD};
+        uint8_t *init[3], *got[3];
+        cl_mem m[3] = {NULL, NULL, NULL};
+        int ok = 1;
+        for (int i = 0; i < 3; ++i) {
+            init[i] = malloc(n[i]);
+            got[i] = malloc(n[i]);
+            ok = ok && init[i] && got[i];
+            for (size_t j = 0; init[i] && j < n[i]; ++j)
+                init[i][j] = poison_byte(j, (unsigned)i);
+            m[i] = init[i] ? make_buffer(c, init[i], n[i]) : NULL;
+            ok = ok && m[i];
+        }
+        cl_mem kn = make_buffer(c, newv, sizeof newv), vn = make_buffer(c, newv, sizeof newv);
+        cl_mem pb = make_buffer(c, pass ? pos_ok : pos_bad, sizeof pos_bad);
+        cl_mem tb = pass ? make_buffer(c, table, sizeof table) : NULL;
+        if (ok && kn && vn && pb && (tb || !pass)) {
             clattn_buffers cb;
             memset(&cb, 0, sizeof cb);
-            cb.k = make_buffer(c, k0, nk);
-            cb.v = make_buffer(c, v0, nv);
-            cb.k_scales = make_buffer(c, s0, ns);
+            cb.k = m[0];
+            cb.v = m[1];
+            cb.k_scales = m[2];
             cb.block_table = tb;
             cl_event done = NULL;
-            clattn_status st = clattn_kv_append(ctx, &p, N, kn, vn, pb, &cb, 0, NULL, &done);
+            const clattn_status st =
+                clattn_kv_append(ctx, &p, N, kn, vn, pb, &cb, 0, NULL, &done);
             T_CHECK(st == CLATTN_OK, "out of range (%s): clattn_kv_append -> %s: %s",
                     pass ? "table" : "positions", clattn_status_string(st),
                     clattn_last_error(ctx));
@@ -1051,24 +1059,23 @@ static void all_out_of_range(clattn_context *ctx)
                 T_CL(clWaitForEvents(1, &done));
                 clReleaseEvent(done);
             }
-            if (cb.k && cb.v && cb.k_scales) {
-                T_CL(clEnqueueReadBuffer(q, cb.k, CL_TRUE, 0, nk, kb, 0, NULL, NULL));
-                T_CL(clEnqueueReadBuffer(q, cb.v, CL_TRUE, 0, nv, vb, 0, NULL, NULL));
-                T_CL(clEnqueueReadBuffer(q, cb.k_scales, CL_TRUE, 0, ns, sb, 0, NULL, NULL));
-                T_CHECK(!memcmp(kb, k0, nk) && !memcmp(vb, v0, nv) && !memcmp(sb, s0, ns),
-                        "out of range (%s): the cache changed", pass ? "table" : "positions");
+            for (int i = 0; i < 3; ++i) {
+                T_CL(clEnqueueReadBuffer(q, m[i], CL_TRUE, 0, n[i], got[i], 0, NULL, NULL));
+                T_CHECK(!memcmp(got[i], init[i], n[i]), "out of range (%s): the cache's %s "
+                        "changed", pass ? "table" : "positions",
+                        i == 0 ? "K" : i == 1 ? "V" : "K scales");
             }
-            cl_mem all[7] = {kn, vn, pb, tb, cb.k, cb.v, cb.k_scales};
-            for (int i = 0; i < 7; ++i)
-                if (all[i])
-                    clReleaseMemObject(all[i]);
+        } else {
+            T_FAIL("out of range: setting up the buffers failed");
         }
-        free(kb);
-        free(vb);
-        free(sb);
-        free(k0);
-        free(v0);
-        free(s0);
+        const cl_mem all[7] = {kn, vn, pb, tb, m[0], m[1], m[2]};
+        for (int i = 0; i < 7; ++i)
+            if (all[i])
+                clReleaseMemObject(all[i]);
+        for (int i = 0; i < 3; ++i) {
+            free(init[i]);
+            free(got[i]);
+        }
     }
     t_log("%s every position / table entry out of range: nothing written",
           t_failures == before ? "ok  " : "BAD ");
@@ -1109,7 +1116,11 @@ static void waits_for_event(clattn_context *ctx)
                 clattn_status_string(st), clattn_last_error(ctx));
         if (done) {
             cl_int state = CL_COMPLETE;
-            clFlush(q);
+            /* time for a kernel that ignored its wait list to finish (no
+             * clFlush: Oclgrind's waits for the whole queue, user event
+             * included, and would never return) */
+            const struct timespec pause = {0, 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
             T_CL(clGetEventInfo(done, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof state, &state,
                                 NULL));
             T_CHECK(state != CL_COMPLETE, "user event: the append completed before its wait "
@@ -1169,13 +1180,29 @@ void case_kv_append(void)
         run_cfg rc;
         memset(&rc, 0, sizeof rc);
         rc.k = &k_specs[i];
-        rc.v = spec_fits(&k_specs[i], 96) ? &k_specs[i] : &k_specs[6];
+        rc.v = spec_fits(&k_specs[i], 96) ? &k_specs[i] : spec_named("int8/32 f32");
         rc.dtype = dts[i % 3];
         rc.layout = i % 2 ? L_TOKEN_MAJOR : L_PADDED;
         rc.n_new = 5;
         rc.head_dim = 128;
         rc.head_dim_v = 96;
         rc.seed = 0x70cea000u + (uint64_t)i;
+        rows += run_append(ctx, &rc);
+        ++runs;
+    }
+    {
+        /* MLA's 576-channel K (one INT8 scale for the whole row) beside a
+         * 512-channel V */
+        run_cfg rc;
+        memset(&rc, 0, sizeof rc);
+        rc.k = spec_named("int8/row f16");
+        rc.v = spec_named("q8_0");
+        rc.dtype = CLATTN_BF16;
+        rc.layout = L_PAGED16;
+        rc.n_new = 5;
+        rc.head_dim = 576;
+        rc.head_dim_v = 512;
+        rc.seed = 0x3a1a576u;
         rows += run_append(ctx, &rc);
         ++runs;
     }
@@ -1590,9 +1617,6 @@ static void errors_buffers(aenv *e)
         {"v_scales NULL (FP8)", "cache_buffers.v_scales|v_scales", 4},
         {"block_table given (contiguous)", "cache_buffers.block_table|block_table", 5},
         {"k_scales given (F16 storage)", "cache_buffers.k_scales|k_scales", 6},
-        {"q given", "cache_buffers.q|q", 7},
-        {"o given", "cache_buffers.o|o", 8},
-        {"kv_lens given", "cache_buffers.kv_lens|kv_lens", 9},
         {"reserved[0] given", "cache_buffers.reserved|reserved", 10},
         {"k one byte short", "cache_buffers.k|k", 11},
         {"v one byte short", "cache_buffers.v|v", 12},
@@ -1716,6 +1740,24 @@ static void errors_buffers(aenv *e)
     }
     if (other)
         clReleaseContext(other);
+
+    /* The attention's own buffers in the struct are ignored, so a decode
+     * loop can hand over the clattn_buffers of its clattn_forward. */
+    clattn_problem p = e->p;
+    clattn_buffers cb = e->cb;
+    cb.q = e->k_new;
+    cb.o = aenv_buffer(e, 4096, 1);
+    cb.kv_lens = e->pos;
+    call k = base_call(e, &p, &cb);
+    cl_event done = NULL;
+    const clattn_status st = clattn_kv_append(k.ctx, k.p, k.n_new, k.k_new, k.v_new, k.pos, k.cb,
+                                              k.num_wait, k.wait, &done);
+    T_CHECK(st == CLATTN_OK && done, "forward's q, o and kv_lens beside the cache: %s: %s",
+            clattn_status_string(st), clattn_last_error(e->ctx));
+    if (done) {
+        T_CL(clWaitForEvents(1, &done));
+        clReleaseEvent(done);
+    }
 }
 
 void case_kv_append_errors(void)
