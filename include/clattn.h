@@ -331,6 +331,7 @@ typedef struct clattn_problem {
     clattn_mask_layout bool_mask; /* uint8 mask in buffers.bool_mask, nonzero = attend */
     int varlen;         /* 1: packed variable-length batch (above) */
     int total_q, total_kv; /* varlen: tokens in q/o and in k/v */
+    int padding_;          /* ignored: the alignment gap before 1.0's reserved block */
     /* ---- since 1.1 (in what was reserved[0..5]) ---- */
     clattn_kv_storage k_storage, v_storage; /* zero: the problem's dtype */
     clattn_paging paged;                    /* zero: contiguous K and V */

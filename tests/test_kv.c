@@ -11,6 +11,7 @@
  * should not be read shows up in O.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,7 +529,29 @@ void case_kv_errors(void)
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
+    /* ABI: the 1.1 fields fill what were 1.0's reserved blocks, which began
+     * at the next 8-byte boundary after total_kv / cu_seqlens_kv; sizes stay. */
+    const size_t prb = (offsetof(clattn_problem, total_kv) + sizeof(int) + 7) / 8 * 8;
+    T_CHECK(offsetof(clattn_problem, k_storage) == prb &&
+                sizeof(clattn_problem) == prb + 8 * sizeof(int64_t),
+            "clattn_problem: k_storage at %zu (1.0's reserved at %zu), size %zu",
+            offsetof(clattn_problem, k_storage), prb, sizeof(clattn_problem));
+    const size_t brb = offsetof(clattn_buffers, cu_seqlens_kv) + sizeof(cl_mem);
+    T_CHECK(offsetof(clattn_buffers, block_table) == brb &&
+                sizeof(clattn_buffers) == brb + 8 * sizeof(cl_mem),
+            "clattn_buffers: block_table at %zu, size %zu", offsetof(clattn_buffers, block_table),
+            sizeof(clattn_buffers));
+    const size_t hrb = offsetof(clattn_host_buffers, cu_seqlens_kv) + sizeof(void *);
+    T_CHECK(offsetof(clattn_host_buffers, block_table) == hrb &&
+                sizeof(clattn_host_buffers) == hrb + 8 * sizeof(void *),
+            "clattn_host_buffers: block_table at %zu, size %zu",
+            offsetof(clattn_host_buffers, block_table), sizeof(clattn_host_buffers));
+
     clattn_problem p = base_problem(CLATTN_F32, 1, CLATTN_PATH_AUTO);
+    /* 1.0's alignment gap may hold anything: a 1.0 program never set it */
+    p.padding_ = 0x5a5a5a5a;
+    T_CHECK(clattn_supports(ctx, &p) == CLATTN_OK, "padding_ is not ignored: %s",
+            clattn_last_error(ctx));
     clattn_problem x = p;
     x.k_storage.format = (clattn_kv_format)10;
     expect_refused(ctx, &x, "k_storage.format");
