@@ -255,39 +255,32 @@ static clattn_status ensure_dummy(clattn_context *ctx)
     return CLATTN_OK;
 }
 
-/* The fp32 running result of a merge of more parts than one launch takes:
- * O rows packed, and two LSE buffers that successive launches alternate
- * (see cl/merge.cl). Released once enqueued: OpenCL keeps them alive for
- * the queued kernels. */
+/* The fp32 running result of a merge of more parts than one launch takes,
+ * in one buffer: O rows packed, then two LSE arrays that successive launches
+ * alternate between (see cl/merge.cl). Released once enqueued: OpenCL keeps
+ * it alive for the queued kernels. */
 typedef struct {
-    cl_mem o, lse[2];
+    cl_mem mem;            /* NULL when one launch does it all */
+    cl_long lse_at[2];     /* element offsets of the two LSE arrays */
 } accumulator;
 
-static void accumulator_release(accumulator *a)
+static uint64_t accumulator_bytes(const merge_shape *s)
 {
-    cl_mem *all[3] = {&a->o, &a->lse[0], &a->lse[1]};
-    for (int i = 0; i < 3; ++i)
-        if (*all[i]) {
-            clReleaseMemObject(*all[i]);
-            *all[i] = NULL;
-        }
+    return (uint64_t)s->rows * ((uint64_t)s->p.head_dim_v + 2) * sizeof(float);
 }
 
 /* Refuses, before anything is enqueued, an accumulator the device cannot
  * allocate in one piece. */
 static clattn_status check_accumulator(clattn_context *ctx, const merge_shape *s)
 {
-    if (s->p.num_parts <= PARTS_PER_LAUNCH)
+    if (s->p.num_parts <= PARTS_PER_LAUNCH || accumulator_bytes(s) <= ctx->dev.max_alloc)
         return CLATTN_OK;
-    const uint64_t bytes = (uint64_t)s->rows * (uint64_t)s->p.head_dim_v * sizeof(float);
-    if (bytes > (uint64_t)ctx->dev.max_alloc)
-        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
-                            "merge of %d parts: its fp32 accumulator (%llu bytes) exceeds the "
-                            "device's largest allocation (%llu bytes); merge at most %d parts "
-                            "a call",
-                            s->p.num_parts, (unsigned long long)bytes,
-                            (unsigned long long)ctx->dev.max_alloc, PARTS_PER_LAUNCH);
-    return CLATTN_OK;
+    return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
+                        "merge of %d parts: its fp32 accumulator (%llu bytes) exceeds the "
+                        "device's largest allocation (%llu bytes); merge at most %d parts a "
+                        "call",
+                        s->p.num_parts, (unsigned long long)accumulator_bytes(s),
+                        (unsigned long long)ctx->dev.max_alloc, PARTS_PER_LAUNCH);
 }
 
 static clattn_status accumulator_create(clattn_context *ctx, const merge_shape *s,
@@ -296,18 +289,15 @@ static clattn_status accumulator_create(clattn_context *ctx, const merge_shape *
     memset(a, 0, sizeof *a);
     if (s->p.num_parts <= PARTS_PER_LAUNCH)
         return CLATTN_OK;
-    const size_t sizes[3] = {(size_t)s->rows * (size_t)s->p.head_dim_v * sizeof(float),
-                             (size_t)s->lse_bytes, (size_t)s->lse_bytes};
-    cl_mem *dst[3] = {&a->o, &a->lse[0], &a->lse[1]};
-    for (int i = 0; i < 3; ++i) {
-        cl_int err;
-        *dst[i] = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, sizes[i], NULL, &err);
-        if (err != CL_SUCCESS) {
-            *dst[i] = NULL;
-            accumulator_release(a);
-            return clattn__cl_fail(ctx, err, "clCreateBuffer (merge accumulator)");
-        }
+    cl_int err;
+    a->mem = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, (size_t)accumulator_bytes(s), NULL,
+                            &err);
+    if (err != CL_SUCCESS) {
+        a->mem = NULL;
+        return clattn__cl_fail(ctx, err, "clCreateBuffer (merge accumulator)");
     }
+    a->lse_at[0] = (cl_long)s->rows * s->p.head_dim_v;
+    a->lse_at[1] = a->lse_at[0] + (cl_long)s->rows;
     return CLATTN_OK;
 }
 
@@ -316,8 +306,8 @@ static clattn_status accumulator_create(clattn_context *ctx, const merge_shape *
 /* One launch: parts first..first+count-1, after the previous launch. */
 typedef struct {
     int first, count;
-    int has_acc, to_acc;
-    cl_mem acc_lse, out_lse;
+    cl_int has_acc, to_acc;
+    cl_long lse_in, lse_out; /* the running LSE's offsets in the accumulator */
 } launch_step;
 
 static clattn_status set_arg(clattn_context *ctx, cl_kernel k, cl_uint *i, size_t size,
@@ -347,12 +337,9 @@ static clattn_status set_step_args(clattn_context *ctx, cl_kernel k, const merge
         SET(po);
         SET(pl);
     }
-    cl_int count = st->count, heads = p->heads, seq_q = p->seq_q;
+    cl_int count = st->count, heads = p->heads, seq_q = p->seq_q, has_lse = lse != NULL;
     cl_long osb = p->o_strides.batch, osh = p->o_strides.head, oss = p->o_strides.seq;
-    cl_int has_acc = st->has_acc, to_acc = st->to_acc, has_lse = lse != NULL;
-    cl_mem acc_o = acc->o ? acc->o : ctx->dummy;
-    cl_mem acc_lse = st->acc_lse ? st->acc_lse : ctx->dummy;
-    cl_mem out_lse = st->out_lse ? st->out_lse : ctx->dummy;
+    cl_mem acc_mem = acc->mem ? acc->mem : ctx->dummy;
     cl_mem out_o = st->to_acc ? ctx->dummy : o;
     cl_mem out_l = !st->to_acc && lse ? lse : ctx->dummy;
     SET(count);
@@ -361,11 +348,11 @@ static clattn_status set_step_args(clattn_context *ctx, cl_kernel k, const merge
     SET(osb);
     SET(osh);
     SET(oss);
-    SET(has_acc);
-    SET(acc_o);
-    SET(acc_lse);
-    SET(out_lse);
-    SET(to_acc);
+    SET(st->has_acc);
+    SET(st->to_acc);
+    SET(acc_mem);
+    SET(st->lse_in);
+    SET(st->lse_out);
     SET(out_o);
     SET(out_l);
     SET(has_lse);
@@ -383,8 +370,8 @@ static launch_step step_of(const merge_shape *s, const accumulator *acc, int j)
     st.count = left < PARTS_PER_LAUNCH ? left : PARTS_PER_LAUNCH;
     st.has_acc = j > 0;
     st.to_acc = left > PARTS_PER_LAUNCH;
-    st.acc_lse = st.has_acc ? acc->lse[(j - 1) % 2] : NULL;
-    st.out_lse = st.to_acc ? acc->lse[j % 2] : NULL;
+    st.lse_in = acc->lse_at[(j + 1) % 2];
+    st.lse_out = acc->lse_at[j % 2];
     return st;
 }
 
@@ -439,7 +426,8 @@ static clattn_status merge_locked(clattn_context *ctx, const clattn_merge_proble
     cl_event last = NULL;
     clattn_status st =
         enqueue(ctx, &s, &cfg, e->kernel, o_parts, lse_parts, o, lse, &acc, num_wait, wait, &last);
-    accumulator_release(&acc);
+    if (acc.mem)
+        clReleaseMemObject(acc.mem);
     if (st != CLATTN_OK) {
         if (last)
             clReleaseEvent(last);
