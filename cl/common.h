@@ -435,7 +435,8 @@ CLATTN_DEFINE_F16V(16)
 /* Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
  * group channels each). */
 CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, clattn_kvrow r,
-                                  int d, const int fmt, const int group, const int sdt)
+                                  int d, const int fmt, const int group, const int sdt,
+                                  const int unscaled)
 {
     global const uchar *u = (global const uchar *)p;
     if (fmt == CLATTN_KV_DTYPE)
@@ -448,7 +449,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
         return as_float((uint)((global const ushort *)p)[r.off + d] << 16);
     if (fmt == CLATTN_KV_INT8)
         return (float)((global const char *)p)[r.off + d] *
-               clattn_kv_scale(sc, sdt, r.sc + d / group);
+               (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc + d / group));
     if (fmt == CLATTN_KV_INT4) {
         const uint byte = u[r.off + d / 2];
         const float q = (float)((d & 1) ? byte >> 4 : byte & 15u);
@@ -467,7 +468,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
         return (q - 8.0f) * vload_half((size_t)(blk / 2), (global const half *)p);
     }
     return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
-           clattn_kv_scale(sc, sdt, r.sc);
+           (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
 }
 
 /* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
@@ -475,7 +476,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
 #define CLATTN_DEFINE_KV_VEC(W)                                                                 \
     CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
         global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
-        const int fmt, const int group, const int sdt)                                          \
+        const int fmt, const int group, const int sdt, const int unscaled)                      \
     {                                                                                           \
         typedef CLATTN_CAT(float, W) T;                                                         \
         global const uchar *u = (global const uchar *)p;                                        \
@@ -493,7 +494,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             if (fmt == CLATTN_KV_INT8)                                                          \
                 return CLATTN_CAT(convert_float, W)(                                            \
                            CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
-                       clattn_kv_scale(sc, sdt, r.sc + d0 / group);                             \
+                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc + d0 / group));         \
             if (fmt == CLATTN_KV_INT4) {                                                        \
                 typedef CLATTN_CAT(float, CLATTN_CAT(CLATTN_HALF_OF, W)) H;                     \
                 const CLATTN_CAT(uint, CLATTN_CAT(CLATTN_HALF_OF, W)) b =                       \
@@ -524,11 +525,11 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 return CLATTN_CAT(clattn_fp8_, W)(                                              \
                            CLATTN_CAT(convert_int, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
                            fmt == CLATTN_KV_E5M2) *                                             \
-                       clattn_kv_scale(sc, sdt, r.sc);                                          \
+                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));                      \
         }                                                                                       \
         float t[W];                                                                             \
         for (int e = 0; e < W; ++e)                                                             \
-            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt) : 0.0f;                \
+            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt, unscaled) : 0.0f;      \
         return CLATTN_CAT(vload, W)(0, t);                                                      \
     }
 CLATTN_DEFINE_KV_VEC(4)
@@ -536,12 +537,28 @@ CLATTN_DEFINE_KV_VEC(8)
 CLATTN_DEFINE_KV_VEC(16)
 
 /* K and V of the call, by their -D storage. */
-#define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT)
-#define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT)
+#define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)
+#define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT, 0)
 #define clattn_k_vec(W, c, r, d0, n)                                                            \
-    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT)
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, 0)
 #define clattn_v_vec(W, c, r, d0, n)                                                            \
-    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT)
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, 0)
+
+/* Storage with one scale for a whole row (INT8 per token, FP8): a kernel
+ * may read the channels without it (the _raw loaders) and apply
+ * clattn_k_row_scale to the row's dot product (V's to its probability),
+ * a multiply per key instead of one per channel. */
+#define CLATTN_ROW_SCALED(fmt, group, dims)                                                     \
+    (((fmt) == CLATTN_KV_INT8 && (group) >= (dims)) || (fmt) == CLATTN_KV_E4M3 ||               \
+     (fmt) == CLATTN_KV_E5M2)
+#define K_ROW_SCALED CLATTN_ROW_SCALED(K_FMT, K_GROUP, HEAD_DIM)
+#define V_ROW_SCALED CLATTN_ROW_SCALED(V_FMT, V_GROUP, HEAD_DIM_V)
+#define clattn_k_vec_raw(W, c, r, d0, n)                                                        \
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, K_ROW_SCALED)
+#define clattn_v_vec_raw(W, c, r, d0, n)                                                        \
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, V_ROW_SCALED)
+#define clattn_k_row_scale(c, r) (K_ROW_SCALED ? clattn_kv_scale((c)->ksc, K_SDT, (r).sc) : 1.0f)
+#define clattn_v_row_scale(c, r) (V_ROW_SCALED ? clattn_kv_scale((c)->vsc, V_SDT, (r).sc) : 1.0f)
 /* ---- visibility ---------------------------------------------------------------
  * The rule of clattn.h: query row i (< sq) sees keys j with
  * clattn_key_lo(i) <= j < clattn_key_hi(i) (and, with BMASK, where its mask

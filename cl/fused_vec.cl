@@ -118,14 +118,15 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
             part[r] = (vec_t)(0.0f);
 #pragma unroll
         for (int c = 0; c < DK_VECS; ++c) {
-            const vec_t kv = clattn_k_vec(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
+            const vec_t kv = clattn_k_vec_raw(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
         }
+        const float ks = clattn_k_row_scale(cl, kr);
 #pragma unroll
         for (int r = 0; r < FV_ROWS; ++r)
-            sc[r][e] = hsum(part[r]);
+            sc[r][e] = hsum(part[r]) * ks;
     }
     for (int r = 0; r < FV_ROWS; ++r)
         s[r] = VLOAD(0, sc[r]);
@@ -225,11 +226,15 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 /* Keys at or past hi are read as key hi - 1 (in bounds); their probability
  * is 0, and the guarded update below keeps them out. vrow holds the rows of
  * the tile's keys. */
-#define V_ROW(e, c) clattn_v_vec(FV_VEC, cl, vrow[e], (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#define V_ROW(e, c) clattn_v_vec_raw(FV_VEC, cl, vrow[e], (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+/* A row-scaled V's scale goes into the weight of its key (V_ROW reads it
+ * unscaled). */
+#define V_SCALE(e) clattn_v_row_scale(cl, vrow[e])
 #define V_SRC const clattn_call *cl, global const vstore_t *v, const clattn_kvrow vrow[FV_VEC]
 #define V_ARGS c, v, vrow
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
+#define V_SCALE(e) 1.0f
 #define V_SRC local const float *vt
 #define V_ARGS vt
 #endif
@@ -260,7 +265,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
                     const vec_t vv = V_ROW(e, c);
 #pragma unroll
                     for (int g = 0; g < PV_ROWS; ++g)
-                        acc[r + g][c] = mad((vec_t)(pj[r + g][e]), vv, acc[r + g][c]);
+                        acc[r + g][c] = mad((vec_t)(pj[r + g][e] * V_SCALE(e)), vv, acc[r + g][c]);
                 }
         } else if (any) {
             for (int e = 0; e < FV_VEC; ++e) {
@@ -269,7 +274,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 #pragma unroll
                 for (int g = 0; g < PV_ROWS; ++g) {
                     keep[g] = r + g < FV_ROWS && kind[r + g] != 0 && pj[r + g][e] != 0.0f;
-                    w[g] = keep[g] ? pj[r + g][e] : 0.0f;
+                    w[g] = keep[g] ? pj[r + g][e] * V_SCALE(e) : 0.0f;
                 }
 #pragma unroll
                 for (int c = 0; c < DV_VECS; ++c) {
