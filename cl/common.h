@@ -432,7 +432,10 @@ CLATTN_DEFINE_F16V(16)
 #define CLATTN_HALF_OF8 4
 #define CLATTN_HALF_OF16 8
 
-/* Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
+/* Block positions use shifts and masks, not / and %: a division next to
+ * its remainder becomes LLVM's freeze, which Oclgrind 21.10 runs wrongly.
+ *
+ * Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
  * group channels each). */
 CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, clattn_kvrow r,
                                   int d, const int fmt, const int group, const int sdt,
@@ -457,14 +460,14 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
         return (q - clattn_kv_scale(sc, sdt, g + 1)) * clattn_kv_scale(sc, sdt, g);
     }
     if (fmt == CLATTN_KV_Q8_0) {
-        const long blk = r.off + (long)(d / 32) * 34;
-        return (float)((global const char *)p)[blk + 2 + d % 32] *
+        const long blk = r.off + (long)(d >> 5) * 34;
+        return (float)((global const char *)p)[blk + 2 + (d & 31)] *
                vload_half((size_t)(blk / 2), (global const half *)p);
     }
     if (fmt == CLATTN_KV_Q4_0) {
-        const long blk = r.off + (long)(d / 32) * 18;
-        const uint byte = u[blk + 2 + d % 16];
-        const float q = (float)(d % 32 < 16 ? byte & 15u : byte >> 4);
+        const long blk = r.off + (long)(d >> 5) * 18;
+        const uint byte = u[blk + 2 + (d & 15)];
+        const float q = (float)((d & 31) < 16 ? byte & 15u : byte >> 4);
         return (q - 8.0f) * vload_half((size_t)(blk / 2), (global const half *)p);
     }
     return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
@@ -508,16 +511,16 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                        clattn_kv_scale(sc, sdt, g);                                             \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q8_0) {                                                        \
-                const long blk = r.off + (long)(d0 / 32) * 34;                                  \
+                const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
                 return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
-                           0, (global const char *)p + blk + 2 + d0 % 32)) *                    \
+                           0, (global const char *)p + blk + 2 + (d0 & 31))) *                    \
                        vload_half((size_t)(blk / 2), (global const half *)p);                   \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q4_0) {                                                        \
-                const long blk = r.off + (long)(d0 / 32) * 18;                                  \
+                const long blk = r.off + (long)(d0 >> 5) * 18;                                  \
                 const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
-                    CLATTN_CAT(vload, W)(0, u + blk + 2 + d0 % 16));                            \
-                const CLATTN_CAT(uint, W) qv = d0 % 32 < 16 ? b & 15u : b >> 4;                 \
+                    CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
+                const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
                 return (CLATTN_CAT(convert_float, W)(qv) - (T)(8.0f)) *                         \
                        vload_half((size_t)(blk / 2), (global const half *)p);                   \
             }                                                                                   \

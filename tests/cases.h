@@ -48,6 +48,7 @@
     X(kv_formats, "kv", 1200)                                       \
     X(kv_paged, "kv", 1200)                                         \
     X(kv_errors, "kv errors", 300)                                  \
+    X(kv_sweep, "kv", 900)                                          \
     X(merge, "kv merge", 600)                                       \
     X(merge_errors, "kv merge errors", 300)                         \
     X(kv_append, "kv append", 900)                                  \

@@ -297,7 +297,7 @@ static cl_mem dev_copy(cl_context c, const void *host, int64_t bytes)
  * the LSE against the reference. flags: the harness's T_WITH_* for the
  * other inputs (kv_lens always). Returns the failed checks. */
 static int run_kv(clattn_context *ctx, const char *label, const clattn_problem *p,
-                  unsigned flags, uint64_t seed)
+                  unsigned flags, uint64_t seed, int with_host)
 {
     const int before = t_failures;
     /* The harness makes q, o and the feature inputs from the problem with
@@ -379,7 +379,7 @@ static int run_kv(clattn_context *ctx, const char *label, const clattn_problem *
           res.masked_rows, res.rows, desc);
 
     /* The host API runs the same problem and refuses nothing valid. */
-    if (st == CLATTN_OK) {
+    if (st == CLATTN_OK && with_host) {
         clattn_host_buffers hh = hb;
         hh.o = t.o;
         hh.lse = t.lse;
@@ -438,7 +438,7 @@ void case_kv_formats(void)
             p.k_storage = p.v_storage = k_formats[f].st;
             snprintf(label, sizeof label, "kv/%s/%s", k_formats[f].name,
                      t_path_name(k_paths[pi]));
-            run_kv(ctx, label, &p, 0, seed++);
+            run_kv(ctx, label, &p, 0, seed++, 1);
         }
     /* K and V in different formats; the rows-in-lanes kernel needs a split
      * of keys the vector kernel does not, so both run. */
@@ -450,7 +450,7 @@ void case_kv_formats(void)
             p.v_storage = k_formats[mixed[m][1]].st;
             snprintf(label, sizeof label, "kv/K %s V %s/%s", k_formats[mixed[m][0]].name,
                      k_formats[mixed[m][1]].name, t_path_name(k_paths[pi]));
-            run_kv(ctx, label, &p, 0, seed++);
+            run_kv(ctx, label, &p, 0, seed++, 1);
         }
     const clattn_dtype qdt[2] = {CLATTN_F16, CLATTN_BF16};
     for (int d = 0; d < 2; d++)
@@ -459,7 +459,7 @@ void case_kv_formats(void)
             p.k_storage = p.v_storage = k_formats[f].st;
             snprintf(label, sizeof label, "kv/%s q %s/auto", t_dtype_name(qdt[d]),
                      k_formats[f].name);
-            run_kv(ctx, label, &p, 0, seed++);
+            run_kv(ctx, label, &p, 0, seed++, 1);
         }
     clattn_context_destroy(ctx);
 }
@@ -510,8 +510,46 @@ void case_kv_paged(void)
             }
             snprintf(label, sizeof label, "paged/ps%d/%s/%s", ps, k_formats[fmts[c]].name,
                      t_path_name(k_paths[pi]));
-            run_kv(ctx, label, &p, flags, seed++);
+            run_kv(ctx, label, &p, flags, seed++, 1);
         }
+    clattn_context_destroy(ctx);
+}
+
+/* Every storage (the problem's dtype too) as K and V, contiguous and in
+ * pages of 4 keys, through each path, on a tiny shape: small enough for
+ * Oclgrind, which runs it under the kernel configurations of
+ * tests/CMakeLists.txt (CLATTN_PARAMS). */
+void case_kv_sweep(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    uint64_t seed = 5000;
+    char label[160];
+    for (int f = -1; f < N_FORMATS; f++)
+        for (int paged = 0; paged < 2; paged++)
+            for (int pi = 0; pi < 3; pi++) {
+                clattn_problem p = {0};
+                p.batch = 2;
+                p.heads = 2;
+                p.kv_heads = 1;
+                p.seq_q = pi == 2 ? 1 : 3;
+                p.seq_kv = 11;
+                p.head_dim = 32;
+                p.path = k_paths[pi];
+                p.causal = pi == 0 ? CLATTN_CAUSAL_BOTTOM_RIGHT : CLATTN_CAUSAL_NONE;
+                if (f >= 0)
+                    p.k_storage = p.v_storage = k_formats[f].st;
+                if (paged) {
+                    p.paged.enabled = 1;
+                    p.paged.page_size = 4;
+                    p.paged.max_pages_per_seq = 3;
+                    p.paged.num_pages = 7;
+                }
+                snprintf(label, sizeof label, "kv_sweep/%s/%s/%s", f < 0 ? "dtype" : k_formats[f].name,
+                         paged ? "paged" : "contiguous", t_path_name(k_paths[pi]));
+                run_kv(ctx, label, &p, 0, seed++, 0);
+            }
     clattn_context_destroy(ctx);
 }
 
