@@ -339,14 +339,17 @@ CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, 
                                      const int ph)
 {
 #if PAGED
-    const clattn_kvrow r0 = clattn_kv_row(c, s, base, sb, sh, ss, j0, fmt, groups, ph);
-    const int page_end = (j0 | ((1 << c->pshift) - 1)) + 1;
+    /* Every key is clamped to hi - 1, the first one too: a group of keys
+     * wholly past hi must not step back from a later key's row. */
+    const int jb = min(j0, hi - 1);
+    const clattn_kvrow r0 = clattn_kv_row(c, s, base, sb, sh, ss, jb, fmt, groups, ph);
+    const int page_end = (jb | ((1 << c->pshift) - 1)) + 1;
     const long sstep = fmt == CLATTN_KV_INT8 ? groups : fmt == CLATTN_KV_INT4 ? 2 * groups : 0;
     for (int e = 0; e < n; ++e) {
         const int j = min(j0 + e, hi - 1);
         if (j < page_end) {
-            out[e].off = r0.off + (long)(j - j0) * ss;
-            out[e].sc = r0.sc + (long)(j - j0) * sstep;
+            out[e].off = r0.off + (long)(j - jb) * ss;
+            out[e].sc = r0.sc + (long)(j - jb) * sstep;
         } else {
             out[e] = clattn_kv_row(c, s, base, sb, sh, ss, j, fmt, groups, ph);
         }
