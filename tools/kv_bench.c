@@ -9,7 +9,8 @@
  * in the same run.
  *
  *   attn-kv-bench [--shape "B4 H32 Hkv8 Sq1 Skv4096 D128"] [--rounds N]
- *                 [--calls N] [--page N] [--in-order] [--path split_kv|fused|auto]
+ *                 [--calls N] [--page N] [--in-order] [--contiguous]
+ *                 [--only fp32,int8,...] [--path split_kv|fused|auto]
  *
  * Paged variants use one pool with each sequence's pages in shuffled order
  * (--in-order: in order, to tell the cost of the scattered reads from the
@@ -151,7 +152,8 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
 int main(int argc, char **argv)
 {
     int B = 4, H = 32, Hkv = 8, Sq = 1, Skv = 4096, D = 128, rounds = 7, calls = 3, page = 16;
-    int shuffle = 1;
+    int shuffle = 1, contiguous_only = 0;
+    const char *only = NULL;
     clattn_path path = CLATTN_PATH_AUTO;
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
@@ -164,6 +166,10 @@ int main(int argc, char **argv)
             rounds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--calls") && i + 1 < argc) {
             calls = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--contiguous")) {
+            contiguous_only = 1;
         } else if (!strcmp(argv[i], "--in-order")) {
             shuffle = 0;
         } else if (!strcmp(argv[i], "--page") && i + 1 < argc) {
@@ -176,7 +182,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
-                    "[--calls N] [--page N] [--in-order] [--path split_kv|fused|auto]\n",
+                    "[--calls N] [--page N] [--in-order] [--contiguous] [--only fp32,int8,...] "
+                    "[--path split_kv|fused|auto]\n",
                     argv[0]);
             return 2;
         }
@@ -236,6 +243,17 @@ int main(int argc, char **argv)
     int nowned = 0;
     for (int f = 0; f < N_FORMATS; ++f) {
         const clattn_kv_storage *st = &k_formats[f].st;
+        /* fp32 is the baseline, always first; --only picks the others by
+         * the start of their names */
+        if (f > 0 && only) {
+            char list[256];
+            snprintf(list, sizeof list, "%s", only);
+            int keep = 0;
+            for (char *t = strtok(list, ","); t && !keep; t = strtok(NULL, ","))
+                keep = !strncmp(k_formats[f].name, t, strlen(t));
+            if (!keep)
+                continue;
+        }
         /* Contiguous rows and a paged pool hold the same number of rows. */
         const size_t rows = (size_t)B * Hkv * (size_t)mp * page;
         const size_t rb = row_bytes(st, D), sb = scale_row_bytes(st, D);
@@ -251,7 +269,7 @@ int main(int argc, char **argv)
         owned[nowned++] = vd;
         if (ks)
             owned[nowned++] = ks;
-        for (int paged = 0; paged < 2; ++paged) {
+        for (int paged = 0; paged < 2 - contiguous_only; ++paged) {
             variant *x = &vs[nv++];
             memset(x, 0, sizeof *x);
             snprintf(x->name, sizeof x->name, "%s%s", k_formats[f].name,
