@@ -596,7 +596,10 @@ CLATTN_API clattn_status clattn_kv_append(clattn_context *ctx, const clattn_prob
  * user tuning db (under the cache root, one text file per device
  * fingerprint). Later contexts on the same device use them: exactly for the
  * tuned buckets (seq_q and seq_kv rounded up to powers of two), the nearest
- * tuned bucket of the same kind otherwise, then built-in defaults. A winner
+ * tuned bucket of the same kind otherwise, then built-in defaults. The kind
+ * includes the K/V storage (k_storage, v_storage) and paging (not the page
+ * size): a problem takes only entries tuned on its own storage, so an INT8
+ * or paged cache never runs with the entries of fp32 K/V. A winner
  * is stored only when it beats the default configuration by more than the
  * measured noise; otherwise the default is recorded as best. One tuner per
  * device at a time (an advisory file lock; a second one waits). */
@@ -637,7 +640,9 @@ typedef struct clattn_tune_result {
 } clattn_tune_result;
 
 /* Tunes shapes[0..num_shapes) (their buffers are made up inside: random
- * inputs; strides are ignored). Writes up to max_results results and the
+ * inputs, K and V in the shape's storage with random valid codes and scales,
+ * a paged shape's pool of num_pages pages reached through a shuffled block
+ * table; strides are ignored). Writes up to max_results results and the
  * number written to *num_results (may be NULL). With the disk cache off the
  * results live in the context only. opts may be NULL. */
 CLATTN_API clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes,
@@ -651,6 +656,12 @@ typedef struct clattn_tuning_entry {
     clattn_dtype dtype;
     int head_dim, head_dim_v, causal, windowed, has_mask, group;
     int seq_q_bucket, seq_kv_bucket;
+    /* "NAME=v NAME=v"; an entry for K/V storage other than the dtype's or
+     * for paged K/V ends with " kv=DESC" (since 1.1), DESC as attn-tune show
+     * prints it: the format ("int8", "q8_0", "fp8_e4m3", ...) with its
+     * options (/g32 channels per scale, /f16s fp16 scales, /head FP8 scales
+     * per kv head), K's and V's apart when they differ ("k:int8,v:dtype"),
+     * and ",paged" (or "paged" alone). */
     char params[160];
     double median_ms, p20_ms, p80_ms, default_ms;
     int stale; /* 1: from another driver version or kernel source; serves until retuned */

@@ -203,6 +203,29 @@ static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s,
                     min_int(p->seq_q, clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS)));
 }
 
+/* The key's kv code (tuning_db.h) of the shape's K/V layout: what the
+ * kernels are built for, so two problems the same kernels serve share it
+ * (a group of the whole row is 0 whether given as 0 or as the row). The
+ * page size is a kernel argument, not part of it. */
+static unsigned kv_key(const clattn__shape *s)
+{
+    const clattn__kv_layout *kv = &s->kv;
+    const int group[2] = {kv->k_group, kv->v_group}, dims[2] = {s->p.head_dim, s->p.head_dim_v};
+    unsigned g[2];
+    for (int i = 0; i < 2; ++i)
+        g[i] = group[i] == 0 || group[i] == dims[i] ? 0u
+               : group[i] == 32                     ? 1u
+               : group[i] == 64                     ? 2u
+                                                    : 3u;
+    return (unsigned)kv->k_fmt << CLATTN__KV_K_FMT_SHIFT |
+           (unsigned)kv->v_fmt << CLATTN__KV_V_FMT_SHIFT | g[0] << CLATTN__KV_K_GROUP_SHIFT |
+           g[1] << CLATTN__KV_V_GROUP_SHIFT |
+           (kv->k_sdt == CLATTN_F16 ? CLATTN__KV_K_F16_SCALES : 0u) |
+           (kv->v_sdt == CLATTN_F16 ? CLATTN__KV_V_F16_SCALES : 0u) |
+           (kv->k_ph ? CLATTN__KV_K_PER_HEAD : 0u) | (kv->v_ph ? CLATTN__KV_V_PER_HEAD : 0u) |
+           (kv->paged ? CLATTN__KV_PAGED : 0u);
+}
+
 void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune_key *k)
 {
     memset(k, 0, sizeof *k);
@@ -214,6 +237,7 @@ void clattn__tune_key_for(const clattn__shape *s, const char *unit, clattn__tune
     k->windowed = s->p.windowed;
     k->has_mask = s->has_mask || s->p.bias.enabled;
     k->features = clattn__shape_features(s);
+    k->kv = kv_key(s);
     k->group = s->group;
     k->sq_bucket = clattn__seq_bucket(s->p.seq_q);
     k->skv_bucket = clattn__seq_bucket(s->p.seq_kv);

@@ -5,6 +5,7 @@
 
 #include "attention.h"
 #include "internal.h"
+#include "kv_host.h"
 #include "tuner_bench.h"
 
 #define SAMPLE_MS 2.0
@@ -111,10 +112,11 @@ clattn_status clattn__bench_measure(clattn__bench *t, clattn__plan *plan, unsign
 
 void clattn__bench_free(clattn__bench *t)
 {
-    cl_mem *m[7] = {&t->buf.q, &t->buf.k,     &t->buf.v,           &t->buf.o,
-                    &t->buf.lse, &t->buf.sinks, &t->buf.alibi_slopes};
+    cl_mem *m[10] = {&t->buf.q,     &t->buf.k,     &t->buf.v,           &t->buf.o,
+                     &t->buf.lse,   &t->buf.sinks, &t->buf.alibi_slopes, &t->buf.block_table,
+                     &t->buf.k_scales, &t->buf.v_scales};
     clFinish(t->ctx->queue);
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < 10; ++i)
         if (*m[i]) {
             clReleaseMemObject(*m[i]);
             *m[i] = NULL;
@@ -137,6 +139,79 @@ static clattn_status make_buffer(clattn__bench *t, cl_mem *out, const void *init
     return CLATTN_OK;
 }
 
+/* A block table for a paged shape: each sequence's pages drawn from a
+ * shuffled pool (pages in no order, as a cache allocator leaves them);
+ * sequences share pages where the pool is smaller than all their pages. */
+static void make_table(const clattn_problem *p, uint32_t seed, int32_t *table, int32_t *perm)
+{
+    const int n = p->paged.num_pages, cols = p->paged.max_pages_per_seq;
+    const int used = (p->seq_kv + p->paged.page_size - 1) / p->paged.page_size;
+    uint32_t x = seed * 2654435761u + 7u;
+    for (int i = 0; i < n; ++i)
+        perm[i] = i;
+    for (int i = n - 1; i > 0; --i) {
+        x = x * 1664525u + 1013904223u;
+        const int k = (int)((x >> 8) % (uint32_t)(i + 1)), tmp = perm[i];
+        perm[i] = perm[k];
+        perm[k] = tmp;
+    }
+    for (int b = 0; b < p->batch; ++b)
+        for (int c = 0; c < cols; ++c)
+            table[(int64_t)b * cols + c] = perm[((int64_t)b * used + c) % n];
+}
+
+/* K and V in the problem's storage: random valid contents, scales and
+ * block table, and their values decoded as the kernels see them, packed
+ * [batch][kv_heads][seq_kv][dim] for the reference. */
+typedef struct bench_kv {
+    void *data[2], *scales[2];
+    int32_t *table, *perm;
+    float *dec[2];
+} bench_kv;
+
+static void bench_kv_free(bench_kv *kv)
+{
+    for (int i = 0; i < 2; ++i) {
+        free(kv->data[i]);
+        free(kv->scales[i]);
+        free(kv->dec[i]);
+    }
+    free(kv->table);
+    free(kv->perm);
+}
+
+static int bench_kv_make(const clattn__shape *s, uint32_t seed, bench_kv *kv)
+{
+    const clattn_problem *p = &s->p;
+    const int64_t bytes[2] = {s->k_bytes, s->v_bytes},
+                  sbytes[2] = {s->k_scale_bytes, s->v_scale_bytes};
+    const int dims[2] = {p->head_dim, p->head_dim_v};
+    memset(kv, 0, sizeof *kv);
+    if (p->paged.enabled) {
+        kv->table = malloc((size_t)s->table_elems * sizeof *kv->table);
+        kv->perm = malloc((size_t)p->paged.num_pages * sizeof *kv->perm);
+        if (!kv->table || !kv->perm)
+            return -1;
+        make_table(p, seed, kv->table, kv->perm);
+    }
+    for (int i = 0; i < 2; ++i) {
+        const size_t rows = (size_t)p->batch * (size_t)p->kv_heads * (size_t)p->seq_kv;
+        kv->data[i] = malloc((size_t)bytes[i]);
+        kv->scales[i] = sbytes[i] ? malloc((size_t)sbytes[i]) : NULL;
+        kv->dec[i] = malloc(rows * (size_t)dims[i] * sizeof(float));
+        if (!kv->data[i] || (sbytes[i] && !kv->scales[i]) || !kv->dec[i])
+            return -1;
+        clattn__kv_host_fill(s, i, 2 + i + 3 * seed, kv->data[i], kv->scales[i]);
+        for (int b = 0; b < p->batch; ++b)
+            for (int h = 0; h < p->kv_heads; ++h)
+                for (int j = 0; j < p->seq_kv; ++j)
+                    clattn__kv_host_row(
+                        s, i, kv->data[i], kv->scales[i], kv->table, b, h, j,
+                        kv->dec[i] + (((size_t)b * p->kv_heads + h) * p->seq_kv + j) * dims[i]);
+    }
+    return 0;
+}
+
 clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *shape,
                                   uint32_t seed, clattn__bench *t)
 {
@@ -149,37 +224,39 @@ clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *sha
     memset(&p.o_strides, 0, sizeof p.o_strides);
     p.mask_batch_stride = p.mask_head_stride = 0;
     CLATTN_TRY(clattn__problem_normalize(ctx, &p, &t->s));
-    if (t->s.kv.k_fmt || t->s.kv.v_fmt || t->s.kv.paged)
-        return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
-                            "tuning a shape with paged or converted K/V storage is not "
-                            "supported yet: tune it with k_storage, v_storage and paged zero");
     const size_t es = t->s.elem_size;
-    const size_t nq = (size_t)t->s.q_extent, nk = (size_t)t->s.k_extent,
-                 nv = (size_t)t->s.v_extent;
-    void *q = malloc(nq * es), *k = malloc(nk * es), *v = malloc(nv * es);
+    const size_t nq = (size_t)t->s.q_extent;
+    void *q = malloc(nq * es);
+    bench_kv kv;
     t->o_bytes = (size_t)t->s.o_extent * es;
     t->host_o = malloc(t->o_bytes);
     clattn_status st = CLATTN_OK;
-    if (!q || !k || !v || !t->host_o)
+    if (bench_kv_make(&t->s, seed, &kv) != 0 || !q || !t->host_o)
         st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
     if (st == CLATTN_OK) {
         clattn__fill_random(q, p.dtype, nq, 1 + 3 * seed);
-        clattn__fill_random(k, p.dtype, nk, 2 + 3 * seed);
-        clattn__fill_random(v, p.dtype, nv, 3 + 3 * seed);
         /* Sinks around the scores' range; ALiBi's standard slopes. */
         for (int h = 0; h < p.heads && h < CLATTN__TUNE_MAX_HEADS; ++h)
             t->sinks[h] = (float)(h % 5) * 0.5f - 1.0f;
         clattn_alibi_slopes(p.heads < CLATTN__TUNE_MAX_HEADS ? p.heads : CLATTN__TUNE_MAX_HEADS,
                             t->slopes);
-        if (clattn__ref_rows_make(&t->s, q, k, v, t->sinks, t->slopes, &t->ref) != 0)
+        if (clattn__ref_rows_make(&t->s, q, kv.dec[0], kv.dec[1], t->sinks, t->slopes,
+                                  &t->ref) != 0)
             st = clattn__fail(ctx, CLATTN_ERR_OUT_OF_RESOURCES, "out of host memory");
     }
     if (st == CLATTN_OK)
         st = make_buffer(t, &t->buf.q, q, nq * es);
     if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.k, k, nk * es);
+        st = make_buffer(t, &t->buf.k, kv.data[0], (size_t)t->s.k_bytes);
     if (st == CLATTN_OK)
-        st = make_buffer(t, &t->buf.v, v, nv * es);
+        st = make_buffer(t, &t->buf.v, kv.data[1], (size_t)t->s.v_bytes);
+    if (st == CLATTN_OK && t->s.k_scale_bytes)
+        st = make_buffer(t, &t->buf.k_scales, kv.scales[0], (size_t)t->s.k_scale_bytes);
+    if (st == CLATTN_OK && t->s.v_scale_bytes)
+        st = make_buffer(t, &t->buf.v_scales, kv.scales[1], (size_t)t->s.v_scale_bytes);
+    if (st == CLATTN_OK && p.paged.enabled)
+        st = make_buffer(t, &t->buf.block_table, kv.table,
+                         (size_t)t->s.table_elems * sizeof(int32_t));
     if (st == CLATTN_OK)
         st = make_buffer(t, &t->buf.o, NULL, t->o_bytes);
     if (st == CLATTN_OK)
@@ -193,7 +270,6 @@ clattn_status clattn__bench_setup(clattn_context *ctx, const clattn_problem *sha
     if (st == CLATTN_OK && p.alibi)
         st = make_buffer(t, &t->buf.alibi_slopes, t->slopes, (size_t)p.heads * sizeof(float));
     free(q);
-    free(k);
-    free(v);
+    bench_kv_free(&kv);
     return st;
 }

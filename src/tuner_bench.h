@@ -27,7 +27,10 @@ typedef struct clattn__bench {
 } clattn__bench;
 
 /* Packed buffers for shape (strides and mask ignored) with inputs drawn from
- * seed, and the reference of its sampled rows. */
+ * seed, and the reference of its sampled rows. K and V are in the shape's
+ * storage (random valid codes and scales, kv_host.c) and, when paged, in a
+ * pool of the shape's size reached through a shuffled block table; the
+ * reference reads them decoded as the kernels decode them. */
 clattn_status clattn__bench_setup(struct clattn_context *ctx, const clattn_problem *shape,
                                   uint32_t seed, clattn__bench *t);
 void clattn__bench_free(clattn__bench *t);

@@ -1,40 +1,14 @@
 /* Host reference for the tuner, on sampled rows. Tuning shapes are packed,
  * without masks, kv_lens, left padding or varlen; causal, window, chunks,
- * softcap, sinks and ALiBi apply. */
+ * softcap, sinks and ALiBi apply. K and V come decoded from their storage
+ * (kv_host.c), whatever it is, so one reference serves every format and
+ * paging. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_host.h"
 #include "tuner_check.h"
-
-static float half_to_float(uint16_t h)
-{
-    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    float v = e == 0 ? ldexpf((float)m, -24)
-              : e == 31 ? (m ? NAN : INFINITY)
-                        : ldexpf((float)(m | 0x400), e - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
-static uint16_t float_to_half(float f)
-{
-    /* Inputs here are in [-1, 1): normal or subnormal halves, no overflow. */
-    uint16_t sign = signbit(f) ? 0x8000 : 0;
-    float a = fabsf(f);
-    if (a < ldexpf(1.0f, -24))
-        return sign;
-    int e;
-    frexpf(a, &e); /* a = x * 2^e, x in [0.5, 1) */
-    int exp = e - 1 + 15;
-    if (exp <= 0) /* subnormal: units of 2^-24 */
-        return (uint16_t)(sign | (uint16_t)lrintf(ldexpf(a, 24)));
-    long mant = lrintf(ldexpf(a, 10 - (e - 1))); /* 1024..2048 */
-    if (mant == 2048) {
-        mant = 1024;
-        ++exp;
-    }
-    return (uint16_t)(sign | (exp << 10) | (mant - 1024));
-}
 
 static float load(const void *base, clattn_dtype t, size_t i)
 {
@@ -42,7 +16,7 @@ static float load(const void *base, clattn_dtype t, size_t i)
         return ((const float *)base)[i];
     uint16_t h = ((const uint16_t *)base)[i];
     if (t == CLATTN_F16)
-        return half_to_float(h);
+        return clattn__half_to_float(h);
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, sizeof f);
@@ -58,7 +32,7 @@ void clattn__fill_random(void *data, clattn_dtype t, size_t n, uint32_t seed)
         if (t == CLATTN_F32) {
             ((float *)data)[i] = f;
         } else if (t == CLATTN_F16) {
-            ((uint16_t *)data)[i] = float_to_half(f);
+            ((uint16_t *)data)[i] = clattn__float_to_half(f);
         } else {
             uint32_t u;
             memcpy(&u, &f, sizeof u);
@@ -72,7 +46,7 @@ double clattn__ref_tolerance(clattn_dtype t)
     return t == CLATTN_F32 ? 1e-4 : t == CLATTN_F16 ? 5e-3 : 2e-2;
 }
 
-int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
+int clattn__ref_rows_make(const clattn__shape *s, const void *q, const float *k, const float *v,
                           const float *sinks, const float *slopes, clattn__ref_rows *ref)
 {
     const clattn_problem *p = &s->p;
@@ -126,8 +100,7 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, 
         for (int64_t j = lo; j < hi; ++j) {
             double dot = 0;
             for (int d = 0; d < D; ++d)
-                dot += (double)load(q, p->dtype, qo + d) *
-                       (double)load(k, p->dtype, ko + (size_t)j * D + d);
+                dot += (double)load(q, p->dtype, qo + d) * (double)k[ko + (size_t)j * D + d];
             sc[j] = dot * p->scale;
             if (p->softcap > 0)
                 sc[j] = p->softcap * tanh(sc[j] / p->softcap);
@@ -145,7 +118,7 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, 
         for (int64_t j = lo; j < hi; ++j) {
             double w = exp(sc[j] - mx) / sum;
             for (int d = 0; d < Dv; ++d)
-                ref->o[(size_t)n * Dv + d] += w * load(v, p->dtype, vo + (size_t)j * Dv + d);
+                ref->o[(size_t)n * Dv + d] += w * v[vo + (size_t)j * Dv + d];
         }
     }
     free(sc);

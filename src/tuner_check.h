@@ -12,14 +12,16 @@ typedef struct clattn__ref_rows {
     double *o; /* count * head_dim_v */
 } clattn__ref_rows;
 
-/* Fills q, k, v (packed, dtype storage) with reproducible values in [-1, 1). */
+/* Fills n values of type t with reproducible values in [-1, 1). */
 void clattn__fill_random(void *data, clattn_dtype t, size_t n, uint32_t seed);
 
 /* Chooses sample rows of s and computes their reference output from the
- * packed host inputs, with the problem's softcap and chunks, and its sinks
- * and ALiBi slopes (per head; read only when the problem enables them).
- * Returns 0, or -1 when out of memory. */
-int clattn__ref_rows_make(const clattn__shape *s, const void *q, const void *k, const void *v,
+ * packed host inputs (q in the dtype; k and v fp32 [batch][kv_heads][seq_kv]
+ * [dim], decoded from whatever storage and paging the problem has), with the
+ * problem's softcap and chunks, and its sinks and ALiBi slopes (per head;
+ * read only when the problem enables them). Returns 0, or -1 when out of
+ * memory. */
+int clattn__ref_rows_make(const clattn__shape *s, const void *q, const float *k, const float *v,
                           const float *sinks, const float *slopes, clattn__ref_rows *ref);
 void clattn__ref_rows_free(clattn__ref_rows *ref);
 

@@ -79,6 +79,13 @@ clattn_status clattn_tuning_get(clattn_context *ctx, size_t index, clattn_tuning
                 break;
             used += (size_t)n;
         }
+        /* clattn_tuning_entry has no field for the K/V storage (its layout
+         * is fixed by the ABI): the entries of other storage say it last. */
+        char kv[64];
+        if (e->key.kv && used < sizeof out->params &&
+            clattn__db_kv_text(e->key.kv, kv, sizeof kv) > 0)
+            snprintf(out->params + used, sizeof out->params - used, "%skv=%s", used ? " " : "",
+                     kv);
         out->median_ms = e->median_ms;
         out->p20_ms = e->p20_ms;
         out->p80_ms = e->p80_ms;

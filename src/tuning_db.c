@@ -7,7 +7,11 @@
  *     | lib=0.1.0 src=0123456789abcdef
  *
  * (one physical line per entry). Readable, diffable, and appendable: a tuner
- * appends entries as it measures them, and the last one wins on load. */
+ * appends entries as it measures them, and the last one wins on load. The
+ * key's optional fields follow skv, in this order, only when non-zero:
+ * feat=N (score features, clattn 1.0) and kv=N (K/V storage and paging,
+ * clattn 1.1), so the entries of plain problems keep the 0.1 text and a db
+ * written before a field existed loads with that field 0. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +42,8 @@ static int same_kind(const clattn__tune_key *a, const clattn__tune_key *b)
     return strcmp(a->kernel, b->kernel) == 0 && a->dtype == b->dtype &&
            a->head_dim == b->head_dim && a->head_dim_v == b->head_dim_v &&
            a->causal == b->causal && a->windowed == b->windowed &&
-           a->has_mask == b->has_mask && a->group == b->group && a->features == b->features;
+           a->has_mask == b->has_mask && a->group == b->group && a->features == b->features &&
+           a->kv == b->kv;
 }
 
 static int same_key(const clattn__tune_key *a, const clattn__tune_key *b)
@@ -96,6 +101,64 @@ const clattn__tune_entry *clattn__db_find(const clattn__tuning_db *db,
     return best;
 }
 
+/* clattn_kv_format's values by name (cl/common.h's K_FMT); [0]: the
+ * problem's dtype. The values this file tells apart are spelled out here,
+ * where clattn.h (and OpenCL with it) is not included. */
+static const char *const kv_names[] = {"dtype", "f32",  "f16",  "bf16",     "int8",
+                                       "int4",  "q8_0", "q4_0", "fp8_e4m3", "fp8_e5m2"};
+#define KV_FORMATS ((unsigned)(sizeof kv_names / sizeof kv_names[0]))
+enum { KV_INT8 = 4, KV_INT4 = 5, KV_FP8_E4M3 = 8, KV_FP8_E5M2 = 9 };
+
+/* One tensor's part of a kv code: format, group code, fp16 scales, per head. */
+static void kv_part(unsigned kv, int is_v, unsigned *fmt, unsigned *group, int *f16, int *ph)
+{
+    *fmt = kv >> (is_v ? CLATTN__KV_V_FMT_SHIFT : CLATTN__KV_K_FMT_SHIFT) & 0xfu;
+    *group = kv >> (is_v ? CLATTN__KV_V_GROUP_SHIFT : CLATTN__KV_K_GROUP_SHIFT) & 3u;
+    *f16 = (kv & (is_v ? CLATTN__KV_V_F16_SCALES : CLATTN__KV_K_F16_SCALES)) != 0;
+    *ph = (kv & (is_v ? CLATTN__KV_V_PER_HEAD : CLATTN__KV_K_PER_HEAD)) != 0;
+}
+
+int clattn__db_kv_valid(unsigned kv)
+{
+    if (kv & ~CLATTN__KV_MAX)
+        return 0;
+    for (int is_v = 0; is_v < 2; ++is_v) {
+        unsigned fmt, group;
+        int f16, ph;
+        kv_part(kv, is_v, &fmt, &group, &f16, &ph);
+        const int grouped = fmt == KV_INT8 || fmt == KV_INT4,
+                  fp8 = fmt == KV_FP8_E4M3 || fmt == KV_FP8_E5M2;
+        if (fmt >= KV_FORMATS || (group && !grouped) || (f16 && !grouped && !fp8) ||
+            (ph && !fp8))
+            return 0;
+    }
+    return 1;
+}
+
+int clattn__db_kv_text(unsigned kv, char *buf, size_t size)
+{
+    char part[2][40];
+    for (int is_v = 0; is_v < 2; ++is_v) {
+        unsigned fmt, group;
+        int f16, ph;
+        kv_part(kv, is_v, &fmt, &group, &f16, &ph);
+        snprintf(part[is_v], sizeof part[is_v], "%s%s%s%s",
+                 fmt < KV_FORMATS ? kv_names[fmt] : "?",
+                 group == 1 ? "/g32" : group == 2 ? "/g64" : group == 3 ? "/g128" : "",
+                 f16 ? "/f16s" : "", ph ? "/head" : "");
+    }
+    const int same = strcmp(part[0], part[1]) == 0, plain = (kv & ~CLATTN__KV_PAGED) == 0;
+    const char *paged = kv & CLATTN__KV_PAGED ? (plain ? "paged" : ",paged") : "";
+    int n;
+    if (plain)
+        n = snprintf(buf, size, "%s", paged);
+    else if (same)
+        n = snprintf(buf, size, "%s%s", part[0], paged);
+    else
+        n = snprintf(buf, size, "k:%s,v:%s%s", part[0], part[1], paged);
+    return n >= 0 && (size_t)n < size ? n : -1;
+}
+
 int clattn__db_param(const clattn__tune_entry *e, const char *name, int fallback)
 {
     for (int i = 0; e && i < e->nparams; ++i)
@@ -136,6 +199,10 @@ int clattn__db_format_entry(const clattn__tune_entry *e, char *buf, size_t size)
     if (k->features && n >= 0 && (size_t)n < size) {
         n -= 2; /* before " |" */
         n += snprintf(buf + n, size - (size_t)n, " feat=%u |", k->features);
+    }
+    if (k->kv && n >= 0 && (size_t)n < size) {
+        n -= 2;
+        n += snprintf(buf + n, size - (size_t)n, " kv=%u |", k->kv);
     }
     for (int i = 0; i < e->nparams && n >= 0 && (size_t)n < size; ++i)
         n += snprintf(buf + n, size - (size_t)n, " %s=%d", e->names[i], e->values[i]);
@@ -255,7 +322,7 @@ static int parse_entry(char *line, clattn__tune_entry *e)
         return -1;
     char *names[CLATTN__DB_MAX_PARAMS], *values[CLATTN__DB_MAX_PARAMS];
     int n = tokens(sec[0], names, values, 16);
-    if (n != 10 && n != 11)
+    if (n < 10 || n > 12)
         return -1;
     clattn__tune_key *k = &e->key;
     int *ints[9] = {&k->dtype,    &k->head_dim, &k->head_dim_v, &k->causal,    &k->windowed,
@@ -271,11 +338,20 @@ static int parse_entry(char *line, clattn__tune_entry *e)
     for (int i = 1; i < 10; ++i)
         if (parse_int(values[i], 0, 1 << 30, ints[i - 1]) != 0)
             return -1;
-    /* The score features (clattn 1.0); absent in plain entries. */
-    int feat = 0;
-    if (n == 11 && (strcmp(names[10], "feat") != 0 || parse_int(values[10], 1, 0xffff, &feat) != 0))
+    /* The score features (clattn 1.0), then the K/V storage (1.1); each
+     * absent when zero, so an older line is a plain one. */
+    int feat = 0, kv = 0, opt = 10;
+    if (opt < n && strcmp(names[opt], "feat") == 0 &&
+        parse_int(values[opt++], 1, 0xffff, &feat) != 0)
+        return -1;
+    if (opt < n && strcmp(names[opt], "kv") == 0 &&
+        (parse_int(values[opt++], 1, (int)CLATTN__KV_MAX, &kv) != 0 ||
+         !clattn__db_kv_valid((unsigned)kv)))
+        return -1;
+    if (opt != n)
         return -1;
     k->features = (unsigned)feat;
+    k->kv = (unsigned)kv;
     /* Only what clattn__seq_bucket makes: any other value lies at log2
      * distance 0 from a real bucket and would pass for its exact entry. */
     if (clattn__seq_bucket(k->sq_bucket) != k->sq_bucket ||

@@ -18,7 +18,35 @@ typedef struct clattn__tune_key {
     int causal, windowed, has_mask, group;
     int sq_bucket, skv_bucket;
     unsigned features; /* CLATTN__F_* score features; 0 for plain problems */
+    unsigned kv;       /* CLATTN__KV_* K/V storage and paging; 0 = the dtype's, contiguous */
 } clattn__tune_key;
+
+/* The kv field of a key: how K and V are stored, as the kernels are built
+ * for it (src/kernels.h's clattn__kv_layout). Stored in tuning dbs: never
+ * renumber. A format field is a clattn_kv_format, 0 when the storage is the
+ * problem's dtype; a group field 0 for the whole row (or no groups), else
+ * 1, 2, 3 for 32, 64, 128 channels per scale. */
+#define CLATTN__KV_K_FMT_SHIFT 0    /* 4 bits */
+#define CLATTN__KV_V_FMT_SHIFT 4    /* 4 bits */
+#define CLATTN__KV_K_GROUP_SHIFT 8  /* 2 bits */
+#define CLATTN__KV_V_GROUP_SHIFT 10 /* 2 bits */
+#define CLATTN__KV_K_F16_SCALES 0x1000u
+#define CLATTN__KV_V_F16_SCALES 0x2000u
+#define CLATTN__KV_K_PER_HEAD 0x4000u
+#define CLATTN__KV_V_PER_HEAD 0x8000u
+#define CLATTN__KV_PAGED 0x10000u
+#define CLATTN__KV_MAX 0x1ffffu
+
+/* Whether kv is a code clattn makes: formats in range, groups only with
+ * INT8/INT4, fp16 scales only where the format has scales, per-head only
+ * with FP8, no other bits. */
+int clattn__db_kv_valid(unsigned kv);
+
+/* kv as text for people ("int8", "int8/g32/f16s", "k:q8_0,v:fp8_e4m3/head",
+ * "int4,paged", "paged"; "" for 0): the formats and their options, K's and
+ * V's apart when they differ ("dtype" for the problem's own type). Returns
+ * the length, or -1 if it did not fit. */
+int clattn__db_kv_text(unsigned kv, char *buf, size_t size);
 
 typedef struct clattn__tune_entry {
     clattn__tune_key key;
@@ -58,8 +86,8 @@ char *clattn__db_format(const clattn__tuning_db *db, size_t *len);
 int clattn__db_put(clattn__tuning_db *db, const clattn__tune_entry *e);
 
 /* The entry with exactly this key, else the one of the same kind (all key
- * fields but the buckets) whose buckets are nearest in log2 distance, else
- * NULL. *exact tells which. */
+ * fields but the buckets, so the same K/V storage and paging too) whose
+ * buckets are nearest in log2 distance, else NULL. *exact tells which. */
 const clattn__tune_entry *clattn__db_find(const clattn__tuning_db *db,
                                           const clattn__tune_key *key, int *exact);
 

@@ -287,8 +287,12 @@ const clattn__tune_entry *clattn__tuning_lookup(clattn_context *ctx,
                 return e;
             }
         }
-        /* Then the plain problem's entry: the same kernels and tiles, only
-         * without the mask and score features' extra steps. */
+        /* Then the entry of the problem without mask and score features:
+         * the same kernels and tiles, only without their extra steps. The
+         * K/V storage and paging stay: entries measured on another storage
+         * (fp32 rows for an int8 or paged cache) timed other loads, another
+         * memory traffic and other kernels, so such a problem takes its
+         * own storage's entries or the built-in defaults, never those. */
         if (!k.has_mask && !k.features)
             break;
         k.has_mask = 0;

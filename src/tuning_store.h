@@ -25,8 +25,8 @@ uint64_t clattn__unit_hash(const struct clattn_context *ctx, const char *unit);
 
 /* The entry for key through the layers (user, stale, system), exact bucket
  * first, then the nearest of the same kind; a masked problem falls back to
- * unmasked entries. *stale is set when the entry is not current. NULL when
- * nothing applies. */
+ * unmasked entries (of its own K/V storage: never to another storage's).
+ * *stale is set when the entry is not current. NULL when nothing applies. */
 const clattn__tune_entry *clattn__tuning_lookup(struct clattn_context *ctx,
                                                 const clattn__tune_key *key, int *stale);
 

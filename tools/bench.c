@@ -525,6 +525,18 @@ int cmd_bench(int argc, char **argv)
     }
     shapes.count = 0;
     if (!tool_shapes_resolve(shapes_arg, 0, &shapes)) return TOOL_EXIT_USAGE;
+    /* Its buffers, baselines and first-call child are of plain K/V. */
+    for (size_t i = 0; i < shapes.count; i++) {
+        const clattn_problem *p = &shapes.items[i].p;
+        if (p->k_storage.format || p->v_storage.format || p->paged.enabled) {
+            char text[160];
+            tool_shape_format(&shapes.items[i], text, sizeof text);
+            fprintf(stderr, "attn-tune bench: shape %zu ('%s'): K/V storage and paging (kv=, "
+                            "k=, v=, page=) are for 'attn-tune tune'; attn-kv-bench measures "
+                            "K/V formats\n", i + 1, text);
+            return TOOL_EXIT_USAGE;
+        }
+    }
     if (list_only) return tool_list_shapes(&shapes);
     if (first_only) {
         if (shapes.count == 0) return TOOL_EXIT_USAGE;

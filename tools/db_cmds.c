@@ -19,8 +19,12 @@ static const char k_show_usage[] =
     "Each entry: the tuned unit (fused, splitkv, qk, softmax, av, or path = the\n"
     "path AUTO takes), storage type, head dims, causal (br = bottom-right,\n"
     "tl = top-left), window, mask, GQA group, the power-of-two buckets of seq_q\n"
-    "and seq_kv it was measured at, the parameters, and the median time of the\n"
-    "choice and of the default configuration with the speed-up.\n"
+    "and seq_kv it was measured at, the K/V storage ('-' for the storage type\n"
+    "itself, contiguous; else the format with /gN channels per scale, /f16s fp16\n"
+    "scales, /head per-head fp8 scales, K's and V's apart when they differ, and\n"
+    "paged), the parameters, and the median time of the choice and of the\n"
+    "default configuration with the speed-up. Entries apply only to problems of\n"
+    "their own K/V storage.\n"
     "\n"
     "Options:\n"
     "  --device P:D  the device (see 'attn-tune devices')\n"
@@ -95,16 +99,31 @@ static const char *causal_name(int causal)
                                                : "?";
 }
 
+/* The K/V storage the library appends to an entry's params (" kv=DESC",
+ * clattn.h) apart from the parameters: kv gets DESC ("" for plain entries),
+ * rest the parameters. */
+static void split_kv(const char *params, char *rest, size_t rest_size, char *kv, size_t kv_size)
+{
+    const char *at = strncmp(params, "kv=", 3) == 0 ? params : strstr(params, " kv=");
+    size_t n = at ? (size_t)(at - params) : strlen(params);
+    snprintf(rest, rest_size, "%.*s", (int)n, params);
+    snprintf(kv, kv_size, "%s", at ? strchr(at, '=') + 1 : "");
+}
+
 static void print_entry_json(const clattn_tuning_entry *e, int first)
 {
+    char params[160], kv[160];
+    split_kv(e->params, params, sizeof params, kv, sizeof kv);
     printf("%s\n    {\"unit\": ", first ? "" : ",");
     tool_json_string(stdout, e->unit);
     printf(", \"dtype\": \"%s\", \"head_dim\": %d, \"head_dim_v\": %d, \"causal\": %d, "
            "\"windowed\": %d, \"has_mask\": %d, \"group\": %d, \"seq_q_bucket\": %d, "
-           "\"seq_kv_bucket\": %d, \"params\": ",
+           "\"seq_kv_bucket\": %d, \"kv\": ",
            tool_dtype_name(e->dtype), e->head_dim, e->head_dim_v, e->causal, e->windowed,
            e->has_mask, e->group, e->seq_q_bucket, e->seq_kv_bucket);
-    tool_json_string(stdout, e->params);
+    tool_json_string(stdout, kv);
+    printf(", \"params\": ");
+    tool_json_string(stdout, params);
     printf(", \"median_ms\": ");
     tool_json_number(stdout, e->median_ms);
     printf(", \"p20_ms\": ");
@@ -121,19 +140,21 @@ static void print_entry_json(const clattn_tuning_entry *e, int first)
 }
 
 /* "PATH=1" as "PATH=1 (fused)": the path entry names a clattn_path. */
-static void readable_params(const clattn_tuning_entry *e, char *buf, size_t size)
+static void readable_params(const clattn_tuning_entry *e, const char *params, char *buf,
+                            size_t size)
 {
     int path;
-    if (strcmp(e->unit, "path") == 0 && sscanf(e->params, "PATH=%d", &path) == 1 &&
+    if (strcmp(e->unit, "path") == 0 && sscanf(params, "PATH=%d", &path) == 1 &&
         path >= CLATTN_PATH_FUSED && path <= CLATTN_PATH_SPLIT_KV)
-        snprintf(buf, size, "%s (%s)", e->params, tool_path_name((clattn_path)path));
+        snprintf(buf, size, "%s (%s)", params, tool_path_name((clattn_path)path));
     else
-        snprintf(buf, size, "%s", e->params);
+        snprintf(buf, size, "%s", params);
 }
 
 static void print_entry_text(const clattn_tuning_entry *e)
 {
-    char dims[24], speed[16], flags[32] = "", params[200];
+    char dims[24], speed[16], flags[32] = "", params[200], rest[160], kv[160];
+    split_kv(e->params, rest, sizeof rest, kv, sizeof kv);
     snprintf(dims, sizeof dims, "%d/%d", e->head_dim, e->head_dim_v);
     if (e->median_ms > 0 && e->default_ms > 0)
         snprintf(speed, sizeof speed, "%.2fx", e->default_ms / e->median_ms);
@@ -141,11 +162,12 @@ static void print_entry_text(const clattn_tuning_entry *e)
         snprintf(speed, sizeof speed, "-");
     if (e->stale) strcat(flags, "stale ");
     strcat(flags, e->layer ? "system" : "user");
-    readable_params(e, params, sizeof params);
-    printf("%-8s %-4s %-7s %-6s %-6s %-4s %5d %7d %7d  %-44s %9.4g %10.4g %8s  %s\n", e->unit,
-           tool_dtype_name(e->dtype), dims, causal_name(e->causal), e->windowed ? "yes" : "-",
-           e->has_mask ? "yes" : "-", e->group, e->seq_q_bucket, e->seq_kv_bucket, params,
-           e->median_ms, e->default_ms, speed, flags);
+    readable_params(e, rest, params, sizeof params);
+    printf("%-8s %-4s %-7s %-6s %-6s %-4s %5d %7d %7d  %-14s %-44s %9.4g %10.4g %8s  %s\n",
+           e->unit, tool_dtype_name(e->dtype), dims, causal_name(e->causal),
+           e->windowed ? "yes" : "-", e->has_mask ? "yes" : "-", e->group, e->seq_q_bucket,
+           e->seq_kv_bucket, kv[0] ? kv : "-", params, e->median_ms, e->default_ms, speed,
+           flags);
 }
 
 int cmd_show(int argc, char **argv)
@@ -181,9 +203,9 @@ int cmd_show(int argc, char **argv)
     } else {
         printf("clattn %s, device %s\ncache root %s%s\n\n", clattn_version(), device, root,
                stats.disk_cache_enabled ? "" : " (disk cache off or refused: no user db)");
-        printf("%-8s %-4s %-7s %-6s %-6s %-4s %5s %7s %7s  %-44s %9s %10s %8s  %s\n", "unit",
-               "type", "D/Dv", "causal", "window", "mask", "group", "Sq", "Skv", "params",
-               "median ms", "default ms", "speed-up", "layer");
+        printf("%-8s %-4s %-7s %-6s %-6s %-4s %5s %7s %7s  %-14s %-44s %9s %10s %8s  %s\n",
+               "unit", "type", "D/Dv", "causal", "window", "mask", "group", "Sq", "Skv", "kv",
+               "params", "median ms", "default ms", "speed-up", "layer");
     }
     for (size_t i = 0; i < count; i++) {
         clattn_tuning_entry e;

@@ -104,8 +104,41 @@ typedef struct parse_state {
     long v[F_COUNT];
     int set[F_COUNT];
     int causal_set, window_set, dtype_set;
+    /* K/V storage: formats (k, v), group, scale type, per_head, page size */
+    int kfmt_set, vfmt_set, group_set, scales_set, per_head_set, page_set;
+    int group, page;
+    clattn_dtype scales;
     tool_shape *out;
 } parse_state;
+
+/* K/V storage formats by name (clattn_kv_format); the first name of each is
+ * the canonical one. */
+static const struct {
+    const char *name;
+    clattn_kv_format f;
+} k_formats[] = {
+    {"f32", CLATTN_KV_F32},           {"fp32", CLATTN_KV_F32},
+    {"f16", CLATTN_KV_F16},           {"fp16", CLATTN_KV_F16},
+    {"bf16", CLATTN_KV_BF16},         {"int8", CLATTN_KV_INT8},
+    {"int4", CLATTN_KV_INT4},         {"q8_0", CLATTN_KV_Q8_0},
+    {"q4_0", CLATTN_KV_Q4_0},         {"fp8_e4m3", CLATTN_KV_FP8_E4M3},
+    {"e4m3", CLATTN_KV_FP8_E4M3},     {"fp8_e5m2", CLATTN_KV_FP8_E5M2},
+    {"e5m2", CLATTN_KV_FP8_E5M2},
+};
+
+static const char *format_name(clattn_kv_format f)
+{
+    for (size_t i = 0; i < sizeof k_formats / sizeof k_formats[0]; i++)
+        if (k_formats[i].f == f) return k_formats[i].name;
+    return "?";
+}
+
+static int has_groups(clattn_kv_format f) { return f == CLATTN_KV_INT8 || f == CLATTN_KV_INT4; }
+
+static int is_fp8(clattn_kv_format f)
+{
+    return f == CLATTN_KV_FP8_E4M3 || f == CLATTN_KV_FP8_E5M2;
+}
 
 /* "'TOKEN': what" into err; returns -1. */
 static int fail(char *err, size_t size, const char *tok, size_t n, const char *what)
@@ -149,6 +182,53 @@ static int parse_token(parse_state *ps, const char *tok, size_t n, char *err, si
                 return fail(err, esz, tok, n, "dtype must be f32, f16 or bf16");
             return 0;
         }
+        if (ieq(tok, kn, "kv") || ieq(tok, kn, "k") || ieq(tok, kn, "v")) {
+            const int k = !ieq(tok, kn, "v"), v = !ieq(tok, kn, "k");
+            size_t i;
+            if ((k && ps->kfmt_set) || (v && ps->vfmt_set))
+                return fail(err, esz, tok, n, "K/V storage format given twice");
+            for (i = 0; i < sizeof k_formats / sizeof k_formats[0]; i++)
+                if (ieq(val, vn, k_formats[i].name)) break;
+            if (i == sizeof k_formats / sizeof k_formats[0])
+                return fail(err, esz, tok, n,
+                            "K/V storage must be f32, f16, bf16, int8, int4, q8_0, q4_0, "
+                            "fp8_e4m3 or fp8_e5m2");
+            if (k) p->k_storage.format = k_formats[i].f;
+            if (v) p->v_storage.format = k_formats[i].f;
+            ps->kfmt_set |= k;
+            ps->vfmt_set |= v;
+            return 0;
+        }
+        if (ieq(tok, kn, "group")) {
+            long g;
+            if (ps->group_set) return fail(err, esz, tok, n, "group given twice");
+            ps->group_set = 1;
+            if (!parse_count(val, vn, 32, 128, &g) || (g != 32 && g != 64 && g != 128))
+                return fail(err, esz, tok, n, "group (channels per scale) must be 32, 64 or 128");
+            ps->group = (int)g;
+            return 0;
+        }
+        if (ieq(tok, kn, "scales")) {
+            if (ps->scales_set) return fail(err, esz, tok, n, "scales given twice");
+            ps->scales_set = 1;
+            if (ieq(val, vn, "f32") || ieq(val, vn, "fp32"))
+                ps->scales = CLATTN_F32;
+            else if (ieq(val, vn, "f16") || ieq(val, vn, "fp16"))
+                ps->scales = CLATTN_F16;
+            else
+                return fail(err, esz, tok, n, "scales must be f32 or f16");
+            return 0;
+        }
+        if (ieq(tok, kn, "page")) {
+            long pg;
+            if (ps->page_set) return fail(err, esz, tok, n, "page given twice");
+            ps->page_set = 1;
+            if (!parse_count(val, vn, 1, 256, &pg) || (pg & (pg - 1)))
+                return fail(err, esz, tok, n, "page (keys per page) must be a power of two "
+                                              "from 1 to 256");
+            ps->page = (int)pg;
+            return 0;
+        }
         if (ieq(tok, kn, "window")) {
             const char *comma = memchr(val, ',', vn);
             if (ps->window_set) return fail(err, esz, tok, n, "window given twice");
@@ -161,7 +241,13 @@ static int parse_token(parse_state *ps, const char *tok, size_t n, char *err, si
             return 0;
         }
         return fail(err, esz, tok, n,
-                    "unknown setting (dtype=... and window=L,R are known)");
+                    "unknown setting (dtype=, window=L,R, kv=, k=, v=, group=, scales= and "
+                    "page= are known)");
+    }
+    if (ieq(tok, n, "per_head")) {
+        if (ps->per_head_set) return fail(err, esz, tok, n, "per_head given twice");
+        ps->per_head_set = 1;
+        return 0;
     }
     if (ieq(tok, n, "causal") || ieq(tok, n, "causal_br") || ieq(tok, n, "causal_tl")) {
         if (ps->causal_set) return fail(err, esz, tok, n, "causal given twice");
@@ -190,7 +276,53 @@ static int parse_token(parse_state *ps, const char *tok, size_t n, char *err, si
     }
     return fail(err, esz, tok, n,
                 "unknown token (expected Bn Hn Hkvn Sn Sqn Skvn Dn Dvn causal causal_tl "
-                "window=L,R dtype=T)");
+                "window=L,R dtype=T kv=F k=F v=F group=N scales=T per_head page=N)");
+}
+
+/* The K/V storage settings, once the dims are known: each option must
+ * apply to a format given, and the formats' row rules (clattn.h) hold. */
+static int finish_storage(parse_state *ps, char *err, size_t esz)
+{
+    clattn_problem *p = &ps->out->p;
+    clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
+    const int dims[2] = {p->head_dim, p->head_dim_v};
+    const char *const dn[2] = {"D", "Dv"};
+    int grouped = 0, scaled = 0, fp8 = 0;
+    for (int i = 0; i < 2; i++) {
+        const clattn_kv_format f = st[i]->format;
+        grouped |= has_groups(f);
+        scaled |= has_groups(f) || is_fp8(f);
+        fp8 |= is_fp8(f);
+        if (f == CLATTN_KV_INT4 && dims[i] % 2)
+            return fail_shape(err, esz, "int4 K/V needs an even %s (got %d)", dn[i], dims[i]);
+        if ((f == CLATTN_KV_Q8_0 || f == CLATTN_KV_Q4_0) && dims[i] % 32)
+            return fail_shape(err, esz, "%s K/V needs %s a multiple of 32 (got %d)",
+                              format_name(f), dn[i], dims[i]);
+        if (ps->group_set && has_groups(f) && dims[i] % ps->group)
+            return fail_shape(err, esz, "group=%d does not divide %s%d", ps->group, dn[i],
+                              dims[i]);
+        if (has_groups(f) && ps->group_set) st[i]->group = ps->group;
+        if ((has_groups(f) || is_fp8(f)) && ps->scales_set) st[i]->scale_dtype = ps->scales;
+        if (is_fp8(f) && ps->per_head_set) st[i]->per_head = 1;
+    }
+    if (ps->group_set && !grouped)
+        return fail_shape(err, esz, "group= is for int8 and int4 K/V (give kv=int8, say)");
+    if (ps->scales_set && !scaled)
+        return fail_shape(err, esz, "scales= is for int8, int4 and fp8 K/V");
+    if (ps->per_head_set && !fp8)
+        return fail_shape(err, esz, "per_head is for fp8 K/V");
+    if (ps->page_set) {
+        const int pages = (p->seq_kv + ps->page - 1) / ps->page;
+        /* A page of its own for every sequence's every page. */
+        const int64_t pool = (int64_t)p->batch * pages;
+        if (pool > LIMIT_TENSOR - 1)
+            return fail_shape(err, esz, "a pool of %lld pages is too large", (long long)pool);
+        p->paged.enabled = 1;
+        p->paged.page_size = ps->page;
+        p->paged.max_pages_per_seq = pages;
+        p->paged.num_pages = (int)pool;
+    }
+    return 1;
 }
 
 /* Whole-shape checks once every token is read. */
@@ -214,6 +346,7 @@ static int finish(parse_state *ps, char *err, size_t esz)
     p->head_dim_v = ps->set[F_DV] ? (int)v[F_DV] : p->head_dim;
     if (p->kv_heads > p->heads || p->heads % p->kv_heads != 0)
         return fail_shape(err, esz, "H%d is not a multiple of Hkv%d", p->heads, p->kv_heads);
+    if (finish_storage(ps, err, esz) < 0) return -1;
     tool_shape_elements(ps->out, &q, &k, &vv, &o);
     if (k > q) q = k;
     if (vv > q) q = vv;
@@ -362,7 +495,32 @@ void tool_shape_format(const tool_shape *s, char *buf, size_t size)
                                  p->window_left < 0 ? -1 : p->window_left,
                                  p->window_right < 0 ? -1 : p->window_right);
     if (p->dtype != CLATTN_F32 && used < size)
-        snprintf(buf + used, size - used, " dtype=%s", p->dtype == CLATTN_F16 ? "f16" : "bf16");
+        used += (size_t)snprintf(buf + used, size - used, " dtype=%s",
+                                 p->dtype == CLATTN_F16 ? "f16" : "bf16");
+    if (p->k_storage.format != CLATTN_KV_DEFAULT && p->k_storage.format == p->v_storage.format &&
+        used < size)
+        used += (size_t)snprintf(buf + used, size - used, " kv=%s",
+                                 format_name(p->k_storage.format));
+    else {
+        if (p->k_storage.format != CLATTN_KV_DEFAULT && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " k=%s",
+                                     format_name(p->k_storage.format));
+        if (p->v_storage.format != CLATTN_KV_DEFAULT && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " v=%s",
+                                     format_name(p->v_storage.format));
+    }
+    {
+        const clattn_kv_storage *k = &p->k_storage, *v = &p->v_storage;
+        const int group = k->group ? k->group : v->group;
+        if (group && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " group=%d", group);
+        if ((k->scale_dtype == CLATTN_F16 || v->scale_dtype == CLATTN_F16) && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " scales=f16");
+        if ((k->per_head || v->per_head) && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " per_head");
+    }
+    if (p->paged.enabled && used < size)
+        snprintf(buf + used, size - used, " page=%d", p->paged.page_size);
 }
 
 double tool_shape_flops(const tool_shape *s)
@@ -390,8 +548,11 @@ void tool_shape_elements(const tool_shape *s, int64_t *q, int64_t *k, int64_t *v
 {
     const clattn_problem *p = &s->p;
     int64_t bh = (int64_t)p->batch * p->heads, bkv = (int64_t)p->batch * p->kv_heads;
+    /* Paged: the pool, whole pages of every sequence. */
+    int64_t keys = p->paged.enabled ? (int64_t)p->paged.max_pages_per_seq * p->paged.page_size
+                                    : p->seq_kv;
     *q = bh * p->seq_q * p->head_dim;
-    *k = bkv * p->seq_kv * p->head_dim;
-    *v = bkv * p->seq_kv * p->head_dim_v;
+    *k = bkv * keys * p->head_dim;
+    *v = bkv * keys * p->head_dim_v;
     *o = bh * p->seq_q * p->head_dim_v;
 }

@@ -13,6 +13,19 @@
  *   window=L,R   keys L back and R ahead of the diagonal; -1 = unbounded
  *   dtype=f32|f16|bf16   (default f32)
  *
+ * K/V storage (clattn.h's clattn_kv_format and clattn_paging; tune only):
+ *
+ *   kv=F         K and V stored as F: f32, f16, bf16, int8, int4, q8_0,
+ *                q4_0, fp8_e4m3 (e4m3), fp8_e5m2 (e5m2); default the dtype
+ *   k=F v=F      K's and V's apart (instead of kv=)
+ *   group=N      int8/int4: channels per scale, 32, 64 or 128 (default the row)
+ *   scales=f32|f16   int8/int4/fp8 scale type (default f32)
+ *   per_head     fp8: a scale per kv head (default one per tensor)
+ *   page=N       paged K/V, N keys a page (a power of two up to 256): a pool
+ *                of B * ceil(Skv / N) pages, ceil(Skv / N) per sequence
+ *
+ *   B4 H32 Hkv8 Sq1 Skv4096 D128 kv=int8 page=16
+ *
  * Letters are case-insensitive. Each token may appear once. */
 #ifndef ATTN_TUNE_SHAPES_H
 #define ATTN_TUNE_SHAPES_H
@@ -61,14 +74,15 @@ void tool_shape_quote_max(const char *s, size_t n, size_t max, char *buf, size_t
 /* Prints each shape ("NAME " first when named) on stdout; returns 0. */
 int tool_list_shapes(const tool_shape_list *list);
 
-/* "B1 H8 S512 D64 causal" (canonical text; what the parser reads back). */
+/* "B1 H8 S512 D64 causal" (canonical text; what the parser reads back). The
+ * longest shape takes under 160 characters. */
 void tool_shape_format(const tool_shape *s, char *buf, size_t size);
 
 /* Useful FLOPs of one forward: 2 * (D + Dv) per visible (query, key) pair,
  * the pairs counted exactly from the causal and window rules. */
 double tool_shape_flops(const tool_shape *s);
 
-/* Elements of q, k, v and o (packed). */
+/* Elements of q, k, v and o (packed; a paged K or V: its whole pool). */
 void tool_shape_elements(const tool_shape *s, int64_t *q, int64_t *k, int64_t *v, int64_t *o);
 
 #endif /* ATTN_TUNE_SHAPES_H */

@@ -38,7 +38,14 @@ static const char k_tune_usage[] =
     "  B batch (default 1), H query heads, Hkv KV heads (default H), S for\n"
     "  Sq = Skv, D head_dim (1..256), Dv V width (default D); causal is\n"
     "  bottom-right aligned, causal_tl top-left; window=L,R keys back and ahead\n"
-    "  (-1 = unbounded). A bad line is reported as FILE:LINE and exits 2.\n"
+    "  (-1 = unbounded). K/V caches: kv=F (or k=F v=F) stores K and V as F =\n"
+    "  f32|f16|bf16|int8|int4|q8_0|q4_0|fp8_e4m3|fp8_e5m2, with group=32|64|128\n"
+    "  (int8/int4 channels per scale), scales=f32|f16, per_head (fp8), and\n"
+    "  page=N pages them, N keys a page:\n"
+    "    B4 H32 Hkv8 Sq1 Skv4096 D128 kv=int8 page=16\n"
+    "  Each storage is tuned and stored apart: a problem uses only the entries\n"
+    "  of its own K/V storage and paging. A bad line is reported as FILE:LINE\n"
+    "  and exits 2.\n"
     "\n"
     "Progress goes to stderr: a bar on a terminal, else one line per unit and per\n"
     "ten candidates. The table lists per shape and unit the chosen parameters,\n"
@@ -66,7 +73,7 @@ typedef struct shape_outcome {
 typedef struct tune_ui {
     int tty;
     size_t shape, num_shapes;
-    char shape_text[128];
+    char shape_text[160];
     double t0, budget;
     char unit[24];
     int last_printed;
@@ -163,7 +170,7 @@ static void print_table(const tool_shape_list *shapes, const shape_outcome *out,
     printf("\n%-30s %-8s %-44s %9s %10s %8s %-8s %9s  %s\n", "shape", "unit", "params",
            "median ms", "default ms", "speed-up", "result", "tried/rej", "first rejection");
     for (size_t i = 0; i < shapes->count; i++) {
-        char text[128];
+        char text[160];
         tool_shape_format(&shapes->items[i], text, sizeof text);
         if (out[i].status != OUT_TUNED || out[i].count == 0) {
             printf("%-30s %s%s%s\n", text, k_outcome[out[i].status],
@@ -199,7 +206,7 @@ static void print_json(const tool_shape_list *shapes, const shape_outcome *out,
     printf(",\n  \"seconds\": %.2f,\n  \"disk_cache\": %s,\n  \"shapes\": [", seconds,
            disk ? "true" : "false");
     for (size_t i = 0; i < shapes->count; i++) {
-        char text[128];
+        char text[160];
         tool_shape_format(&shapes->items[i], text, sizeof text);
         printf("%s\n    {\"shape\": ", i ? "," : "");
         tool_json_string(stdout, text);

@@ -35,6 +35,9 @@ int test_interrupted_tuner(int argc, char **argv);
 int test_export_clear_import(int argc, char **argv);
 int child_tune(int argc, char **argv);
 
+/* test_kv_tune.c */
+int test_tuned_kv_formats(int argc, char **argv);
+
 /* test_cli.c: argv[2] is the attn-tune executable */
 int test_cli_tune(int argc, char **argv);
 int test_cli_shape_errors(int argc, char **argv);

@@ -1,9 +1,11 @@
 /* attn-tune over the cache (argv[2] is the attn-tune executable):
  *   cli_tune: tune --shapes quick --budget 30, then show lists the entries;
- *     export, clear (empties), import round trip; tune --json; bench (text,
+ *     export, clear (empties), import round trip; tune --json; a K/V cache
+ *     shape (kv=int8 page=16) tuned and shown with its storage; bench (text,
  *     --json, --quick: peaks, baselines, per-peak columns);
  *   cli_shape_errors: a bad shape file line exits 2 naming file:line; valid
- *     files (comments, CRLF, tabs) parse to the canonical shapes. */
+ *     files (comments, CRLF, tabs, K/V storage) parse to the canonical shapes;
+ *     bench refuses K/V storage shapes. */
 #define _POSIX_C_SOURCE 200809L
 #include "cache_tests.h"
 
@@ -194,6 +196,26 @@ int test_cli_tune(int argc, char **argv)
         run_free(&r);
     }
     {
+        /* A K/V cache shape: tuned and listed with its storage. */
+        const char *args[] = {"tune", "--shapes", "B1 H2 Hkv1 Sq1 Skv64 D32 kv=int8 page=16",
+                              "--budget", "2", NULL};
+        const char *show[] = {"show", NULL};
+        const char *show_json[] = {"show", "--json", NULL};
+        r = tool(args);
+        CHECK(r.rc == 0 && strstr(r.out, "D32 kv=int8 page=16"), "tune of a kv= shape: exit "
+              "%d:\n%s%s", r.rc, r.out, r.err);
+        run_free(&r);
+        r = tool(show);
+        CHECK(r.rc == 0 && strstr(r.out, " kv ") && strstr(r.out, " int8,paged "),
+              "show: no kv column or no int8,paged entry:\n%s", r.out);
+        run_free(&r);
+        r = tool(show_json);
+        CHECK(r.rc == 0 && strstr(r.out, "\"kv\": \"int8,paged\", \"params\": \"") &&
+                  strstr(r.out, "\"kv\": \"\", \"params\": \""),
+              "show --json: no kv fields:\n%s", r.out);
+        run_free(&r);
+    }
+    {
         const char *args[] = {"bench", "--shapes", "B1 H2 S16 D16,B1 H2 Sq1 Skv64 D16",
                               "--repeat", "2", "--first-call-runs", "1", NULL};
         r = tool(args);
@@ -308,6 +330,17 @@ int test_cli_shape_errors(int argc, char **argv)
             {"H8 S64 D64 =5\n", 0, 1, "unknown setting"},
             {"\xff\xfe H8\n", 0, 1, "\\xff\\xfe"},
             {"B4096 H4096 S1048576 D256\n", 0, 1, "too large"},
+            {"H8 S64 D64 kv=int9\n", 0, 1, "K/V storage must be"},
+            {"H8 S64 D64 kv=int8 k=int4\n", 0, 1, "format given twice"},
+            {"H8 S64 D64 kv=int8 group=48\n", 0, 1, "group (channels per scale)"},
+            {"H8 S64 D64 group=32\n", 0, 1, "group= is for int8"},
+            {"H8 S64 D128 Dv32 kv=int8 group=64\n", 0, 1, "does not divide Dv32"},
+            {"H8 S64 D64 kv=q8_0 scales=f16\n", 0, 1, "scales= is for"},
+            {"H8 S64 D64 kv=int8 per_head\n", 0, 1, "per_head is for fp8"},
+            {"H8 S64 D48 kv=q4_0\n", 0, 1, "multiple of 32"},
+            {"H8 S64 D63 Dv64 k=int4\n", 0, 1, "even D"},
+            {"H8 S64 D64 page=12\n", 0, 1, "power of two"},
+            {"H8 S64 D64 page=16 page=16\n", 0, 1, "page given twice"},
             {nul, sizeof nul - 1, 2, "NUL byte"},
             {longline, 0, 1, "longer than"},
             {"\n# only a comment\n\n", 0, 0, "no shapes"},
@@ -347,11 +380,15 @@ int test_cli_shape_errors(int argc, char **argv)
             "B1 H8 Hkv2 Sq512 Skv512 D64 Dv64 causal dtype=f16   # trailing comment\r\n"
             "\tH4 S100 D128 causal_tl\n"
             "b2 h8 sq1 skv4096 d64 window=128,-1 dtype=BF16\n"
+            "h4 s64 d64 page=16 KV=Int8 group=32 scales=F16\n"
+            "H2 Hkv1 Sq1 Skv100 D32 per_head v=q8_0 k=e4m3\n"
             "   \n"
             "H1 Sq3 Skv5 D7 Dv9 window=-1,0 causal";
         static const char expect[] = "B1 H8 Hkv2 S512 D64 causal dtype=f16\n"
                                      "B1 H4 S100 D128 causal_tl\n"
                                      "B2 H8 Sq1 Skv4096 D64 window=128,-1 dtype=bf16\n"
+                                     "B1 H4 S64 D64 kv=int8 group=32 scales=f16 page=16\n"
+                                     "B1 H2 Hkv1 Sq1 Skv100 D32 k=fp8_e4m3 v=q8_0 per_head\n"
                                      "B1 H1 Sq3 Skv5 D7 Dv9 causal window=-1,0\n";
         const char *args[] = {"tune", "--shapes", path, "--list-shapes", NULL};
         snprintf(path, sizeof path, "%s/good.shapes", root);
@@ -359,6 +396,14 @@ int test_cli_shape_errors(int argc, char **argv)
         r = tool(args);
         CHECK(r.rc == 0 && strcmp(r.out, expect) == 0, "good file: exit %d, got:\n%s%s", r.rc,
               r.out, r.err);
+        run_free(&r);
+    }
+    {
+        /* bench measures plain K/V only */
+        const char *args[] = {"bench", "--shapes", "B1 H2 S16 D16 kv=int8", NULL};
+        r = tool(args);
+        CHECK(r.rc == 2 && strstr(r.err, "attn-kv-bench"), "bench of a kv= shape: exit %d:\n%s",
+              r.rc, r.err);
         run_free(&r);
     }
     {

@@ -10,13 +10,42 @@
 #include "fuzz.h"
 #include "shapes.h"
 
+static int same_storage(const clattn_kv_storage *a, const clattn_kv_storage *b)
+{
+    return a->format == b->format && a->group == b->group && a->scale_dtype == b->scale_dtype &&
+           a->per_head == b->per_head;
+}
+
 static int same_problem(const clattn_problem *a, const clattn_problem *b)
 {
     return a->batch == b->batch && a->heads == b->heads && a->kv_heads == b->kv_heads &&
            a->seq_q == b->seq_q && a->seq_kv == b->seq_kv && a->head_dim == b->head_dim &&
            a->head_dim_v == b->head_dim_v && a->causal == b->causal &&
            a->windowed == b->windowed && a->window_left == b->window_left &&
-           a->window_right == b->window_right && a->dtype == b->dtype;
+           a->window_right == b->window_right && a->dtype == b->dtype &&
+           same_storage(&a->k_storage, &b->k_storage) &&
+           same_storage(&a->v_storage, &b->v_storage) &&
+           a->paged.enabled == b->paged.enabled && a->paged.page_size == b->paged.page_size &&
+           a->paged.num_pages == b->paged.num_pages &&
+           a->paged.max_pages_per_seq == b->paged.max_pages_per_seq;
+}
+
+/* What clattn.h asks of a K or V storage of `dims` channels. */
+static void check_storage(const clattn_kv_storage *st, int dims)
+{
+    const clattn_kv_format f = st->format;
+    const int grouped = f == CLATTN_KV_INT8 || f == CLATTN_KV_INT4;
+    const int fp8 = f == CLATTN_KV_FP8_E4M3 || f == CLATTN_KV_FP8_E5M2;
+    FUZZ_CHECK(f >= CLATTN_KV_DEFAULT && f <= CLATTN_KV_FP8_E5M2, "format in range");
+    FUZZ_CHECK(st->group == 0 || (grouped && (st->group == 32 || st->group == 64 ||
+                                              st->group == 128) && dims % st->group == 0),
+               "group of an int format, dividing the row");
+    FUZZ_CHECK(st->scale_dtype == CLATTN_F32 || (st->scale_dtype == CLATTN_F16 && (grouped || fp8)),
+               "scale type");
+    FUZZ_CHECK(st->per_head == 0 || (st->per_head == 1 && fp8), "per_head of fp8");
+    FUZZ_CHECK(f != CLATTN_KV_INT4 || dims % 2 == 0, "int4 rows even");
+    FUZZ_CHECK((f != CLATTN_KV_Q8_0 && f != CLATTN_KV_Q4_0) || dims % 32 == 0,
+               "ggml rows in whole blocks");
 }
 
 static void check_shape(const tool_shape *s)
@@ -28,6 +57,21 @@ static void check_shape(const tool_shape *s)
                    p->head_dim_v >= 1 && p->head_dim_v <= 256,
                "sizes in range");
     FUZZ_CHECK(p->heads % p->kv_heads == 0, "H a multiple of Hkv");
+    check_storage(&p->k_storage, p->head_dim);
+    check_storage(&p->v_storage, p->head_dim_v);
+    if (p->paged.enabled) {
+        const int ps = p->paged.page_size;
+        FUZZ_CHECK(p->paged.enabled == 1 && ps >= 1 && ps <= 256 && (ps & (ps - 1)) == 0,
+                   "page size");
+        FUZZ_CHECK((int64_t)p->paged.max_pages_per_seq * ps >= p->seq_kv &&
+                       (int64_t)(p->paged.max_pages_per_seq - 1) * ps < p->seq_kv,
+                   "pages per sequence");
+        FUZZ_CHECK((int64_t)p->paged.num_pages == (int64_t)p->batch * p->paged.max_pages_per_seq,
+                   "pool");
+    } else {
+        FUZZ_CHECK(!p->paged.page_size && !p->paged.num_pages && !p->paged.max_pages_per_seq,
+                   "no paging fields");
+    }
     tool_shape_elements(s, &q, &k, &v, &o);
     FUZZ_CHECK(q <= (int64_t)1 << 31 && k <= (int64_t)1 << 31 && v <= (int64_t)1 << 31 &&
                    o <= (int64_t)1 << 31,

@@ -16,6 +16,10 @@ static void check_entries(const clattn__tuning_db *db)
                    "unit name");
         FUZZ_CHECK(strlen(e->lib) < sizeof e->lib, "lib version");
         FUZZ_CHECK(e->nparams >= 0 && e->nparams <= CLATTN__DB_MAX_PARAMS, "param count");
+        char kv[64];
+        FUZZ_CHECK(clattn__db_kv_valid(e->key.kv), "kv code");
+        FUZZ_CHECK(clattn__db_kv_text(e->key.kv, kv, sizeof kv) >= 0 && (e->key.kv == 0) == !kv[0],
+                   "kv text");
         /* Keys are unique after a load, so a lookup by an entry's own key
          * finds exactly that entry. */
         FUZZ_CHECK(clattn__db_find(db, &e->key, &exact) == e && exact, "lookup by own key");
