@@ -109,10 +109,18 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                           int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     float sc[FV_ROWS][FV_VEC];
+#if PAGED
+    /* one table lookup per page, not per key */
     clattn_kvrow krow[FV_VEC];
     clattn_k_rows(cl, s0, n0, hi, FV_VEC, krow);
+#endif
     for (int e = 0; e < FV_VEC; ++e) {
+#if PAGED
         const clattn_kvrow kr = krow[e];
+#else
+        /* computed in place: an array of rows cost 8% on decode (measured) */
+        const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e, hi - 1));
+#endif
         vec_t part[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
             part[r] = (vec_t)(0.0f);
@@ -226,12 +234,19 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 /* Keys at or past hi are read as key hi - 1 (in bounds); their probability
  * is 0, and the guarded update below keeps them out. vrow holds the rows of
  * the tile's keys. */
-#define V_ROW(e, c) clattn_v_vec_raw(FV_VEC, cl, vrow[e], (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#if PAGED
+#define V_ROWOF(e) vrow[e]
+#else
+#define V_ROWOF(e) clattn_v_row(cl, s0, min(n0 + (e), hi - 1))
+#endif
+#define V_ROW(e, c) clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
 /* A row-scaled V's scale goes into the weight of its key (V_ROW reads it
  * unscaled). */
-#define V_SCALE(e) clattn_v_row_scale(cl, vrow[e])
-#define V_SRC const clattn_call *cl, global const vstore_t *v, const clattn_kvrow vrow[FV_VEC]
-#define V_ARGS c, v, vrow
+#define V_SCALE(e) clattn_v_row_scale(cl, V_ROWOF(e))
+#define V_SRC                                                                                 \
+    const clattn_call *cl, const clattn_seq *s0, global const vstore_t *v, int hi,          \
+        const clattn_kvrow vrow[FV_VEC]
+#define V_ARGS c, &s0, v, hi, vrow
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
 #define V_SCALE(e) 1.0f
@@ -364,7 +379,9 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
 #if FV_DIRECT
         scores_direct(c, &s0, k, n0, hi, qr, s);
         clattn_kvrow vrow[FV_VEC];
+#if PAGED
         clattn_v_rows(c, &s0, n0, hi, FV_VEC, vrow);
+#endif
 #else
         stage_tile(c, &s0, k, v, n0, hi, lid, kt, vt);
         scores_staged(kt, qr, s);
