@@ -449,8 +449,13 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
                          &out->k_bytes, &out->k_scale_bytes));
     CLATTN_TRY(kv_tensor(ctx, "v", &p, &p.v_storage, &p.v_strides, p.head_dim_v, &out->v_extent,
                          &out->v_bytes, &out->v_scale_bytes));
-    if (p.paged.enabled)
+    if (p.paged.enabled) {
         out->table_elems = (int64_t)p.batch * p.paged.max_pages_per_seq;
+        if (out->table_elems > INT64_MAX / 4)
+            return BAD("the block table's size in bytes overflows 64 bits (batch %d * "
+                       "paged.max_pages_per_seq %d)",
+                       p.batch, p.paged.max_pages_per_seq);
+    }
     kv_layout(&p, &out->kv);
     CLATTN_TRY(check_mask(ctx, "bias", &p.bias, &p, &out->bias_extent));
     CLATTN_TRY(check_mask(ctx, "bool_mask", &p.bool_mask, &p, &out->bmask_extent));

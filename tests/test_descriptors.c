@@ -5,7 +5,10 @@
  * softcap, sinks, ALiBi, the typed bias and the boolean mask (their layouts
  * with broadcast, padded and static-cache strides), kv_start, chunk_size,
  * varlen (cu_seqlens, token counts, [tokens][heads][dim] views), head dims up
- * to 512 and 576, and the reserved blocks; and their buffers, given or not.
+ * to 512 and 576, and the reserved blocks; those of 1.1: K and V storage
+ * formats (groups, scale types, per-head FP8 scales) and paged K/V (page
+ * sizes, pools, block tables, token-major pages); and their buffers, given
+ * or not, with the block table's entries checked by the host functions.
  *
  * Whether a draw is valid is decided here by a model written from the rules
  * in clattn.h (never by asking the library), so the model and the library's
@@ -16,8 +19,9 @@
  *   valid:   the run matches ref_attention within the dtype's tolerance, and
  *            nothing outside O's view and LSE changed. A mutated problem the
  *            model finds valid must pass the library's problem checks too.
- * Quick by default; CLATTN_LONG=1 draws ten times more, with any feature
- * set, head dims and dtypes on the valid side; CLATTN_FUZZ_SEED picks
+ * Quick by default (its valid side runs three K/V storage combinations a
+ * seed); CLATTN_LONG=1 draws ten times more, with any feature set, head
+ * dims, dtypes and K/V storage on the valid side; CLATTN_FUZZ_SEED picks
  * another seed (the seed is printed), and CLATTN_FUZZ_SEED=seed:n runs draw
  * n of that seed alone.
  */
@@ -84,21 +88,36 @@ typedef __int128 i128;
 #define I64MAX ((i128)INT64_MAX)
 
 /* The buffers of a call, in the order of clattn_buffers: the four tensors,
- * the three optional ones of 0.1, then the inputs of the 1.0 features. */
+ * the three optional ones of 0.1, the inputs of the 1.0 features, then
+ * those of 1.1 (the block table, the scales of K and V). */
 enum {
     S_Q, S_K, S_V, S_O, S_MASK, S_KVL, S_LSE,
-    S_BIAS, S_BOOL, S_SINKS, S_ALIBI, S_KVS, S_CUQ, S_CUKV, S_N
+    S_BIAS, S_BOOL, S_SINKS, S_ALIBI, S_KVS, S_CUQ, S_CUKV,
+    S_TABLE, S_KSC, S_VSC, S_N
 };
 static const char *const slot_name[S_N] = {
     "q",    "k",         "v",     "o",            "mask",     "kv_lens",      "lse",
-    "bias", "bool_mask", "sinks", "alibi_slopes", "kv_start", "cu_seqlens_q", "cu_seqlens_kv"};
-/* clattn_buffers: a 1.0 input is given exactly when this problem field
- * enables it. */
+    "bias", "bool_mask", "sinks", "alibi_slopes", "kv_start", "cu_seqlens_q", "cu_seqlens_kv",
+    "block_table", "k_scales", "v_scales"};
+/* clattn_buffers: a 1.0 or 1.1 input is given exactly when this problem
+ * field enables it. */
 static const char *const slot_flag[S_N] = {
-    [S_BIAS] = "bias",   [S_BOOL] = "bool_mask", [S_SINKS] = "sinks", [S_ALIBI] = "alibi",
-    [S_KVS] = "kv_start", [S_CUQ] = "varlen",    [S_CUKV] = "varlen"};
+    [S_BIAS] = "bias",    [S_BOOL] = "bool_mask", [S_SINKS] = "sinks",  [S_ALIBI] = "alibi",
+    [S_KVS] = "kv_start", [S_CUQ] = "varlen",     [S_CUKV] = "varlen",  [S_TABLE] = "paged",
+    [S_KSC] = "k_storage", [S_VSC] = "v_storage"};
 
 static int is_feature_slot(int i) { return i >= S_BIAS; }
+
+/* clattn_kv_format's families: INT8 and INT4 have grouped scales, FP8 a
+ * scale per tensor or head, Q8_0 and Q4_0 blocks with their own fp16
+ * scales (so even strides). */
+static int kv_grouped(clattn_kv_format f) { return f == CLATTN_KV_INT8 || f == CLATTN_KV_INT4; }
+static int kv_fp8(clattn_kv_format f)
+{
+    return f == CLATTN_KV_FP8_E4M3 || f == CLATTN_KV_FP8_E5M2;
+}
+static int kv_blocked(clattn_kv_format f) { return f == CLATTN_KV_Q8_0 || f == CLATTN_KV_Q4_0; }
+static int kv_has_scales(clattn_kv_format f) { return kv_grouped(f) || kv_fp8(f); }
 
 /* Whether problem p enables the input of feature slot i. */
 static int declares(const clattn_problem *p, int i)
@@ -109,6 +128,9 @@ static int declares(const clattn_problem *p, int i)
     case S_SINKS: return p->sinks != 0;
     case S_ALIBI: return p->alibi != 0;
     case S_KVS: return p->kv_start != 0;
+    case S_TABLE: return p->paged.enabled != 0;
+    case S_KSC: return kv_has_scales(p->k_storage.format);
+    case S_VSC: return kv_has_scales(p->v_storage.format);
     default: return i >= S_CUQ && p->varlen != 0;
     }
 }
@@ -131,8 +153,9 @@ typedef struct mshape {
     int ok; /* the problem alone is valid */
     int B, H, Hk, Sq, Skv, D, Dv;
     int varlen, Tq, Tkv; /* varlen: the token counts of q/o and k/v */
+    int paged, ps, np, mp; /* paging: page size, pool pages, table columns */
     size_t esz;
-    clattn_strides st[4]; /* q, k, v, o after the packed default */
+    clattn_strides st[4]; /* q, k, v, o after the packed default (K, V in units) */
     i128 bytes[S_N];
 } mshape;
 
@@ -266,6 +289,114 @@ static void model_features(const clattn_problem *p, verdict *v)
     }
 }
 
+/* clattn_kv_storage for a row of dims channels (clattn_kv_format): the
+ * format in the enum; group (INT8, INT4 only) 0, 32, 64 or 128 dividing the
+ * row; scale_dtype F32 or F16 for the formats with scales, else 0; per_head
+ * 0 or 1 for FP8, else 0; INT4 rows even, Q8_0 / Q4_0 rows whole blocks of
+ * 32. The words name the field (name: "k_storage" or "v_storage"). Returns
+ * whether the storage is valid. */
+static int model_storage(const char *name, const clattn_kv_storage *st, int dims, verdict *v)
+{
+    char w[64];
+    const clattn_kv_format f = st->format;
+    if ((int)f < CLATTN_KV_DEFAULT || (int)f > CLATTN_KV_FP8_E5M2) {
+        snprintf(w, sizeof w, "%s.format", name);
+        v_bad(v, w);
+        return 0;
+    }
+    const int before = v->valid;
+    v->valid = 1;
+    const int g = st->group;
+    const int group_ok = kv_grouped(f) ? (g == 0 || ((g == 32 || g == 64 || g == 128) &&
+                                                     dims % g == 0))
+                                       : g == 0;
+    const int sdt_ok = kv_has_scales(f)
+                           ? st->scale_dtype == CLATTN_F32 || st->scale_dtype == CLATTN_F16
+                           : st->scale_dtype == 0;
+    const int ph_ok = kv_fp8(f) ? st->per_head == 0 || st->per_head == 1 : st->per_head == 0;
+    const struct {
+        int bad;
+        const char *field;
+    } rules[5] = {{!group_ok, ".group"},
+                  {!sdt_ok, ".scale_dtype"},
+                  {!ph_ok, ".per_head"},
+                  {f == CLATTN_KV_INT4 && dims % 2 != 0, ""},
+                  {kv_blocked(f) && dims % 32 != 0, ""}};
+    for (int i = 0; i < 5; i++)
+        if (rules[i].bad) {
+            snprintf(w, sizeof w, "%s%s", name, rules[i].field);
+            v_bad(v, w);
+        }
+    const int ok = v->valid;
+    v->valid = before && ok;
+    return ok;
+}
+
+/* clattn_paging: enabled 0 or 1; off, its other fields 0; on, a page size
+ * that is a power of two in 1..256, positive num_pages and
+ * max_pages_per_seq, seq_kv within max_pages_per_seq * page_size, and no
+ * varlen. Returns whether it is valid. */
+static int model_paging(const clattn_problem *p, verdict *v)
+{
+    const clattn_paging *g = &p->paged;
+    if (g->enabled != 0 && g->enabled != 1) {
+        v_bad(v, "paged.enabled");
+        return 0;
+    }
+    if (!g->enabled) {
+        if (g->page_size || g->num_pages || g->max_pages_per_seq) {
+            v_bad(v, "paged");
+            return 0;
+        }
+        return 1;
+    }
+    int ok = 1;
+    const int ps_ok = g->page_size >= 1 && g->page_size <= 256 &&
+                      (g->page_size & (g->page_size - 1)) == 0;
+    if (!ps_ok)
+        v_bad(v, "paged.page_size"), ok = 0;
+    if (g->num_pages < 1)
+        v_bad(v, "paged.num_pages"), ok = 0;
+    if (g->max_pages_per_seq < 1)
+        v_bad(v, "paged.max_pages_per_seq"), ok = 0;
+    if (ps_ok && g->max_pages_per_seq >= 1 &&
+        (i128)p->seq_kv > (i128)g->max_pages_per_seq * g->page_size)
+        v_bad(v, "seq_kv|paged.max_pages_per_seq"), ok = 0;
+    if (p->varlen != 0)
+        v_bad(v, "paged|varlen"), ok = 0;
+    return ok;
+}
+
+/* Bytes of one unit of a K or V view in storage f: an element of the float
+ * formats, a byte of the others. */
+static size_t kv_unit_bytes(clattn_kv_format f, size_t esz)
+{
+    switch (f) {
+    case CLATTN_KV_DEFAULT: return esz;
+    case CLATTN_KV_F32: return 4;
+    case CLATTN_KV_F16:
+    case CLATTN_KV_BF16: return 2;
+    default: return 1;
+    }
+}
+
+/* Bytes of the scales of a valid storage over rows rows of a tensor with Hk
+ * kv heads and dims channels (clattn_kv_format's numbering); a format
+ * without scales gets what one fp32 scale would take, so a fault can hand
+ * over a buffer of some size. */
+static i128 kv_scale_bytes(const clattn_kv_storage *st, i128 rows, int Hk, int dims)
+{
+    const i128 sdt = st->scale_dtype == CLATTN_F16 ? 2 : 4;
+    const i128 groups = st->group ? dims / st->group : 1;
+    switch (st->format) {
+    case CLATTN_KV_INT8: return rows * groups * sdt;
+    case CLATTN_KV_INT4: return rows * groups * 2 * sdt;
+    case CLATTN_KV_FP8_E4M3:
+    case CLATTN_KV_FP8_E5M2: return (st->per_head ? Hk : 1) * sdt;
+    default: return 4;
+    }
+}
+
 static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
 {
     memset(m, 0, sizeof *m);
@@ -319,19 +450,34 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
     m->varlen = vl, m->Tq = p->total_q, m->Tkv = p->total_kv;
     m->esz = p->dtype == CLATTN_F32 ? 4 : 2;
 
+    /* K and V: a pool of pages when paged, in their storage's units; the
+     * library looks at the storage only past valid paging, and at a view
+     * only past its valid storage */
+    const int pg_ok = model_paging(p, v);
+    m->paged = pg_ok && p->paged.enabled == 1;
+    m->ps = p->paged.page_size, m->np = p->paged.num_pages, m->mp = p->paged.max_pages_per_seq;
+    const clattn_kv_storage *kvs[4] = {NULL, &p->k_storage, &p->v_storage, NULL};
+    const int view_ok[4] = {1, pg_ok && model_storage("k_storage", kvs[1], m->D, v),
+                            pg_ok && model_storage("v_storage", kvs[2], m->Dv, v), 1};
     const clattn_strides *given[4] = {&p->q_strides, &p->k_strides, &p->v_strides,
                                       &p->o_strides};
     const int64_t tq = vl ? m->Tq : m->Sq, tkv = vl ? m->Tkv : m->Skv;
     const int64_t dims[4][3] = {{m->H, tq, m->D},
-                                {m->Hk, tkv, m->D},
-                                {m->Hk, tkv, m->Dv},
+                                {m->Hk, m->paged ? m->ps : tkv, m->D},
+                                {m->Hk, m->paged ? m->ps : tkv, m->Dv},
                                 {m->H, tq, m->Dv}};
     for (int t = 0; t < 4; t++) {
+        if (!view_ok[t])
+            continue;
         const clattn_strides *g = given[t];
         char words[64];
         snprintf(words, sizeof words, "%s_strides|%s", slot_name[t], slot_name[t]);
-        /* varlen: [total][heads][dim], one "batch" whose stride must be 0 */
-        int64_t n[4] = {vl ? 1 : m->B, dims[t][0], dims[t][1], dims[t][2]};
+        const clattn_kv_format f = kvs[t] ? kvs[t]->format : CLATTN_KV_DEFAULT;
+        const size_t unit = kvs[t] ? kv_unit_bytes(f, m->esz) : m->esz;
+        const int64_t row = kvs[t] ? ref_kv_row_units(f, (int)dims[t][2]) : dims[t][2];
+        /* varlen: [total][heads][dim], one "batch" whose stride must be 0;
+         * paged: [num_pages][kv_heads][page_size][row] */
+        int64_t n[4] = {kvs[t] && m->paged ? m->np : vl ? 1 : m->B, dims[t][0], dims[t][1], row};
         i128 s[4];
         if (g->batch == 0 && g->head == 0 && g->seq == 0) {
             s[3] = 1;
@@ -363,6 +509,8 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
         m->st[t].batch = (int64_t)s[0], m->st[t].head = (int64_t)s[1];
         m->st[t].seq = (int64_t)s[2];
         int64_t s64[4] = {(int64_t)s[0], (int64_t)s[1], (int64_t)s[2], 1};
+        if (kv_blocked(f) && ((s64[0] | s64[1] | s64[2]) & 1))
+            v_bad(v, words);
         i128 ext = 1;
         for (int d = 0; d < 4; d++)
             ext += (i128)(n[d] - 1) * s[d];
@@ -370,13 +518,27 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
             if (view_injective(n, s64) == 1)
                 interleaved_views++;
             v_bad(v, words);
-        } else if (ext * (i128)m->esz > I64MAX) {
+        } else if (ext * (i128)unit > I64MAX) {
             char w2[96];
             snprintf(w2, sizeof w2, "%s|size|bytes|overflow|overflows", words);
             v_bad(v, w2);
         }
-        m->bytes[t] = ext * (i128)m->esz;
+        m->bytes[t] = ext * (i128)unit;
+        if (kvs[t]) { /* rows are numbered over the whole tensor or pool */
+            const i128 rows = (i128)n[0] * n[1] * n[2];
+            const int slot = t == 1 ? S_KSC : S_VSC;
+            m->bytes[slot] = kv_scale_bytes(kvs[t], rows, m->Hk, (int)dims[t][2]);
+            if (rows > I64MAX || m->bytes[slot] > I64MAX) {
+                char w2[96];
+                snprintf(w2, sizeof w2, "%s|%s|overflow|overflows", words, slot_name[slot]);
+                v_bad(v, w2);
+            }
+        }
     }
+    /* the block table is a tensor too: int32 [batch][max_pages_per_seq] */
+    m->bytes[S_TABLE] = (i128)m->B * (m->paged ? m->mp : 1) * 4;
+    if (m->bytes[S_TABLE] > I64MAX)
+        v_bad(v, "block_table|max_pages_per_seq|size|bytes|overflow|overflows");
     if (mstr_ok) {
         i128 me = (i128)(m->B - 1) * p->mask_batch_stride +
                   (i128)(m->H - 1) * p->mask_head_stride + (i128)m->Sq * m->Skv;
@@ -425,8 +587,9 @@ static int chance(t_rng *r, double p) { return t_rng_uniform(r, 0.0, 1.0) < p; }
 
 /* Valid strides for [n0][n1][n2][n3]: packed, padded, or the three outer
  * dimensions nested in a random order with padding; extent-1 dimensions get
- * arbitrary non-negative strides (they never step). */
-static clattn_strides draw_strides(t_rng *r, int n0, int n1, int n2, int n3)
+ * arbitrary non-negative strides (they never step). Every stride is a
+ * multiple of unit (2: the even strides of Q8_0 and Q4_0, whose n3 is even). */
+static clattn_strides draw_strides(t_rng *r, int n0, int n1, int n2, int n3, int unit)
 {
     clattn_strides s = {0, 0, 0};
     int kind = pick(r, 4);
@@ -443,12 +606,12 @@ static clattn_strides draw_strides(t_rng *r, int n0, int n1, int n2, int n3)
     int64_t st[3], span = n3;
     for (int i = 0; i < 3; i++) {
         int d = order[i];
-        st[d] = span + (kind == 1 || chance(r, 0.5) ? t_rng_int(r, 0, 5) : 0);
+        st[d] = span + (kind == 1 || chance(r, 0.5) ? t_rng_int(r, 0, 5) * unit : 0);
         span = st[d] * n[d];
     }
     for (int d = 0; d < 3; d++)
         if (n[d] == 1 && kind == 3)
-            st[d] = chance(r, 0.5) ? 0 : (int64_t)t_rng_int(r, 0, 1000) * 1000003;
+            st[d] = chance(r, 0.5) ? 0 : (int64_t)t_rng_int(r, 0, 1000) * 1000003 * unit;
     s.batch = st[0], s.head = st[1], s.seq = st[2];
     if (s.batch == 0 && s.head == 0 && s.seq == 0)
         s.seq = n3; /* keep it explicit */
@@ -456,12 +619,14 @@ static clattn_strides draw_strides(t_rng *r, int n0, int n1, int n2, int n3)
 }
 
 /* Strides of a varlen view [total][n1][n3] (batch stride 0): packed, token
- * major or head major, with padding. max_tokens bounds the token count the
- * harness may draw, so a head-major layout holds any of them. */
-static clattn_strides draw_varlen_strides(t_rng *r, int n1, int max_tokens, int n3)
+ * major or head major, with padding (multiples of unit, as draw_strides).
+ * max_tokens bounds the token count the harness may draw, so a head-major
+ * layout holds any of them. */
+static clattn_strides draw_varlen_strides(t_rng *r, int n1, int max_tokens, int n3, int unit)
 {
     clattn_strides s = {0, 0, 0};
-    const int pad_a = chance(r, 0.5) ? t_rng_int(r, 0, 5) : 0, pad_b = t_rng_int(r, 0, 5);
+    const int pad_a = chance(r, 0.5) ? t_rng_int(r, 0, 5) * unit : 0;
+    const int pad_b = t_rng_int(r, 0, 5) * unit;
     switch (pick(r, 3)) {
     case 0: break;
     case 1: /* [token][head][dim], FlashAttention's layout, with gaps */
@@ -603,14 +768,202 @@ static void apply_features(t_rng *r, clattn_problem *p, unsigned f, int mode)
     }
 }
 
+/* Whether format f can hold rows of dims channels. */
+static int format_fits(clattn_kv_format f, int dims)
+{
+    return f == CLATTN_KV_INT4 ? dims % 2 == 0 : kv_blocked(f) ? dims % 32 == 0 : 1;
+}
+
+/* A valid clattn_kv_storage of format f for rows of dims channels: a group
+ * that divides them, either scale type, either FP8 scale layout. */
+static clattn_kv_storage storage_of(t_rng *r, clattn_kv_format f, int dims)
+{
+    clattn_kv_storage st = {f, 0, 0, 0};
+    if (kv_grouped(f)) {
+        static const int groups[] = {0, 32, 64, 128};
+        do
+            st.group = groups[pick(r, 4)];
+        while (st.group && dims % st.group);
+    }
+    if (kv_has_scales(f))
+        st.scale_dtype = chance(r, 0.5) ? CLATTN_F32 : CLATTN_F16;
+    if (kv_fp8(f))
+        st.per_head = pick(r, 2);
+    return st;
+}
+
+static clattn_kv_storage draw_storage(t_rng *r, int dims)
+{
+    clattn_kv_format f;
+    do
+        f = (clattn_kv_format)pick(r, 10);
+    while (!format_fits(f, dims));
+    return storage_of(r, f, dims);
+}
+
+/* Valid paging for p (mutated problems too: the sums saturate): a page
+ * size of 1..256, table columns for seq_kv and now and then some spare, and
+ * a pool in which every sequence has pages of its own, with a few left
+ * over (nothing references those). */
+static void draw_paging(t_rng *r, clattn_problem *p)
+{
+    const int ps = 1 << pick(r, 9);
+    const int64_t need = p->seq_kv > 0 ? ((int64_t)p->seq_kv + ps - 1) / ps : 1;
+    const int64_t mp = need + (chance(r, 0.5) ? t_rng_int(r, 1, 3) : 0);
+    const int64_t np = (p->batch > 0 ? p->batch : 1) * need + t_rng_int(r, 0, 3);
+    p->paged.enabled = 1;
+    p->paged.page_size = ps;
+    p->paged.max_pages_per_seq = mp > INT_MAX ? INT_MAX : (int)mp;
+    p->paged.num_pages = np > INT_MAX ? INT_MAX : (int)np;
+}
+
+/* Strides of K (is_v 0) or V in their storage's units (bytes for the
+ * formats that are no float type): a paged pool packed, token-major
+ * {page, row, kv_heads * row} ([num_pages][page_size][kv_heads][dim], vLLM's
+ * layout) or nested at random; otherwise as the other views. */
+static clattn_strides draw_kv_strides(t_rng *r, const clattn_problem *p, int is_v)
+{
+    const clattn_kv_storage *st = is_v ? &p->v_storage : &p->k_storage;
+    const int Hk = p->kv_heads ? p->kv_heads : p->heads;
+    const int dims = is_v && p->head_dim_v ? p->head_dim_v : p->head_dim;
+    const int row = (int)ref_kv_row_units(st->format, dims);
+    const int unit = kv_blocked(st->format) ? 2 : 1;
+    if (p->varlen)
+        return draw_varlen_strides(r, Hk, p->total_kv, row, unit);
+    if (!p->paged.enabled)
+        return draw_strides(r, p->batch, Hk, p->seq_kv, row, unit);
+    const int ps = p->paged.page_size;
+    if (chance(r, 0.4)) {
+        const clattn_strides s = {(int64_t)ps * Hk * row, row, (int64_t)Hk * row};
+        return s;
+    }
+    return draw_strides(r, p->paged.num_pages, Hk, ps, row, unit);
+}
+
+/* K/V storage and paging drawn freely (the invalid draws' bases, the long
+ * run): any format the head dims allow, K and V each their own, now and
+ * then head dims in whole blocks of 32 so that Q8_0, Q4_0 and the groups
+ * fit. */
+static void draw_kv_free(t_rng *r, clattn_problem *p)
+{
+    if (p->head_dim <= 512 && chance(r, 0.3)) {
+        static const int bd[] = {32, 64, 128};
+        p->head_dim = bd[pick(r, 3)];
+        p->head_dim_v = chance(r, 0.3) ? 0 : bd[pick(r, 3)];
+    }
+    const int Dv = p->head_dim_v ? p->head_dim_v : p->head_dim;
+    if (chance(r, 0.7))
+        p->k_storage = draw_storage(r, p->head_dim);
+    if (chance(r, 0.7))
+        p->v_storage = draw_storage(r, Dv);
+    if (!p->varlen && chance(r, 0.4))
+        draw_paging(r, p);
+}
+
+/* The quick run's K/V draws: each K/V format, group, scale type, FP8 scale
+ * layout and paging is a -D of the kernels, so a seed draws a few
+ * combinations of them, each on one dtype, pair of head dims and quick
+ * feature set (and the quick sets' shapes: one tile configuration), and
+ * the draws vary everything that is no kernel switch: page size, pool,
+ * table, strides, lengths and the free fields. Six distinct explicit
+ * formats per seed, the others in other seeds. */
+typedef struct kv_combo {
+    clattn_kv_storage k, v;
+    int paged;
+    clattn_dtype dtype;
+    int head_dim, head_dim_v;
+    const quick_set *features; /* NULL: none */
+} kv_combo;
+
+enum { N_KV_COMBOS = 3 };
+
+/* Head dims for format f in a combination: 16, 32 or 64 as the format
+ * allows, and for the grouped formats now and then 128, so that a group of
+ * 128 can be drawn (seldom: those kernels take the longest to build). */
+static int combo_dims(t_rng *r, clattn_kv_format f)
+{
+    static const int dims[] = {16, 32, 64};
+    if (kv_grouped(f) && chance(r, 0.25))
+        return 128;
+    int d;
+    do
+        d = dims[pick(r, 3)];
+    while (!format_fits(f, d));
+    return d;
+}
+
+static void draw_kv_combos(uint64_t seed, kv_combo *c)
+{
+    t_rng r;
+    t_rng_seed(&r, seed ^ 0x6b765f66u);
+    clattn_kv_format f[9];
+    for (int i = 0; i < 9; i++)
+        f[i] = (clattn_kv_format)(i + 1);
+    for (int i = 8; i > 0; i--) {
+        const int j = pick(&r, i + 1);
+        const clattn_kv_format x = f[i];
+        f[i] = f[j];
+        f[j] = x;
+    }
+    for (int i = 0; i < N_KV_COMBOS; i++) {
+        kv_combo *k = &c[i];
+        const clattn_kv_format kf = f[i];
+        const clattn_kv_format vf = chance(&r, 0.1) ? CLATTN_KV_DEFAULT : f[N_KV_COMBOS + i];
+        k->head_dim = combo_dims(&r, kf);
+        k->head_dim_v = combo_dims(&r, vf);
+        k->k = storage_of(&r, kf, k->head_dim);
+        k->v = storage_of(&r, vf, k->head_dim_v);
+        k->paged = i == 0 ? 1 : i == 1 ? 0 : pick(&r, 2);
+        k->dtype = (clattn_dtype)pick(&r, 3);
+        k->features = chance(&r, 0.6) ? &k_quick_sets[pick(&r, N_QUICK_SETS)] : NULL;
+    }
+}
+
+/* Appends the 1.1 fields that are set to desc (t_describe knows only 1.0's):
+ * " k=int8/g32/f16s v=e5m2/f32s/head paged(ps16 pages9 cols4)". */
+static void kv_describe(const clattn_problem *p, char *desc, size_t size)
+{
+    static const char *const fmt[] = {"default", "f32",  "f16",  "bf16", "int8",
+                                      "int4",    "q8_0", "q4_0", "e4m3", "e5m2"};
+    size_t used = strlen(desc);
+#define KV_APPEND(...)                                                              \
+    do {                                                                            \
+        int n_ = snprintf(desc + used, used < size ? size - used : 0, __VA_ARGS__); \
+        if (n_ > 0)                                                                 \
+            used += (size_t)n_;                                                     \
+    } while (0)
+    const clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
+    for (int i = 0; i < 2; i++) {
+        const clattn_kv_storage *x = st[i];
+        if (!x->format && !x->group && !x->scale_dtype && !x->per_head)
+            continue;
+        if ((int)x->format >= 0 && (int)x->format < 10)
+            KV_APPEND(" %c=%s", "kv"[i], fmt[x->format]);
+        else
+            KV_APPEND(" %c=format%d", "kv"[i], (int)x->format);
+        if (x->group)
+            KV_APPEND("/g%d", x->group);
+        if (x->scale_dtype)
+            KV_APPEND("/%ss", t_dtype_name(x->scale_dtype));
+        if (x->per_head)
+            KV_APPEND("/head%s", x->per_head == 1 ? "" : "?");
+    }
+    const clattn_paging *g = &p->paged;
+    if (g->enabled || g->page_size || g->num_pages || g->max_pages_per_seq)
+        KV_APPEND(" paged%s(ps%d pages%d cols%d)", g->enabled == 1 ? "" : "?", g->page_size,
+                  g->num_pages, g->max_pages_per_seq);
+#undef KV_APPEND
+}
+
 /* A small valid problem. mode DRAW_BASE: head dims 1..20 (now and then the
- * largest ones) and any features; otherwise few head dim pairs, since each
- * pair costs every kernel configuration a build per dtype, and in the quick
- * run the feature sets above on shapes whose tile configuration does not
- * change: seq_q 8..24 (the rows-in-lanes fused kernel, full three-stage row
+ * largest ones) and any features, K/V storage and paging; otherwise few
+ * head dim pairs, since each pair costs every kernel configuration a build
+ * per dtype, and in the quick run the feature sets above and the K/V
+ * combinations kc on shapes whose tile configuration does not change:
+ * seq_q 8..24 (the rows-in-lanes fused kernel, full three-stage row
  * blocks), seq_kv 33..48 (three QK key vectors), and for split-KV four
  * heads over two KV heads. Returns the fp32 mask the problem wants. */
-static int draw_valid(t_rng *r, clattn_problem *p, int mode)
+static int draw_valid(t_rng *r, clattn_problem *p, int mode, const kv_combo *kc)
 {
     memset(p, 0, sizeof *p);
     static const int dims[][2] = {{8, 16}, {8, 0}, {16, 8}, {1, 3}, {64, 64}};
@@ -665,6 +1018,27 @@ static int draw_valid(t_rng *r, clattn_problem *p, int mode)
     }
     if (mode != DRAW_QUICK) {
         apply_features(r, p, draw_feature_set(r, mode), mode);
+        if (chance(r, mode == DRAW_BASE ? 0.35 : 0.25))
+            draw_kv_free(r, p);
+    } else if (mask == MASK_FREE && kc && chance(r, 0.3)) {
+        const kv_combo *c = &kc[pick(r, N_KV_COMBOS)];
+        p->dtype = c->dtype;
+        p->head_dim = c->head_dim;
+        p->head_dim_v = c->head_dim_v;
+        p->seq_q = t_rng_int(r, 8, 24);
+        p->seq_kv = t_rng_int(r, 33, 48);
+        /* eight rows of a GQA pair fill one vector work-item, whatever the
+         * batch: one split-KV configuration (more rows may take two) */
+        if (p->path == CLATTN_PATH_SPLIT_KV)
+            p->heads = 4, p->kv_heads = 2, p->seq_q = 8;
+        const unsigned f = c->features ? c->features->features : 0u;
+        apply_features(r, p, c->paged ? f & ~(unsigned)FT_VARLEN : f, mode);
+        p->bias.dtype = p->bias.enabled ? c->features->bias_dtype : CLATTN_F32;
+        p->k_storage = c->k;
+        p->v_storage = c->v;
+        if (c->paged)
+            draw_paging(r, p);
+        mask = c->features && c->features->mask ? MASK_ALWAYS : MASK_NEVER;
     } else if (mask == MASK_FREE && chance(r, 0.45)) {
         const quick_set *q = &k_quick_sets[pick(r, N_QUICK_SETS)];
         p->dtype = q->dtype;
@@ -676,18 +1050,17 @@ static int draw_valid(t_rng *r, clattn_problem *p, int mode)
         p->bias.dtype = p->bias.enabled ? q->bias_dtype : CLATTN_F32;
         mask = q->mask ? MASK_ALWAYS : MASK_NEVER;
     }
-    const int Hk = p->kv_heads ? p->kv_heads : p->heads;
     const int Dv = p->head_dim_v ? p->head_dim_v : p->head_dim;
     if (chance(r, 0.5) && p->varlen) {
-        p->q_strides = draw_varlen_strides(r, p->heads, p->total_q, p->head_dim);
-        p->k_strides = draw_varlen_strides(r, Hk, p->total_kv, p->head_dim);
-        p->v_strides = draw_varlen_strides(r, Hk, p->total_kv, Dv);
-        p->o_strides = draw_varlen_strides(r, p->heads, p->total_q, Dv);
+        p->q_strides = draw_varlen_strides(r, p->heads, p->total_q, p->head_dim, 1);
+        p->k_strides = draw_kv_strides(r, p, 0);
+        p->v_strides = draw_kv_strides(r, p, 1);
+        p->o_strides = draw_varlen_strides(r, p->heads, p->total_q, Dv, 1);
     } else if (chance(r, 0.5) && !p->varlen) {
-        p->q_strides = draw_strides(r, p->batch, p->heads, p->seq_q, p->head_dim);
-        p->k_strides = draw_strides(r, p->batch, Hk, p->seq_kv, p->head_dim);
-        p->v_strides = draw_strides(r, p->batch, Hk, p->seq_kv, Dv);
-        p->o_strides = draw_strides(r, p->batch, p->heads, p->seq_q, Dv);
+        p->q_strides = draw_strides(r, p->batch, p->heads, p->seq_q, p->head_dim, 1);
+        p->k_strides = draw_kv_strides(r, p, 0);
+        p->v_strides = draw_kv_strides(r, p, 1);
+        p->o_strides = draw_strides(r, p->batch, p->heads, p->seq_q, Dv, 1);
     }
     const int64_t plane = (int64_t)p->seq_q * p->seq_kv;
     switch (pick(r, 4)) {
@@ -709,12 +1082,27 @@ static const int k_bad_ints[] = {0, -1, -7, INT_MIN, INT_MAX, 1 << 30, (1 << 30)
 static const int64_t k_bad_strides[] = {-1, 0, 1, 2, INT64_MAX, INT64_MAX / 2, INT64_MIN,
                                         (int64_t)1 << 40, (int64_t)1 << 62, 7};
 
+/* Whether a (mutated) problem is small enough for draw_kv_strides, whose
+ * products assume sizes like the generator's. */
+static int small_kv_problem(const clattn_problem *p)
+{
+    const int Hk = p->kv_heads ? p->kv_heads : p->heads;
+    const int in = p->batch >= 1 && p->batch <= 64 && p->heads >= 1 && p->heads <= 64 &&
+                   Hk >= 1 && Hk <= p->heads && p->seq_kv >= 1 && p->seq_kv <= 4096 &&
+                   p->head_dim >= 1 && p->head_dim <= 576 && p->head_dim_v >= 0 &&
+                   p->head_dim_v <= 576 && p->total_kv >= 0 && p->total_kv <= 100000;
+    const clattn_paging *g = &p->paged;
+    return in && (!g->enabled || (g->page_size >= 1 && g->page_size <= 256 &&
+                                  g->num_pages >= 1 && g->num_pages <= 100000));
+}
+
 /* One random change to a problem field, of any validity. Returns the field
  * name for the statistics. */
 static const char *mutate(t_rng *r, clattn_problem *p)
 {
     const int v = k_bad_ints[pick(r, (int)(sizeof k_bad_ints / sizeof k_bad_ints[0]))];
-    switch (pick(r, 27)) {
+    clattn_kv_storage *kst = chance(r, 0.5) ? &p->k_storage : &p->v_storage;
+    switch (pick(r, 32)) {
     case 0: p->batch = v; return "batch";
     case 1: p->heads = v; return "heads";
     case 2: p->kv_heads = chance(r, 0.5) ? v : t_rng_int(r, 1, 7); return "kv_heads";
@@ -873,6 +1261,76 @@ static const char *mutate(t_rng *r, clattn_problem *p)
             p->total_kv = p->total_kv > 0 ? p->total_kv : 9;
         }
         return "kv_start";
+    case 27: { /* a storage format, in the enum or not; its other fields kept */
+        static const int fv[] = {-1, 10, 11, 255, INT_MIN, INT_MAX};
+        kst->format = (clattn_kv_format)(chance(r, 0.4) ? fv[pick(r, 6)] : pick(r, 10));
+        return "kv_format";
+    }
+    case 28: { /* group, scale type or FP8 layout, on the format there or another */
+        static const int gv[] = {0, 32, 64, 128, 1, 16, 48, 96, 256, -32, INT_MIN};
+        static const int dv[] = {0, 1, 2, 3, -1, 255};
+        static const int hv[] = {0, 1, 2, -1, INT_MAX};
+        if (chance(r, 0.4))
+            kst->format = (clattn_kv_format)pick(r, 10);
+        switch (pick(r, 3)) {
+        case 0: kst->group = gv[pick(r, 11)]; break;
+        case 1: kst->scale_dtype = (clattn_dtype)dv[pick(r, 6)]; break;
+        default: kst->per_head = hv[pick(r, 5)]; break;
+        }
+        return "kv_fields";
+    }
+    case 29: { /* head dims against the row rules of INT4, Q8_0, Q4_0 and groups */
+        static const int dv[] = {1, 2, 3, 17, 31, 33, 48, 63, 64, 96, 32, 128, 160};
+        static const clattn_kv_format rf[] = {CLATTN_KV_INT4, CLATTN_KV_Q8_0, CLATTN_KV_Q4_0,
+                                              CLATTN_KV_INT8};
+        if (chance(r, 0.5)) {
+            memset(kst, 0, sizeof *kst);
+            kst->format = rf[pick(r, 4)];
+            kst->scale_dtype = kv_has_scales(kst->format) ? CLATTN_F32 : 0;
+            kst->group = kst->format == CLATTN_KV_INT8 && chance(r, 0.5) ? 32 : 0;
+        }
+        if (chance(r, 0.5))
+            p->head_dim = dv[pick(r, 13)];
+        else
+            p->head_dim_v = dv[pick(r, 13)];
+        return "kv_dims";
+    }
+    case 30: { /* one paging field, a sequence past the table, or paging switched on */
+        static const int pv[] = {0, 1, 2, 3, 6, 48, 128, 256, 257, 512, -16, INT_MIN, INT_MAX};
+        static const int nv[] = {0, -1, 1, 2, INT_MAX, INT_MIN, 1 << 20};
+        static const int ev[] = {0, 1, 2, -1};
+        clattn_paging *g = &p->paged;
+        switch (pick(r, 6)) {
+        case 0: g->enabled = ev[pick(r, 4)]; break;
+        case 1: g->page_size = pv[pick(r, 13)]; break;
+        case 2: g->num_pages = nv[pick(r, 7)]; break;
+        case 3: g->max_pages_per_seq = nv[pick(r, 7)]; break;
+        case 4: {
+            if (!g->enabled || g->page_size < 1 || g->max_pages_per_seq < 1)
+                draw_paging(r, p);
+            const int64_t reach = (int64_t)g->max_pages_per_seq * g->page_size;
+            p->seq_kv = reach < INT_MAX ? (int)reach + (chance(r, 0.7) ? 1 : 0) : INT_MAX;
+            break;
+        }
+        default: draw_paging(r, p); break; /* on varlen problems too */
+        }
+        return "paged";
+    }
+    case 31: { /* the strides of a Q8_0 or Q4_0 K or V, even or odd */
+        const int is_v = kst == &p->v_storage;
+        clattn_strides *st = is_v ? &p->v_strides : &p->k_strides;
+        if (!kv_blocked(kst->format)) {
+            memset(kst, 0, sizeof *kst);
+            kst->format = chance(r, 0.5) ? CLATTN_KV_Q8_0 : CLATTN_KV_Q4_0;
+            *(is_v ? &p->head_dim_v : &p->head_dim) = chance(r, 0.5) ? 32 : 64;
+        }
+        if (small_kv_problem(p))
+            *st = draw_kv_strides(r, p, is_v);
+        int64_t *one[3] = {&st->batch, &st->head, &st->seq};
+        if (chance(r, 0.7))
+            *one[pick(r, 3)] |= 1;
+        return "kv_strides";
+    }
     default: { /* products past 32 or 64 bits */
         static const int big[] = {1 << 30, INT_MAX, 1 << 16, 46341, 1 << 20};
         p->batch = big[pick(r, 5)];
@@ -1022,6 +1480,8 @@ static clattn_buffers devset_buffers(const devset *d, cl_mem any)
     b.sinks = d->mem[S_SINKS], b.alibi_slopes = d->mem[S_ALIBI];
     b.kv_start = d->mem[S_KVS];
     b.cu_seqlens_q = d->mem[S_CUQ], b.cu_seqlens_kv = d->mem[S_CUKV];
+    b.block_table = d->mem[S_TABLE];
+    b.k_scales = d->mem[S_KSC], b.v_scales = d->mem[S_VSC];
     if (d->reserved > 0)
         b.reserved[d->reserved - 1] = any;
     return b;
@@ -1046,10 +1506,12 @@ static int devset_changed(fuzz_env *e, devset *d)
 }
 
 /* The model's buffer rules (clattn_buffers in clattn.h): q, k, v, o given;
- * each 1.0 input given exactly when p enables it; the fp32 mask not beside
- * the bias, kv_lens not with varlen; the reserved block NULL; every buffer
- * of the same cl_context and large enough; and o and lse sharing no byte
- * the problem touches with any other buffer. */
+ * each 1.0 input given exactly when p enables it, the block table exactly
+ * for paged problems and the scales exactly for the formats that have
+ * them; the fp32 mask not beside the bias, kv_lens not with varlen; the
+ * reserved block NULL; every buffer of the same cl_context and large
+ * enough; and o and lse sharing no byte the problem touches with any other
+ * buffer. */
 static void model_buffers(const mshape *m, const clattn_problem *p, const devset *d, verdict *v)
 {
     char w[64];
@@ -1105,18 +1567,24 @@ typedef struct stats {
     long by_kind[8];
     long accepted_invalid, refused_valid, wrong_status, bad_message, modified, wrong_result;
     long features[FT_BITS]; /* draws with each 1.0 feature on */
-    long named[17], phrased[9]; /* refusals by what their message names */
+    long kv[3];             /* draws with K storage, V storage, paging (1.1) */
+    long named[26], phrased[11]; /* refusals by what their message names */
 } stats;
 
-/* For the statistics only (never an assertion): the 1.0 fields a refusal's
- * message names, and the library's words for some of the rules. */
-static const char *const k_tally_words[17] = {
+/* For the statistics only (never an assertion): the 1.0 and 1.1 fields a
+ * refusal's message names, and the library's words for some of the rules. */
+static const char *const k_tally_words[26] = {
     "softcap",   "sinks",      "alibi",     "alibi_slopes", "bias",          "bool_mask",
     "kv_start",  "chunk_size", "varlen",    "total_q",      "total_kv",      "cu_seqlens_q",
-    "cu_seqlens_kv", "head_dim", "head_dim_v", "reserved",   "kv_lens"};
-static const char *const k_tally_phrases[9] = {
+    "cu_seqlens_kv", "head_dim", "head_dim_v", "reserved",   "kv_lens",       "k_storage",
+    "v_storage", "paged",      "page_size", "num_pages",    "max_pages_per_seq", "block_table",
+    "k_scales",  "v_scales"};
+static const char *const k_tally_phrases[11] = {
     "below seq_kv", "overlaps", "decreases", "[0] must be 0", "passes the total",
-    "outside 0..seq_kv", "is given but", "is NULL but", "more than"};
+    "outside 0..seq_kv", "is given but", "is NULL but", "more than",
+    "outside 0..num_pages-1", "must be even"};
+#define N_TALLY_WORDS ((int)(sizeof k_tally_words / sizeof k_tally_words[0]))
+#define N_TALLY_PHRASES ((int)(sizeof k_tally_phrases / sizeof k_tally_phrases[0]))
 
 static const char *const feature_name[FT_BITS] = {"softcap", "sinks",    "alibi", "bias",
                                                   "bool_mask", "kv_start", "chunk", "varlen"};
@@ -1128,6 +1596,9 @@ static void count_features(stats *st, const clattn_problem *p)
                              p->kv_start != 0,   p->chunk_size != 0, p->varlen != 0};
     for (int b = 0; b < FT_BITS; b++)
         st->features[b] += on[b];
+    st->kv[0] += p->k_storage.format != CLATTN_KV_DEFAULT;
+    st->kv[1] += p->v_storage.format != CLATTN_KV_DEFAULT;
+    st->kv[2] += p->paged.enabled != 0;
 }
 
 static const char *const kind_name[8] = {"problem field",   "problem fields x2-3",
@@ -1143,9 +1614,9 @@ static void check_refusal(fuzz_env *e, stats *st, const char *what, clattn_statu
     char msg[512];
     snprintf(msg, sizeof msg, "%s", clattn_last_error(e->ctx));
     st->invalid_checked++;
-    for (int i = 0; i < 17 && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
+    for (int i = 0; i < N_TALLY_WORDS && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
         st->named[i] += names_word(msg, k_tally_words[i]);
-    for (int i = 0; i < 9 && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
+    for (int i = 0; i < N_TALLY_PHRASES && got == CLATTN_ERR_INVALID_ARGUMENT; i++)
         st->phrased[i] += strstr(msg, k_tally_phrases[i]) != NULL;
     if (got == CLATTN_OK) {
         st->accepted_invalid++;
@@ -1327,7 +1798,7 @@ static void buffer_fault(t_rng *r, const mshape *m, devset *d, size_t align, cha
 
 /* The host arrays of one host call (forward or weights), sized by the
  * model, with valid contents where clattn.h constrains them (kv_lens,
- * kv_start, cu_seqlens), and a pattern elsewhere. */
+ * kv_start, cu_seqlens, the block table), and a pattern elsewhere. */
 typedef struct hostset {
     void *a[S_N];
     void *init_o, *init_lse;
@@ -1348,6 +1819,35 @@ static void draw_host_cu(t_rng *r, int32_t *cu, int batch, int max, int total)
     }
 }
 
+/* Garbage for block-table entries no key uses: clattn.h lets them hold
+ * anything. */
+static int32_t table_garbage(t_rng *r, int num_pages)
+{
+    static const int32_t g[] = {-1, INT32_MIN, INT32_MAX, -7, 1 << 30};
+    return chance(r, 0.2) ? num_pages : chance(r, 0.3) ? t_rng_int(r, 0, num_pages - 1)
+                                                       : g[pick(r, 5)];
+}
+
+/* Pages of sequence b that its keys use: those of keys below kv_lens[b]
+ * (seq_kv without kv_lens), which the host functions check. */
+static int used_pages(const mshape *m, const int32_t *kv_lens, int b)
+{
+    const int len = kv_lens ? kv_lens[b] : m->Skv;
+    return (int)(((int64_t)len + m->ps - 1) / m->ps);
+}
+
+/* A valid block table for the host calls: the used entries in the pool,
+ * now and then garbage in the others. kv_lens, when given, is valid. */
+static void draw_host_table(t_rng *r, const mshape *m, int32_t *table, const int32_t *kv_lens)
+{
+    const int garbage = chance(r, 0.5);
+    for (int b = 0; b < m->B; b++)
+        for (int i = 0; i < m->mp; i++)
+            table[(int64_t)b * m->mp + i] = garbage && i >= used_pages(m, kv_lens, b)
+                                                ? table_garbage(r, m->np)
+                                                : t_rng_int(r, 0, m->np - 1);
+}
+
 static int hostset_make(hostset *h, const mshape *m, unsigned want, t_rng *r)
 {
     memset(h, 0, sizeof *h);
@@ -1364,6 +1864,8 @@ static int hostset_make(hostset *h, const mshape *m, unsigned want, t_rng *r)
         if (h->a[i])
             for (int b = 0; b < m->B; b++)
                 ((int32_t *)h->a[i])[b] = t_rng_int(r, 0, m->Skv);
+    if (h->a[S_TABLE] && m->paged)
+        draw_host_table(r, m, h->a[S_TABLE], h->a[S_KVL]);
     if (h->a[S_CUQ])
         draw_host_cu(r, h->a[S_CUQ], m->B, m->Sq, m->varlen ? m->Tq : m->B * m->Sq);
     if (h->a[S_CUKV])
@@ -1408,6 +1910,8 @@ static clattn_host_buffers hostset_buffers(const hostset *h)
     hb.sinks = a[S_SINKS], hb.alibi_slopes = a[S_ALIBI];
     hb.kv_start = a[S_KVS];
     hb.cu_seqlens_q = a[S_CUQ], hb.cu_seqlens_kv = a[S_CUKV];
+    hb.block_table = a[S_TABLE];
+    hb.k_scales = a[S_KSC], hb.v_scales = a[S_VSC];
     if (h->reserved > 0)
         hb.reserved[h->reserved - 1] = h->a[S_Q] ? h->a[S_Q] : h->probs;
     return hb;
@@ -1416,9 +1920,10 @@ static clattn_host_buffers hostset_buffers(const hostset *h)
 /* clattn_host_buffers' rules for a problem the model found valid: the
  * presence rules of the device buffers, then the contents clattn.h has the
  * host functions refuse: kv_lens and kv_start entries outside 0..seq_kv,
- * cu_seqlens that do not start at 0, decrease, make a sequence longer than
- * seq_q / seq_kv or pass the totals. api 1: forward (o required), 2:
- * weights (probs required). */
+ * block-table entries of used pages outside the pool, cu_seqlens that do
+ * not start at 0, decrease, make a sequence longer than seq_q / seq_kv or
+ * pass the totals. api 1: forward (o required), 2: weights (probs
+ * required). */
 static void model_host(const mshape *m, const clattn_problem *p, const clattn_host_buffers *hb,
                        int api, const float *probs, verdict *v)
 {
@@ -1429,7 +1934,8 @@ static void model_host(const mshape *m, const clattn_problem *p, const clattn_ho
     const void *given[S_N] = {hb->q,         hb->k,        hb->v,         hb->o,
                               hb->mask,      hb->kv_lens,  hb->lse,       hb->bias,
                               hb->bool_mask, hb->sinks,    hb->alibi_slopes, hb->kv_start,
-                              hb->cu_seqlens_q, hb->cu_seqlens_kv};
+                              hb->cu_seqlens_q, hb->cu_seqlens_kv, hb->block_table,
+                              hb->k_scales,  hb->v_scales};
     char w[64];
     for (int i = 0; i < S_O; i++)
         if (!given[i])
@@ -1451,12 +1957,30 @@ static void model_host(const mshape *m, const clattn_problem *p, const clattn_ho
     if (hb->kv_lens && p->varlen)
         v_bad(v, "kv_lens|varlen");
     const int32_t *lens[2] = {hb->kv_lens, hb->kv_start};
+    int lens_ok = 1;
     for (int k = 0; k < 2; k++)
         for (int b = 0; lens[k] && b < m->B; b++)
             if (lens[k][b] < 0 || lens[k][b] > m->Skv) {
                 v_bad(v, k ? "kv_start" : "kv_lens");
+                lens_ok = 0;
                 break;
             }
+    /* clattn_paging: the used entries must lie in the pool, and the first
+     * one outside is named; the host functions look at them only once
+     * kv_lens, which says which entries are used, has passed */
+    if (m->paged && hb->block_table && lens_ok)
+        for (int b = 0; b < m->B; b++) {
+            const int used = used_pages(m, hb->kv_lens, b);
+            int i = 0;
+            while (i < used && hb->block_table[(int64_t)b * m->mp + i] >= 0 &&
+                   hb->block_table[(int64_t)b * m->mp + i] < m->np)
+                i++;
+            if (i < used) {
+                snprintf(w, sizeof w, "block_table[%d][%d]", b, i);
+                v_bad(v, w);
+                break;
+            }
+        }
     if (!m->varlen)
         return;
     const int32_t *cu[2] = {hb->cu_seqlens_q, hb->cu_seqlens_kv};
@@ -1474,7 +1998,7 @@ static void model_host(const mshape *m, const clattn_problem *p, const clattn_ho
     }
 }
 
-/* One host-array fault of kind k (0..8) on a call whose problem the model
+/* One host-array fault of kind k (0..9) on a call whose problem the model
  * found valid; the model decides what it breaks. Returns 1 when it makes
  * the buffers struct NULL. */
 static int host_fault(t_rng *r, const mshape *m, hostset *h, int api, float **probs, int k,
@@ -1562,6 +2086,19 @@ static int host_fault(t_rng *r, const mshape *m, hostset *h, int api, float **pr
             snprintf(what, wn, "o NULL");
         }
         break;
+    case 8: { /* a block-table entry out of the pool: of a used page, or past them */
+        int32_t *table = h->a[S_TABLE];
+        if (!table || !m->paged)
+            break;
+        const int b = pick(r, m->B);
+        const int used = used_pages(m, h->a[S_KVL], b);
+        static const int32_t bad[] = {-1, INT32_MIN, INT32_MAX};
+        const int i = used > 0 && chance(r, 0.7) ? pick(r, used) : pick(r, m->mp);
+        table[(int64_t)b * m->mp + i] = chance(r, 0.5) ? m->np : bad[pick(r, 3)];
+        snprintf(what, wn, "block_table[%d][%d] = %d (%d of %d pages used)", b, i,
+                 (int)table[(int64_t)b * m->mp + i], used, m->mp);
+        break;
+    }
     default:
         snprintf(what, wn, "buffers NULL");
         return 1;
@@ -1675,7 +2212,7 @@ void case_descriptors_invalid(void)
         draw_rng(&r, seed, n);
         st.draws++;
         clattn_problem base, p;
-        draw_valid(&r, &base, DRAW_BASE);
+        draw_valid(&r, &base, DRAW_BASE, NULL);
         count_features(&st, &base);
         p = base;
         verdict v = {1, ""};
@@ -1716,6 +2253,7 @@ void case_descriptors_invalid(void)
         const unsigned want = wanted_slots(kind <= 1 && chance(&r, 0.3) ? &base : &p, with_opt);
         char desc[512];
         t_describe(&p, NULL, desc, sizeof desc);
+        kv_describe(&p, desc, sizeof desc);
         char label[1100];
 
         if (kind == 7) { /* clattn_supports on the problem alone */
@@ -1814,7 +2352,7 @@ void case_descriptors_invalid(void)
             v_bad(&v, "path");
             snprintf(what, sizeof what, "weights with path %d", (int)p.path);
         } else if (kind == 4 || kind == 5) {
-            null_buffers = host_fault(&r, sized, &h, api, &probs, pick(&r, 9), what, sizeof what);
+            null_buffers = host_fault(&r, sized, &h, api, &probs, pick(&r, 10), what, sizeof what);
         } else if (kind == 6) {
             null_buffers = 1;
             snprintf(what, sizeof what, "buffers NULL");
@@ -1850,9 +2388,11 @@ void case_descriptors_invalid(void)
         t_log("  mutated field %-16s %ld", field_names[f], field_draws[f]);
     for (int b = 0; b < FT_BITS; b++)
         t_log("  base problems with %-10s %ld", feature_name[b], st.features[b]);
-    for (int i = 0; i < 17; i++)
-        t_log("  refusals naming %-14s %ld", k_tally_words[i], st.named[i]);
-    for (int i = 0; i < 9; i++)
+    t_log("  base problems with K storage %ld, V storage %ld, paging %ld", st.kv[0], st.kv[1],
+          st.kv[2]);
+    for (int i = 0; i < N_TALLY_WORDS; i++)
+        t_log("  refusals naming %-17s %ld", k_tally_words[i], st.named[i]);
+    for (int i = 0; i < N_TALLY_PHRASES; i++)
         t_log("  refusals saying \"%s\": %ld", k_tally_phrases[i], st.phrased[i]);
     t_log("  interleaved (injective but not nested) views met: %d", interleaved_views);
     t_log("  outcomes: accepted-invalid %ld, refused-valid %ld, wrong status %ld, message "
@@ -1863,17 +2403,260 @@ void case_descriptors_invalid(void)
 
 /* ---- valid draws ----------------------------------------------------------- */
 
+/* K and V of a valid draw in their storage (clattn_kv_format) and pages,
+ * with their scales and block table. The harness makes q, o and every other
+ * input from the problem without storage or paging; these replace its K
+ * and V. */
+typedef struct kvset {
+    int32_t *table;
+    void *scales[2]; /* K, V */
+} kvset;
+
+/* Whether a problem keeps 1.0's K and V: its dtype, contiguous. */
+static int kv_plain(const clattn_problem *p)
+{
+    return p->k_storage.format == CLATTN_KV_DEFAULT && p->v_storage.format == CLATTN_KV_DEFAULT &&
+           !p->paged.enabled;
+}
+
+static void kvset_free(kvset *x)
+{
+    free(x->table);
+    free(x->scales[0]);
+    free(x->scales[1]);
+    memset(x, 0, sizeof *x);
+}
+
+static clattn_host_buffers host_view(const t_tensors *t, const kvset *x)
+{
+    clattn_host_buffers hb = t_tensors_host(t);
+    hb.block_table = x->table;
+    hb.k_scales = x->scales[0];
+    hb.v_scales = x->scales[1];
+    return hb;
+}
+
+/* The element type of a float storage format. */
+static clattn_dtype kv_float_type(clattn_kv_format f, clattn_dtype dtype)
+{
+    return f == CLATTN_KV_F32    ? CLATTN_F32
+           : f == CLATTN_KV_F16  ? CLATTN_F16
+           : f == CLATTN_KV_BF16 ? CLATTN_BF16
+                                 : dtype;
+}
+
+/* One row of dims channels of K or V at unit offset off, row number row
+ * (clattn_kv_format's numbering for the scales). Valid: random codes of the
+ * format (never NaN) with scales that keep the values within about +-1, as
+ * the harness's float tensors (the tolerances were measured on those). Poison,
+ * for rows no query may see: every value read from the row is NaN (NaN
+ * elements, NaN scales where the codes cannot be NaN, FP8's NaN code), so a
+ * read of it shows in O. */
+static void kv_row(const clattn_problem *n, const clattn_kv_storage *st, int dims,
+                   unsigned char *data, void *scales, int64_t off, int64_t row, int poison,
+                   t_rng *r)
+{
+    const clattn_kv_format f = st->format;
+    const int64_t groups = dims / (st->group ? st->group : dims);
+    unsigned char *u = data + off;
+    switch (f) {
+    case CLATTN_KV_DEFAULT:
+    case CLATTN_KV_F32:
+    case CLATTN_KV_F16:
+    case CLATTN_KV_BF16:
+        for (int d = 0; d < dims; d++)
+            ref_store(data, kv_float_type(f, n->dtype), off + d,
+                      poison ? NAN : (float)t_rng_uniform(r, -1.0, 1.0));
+        break;
+    case CLATTN_KV_INT8:
+        for (int d = 0; d < dims && !poison; d++)
+            u[d] = (unsigned char)(signed char)t_rng_int(r, -127, 127);
+        for (int64_t g = 0; g < groups; g++)
+            ref_store(scales, st->scale_dtype, row * groups + g,
+                      poison ? NAN : (float)t_rng_uniform(r, 0.004, 0.0078));
+        break;
+    case CLATTN_KV_INT4:
+        for (int c = 0; c < dims / 2 && !poison; c++)
+            u[c] = (unsigned char)t_rng_int(r, 0, 255);
+        for (int64_t g = 0; g < groups; g++) {
+            ref_store(scales, st->scale_dtype, (row * groups + g) * 2,
+                      poison ? NAN : (float)t_rng_uniform(r, 0.06, 0.11));
+            ref_store(scales, st->scale_dtype, (row * groups + g) * 2 + 1,
+                      poison ? NAN : (float)t_rng_uniform(r, 6.0, 9.0));
+        }
+        break;
+    case CLATTN_KV_Q8_0:
+    case CLATTN_KV_Q4_0: {
+        const int q8 = f == CLATTN_KV_Q8_0, bs = q8 ? 34 : 18;
+        for (int b = 0; b < dims / 32; b++) {
+            unsigned char *blk = u + b * bs;
+            const float d = poison ? NAN
+                                   : (float)(q8 ? t_rng_uniform(r, 0.004, 0.0078)
+                                                : t_rng_uniform(r, 0.06, 0.124));
+            const uint16_t h = ref_f32_to_f16(d);
+            blk[0] = (unsigned char)(h & 0xff);
+            blk[1] = (unsigned char)(h >> 8);
+            for (int c = 2; c < bs && !poison; c++)
+                blk[c] = q8 ? (unsigned char)(signed char)t_rng_int(r, -128, 127)
+                            : (unsigned char)t_rng_int(r, 0, 255);
+        }
+        break;
+    }
+    default: { /* FP8: magnitudes up to about 15, subnormals and both zeros among them */
+        const int top = f == CLATTN_KV_FP8_E4M3 ? 0x57 : 0x4b;
+        for (int d = 0; d < dims; d++)
+            u[d] = poison ? 0xff : (unsigned char)(t_rng_int(r, 0, top) | t_rng_int(r, 0, 1) << 7);
+        break;
+    }
+    }
+}
+
+/* Replaces t's K and V by storage of its problem, made with the model's
+ * sizes m: gaps and the rows no query may see (keys at or past kv_lens[b],
+ * before kv_start[b], tokens past the last sequence, pages nothing
+ * references) poison, the others valid. The block table gives each
+ * sequence pages of its own in shuffled order; entries past the pages its
+ * keys use are garbage (the host functions accept them, the kernels clamp
+ * them). kv_lens may hold the out-of-range entries of the device calls:
+ * clamped as the kernels clamp them. 0, or -1 (a failed check) when out of
+ * memory or when the model and the reference lay K or V out differently. */
+static int kvset_make(t_tensors *t, const mshape *m, kvset *x, t_rng *r, long *garbage)
+{
+    const clattn_problem *n = &t->n;
+    memset(x, 0, sizeof *x);
+    const int pg = n->paged.enabled, vl = n->varlen, Hk = n->kv_heads;
+    int *first = malloc(sizeof(int) * (size_t)n->batch);
+    int *len = malloc(sizeof(int) * (size_t)n->batch);
+    int32_t *perm = pg ? malloc(sizeof(int32_t) * (size_t)n->paged.num_pages) : NULL;
+    unsigned char *data[2] = {malloc((size_t)m->bytes[S_K]), malloc((size_t)m->bytes[S_V])};
+    x->table = pg ? malloc((size_t)m->bytes[S_TABLE]) : NULL;
+    for (int i = 0; i < 2; i++)
+        if (kv_has_scales((i ? n->v_storage : n->k_storage).format))
+            x->scales[i] = malloc((size_t)m->bytes[S_KSC + i]);
+    int bad = !first || !len || (pg && (!perm || !x->table)) || !data[0] || !data[1];
+    for (int i = 0; i < 2; i++)
+        bad |= kv_has_scales((i ? n->v_storage : n->k_storage).format) && !x->scales[i];
+    if (bad) {
+        T_FAIL("out of host memory for K and V");
+        goto fail;
+    }
+    for (int b = 0; b < n->batch; b++) {
+        int L = t->kv_lens ? t->kv_lens[b] : n->seq_kv;
+        L = L < 0 ? 0 : L > n->seq_kv ? n->seq_kv : L;
+        int S = t->kv_start ? t->kv_start[b] : 0;
+        first[b] = S < 0 ? 0 : S > L ? L : S;
+        len[b] = L;
+    }
+    if (pg) {
+        const int np = n->paged.num_pages, mp = n->paged.max_pages_per_seq, ps = n->paged.page_size;
+        for (int i = 0; i < np; i++)
+            perm[i] = i;
+        for (int i = np - 1; i > 0; i--) {
+            const int j = t_rng_int(r, 0, i);
+            const int32_t y = perm[i];
+            perm[i] = perm[j];
+            perm[j] = y;
+        }
+        int next = 0;
+        for (int b = 0; b < n->batch; b++) {
+            const int used = (len[b] + ps - 1) / ps;
+            for (int i = 0; i < mp; i++) {
+                const int past = i >= used;
+                x->table[(int64_t)b * mp + i] = past ? table_garbage(r, np) : perm[next++];
+                *garbage += past;
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        const clattn_kv_storage *st = i ? &n->v_storage : &n->k_storage;
+        const clattn_strides *sd = i ? &n->v_strides : &n->k_strides;
+        const int dims = i ? n->head_dim_v : n->head_dim;
+        const size_t unit = kv_unit_bytes(st->format, t->esz);
+        int64_t ext[2];
+        ref_tensor_extents(n, NULL, &ext[0], &ext[1], NULL);
+        if ((i128)ext[i] * (i128)unit != m->bytes[S_K + i]) {
+            T_FAIL("%s: the reference lays out %lld bytes, the model %lld", slot_name[S_K + i],
+                   (long long)(ext[i] * (int64_t)unit), (long long)m->bytes[S_K + i]);
+            goto fail;
+        }
+        if (unit == 1) /* a Q8_0 / Q4_0 scale or an FP8 code read from a gap: NaN */
+            memset(data[i], 0xff, (size_t)m->bytes[S_K + i]);
+        else
+            t_fill_poison(data[i], kv_float_type(st->format, n->dtype), ext[i]);
+        if (kv_fp8(st->format))
+            for (int h = 0; h < (st->per_head ? Hk : 1); h++)
+                ref_store(x->scales[i], st->scale_dtype, h, (float)t_rng_uniform(r, 0.03, 0.066));
+        /* every row poison first: [blocks][kv_heads][rows], rows numbered
+         * as clattn_kv_format numbers them */
+        const int64_t nb = pg ? n->paged.num_pages : vl ? 1 : n->batch;
+        const int64_t nr = pg ? n->paged.page_size : vl ? n->total_kv : n->seq_kv;
+        for (int64_t blk = 0; blk < nb; blk++)
+            for (int hk = 0; hk < Hk; hk++)
+                for (int64_t j = 0; j < nr; j++)
+                    kv_row(n, st, dims, data[i], x->scales[i],
+                           blk * sd->batch + hk * sd->head + j * sd->seq,
+                           vl ? j * Hk + hk : (blk * Hk + hk) * nr + j, 1, r);
+        if (vl) { /* the tokens of the sequences: the harness's cu_seqlens are valid */
+            for (int64_t j = 0; j < t->cu_kv[n->batch]; j++)
+                for (int hk = 0; hk < Hk; hk++)
+                    kv_row(n, st, dims, data[i], x->scales[i], hk * sd->head + j * sd->seq,
+                           j * Hk + hk, 0, r);
+            continue;
+        }
+        for (int b = 0; b < n->batch; b++)
+            for (int hk = 0; hk < Hk; hk++)
+                for (int j = first[b]; j < len[b]; j++) {
+                    int64_t blk = b, at = j;
+                    if (pg) {
+                        blk = x->table[(int64_t)b * n->paged.max_pages_per_seq +
+                                       j / n->paged.page_size];
+                        at = j % n->paged.page_size;
+                    }
+                    kv_row(n, st, dims, data[i], x->scales[i],
+                           blk * sd->batch + hk * sd->head + at * sd->seq,
+                           (blk * Hk + hk) * nr + at, 0, r);
+                }
+    }
+    free(t->k);
+    free(t->v);
+    t->k = data[0];
+    t->v = data[1];
+    free(first);
+    free(len);
+    free(perm);
+    return 0;
+fail:
+    free(data[0]);
+    free(data[1]);
+    free(first);
+    free(len);
+    free(perm);
+    kvset_free(x);
+    return -1;
+}
+
+/* t_verify with the 1.1 inputs of x. */
+static void verify_o(const char *label, const t_tensors *t, const kvset *x)
+{
+    clattn_host_buffers in = host_view(t, x);
+    in.o = NULL;
+    in.lse = NULL;
+    t_verify_raw(label, &t->p, &in, t->o, t->o_init, t->o_alloc, t->lse, t->lse_n + T_GUARD,
+                 t_tolerance_for(t->p.dtype));
+}
+
 /* Runs one valid problem through device buffers laid out by random slots
  * (plain buffers or sub-buffers of one arena, never overlapping) and checks
  * O, LSE and that no other byte changed. */
 static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label, t_tensors *t,
-                             const mshape *m)
+                             const kvset *kx, const mshape *m)
 {
     devset d;
     memset(&d, 0, sizeof d);
     const void *data[S_N] = {t->q,     t->k,         t->v,     t->o,      t->mask,
                              t->kv_lens, t->lse,     t->bias,  t->bool_mask, t->sinks,
-                             t->alibi, t->kv_start, t->cu_q,  t->cu_kv};
+                             t->alibi, t->kv_start, t->cu_q,  t->cu_kv,   kx->table,
+                             kx->scales[0], kx->scales[1]};
     /* the harness's allocations (the model must find them large enough) */
     const size_t hf = sizeof(float) * (size_t)t->n.heads, bi = sizeof(int32_t) * t->n.batch;
     const size_t sizes[S_N] = {(size_t)m->bytes[S_Q], (size_t)m->bytes[S_K],
@@ -1882,7 +2665,9 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
                                t->kv_lens ? (size_t)m->bytes[S_KVL] : 0,
                                t->lse ? sizeof(float) * (size_t)(t->lse_n + T_GUARD) : 0,
                                (size_t)t->bias_n * ref_dtype_size(t->n.bias.dtype),
-                               (size_t)t->bool_n, hf, hf, bi, bi + 4, bi + 4};
+                               (size_t)t->bool_n, hf, hf, bi, bi + 4, bi + 4,
+                               (size_t)m->bytes[S_TABLE], (size_t)m->bytes[S_KSC],
+                               (size_t)m->bytes[S_VSC]};
     size_t off = (size_t)t_rng_int(r, 0, 2) * e->align;
     for (int i = 0; i < S_N; i++) {
         slot *s = &d.s[i];
@@ -1932,7 +2717,7 @@ static void run_valid_device(fuzz_env *e, stats *st, t_rng *r, const char *label
                 : d.s[S_LSE].kind == PL_SUB ? (arena ? arena + d.s[S_LSE].off : NULL)
                                             : read_back(e, d.plain[S_LSE], d.s[S_LSE].size);
     if (o && (!t->lse || lse)) {
-        clattn_host_buffers in = t_tensors_host(t);
+        clattn_host_buffers in = host_view(t, kx);
         in.o = NULL;
         in.lse = NULL;
         int before = t_failures;
@@ -2008,13 +2793,13 @@ static int clamp_fault(t_rng *r, t_tensors *t, char *what, size_t wn)
 
 /* The probabilities of a varlen problem where clattn.h defines them: rows
  * and keys inside each sequence (its cu_seqlens are valid here). */
-static void verify_probs_varlen(const char *label, const t_tensors *t, const float *probs,
-                                t_tolerance tol)
+static void verify_probs_varlen(const char *label, const t_tensors *t, const kvset *kx,
+                                const float *probs, t_tolerance tol)
 {
     const clattn_problem *n = &t->n;
     const size_t np = (size_t)n->batch * n->heads * n->seq_q * n->seq_kv;
     double *ref = malloc(sizeof(double) * np);
-    clattn_host_buffers in = t_tensors_host(t);
+    clattn_host_buffers in = host_view(t, kx);
     in.o = NULL;
     in.lse = NULL;
     if (!ref || ref_attention(&t->p, &in, NULL, NULL, ref) != 0) {
@@ -2065,17 +2850,33 @@ void case_descriptors_valid(void)
     long only;
     const uint64_t seed = fuzz_seed(0xa11d0c5u, &only);
     t_log("descriptors_valid: %ld draws, seed 0x%llx", draws, (unsigned long long)seed);
+    kv_combo combos[N_KV_COMBOS];
+    draw_kv_combos(seed, combos);
+    for (int c = 0; c < N_KV_COMBOS && mode == DRAW_QUICK; c++) {
+        clattn_problem cp;
+        memset(&cp, 0, sizeof cp);
+        cp.k_storage = combos[c].k;
+        cp.v_storage = combos[c].v;
+        char cd[160] = "";
+        kv_describe(&cp, cd, sizeof cd);
+        const unsigned f = combos[c].features ? combos[c].features->features : 0u;
+        t_log("  K/V combination %d:%s%s, %s, D%d/%d, features 0x%x", c, cd,
+              combos[c].paged ? " paged" : "", t_dtype_name(combos[c].dtype),
+              combos[c].head_dim, combos[c].head_dim_v,
+              combos[c].paged ? f & ~(unsigned)FT_VARLEN : f);
+    }
     stats st;
     memset(&st, 0, sizeof st);
     t_rng r;
     long per_path[4] = {0}, per_dtype[3] = {0}, with_flags[4] = {0}, strided = 0, kvl_oob = 0;
     long clamped = 0, big_dims = 0, bias_dtype[3] = {0}, broadcast = 0;
+    long kv_fmt[2][10] = {{0}}, paged = 0, token_major = 0, kv_strided = 0, garbage = 0;
     for (long n = only >= 0 ? only : 0; n < (only >= 0 ? only + 1 : draws) && t_failures < 20;
          n++) {
         draw_rng(&r, seed, n);
         st.draws++;
         clattn_problem p;
-        const int mask_policy = draw_valid(&r, &p, mode);
+        const int mask_policy = draw_valid(&r, &p, mode, mode == DRAW_QUICK ? combos : NULL);
         verdict v = {1, ""};
         mshape m;
         model_problem(&p, &m, &v);
@@ -2096,9 +2897,29 @@ void case_descriptors_valid(void)
             flags |= T_WITH_KV_LENS | (!kvl_out && chance(&r, 0.5) ? T_NAN_BEYOND_LEN : 0);
         if (chance(&r, 0.6))
             flags |= T_WITH_LSE;
+        /* The harness lays K and V out in the problem's dtype, contiguous:
+         * it gets the problem without storage or paging, and kvset_make
+         * then puts K and V in their storage. */
+        const int kv_on = !kv_plain(&p);
+        clattn_problem plain = p;
+        if (kv_on) {
+            memset(&plain.k_storage, 0, sizeof plain.k_storage);
+            memset(&plain.v_storage, 0, sizeof plain.v_storage);
+            memset(&plain.paged, 0, sizeof plain.paged);
+            memset(&plain.k_strides, 0, sizeof plain.k_strides);
+            memset(&plain.v_strides, 0, sizeof plain.v_strides);
+        }
         t_tensors t;
-        if (t_tensors_init(&t, &p, flags, 0x7a1d0000u + (uint64_t)n) != 0)
+        if (t_tensors_init(&t, &plain, flags, 0x7a1d0000u + (uint64_t)n) != 0)
             break;
+        if (kv_on) {
+            t.p.k_storage = p.k_storage;
+            t.p.v_storage = p.v_storage;
+            t.p.paged = p.paged;
+            t.p.k_strides = p.k_strides;
+            t.p.v_strides = p.v_strides;
+            ref_normalize(&t.p, &t.n);
+        }
         if (p.varlen) { /* the harness drew the token counts: the model reads them */
             v.valid = 1;
             v.words[0] = '\0';
@@ -2115,6 +2936,12 @@ void case_descriptors_valid(void)
             int b = pick(&r, p.batch), w = pick(&r, 4);
             t.kv_lens[b] = w < 3 ? oob[w] : p.seq_kv + t_rng_int(&r, 1, 5);
             kvl_oob++;
+        }
+        kvset x;
+        memset(&x, 0, sizeof x);
+        if (kv_on && kvset_make(&t, &m, &x, &r, &garbage) != 0) {
+            t_tensors_free(&t);
+            break;
         }
         char what[96] = "";
         if (api == 0 && chance(&r, 0.3))
@@ -2136,15 +2963,25 @@ void case_descriptors_valid(void)
                      (p.bool_mask.enabled && (!p.bool_mask.strides.batch ||
                                               !p.bool_mask.strides.head ||
                                               !p.bool_mask.strides.row));
+        for (int i = 0; i < 2; i++) {
+            const clattn_kv_format f = i ? p.v_storage.format : p.k_storage.format;
+            const clattn_strides *ks = i ? &p.v_strides : &p.k_strides;
+            kv_fmt[i][f]++;
+            kv_strided += f != CLATTN_KV_DEFAULT && (ks->batch || ks->head || ks->seq);
+        }
+        paged += p.paged.enabled;
+        token_major += p.paged.enabled && p.k_strides.head && p.k_strides.head < p.k_strides.seq;
         char desc[1024], label[1200];
-        clattn_host_buffers hb = t_tensors_host(&t);
+        clattn_host_buffers hb = host_view(&t, &x);
         t_describe(&t.p, &hb, desc, sizeof desc);
+        kv_describe(&t.p, desc, sizeof desc);
         snprintf(label, sizeof label, "draw %ld %s%s%s", n,
                  api == 0 ? "device" : api == 1 ? "host" : "weights", what[0] ? " " : "", what);
         clattn_status sup = clattn_supports(e.ctx, &t.p);
         if (sup == CLATTN_ERR_UNSUPPORTED) {
             st.skipped_unsupported++;
             t_skip("%s [%s]: %s", label, desc, clattn_last_error(e.ctx));
+            kvset_free(&x);
             t_tensors_free(&t);
             continue;
         }
@@ -2152,6 +2989,7 @@ void case_descriptors_valid(void)
             st.refused_valid++;
             T_FAIL("%s [%s]: clattn_supports -> %s: %s (the model finds it valid)", label, desc,
                    clattn_status_string(sup), clattn_last_error(e.ctx));
+            kvset_free(&x);
             t_tensors_free(&t);
             continue;
         }
@@ -2160,16 +2998,16 @@ void case_descriptors_valid(void)
         snprintf(full, sizeof full, "%s [%s]", label, desc);
         t_tensors_poison(&t);
         if (api == 0) {
-            run_valid_device(&e, &st, &r, full, &t, &m);
+            run_valid_device(&e, &st, &r, full, &t, &x, &m);
         } else if (api == 1) {
-            clattn_status s = t_run_host(e.ctx, &t);
+            clattn_status s = clattn_forward_host(e.ctx, &t.p, &hb);
             if (s != CLATTN_OK) {
                 st.refused_valid++;
                 T_FAIL("%s: clattn_forward_host -> %s: %s (the model finds it valid)", full,
                        clattn_status_string(s), clattn_last_error(e.ctx));
             } else {
                 int before = t_failures;
-                t_verify(full, &t, t_tolerance_for(p.dtype));
+                verify_o(full, &t, &x);
                 st.wrong_result += t_failures != before;
             }
         } else {
@@ -2177,11 +3015,12 @@ void case_descriptors_valid(void)
             float *probs = malloc(sizeof(float) * np);
             if (!probs) {
                 T_FAIL("out of host memory");
+                kvset_free(&x);
                 t_tensors_free(&t);
                 break;
             }
-            for (size_t x = 0; x < np; x++)
-                probs[x] = NAN;
+            for (size_t e_ = 0; e_ < np; e_++)
+                probs[e_] = NAN;
             clattn_status s = clattn_attention_weights_host(e.ctx, &t.p, &hb, probs);
             if (s != CLATTN_OK) {
                 st.refused_valid++;
@@ -2190,14 +3029,15 @@ void case_descriptors_valid(void)
             } else {
                 int before = t_failures;
                 if (t.p.varlen)
-                    verify_probs_varlen(full, &t, probs, t_tolerance_for(p.dtype));
+                    verify_probs_varlen(full, &t, &x, probs, t_tolerance_for(p.dtype));
                 else
                     t_verify_probs(full, &t.p, &hb, probs, t_tolerance_for(p.dtype));
-                t_verify(full, &t, t_tolerance_for(p.dtype));
+                verify_o(full, &t, &x);
                 st.wrong_result += t_failures != before;
             }
             free(probs);
         }
+        kvset_free(&x);
         t_tensors_free(&t);
     }
     clattn_stats cs;
@@ -2220,6 +3060,15 @@ void case_descriptors_valid(void)
           st.features[0], st.features[1], st.features[2], st.features[3], bias_dtype[0],
           bias_dtype[1], bias_dtype[2], st.features[4], broadcast, st.features[5],
           st.features[6], st.features[7], clamped, big_dims);
+    t_log("  1.1 K formats default/f32/f16/bf16/int8/int4/q8_0/q4_0/e4m3/e5m2 "
+          "%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld",
+          kv_fmt[0][0], kv_fmt[0][1], kv_fmt[0][2], kv_fmt[0][3], kv_fmt[0][4], kv_fmt[0][5],
+          kv_fmt[0][6], kv_fmt[0][7], kv_fmt[0][8], kv_fmt[0][9]);
+    t_log("  1.1 V formats %ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld; strided K/V in storage "
+          "%ld; paged %ld (token-major %ld), garbage table entries %ld",
+          kv_fmt[1][0], kv_fmt[1][1], kv_fmt[1][2], kv_fmt[1][3], kv_fmt[1][4], kv_fmt[1][5],
+          kv_fmt[1][6], kv_fmt[1][7], kv_fmt[1][8], kv_fmt[1][9], kv_strided, paged,
+          token_major, garbage);
     t_log("  outcomes: refused-valid %ld, wrong results %ld; programs built %llu, loaded %llu",
           st.refused_valid, st.wrong_result, (unsigned long long)cs.programs_built,
           (unsigned long long)cs.programs_loaded);
