@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kv_host.h"
+#include "problem.h"
 #include "tuner_check.h"
 
 float clattn__half_to_float(uint16_t h)
@@ -49,21 +50,6 @@ clattn_kv_format clattn__kv_format_of(const clattn__shape *s, int is_v)
 static int unit_bytes(clattn_kv_format f)
 {
     return f == CLATTN_KV_F32 ? 4 : f == CLATTN_KV_F16 || f == CLATTN_KV_BF16 ? 2 : 1;
-}
-
-/* Units of a row of dims channels (problem.c's kv_row_units). */
-static int64_t row_units(clattn_kv_format f, int dims)
-{
-    switch (f) {
-    case CLATTN_KV_INT4:
-        return dims / 2;
-    case CLATTN_KV_Q8_0:
-        return (int64_t)dims / 32 * 34;
-    case CLATTN_KV_Q4_0:
-        return (int64_t)dims / 32 * 18;
-    default:
-        return dims;
-    }
 }
 
 static int is_fp8(clattn_kv_format f)
@@ -236,7 +222,7 @@ void clattn__kv_host_fill(const clattn__shape *s, int is_v, uint32_t seed, void 
     }
     const int dims = is_v ? p->head_dim_v : p->head_dim;
     const int group = is_v ? s->kv.v_group : s->kv.k_group;
-    const int64_t groups = group ? dims / group : 1, units = row_units(f, dims);
+    const int64_t groups = group ? dims / group : 1, units = clattn__kv_row_units(f, dims);
     const clattn_dtype sdt = sto->scale_dtype;
     unsigned char *u = data, *sc = scales;
     uint32_t x = seed * 2654435761u + 1u;

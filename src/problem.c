@@ -175,7 +175,7 @@ static int kv_elem_bytes(clattn_kv_format f, clattn_dtype dtype)
 
 /* Units of one row of `dims` channels: elements of a float format, bytes
  * of the others. */
-static int64_t kv_row_units(clattn_kv_format f, int dims)
+int64_t clattn__kv_row_units(clattn_kv_format f, int dims)
 {
     switch (f) {
     case CLATTN_KV_INT4:
@@ -263,7 +263,7 @@ static clattn_status kv_tensor(struct clattn_context *ctx, const char *name, cla
 {
     CLATTN_TRY(check_storage(ctx, name[0] == 'k' ? "k_storage" : "v_storage", st, dims));
     const int eb = kv_elem_bytes(st->format, p->dtype);
-    const int64_t row = kv_row_units(st->format, dims);
+    const int64_t row = clattn__kv_row_units(st->format, dims);
     const int pg = p->paged.enabled, vl = p->varlen;
     const int64_t n0 = pg ? p->paged.num_pages : vl ? 1 : p->batch;
     const int64_t n2 = pg ? p->paged.page_size : vl ? p->total_kv : p->seq_kv;

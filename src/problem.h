@@ -54,6 +54,10 @@ typedef struct clattn__shape {
     clattn_mask_strides bias_strides;
 } clattn__shape;
 
+/* Units of one K or V row of `dims` channels in storage f: elements of the
+ * float formats, bytes of the others. */
+int64_t clattn__kv_row_units(clattn_kv_format f, int dims);
+
 /* The CLATTN__F_* bits of a normalised problem (its additive mask's storage
  * type included), once has_mask is known. */
 unsigned clattn__shape_features(const clattn__shape *s);
