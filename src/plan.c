@@ -151,7 +151,10 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
     c.head_dim = s->p.head_dim;
     c.head_dim_v = s->p.head_dim_v;
     c.features = clattn__shape_features(s);
-    c.kv = s->kv;
+    /* Only kernels that read K or V depend on its storage: softmax and the
+     * split-KV combine stay one build for every storage. */
+    if (id != CLATTN__K_SOFTMAX && id != CLATTN__K_COMBINE)
+        c.kv = s->kv;
     clattn__cfg_defaults(&c, id, cls);
     return c;
 }
