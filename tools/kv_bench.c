@@ -149,6 +149,37 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
     }
 }
 
+/* Warms every variant up (its kernels build), then times them round-robin:
+ * rounds x calls forwards each, interleaved so all see the same load.
+ * Returns 0, or 1 when a forward fails. */
+static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, int calls)
+{
+    for (int i = 0; i < nv; ++i) {
+        vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
+        cl_event e; /* warm-up: builds the variant's kernels */
+        const clattn_status st = clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e);
+        if (st != CLATTN_OK) {
+            fprintf(stderr, "%s: %s: %s\n", vs[i].name, clattn_status_string(st),
+                    clattn_last_error(ctx));
+            return 1;
+        }
+        clWaitForEvents(1, &e);
+        clReleaseEvent(e);
+    }
+    for (int r = 0; r < rounds; ++r)
+        for (int i = 0; i < nv; ++i)
+            for (int c = 0; c < calls; ++c) {
+                cl_event e;
+                const double t0 = tool_now();
+                if (clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e) != CLATTN_OK)
+                    return 1;
+                clWaitForEvents(1, &e);
+                vs[i].ms[vs[i].n++] = (tool_now() - t0) * 1e3;
+                clReleaseEvent(e);
+            }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int B = 4, H = 32, Hkv = 8, Sq = 1, Skv = 4096, D = 128, rounds = 7, calls = 3, page = 16;
@@ -295,29 +326,8 @@ int main(int argc, char **argv)
         }
     }
 
-    for (int i = 0; i < nv; ++i) {
-        vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
-        cl_event e; /* warm-up: builds the variant's kernels */
-        const clattn_status st = clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e);
-        if (st != CLATTN_OK) {
-            fprintf(stderr, "%s: %s: %s\n", vs[i].name, clattn_status_string(st),
-                    clattn_last_error(ctx));
-            return 1;
-        }
-        clWaitForEvents(1, &e);
-        clReleaseEvent(e);
-    }
-    for (int r = 0; r < rounds; ++r)
-        for (int i = 0; i < nv; ++i)
-            for (int c = 0; c < calls; ++c) {
-                cl_event e;
-                const double t0 = tool_now();
-                if (clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e) != CLATTN_OK)
-                    return 1;
-                clWaitForEvents(1, &e);
-                vs[i].ms[vs[i].n++] = (tool_now() - t0) * 1e3;
-                clReleaseEvent(e);
-            }
+    if (time_variants(ctx, vs, nv, rounds, calls) != 0)
+        return 1;
     printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
            "page %d, %d rounds x %d calls interleaved\n",
            dev_name, B, H, Hkv, Sq, Skv, D, (int)path, page, rounds, calls);
