@@ -102,41 +102,64 @@ static const clattn__embedded_file *embedded(const char *name)
     return NULL;
 }
 
+/* The kernels' prelude, joined in this order ahead of the kernel file
+ * (cl/common.h includes the other two itself only when compiled alone). */
+static const char *const prelude[] = {"common.h", "kv_read.h", "score.h"};
+enum { N_PRELUDE = sizeof prelude / sizeof prelude[0], N_PARTS = N_PRELUDE + 1 };
+static const char joined_define[] = "#define CLATTN_PRELUDE_JOINED 1\n";
+
+/* One part's text, from CLATTN_KERNEL_DIR when set, else embedded. */
+static char *part_text(const char *dir, const char *name, size_t *len, char *msg,
+                       size_t msg_size)
+{
+    if (dir && *dir) {
+        char *t = read_text(dir, name, len);
+        if (!t)
+            snprintf(msg, msg_size, "cannot read %s/%s (CLATTN_KERNEL_DIR)", dir, name);
+        return t;
+    }
+    const clattn__embedded_file *f = embedded(name);
+    char *t = f ? malloc(f->len + 1) : NULL;
+    if (!t) {
+        snprintf(msg, msg_size, "kernel source %s unavailable", name);
+        return NULL;
+    }
+    memcpy(t, f->text, f->len + 1);
+    *len = f->len;
+    return t;
+}
+
 int clattn__kernel_source(clattn__kernel_id id, char **out, char *msg, size_t msg_size)
 {
-    const char *names[2] = {"common.h", families[id].file};
-    char *parts[2] = {NULL, NULL};
-    size_t lens[2] = {0, 0};
+    const char *names[N_PARTS];
+    char *parts[N_PARTS] = {NULL};
+    size_t lens[N_PARTS] = {0};
+    for (int i = 0; i < N_PRELUDE; ++i)
+        names[i] = prelude[i];
+    names[N_PRELUDE] = families[id].file;
     const char *dir = getenv("CLATTN_KERNEL_DIR");
+    size_t total = sizeof joined_define;
     int ok = 1;
-    for (int i = 0; i < 2 && ok; ++i) {
-        if (dir && *dir) {
-            parts[i] = read_text(dir, names[i], &lens[i]);
-            if (!parts[i]) {
-                snprintf(msg, msg_size, "cannot read %s/%s (CLATTN_KERNEL_DIR)", dir, names[i]);
-                ok = 0;
-            }
-        } else {
-            const clattn__embedded_file *f = embedded(names[i]);
-            if (!f || !(parts[i] = malloc(f->len + 1))) {
-                snprintf(msg, msg_size, "kernel source %s unavailable", names[i]);
-                ok = 0;
-            } else {
-                memcpy(parts[i], f->text, f->len + 1);
-                lens[i] = f->len;
-            }
-        }
+    for (int i = 0; i < N_PARTS && ok; ++i) {
+        parts[i] = part_text(dir, names[i], &lens[i], msg, msg_size);
+        ok = parts[i] != NULL;
+        total += lens[i] + 1;
     }
-    char *src = ok ? malloc(lens[0] + lens[1] + 2) : NULL;
+    char *src = ok ? malloc(total) : NULL;
     if (ok && !src)
         snprintf(msg, msg_size, "out of host memory for kernel source");
     if (src) {
-        memcpy(src, parts[0], lens[0]);
-        src[lens[0]] = '\n';
-        memcpy(src + lens[0] + 1, parts[1], lens[1] + 1);
+        size_t at = sizeof joined_define - 1;
+        memcpy(src, joined_define, at);
+        for (int i = 0; i < N_PARTS; ++i) {
+            memcpy(src + at, parts[i], lens[i]);
+            at += lens[i];
+            src[at++] = '\n';
+        }
+        src[at] = '\0';
     }
-    free(parts[0]);
-    free(parts[1]);
+    for (int i = 0; i < N_PARTS; ++i)
+        free(parts[i]);
     *out = src;
     return src ? 0 : -1;
 }

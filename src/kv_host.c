@@ -1,5 +1,5 @@
 /* K/V storage formats on the host: decoding as the kernels decode
- * (cl/common.h: clattn_kv1 and its vector forms, clattn_fp8_*, the fp16
+ * (cl/kv_read.h: clattn_kv1 and its vector forms, clattn_fp8_*, the fp16
  * bit decoding), and random valid contents for the tuner. */
 #include <math.h>
 #include <string.h>
@@ -76,7 +76,7 @@ static float bits_float(uint32_t u)
     return f;
 }
 
-/* OCP FP8 from its bits (cl/common.h's clattn_fp8_1): E4M3 bias 7 with
+/* OCP FP8 from its bits (cl/kv_read.h's clattn_fp8_1): E4M3 bias 7 with
  * S.1111.111 the only NaN; E5M2 bias 15 with IEEE infinities and NaNs. */
 static float fp8(unsigned b, int e5)
 {

@@ -31,7 +31,7 @@
  *     holds the lock.
  *
  * The split-KV decode shape is used for binaries: its combine program has
- * the shortest key (common.h and combine.cl), so the every-offset loops are
+ * the shortest key (the prelude and combine.cl), so the every-offset loops are
  * affordable; the fused program it also needs must keep loading. */
 #define _GNU_SOURCE /* unshare, setgroups */
 #include "cache_tests.h"

@@ -1,0 +1,291 @@
+/*
+ * Reading K and V in every storage format (contiguous or paged, dequantized
+ * in registers).
+ * Part of the kernels' shared prelude: common.h, kv_read.h, score.h, joined
+ * by the host in that order ahead of each kernel file.
+ */
+#ifndef CLATTN_KV_READ_INCLUDED
+#define CLATTN_KV_READ_INCLUDED
+#ifndef CLATTN_COMMON_INCLUDED
+#include "common.h"
+#endif
+
+/* ---- reading K and V ---------------------------------------------------------------
+ * Kernels find key j's K row with clattn_k_row (V: clattn_v_row) and read
+ * it with clattn_k1 (one channel) or clattn_k_vW (W channels from d0, which
+ * must be a multiple of W: then a vector never straddles a scale group or a
+ * ggml block, as W divides 16 and every group is 32, 64, 128 or the row).
+ * Whatever the storage, values come out as fp32. */
+typedef struct clattn_kvrow {
+    long off; /* the row's first element (float formats) or byte */
+    long sc;  /* its first scale (INT8: scale; INT4: scale, zero pair) */
+} clattn_kvrow;
+
+#define CLATTN_KV_INLINE inline __attribute__((always_inline))
+
+/* Row of key j, for a tensor of storage fmt with `groups` scales per row and
+ * strides sb (batch or page), sh, ss. j must be one the sequence has
+ * (0 <= j < seq_kv); paged lookups clamp the table entry into the pool. */
+CLATTN_KV_INLINE clattn_kvrow clattn_kv_row(const clattn_call *c, const clattn_seq *s, long base,
+                                            long sb, long sh, long ss, int j, const int fmt,
+                                            const int groups, const int ph)
+{
+    clattn_kvrow r;
+    long row;
+#if PAGED
+    const int jj = clamp(j, 0, c->seq_kv - 1);
+    const int page = clamp(c->btab[(long)s->b * c->maxp + (jj >> c->pshift)], 0, c->npages - 1);
+    const int slot = jj & ((1 << c->pshift) - 1);
+    r.off = page * sb + s->kh * sh + (long)slot * ss;
+    row = (((long)page * (c->heads / c->group) + s->kh) << c->pshift) + slot;
+    (void)base;
+#else
+    r.off = base + (long)j * ss;
+    row = s->r0 + (long)j * s->rstep;
+    (void)sb;
+    (void)sh;
+#endif
+    r.sc = fmt == CLATTN_KV_INT8 ? row * groups
+           : fmt == CLATTN_KV_INT4 ? row * groups * 2
+           : ph                    ? (long)s->kh
+                                   : 0;
+    return r;
+}
+
+/* Rows of the n keys j0, j0 + 1, ... (each clamped to hi - 1) into out:
+ * with pages, one table lookup for the keys that share j0's page, the rest
+ * found key by key. */
+CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, long base, long sb,
+                                     long sh, long ss, int j0, int hi, const int n,
+                                     clattn_kvrow *out, const int fmt, const int groups,
+                                     const int ph)
+{
+#if PAGED
+    /* Every key is clamped to hi - 1, the first one too: a group of keys
+     * wholly past hi must not step back from a later key's row. */
+    const int jb = min(j0, hi - 1);
+    const clattn_kvrow r0 = clattn_kv_row(c, s, base, sb, sh, ss, jb, fmt, groups, ph);
+    const int page_end = (jb | ((1 << c->pshift) - 1)) + 1;
+    const long sstep = fmt == CLATTN_KV_INT8 ? groups : fmt == CLATTN_KV_INT4 ? 2 * groups : 0;
+    for (int e = 0; e < n; ++e) {
+        const int j = min(j0 + e, hi - 1);
+        if (j < page_end) {
+            out[e].off = r0.off + (long)(j - jb) * ss;
+            out[e].sc = r0.sc + (long)(j - jb) * sstep;
+        } else {
+            out[e] = clattn_kv_row(c, s, base, sb, sh, ss, j, fmt, groups, ph);
+        }
+    }
+#else
+    for (int e = 0; e < n; ++e)
+        out[e] = clattn_kv_row(c, s, base, sb, sh, ss, min(j0 + e, hi - 1), fmt, groups, ph);
+#endif
+}
+
+#define clattn_k_rows(c, s, j0, hi, n, out)                                                    \
+    clattn_kv_rows((c), (s), (s)->k, (c)->ksb, (c)->ksh, (c)->kss, (j0), (hi), (n), (out),     \
+                   K_FMT, HEAD_DIM / K_GROUP, K_PH)
+#define clattn_v_rows(c, s, j0, hi, n, out)                                                    \
+    clattn_kv_rows((c), (s), (s)->v, (c)->vsb, (c)->vsh, (c)->vss, (j0), (hi), (n), (out),     \
+                   V_FMT, HEAD_DIM_V / V_GROUP, V_PH)
+
+#define clattn_k_row(c, s, j)                                                                  \
+    clattn_kv_row((c), (s), (s)->k, (c)->ksb, (c)->ksh, (c)->kss, (j), K_FMT,                  \
+                  HEAD_DIM / K_GROUP, K_PH)
+#define clattn_v_row(c, s, j)                                                                  \
+    clattn_kv_row((c), (s), (s)->v, (c)->vsb, (c)->vsh, (c)->vss, (j), V_FMT,                  \
+                  HEAD_DIM_V / V_GROUP, V_PH)
+
+CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, long i)
+{
+    return sdt ? vload_half((size_t)i, (global const half *)sc) : ((global const float *)sc)[i];
+}
+
+/* OCP 8-bit floats from their bits (in an int), exactly: normal numbers by
+ * moving the exponent into fp32's field (no denormal fp32 on the way, which
+ * a device may flush), subnormals as mantissa * 2^(1 - bias - mantissa
+ * bits), and E4M3's single NaN code / E5M2's infinities and NaNs. */
+#define CLATTN_DEFINE_FP8(T, IT, SUF)                                                           \
+    CLATTN_KV_INLINE T CLATTN_CAT(clattn_fp8_, SUF)(IT b, const int e5)                         \
+    {                                                                                           \
+        const IT mag = b & (IT)(0x7f);                                                          \
+        const IT sign = (b & (IT)(0x80)) << 24;                                                 \
+        T x;                                                                                    \
+        if (e5) {                                                                               \
+            x = select(CLATTN_CAT(as_, T)((mag << 21) + (IT)(112 << 23)),                       \
+                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-16f), mag < (IT)(4));            \
+            x = select(x, (T)(INFINITY), mag == (IT)(0x7c));                                    \
+            x = select(x, (T)(NAN), mag > (IT)(0x7c));                                          \
+        } else {                                                                                \
+            x = select(CLATTN_CAT(as_, T)((mag << 20) + (IT)(120 << 23)),                       \
+                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-9f), mag < (IT)(8));             \
+            x = select(x, (T)(NAN), mag == (IT)(0x7f));                                         \
+        }                                                                                       \
+        return CLATTN_CAT(as_, T)(CLATTN_CAT(as_, IT)(x) | sign);                               \
+    }
+CLATTN_DEFINE_FP8(float, int, 1)
+CLATTN_DEFINE_FP8(float4, int4, 4)
+CLATTN_DEFINE_FP8(float8, int8, 8)
+CLATTN_DEFINE_FP8(float16, int16, 16)
+
+/* fp16 bits (in uints) to fp32, exactly: normal numbers by moving the
+ * exponent, subnormals as mantissa * 2^-24, infinities and NaN with their
+ * payload. Whole vectors, so fp16 K/V need no vload_halfN (PoCL 3.1 crashed
+ * on vload_half16 at 2-byte alignment in unrolled loops). */
+#define CLATTN_DEFINE_F16V(W)                                                                   \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(uint, W) h)  \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        typedef CLATTN_CAT(uint, W) U;                                                          \
+        const U mag = h & (U)(0x7fffu);                                                         \
+        T x = CLATTN_CAT(as_float, W)((mag << 13) + (U)(112u << 23));                           \
+        x = select(x, CLATTN_CAT(convert_float, W)(mag) * (T)(0x1p-24f), mag < (U)(0x400u));    \
+        x = select(x, CLATTN_CAT(as_float, W)((mag << 13) | (U)(0x7f800000u)),                  \
+                   mag >= (U)(0x7c00u));                                                        \
+        return CLATTN_CAT(as_float, W)(CLATTN_CAT(as_uint, W)(x) | ((h & (U)(0x8000u)) << 16)); \
+    }
+CLATTN_DEFINE_F16V(4)
+CLATTN_DEFINE_F16V(8)
+CLATTN_DEFINE_F16V(16)
+
+/* INT4 channels 2c, 2c + 1 from the low and high nibbles of byte c: the
+ * lanes of the two halves interleaved. */
+#define CLATTN_NIBBLES4 ((uint4)(0, 2, 1, 3))
+#define CLATTN_NIBBLES8 ((uint8)(0, 4, 1, 5, 2, 6, 3, 7))
+#define CLATTN_NIBBLES16 ((uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
+#define CLATTN_HALF_OF4 2
+#define CLATTN_HALF_OF8 4
+#define CLATTN_HALF_OF16 8
+
+/* Block positions use shifts and masks, not / and %: a division next to
+ * its remainder becomes LLVM's freeze, which Oclgrind 21.10 runs wrongly.
+ *
+ * Channel d of row r of a tensor p in storage fmt (scales sc of type sdt,
+ * group channels each). */
+CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, clattn_kvrow r,
+                                  int d, const int fmt, const int group, const int sdt,
+                                  const int unscaled)
+{
+    global const uchar *u = (global const uchar *)p;
+    if (fmt == CLATTN_KV_DTYPE)
+        return LOAD((global const store_t *)p, r.off + d);
+    if (fmt == CLATTN_KV_F32)
+        return ((global const float *)p)[r.off + d];
+    if (fmt == CLATTN_KV_F16)
+        return vload_half((size_t)(r.off + d), (global const half *)p);
+    if (fmt == CLATTN_KV_BF16)
+        return as_float((uint)((global const ushort *)p)[r.off + d] << 16);
+    if (fmt == CLATTN_KV_INT8)
+        return (float)((global const char *)p)[r.off + d] *
+               (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc + d / group));
+    if (fmt == CLATTN_KV_INT4) {
+        const uint byte = u[r.off + d / 2];
+        const float q = (float)((d & 1) ? byte >> 4 : byte & 15u);
+        const long g = r.sc + 2 * (d / group);
+        return (q - clattn_kv_scale(sc, sdt, g + 1)) * clattn_kv_scale(sc, sdt, g);
+    }
+    if (fmt == CLATTN_KV_Q8_0) {
+        const long blk = r.off + (long)(d >> 5) * 34;
+        return (float)((global const char *)p)[blk + 2 + (d & 31)] *
+               vload_half((size_t)(blk / 2), (global const half *)p);
+    }
+    if (fmt == CLATTN_KV_Q4_0) {
+        const long blk = r.off + (long)(d >> 5) * 18;
+        const uint byte = u[blk + 2 + (d & 15)];
+        const float q = (float)((d & 31) < 16 ? byte & 15u : byte >> 4);
+        return (q - 8.0f) * vload_half((size_t)(blk / 2), (global const half *)p);
+    }
+    return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
+           (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
+}
+
+/* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
+ * first n are read, the rest are 0. Whole vectors load as vectors. */
+#define CLATTN_DEFINE_KV_VEC(W)                                                                 \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
+        global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
+        const int fmt, const int group, const int sdt, const int unscaled)                      \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        global const uchar *u = (global const uchar *)p;                                        \
+        if (n >= W) {                                                                           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
+                return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
+                return CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(             \
+                    CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0)));           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
+                return CLATTN_CAT(as_float, W)(                                                 \
+                    CLATTN_CAT(convert_uint, W)(                                                \
+                        CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0))         \
+                    << 16);                                                                     \
+            if (fmt == CLATTN_KV_INT8)                                                          \
+                return CLATTN_CAT(convert_float, W)(                                            \
+                           CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
+                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc + d0 / group));         \
+            if (fmt == CLATTN_KV_INT4) {                                                        \
+                typedef CLATTN_CAT(float, CLATTN_CAT(CLATTN_HALF_OF, W)) H;                     \
+                const CLATTN_CAT(uint, CLATTN_CAT(CLATTN_HALF_OF, W)) b =                       \
+                    CLATTN_CAT(convert_uint, CLATTN_CAT(CLATTN_HALF_OF, W))(                    \
+                        CLATTN_CAT(vload, CLATTN_CAT(CLATTN_HALF_OF, W))(0, u + r.off + d0 / 2)); \
+                const H lo = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b & 15u);  \
+                const H hi = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b >> 4);   \
+                const long g = r.sc + 2 * (d0 / group);                                         \
+                return (shuffle2(lo, hi, CLATTN_CAT(CLATTN_NIBBLES, W)) -                       \
+                        (T)(clattn_kv_scale(sc, sdt, g + 1))) *                                 \
+                       clattn_kv_scale(sc, sdt, g);                                             \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_Q8_0) {                                                        \
+                const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
+                return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
+                           0, (global const char *)p + blk + 2 + (d0 & 31))) *                    \
+                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_Q4_0) {                                                        \
+                const long blk = r.off + (long)(d0 >> 5) * 18;                                  \
+                const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
+                    CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
+                const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
+                return (CLATTN_CAT(convert_float, W)(qv) - (T)(8.0f)) *                         \
+                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
+                return CLATTN_CAT(clattn_fp8_, W)(                                              \
+                           CLATTN_CAT(convert_int, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
+                           fmt == CLATTN_KV_E5M2) *                                             \
+                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));                      \
+        }                                                                                       \
+        float t[W];                                                                             \
+        for (int e = 0; e < W; ++e)                                                             \
+            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt, unscaled) : 0.0f;      \
+        return CLATTN_CAT(vload, W)(0, t);                                                      \
+    }
+CLATTN_DEFINE_KV_VEC(4)
+CLATTN_DEFINE_KV_VEC(8)
+CLATTN_DEFINE_KV_VEC(16)
+
+/* K and V of the call, by their -D storage. */
+#define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)
+#define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT, 0)
+#define clattn_k_vec(W, c, r, d0, n)                                                            \
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, 0)
+#define clattn_v_vec(W, c, r, d0, n)                                                            \
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, 0)
+
+/* Storage with one scale for a whole row (INT8 per token, FP8): a kernel
+ * may read the channels without it (the _raw loaders) and apply
+ * clattn_k_row_scale to the row's dot product (V's to its probability),
+ * a multiply per key instead of one per channel. */
+#define CLATTN_ROW_SCALED(fmt, group, dims)                                                     \
+    (((fmt) == CLATTN_KV_INT8 && (group) >= (dims)) || (fmt) == CLATTN_KV_E4M3 ||               \
+     (fmt) == CLATTN_KV_E5M2)
+#define K_ROW_SCALED CLATTN_ROW_SCALED(K_FMT, K_GROUP, HEAD_DIM)
+#define V_ROW_SCALED CLATTN_ROW_SCALED(V_FMT, V_GROUP, HEAD_DIM_V)
+#define clattn_k_vec_raw(W, c, r, d0, n)                                                        \
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, K_ROW_SCALED)
+#define clattn_v_vec_raw(W, c, r, d0, n)                                                        \
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, V_ROW_SCALED)
+#define clattn_k_row_scale(c, r) (K_ROW_SCALED ? clattn_kv_scale((c)->ksc, K_SDT, (r).sc) : 1.0f)
+#define clattn_v_row_scale(c, r) (V_ROW_SCALED ? clattn_kv_scale((c)->vsc, V_SDT, (r).sc) : 1.0f)
+
+#endif /* CLATTN_KV_READ_INCLUDED */
