@@ -501,6 +501,24 @@ CLATTN_API clattn_status clattn_context_stats(const clattn_context *ctx, clattn_
  * may block for a compile, and the following forward will not). */
 CLATTN_API clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem);
 
+/* The bytes each buffer of a problem must hold (since 1.1): one past the
+ * last byte a call may touch, with the problem's strides (packed where they
+ * are zero) and K/V storage. These are the least sizes clattn_forward
+ * accepts and what clattn_forward_host reads and writes, so an application
+ * allocates from them rather than re-deriving the layouts of clattn.h.
+ * Every field is filled, for inputs the problem does not use too (what they
+ * would need if given; k_scales / v_scales are 0 for formats without scales,
+ * block_table 0 unless paged). The problem is validated first. */
+typedef struct clattn_buffer_sizes {
+    size_t q, k, v, o, lse;
+    size_t mask, kv_lens, bias, bool_mask, sinks, alibi_slopes, kv_start;
+    size_t cu_seqlens_q, cu_seqlens_kv;
+    size_t block_table, k_scales, v_scales;
+} clattn_buffer_sizes;
+
+CLATTN_API clattn_status clattn_buffer_sizes_of(clattn_context *ctx, const clattn_problem *problem,
+                                                clattn_buffer_sizes *sizes);
+
 /* Validates everything, then enqueues the attention on the context's queue
  * after the num_wait events in wait (num_wait > 0 with a NULL wait is an
  * invalid argument), and returns without blocking. When done is not NULL it

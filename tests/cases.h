@@ -52,7 +52,8 @@
     X(merge, "kv merge", 600)                                       \
     X(merge_errors, "kv merge errors", 300)                         \
     X(kv_append, "kv append", 900)                                  \
-    X(kv_append_errors, "kv append errors", 300)
+    X(kv_append_errors, "kv append errors", 300)                   \
+    X(buffer_sizes, "api kv quick", 300)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)

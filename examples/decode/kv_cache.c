@@ -46,45 +46,12 @@ const char *kv_format_names(void)
     return names;
 }
 
-/* Bytes of one row (one token of one kv head) of `dims` channels, as
- * clattn.h lays each format out. */
-static size_t row_bytes(const clattn_kv_storage *st, int dims)
-{
-    switch (st->format) {
-    case CLATTN_KV_F16:
-    case CLATTN_KV_BF16:
-        return 2 * (size_t)dims;
-    case CLATTN_KV_INT8:
-    case CLATTN_KV_FP8_E4M3:
-    case CLATTN_KV_FP8_E5M2:
-        return (size_t)dims;
-    case CLATTN_KV_INT4:
-        return (size_t)dims / 2;
-    case CLATTN_KV_Q8_0:
-        return (size_t)dims / 32 * 34;
-    case CLATTN_KV_Q4_0:
-        return (size_t)dims / 32 * 18;
-    default:
-        return 4 * (size_t)dims;
-    }
-}
-
-/* Bytes of the scales (INT4: scale and zero) of one row. */
-static size_t row_scale_bytes(const clattn_kv_storage *st, int dims)
-{
-    if (st->format != CLATTN_KV_INT8 && st->format != CLATTN_KV_INT4)
-        return 0;
-    const size_t groups = st->group ? (size_t)(dims / st->group) : 1;
-    const size_t sdt = st->scale_dtype == CLATTN_F16 ? 2 : 4;
-    return groups * sdt * (st->format == CLATTN_KV_INT4 ? 2 : 1);
-}
-
-/* Rows of one layer's pool: clattn.h numbers scale rows the same way. */
-static size_t rows(const clattn_problem *p)
+/* Token slots of one layer's pool (every kv head has one per slot). */
+static size_t slots(const clattn_problem *p)
 {
     if (p->paged.enabled)
-        return (size_t)p->paged.num_pages * (size_t)p->kv_heads * (size_t)p->paged.page_size;
-    return (size_t)p->batch * (size_t)p->kv_heads * (size_t)p->seq_kv;
+        return (size_t)p->paged.num_pages * (size_t)p->paged.page_size;
+    return (size_t)p->batch * (size_t)p->seq_kv;
 }
 
 static int is_fp8(const clattn_kv_storage *st)
@@ -139,8 +106,8 @@ static cl_mem *layer_array(int layers)
     return a;
 }
 
-void kv_cache_create(kv_cache *c, const ops *o, const clattn_problem *attn, int layers,
-                     const float *fp8_bound, uint64_t seed)
+void kv_cache_create(kv_cache *c, clattn_context *ctx, const ops *o, const clattn_problem *attn,
+                     int layers, const float *fp8_bound, uint64_t seed)
 {
     memset(c, 0, sizeof *c);
     c->attn = *attn;
@@ -152,15 +119,16 @@ void kv_cache_create(kv_cache *c, const ops *o, const clattn_problem *attn, int 
     c->k_scales = layer_array(layers);
     c->v_scales = layer_array(layers);
     const clattn_kv_storage *ks = &attn->k_storage, *vs = &attn->v_storage;
-    const int dk = attn->head_dim, dv = attn->head_dim_v ? attn->head_dim_v : attn->head_dim;
-    const size_t n = rows(attn);
+    /* The pool's sizes in every format come from the library, which knows
+     * clattn.h's layouts; FP8's per-head scales are filled here. */
+    check_attn(ctx, clattn_buffer_sizes_of(ctx, attn, &c->sizes), "clattn_buffer_sizes_of");
     for (int l = 0; l < layers; ++l) {
-        c->k[l] = ops_buffer(o, n * row_bytes(ks, dk), NULL);
-        c->v[l] = ops_buffer(o, n * row_bytes(vs, dv), NULL);
-        if (row_scale_bytes(ks, dk))
-            c->k_scales[l] = ops_buffer(o, n * row_scale_bytes(ks, dk), NULL);
-        if (row_scale_bytes(vs, dv))
-            c->v_scales[l] = ops_buffer(o, n * row_scale_bytes(vs, dv), NULL);
+        c->k[l] = ops_buffer(o, c->sizes.k, NULL);
+        c->v[l] = ops_buffer(o, c->sizes.v, NULL);
+        if (c->sizes.k_scales && !is_fp8(ks))
+            c->k_scales[l] = ops_buffer(o, c->sizes.k_scales, NULL);
+        if (c->sizes.v_scales && !is_fp8(vs))
+            c->v_scales[l] = ops_buffer(o, c->sizes.v_scales, NULL);
         if (is_fp8(ks))
             c->k_scales[l] = fp8_scales(o, ks, fp8_bound + (l * 2) * attn->kv_heads,
                                         attn->kv_heads);
@@ -203,8 +171,10 @@ void kv_cache_buffers(const kv_cache *c, int layer, clattn_buffers *b)
 size_t kv_cache_bytes_per_token(const kv_cache *c)
 {
     const clattn_problem *p = &c->attn;
-    const int dk = p->head_dim, dv = p->head_dim_v ? p->head_dim_v : p->head_dim;
-    const size_t per_head = row_bytes(&p->k_storage, dk) + row_scale_bytes(&p->k_storage, dk) +
-                            row_bytes(&p->v_storage, dv) + row_scale_bytes(&p->v_storage, dv);
-    return per_head * (size_t)p->kv_heads * (size_t)c->layers;
+    size_t pool = c->sizes.k + c->sizes.v;
+    if (!is_fp8(&p->k_storage))
+        pool += c->sizes.k_scales;
+    if (!is_fp8(&p->v_storage))
+        pool += c->sizes.v_scales;
+    return pool / slots(p) * (size_t)c->layers;
 }

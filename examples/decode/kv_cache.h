@@ -17,6 +17,7 @@ typedef struct kv_cache {
     int layers;
     cl_mem *k, *v, *k_scales, *v_scales; /* per layer; scales NULL where none */
     cl_mem block_table;                  /* paged: [batch][max_pages_per_seq] */
+    clattn_buffer_sizes sizes;           /* of one layer, from clattn */
 } kv_cache;
 
 /* Allocates the cache for `attn` (shape, k_storage = v_storage, paged).
@@ -25,8 +26,8 @@ typedef struct kv_cache {
  * FP8 needs its scales before the first append: fp8_bound[(layer * 2 +
  * {0: K, 1: V}) * kv_heads + head] is the largest magnitude that head can
  * ever hold, and the scale maps it to the format's largest finite value. */
-void kv_cache_create(kv_cache *c, const ops *o, const clattn_problem *attn, int layers,
-                     const float *fp8_bound, uint64_t seed);
+void kv_cache_create(kv_cache *c, clattn_context *ctx, const ops *o, const clattn_problem *attn,
+                     int layers, const float *fp8_bound, uint64_t seed);
 void kv_cache_release(kv_cache *c);
 
 /* Layer's cache buffers as clattn_kv_append and clattn_forward take them. */

@@ -160,7 +160,7 @@ int main(int argc, char **argv)
      * builds the attention kernels outside the timed loop. */
     check_attn(ctx, clattn_supports(ctx, &attn), "clattn_supports");
     kv_cache cache;
-    kv_cache_create(&cache, &o, &attn, k_shape.layers, w.kv_bound, TABLE_SEED);
+    kv_cache_create(&cache, ctx, &o, &attn, k_shape.layers, w.kv_bound, TABLE_SEED);
     print_setup(&a, &cache);
 
     const generate_options gen = {a.tokens, a.teacher, PROMPT_SEED};

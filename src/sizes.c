@@ -1,0 +1,44 @@
+/* clattn_buffer_sizes_of: the sizes clattn_forward checks buffers against
+ * (buffers.c), from the same validated shape, so the two cannot disagree. */
+#include <pthread.h>
+
+#include "internal.h"
+#include "problem.h"
+
+clattn_status clattn_buffer_sizes_of(clattn_context *ctx, const clattn_problem *problem,
+                                     clattn_buffer_sizes *sizes)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    clattn__shape s;
+    pthread_mutex_lock(&ctx->lock); /* the last error belongs to the context */
+    const clattn_status st = sizes ? clattn__problem_normalize(ctx, problem, &s)
+                                   : clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, "sizes is NULL");
+    pthread_mutex_unlock(&ctx->lock);
+    if (st != CLATTN_OK)
+        return st;
+    const clattn_problem *p = &s.p;
+    const size_t es = s.elem_size, bias_es = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+    const size_t per_batch = (size_t)p->batch * 4, per_head = (size_t)p->heads * 4;
+    clattn_buffer_sizes z = {
+        .q = (size_t)s.q_extent * es,
+        .k = (size_t)s.k_bytes,
+        .v = (size_t)s.v_bytes,
+        .o = (size_t)s.o_extent * es,
+        .lse = (size_t)s.lse_elems * 4,
+        .mask = (size_t)s.mask_extent * 4,
+        .kv_lens = per_batch,
+        .bias = (size_t)s.bias_extent * bias_es,
+        .bool_mask = (size_t)s.bmask_extent,
+        .sinks = per_head,
+        .alibi_slopes = per_head,
+        .kv_start = per_batch,
+        .cu_seqlens_q = per_batch + 4,
+        .cu_seqlens_kv = per_batch + 4,
+        .block_table = (size_t)s.table_elems * 4,
+        .k_scales = (size_t)s.k_scale_bytes,
+        .v_scales = (size_t)s.v_scale_bytes,
+    };
+    *sizes = z;
+    return CLATTN_OK;
+}
