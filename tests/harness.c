@@ -792,9 +792,22 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
             in_view[rows[r].got + d] = 1;
         }
 
-    /* O against the reference */
+    /* O against the reference. Outputs in the storage type's subnormal
+     * range are rounded to an absolute step (f16: 2^-24), so their relative
+     * error is not bounded by the type's precision: the L2 bound grows by
+     * twice the error correct rounding alone gives those elements (0 when
+     * none is subnormal). The per-element bound below stays as strict. */
     res.rel_l2 = ref_rel_l2(want, got, on);
-    if (!(res.rel_l2 <= tol.rel_l2)) {
+    double sub2 = 0.0, norm2 = 0.0;
+    for (size_t e = 0; e < on; e++)
+        if (isfinite(want[e])) {
+            norm2 += want[e] * want[e];
+            const double half = 0.5 * ref_ulp(n.dtype, 0.0); /* the subnormal step */
+            if (fabs(want[e]) < ldexp(ref_ulp(n.dtype, 0.0), ref_mantissa_bits(n.dtype)))
+                sub2 += half * half;
+        }
+    const double l2_bound = tol.rel_l2 + (norm2 > 0.0 ? 2.0 * sqrt(sub2 / norm2) : 0.0);
+    if (!(res.rel_l2 <= l2_bound)) {
         size_t worst = 0;
         double wd = -1.0;
         for (size_t e = 0; e < on; e++) {
@@ -808,7 +821,7 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
         }
         const vrow *w = &rows[worst / (size_t)Dv];
         vfail(&v, "O rel L2 %.3g > %.3g; worst |err| %.3g at b%d h%d i%d d%zu (ref %.9g got %.9g)",
-              res.rel_l2, tol.rel_l2, wd, w->b, w->h, w->i, worst % Dv, want[worst], got[worst]);
+              res.rel_l2, l2_bound, wd, w->b, w->h, w->i, worst % Dv, want[worst], got[worst]);
     }
     /* every element within its own bound (elements not finite on either side
      * are the next check's) */

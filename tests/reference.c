@@ -589,6 +589,11 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
     return 0;
 }
 
+int ref_mantissa_bits(clattn_dtype t)
+{
+    return t == CLATTN_F16 ? 10 : t == CLATTN_BF16 ? 7 : 23;
+}
+
 double ref_ulp(clattn_dtype t, double x)
 {
     /* mantissa bits and the exponent of the smallest normal number */

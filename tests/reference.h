@@ -111,6 +111,8 @@ int ref_attention_ex(const clattn_problem *p, const clattn_host_buffers *in, dou
  * place): 2^(floor(log2 |x|) - mantissa bits), the subnormal step below the
  * smallest normal number and for 0; x must be finite for a meaningful result. */
 double ref_ulp(clattn_dtype t, double x);
+/* Explicit mantissa bits of t (f32 23, f16 10, bf16 7). */
+int ref_mantissa_bits(clattn_dtype t);
 
 /* sqrt(sum (got-ref)^2 / sum ref^2) over n elements; when sum ref^2 == 0,
  * sqrt(sum got^2). A NaN in got gives INFINITY. */
