@@ -1,0 +1,15 @@
+"""Shared set-up: one clattn program/tuning cache for the whole run, kept
+under the build tree (compiles on PoCL take seconds; sharing them keeps the
+suite short), unless CLATTN_CACHE_DIR is set already."""
+import os
+import pathlib
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+os.environ.setdefault("CLATTN_CACHE_DIR", str(_ROOT / "build-python" / "test-cache"))
+pathlib.Path(os.environ["CLATTN_CACHE_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest  # noqa: E402
+
+torch = pytest.importorskip("torch")
+torch.manual_seed(0)
