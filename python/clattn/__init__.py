@@ -15,4 +15,4 @@ from ._sdpa import alibi_slopes, attention_weights, scaled_dot_product_attention
 __all__ = ["Context", "ClattnError", "InvalidArgument", "Unsupported", "alibi_slopes",
            "attention_weights", "default_context", "devices", "scaled_dot_product_attention",
            "set_default_context", "version"]
-__version__ = "1.1.0"
+__version__ = version()  # the header's, which the package metadata also reads
