@@ -4,7 +4,10 @@
 #      checks when oclgrind is installed) on a RelWithDebInfo build;
 #   2. the suite again under AddressSanitizer + UndefinedBehaviorSanitizer +
 #      LeakSanitizer (Oclgrind tests excluded: they run above);
-#   3. the parser fuzzers for a bounded time each (when clang is installed).
+#   3. the parser fuzzers for a bounded time each (when clang is installed);
+#   4. the Python package: built and installed with pip into a virtual
+#      environment (build-python/venv) with the pinned test requirements,
+#      then its pytest suite.
 # CLATTN_LONG=1 runs the long versions (longer fuzzing, full fault sweeps,
 # every truncation offset, long soak). Exit status: non-zero when any failed.
 set -uo pipefail
@@ -63,6 +66,19 @@ fuzz() {
     bash tests/fuzz/run.sh "$seconds"
 }
 
+python_package() (
+    set -e
+    venv=build-python/venv
+    if [ ! -x "$venv/bin/python" ]; then
+        "${PYTHON:-python3}" -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check -r python/requirements-test.txt
+    "$venv/bin/pip" install -q --disable-pip-version-check .
+    # from the repository root pytest imports the installed package (python/
+    # itself is not on the path), so the test runs what pip built
+    "$venv/bin/python" -m pytest -q python/tests
+)
+
 step "test suite" suite
 step "sanitizers (ASan, UBSan, LSan)" sanitizers
 if [ -f tests/fuzz/run.sh ] && command -v clang > /dev/null; then
@@ -70,6 +86,8 @@ if [ -f tests/fuzz/run.sh ] && command -v clang > /dev/null; then
 else
     echo "== fuzzers: skipped (clang not installed)"
 fi
+
+step "python package" python_package
 
 if [ ${#fails[@]} -gt 0 ]; then
     printf '== FAILED: %s\n' "${fails[@]}"
