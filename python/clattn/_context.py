@@ -1,4 +1,5 @@
 """Contexts, devices, tuning and the cache, over the C API."""
+import atexit
 import ctypes
 import logging
 import threading
@@ -300,6 +301,9 @@ def default_context():
     with _default_lock:
         if _default is None:
             _default = Context()
+            # closed while the interpreter is whole, so its due program
+            # binaries reach the disk cache
+            atexit.register(_default.close)
         return _default
 
 

@@ -8,8 +8,9 @@ the same CPU with the same thread count.
 Each shape is first checked (max abs difference against torch), then timed
 in interleaved rounds: every round runs --calls calls of each contender in
 turn, and the median of the rounds' per-call times is reported. A shape is
-a name (P1 P2 C1 G1 D1: SHAPES below) or text such as "B2 H32 Hkv8 Sq1 Skv4096 D128 causal" (S sets
-Sq and Skv; Hkv defaults to H; causal is PyTorch's is_causal, top-left).
+one of the names P1 P2 C1 G1 D1 (SHAPES below) or text such as
+"B2 H32 Hkv8 Sq1 Skv4096 D128 causal" (S sets Sq and Skv; Hkv defaults to
+H; causal is PyTorch's is_causal, top-left).
 """
 import argparse
 import os
