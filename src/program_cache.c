@@ -18,6 +18,7 @@
  * rewritten (PoCL would return the loaded bytes unchanged; other drivers
  * have nothing to add), and a program that never ran is not written. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,8 @@
 
 #define BIN_MAX_BYTES ((uint64_t)1 << 30)
 
-static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, cl_int err,
-                                   const char *options)
+/* The program's build log (malloc'ed, NUL-ended), or NULL. */
+static char *build_log(struct clattn_context *ctx, cl_program prog)
 {
     size_t n = 0;
     char *log = NULL;
@@ -44,6 +45,32 @@ static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, 
         log[n] = '\0';
     else if (log)
         log[0] = '\0';
+    return log;
+}
+
+/* A successful build's log goes to the log callback, never to stderr: as a
+ * warning when the compiler warned (our kernels are meant to build without
+ * any), else, when it said anything at all, at debug level. */
+static void report_build_log(struct clattn_context *ctx, cl_program prog,
+                             const clattn__kernel_config *cfg, const char *options)
+{
+    char *log = build_log(ctx, prog);
+    const char *p = log;
+    while (p && *p && isspace((unsigned char)*p))
+        ++p;
+    if (p && *p) {
+        const int warned = strstr(p, "warning") != NULL;
+        clattn__log(ctx, warned ? CLATTN_LOG_WARNING : CLATTN_LOG_DEBUG,
+                    "%s built with %s:\noptions: %s\n%s", clattn__kernel_name(cfg->id),
+                    warned ? "compiler warnings" : "a build log", options, p);
+    }
+    free(log);
+}
+
+static clattn_status build_failure(struct clattn_context *ctx, cl_program prog, cl_int err,
+                                   const char *options)
+{
+    char *log = build_log(ctx, prog);
     clattn_status st =
         clattn__fail(ctx, CLATTN_ERR_BUILD, "clBuildProgram failed: %s (%d)\noptions: %s\n%s",
                      clattn__cl_error_name(err), (int)err, options, log ? log : "");
@@ -87,6 +114,7 @@ static clattn_status build_from_source(struct clattn_context *ctx,
         clReleaseProgram(prog);
         return st;
     }
+    report_build_log(ctx, prog, cfg, options);
     clattn_status st = finish(ctx, cfg, prog, e);
     if (st != CLATTN_OK)
         clReleaseProgram(prog);

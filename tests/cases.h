@@ -53,7 +53,8 @@
     X(merge_errors, "kv merge errors", 300)                         \
     X(kv_append, "kv append", 900)                                  \
     X(kv_append_errors, "kv append errors", 300)                   \
-    X(buffer_sizes, "api kv quick", 300)
+    X(buffer_sizes, "api kv quick", 300)                           \
+    X(quiet_builds, "api", 600)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)
