@@ -13,6 +13,7 @@ one of the names P1 P2 C1 G1 D1 (SHAPES below) or text such as
 H; causal is PyTorch's is_causal, top-left).
 """
 import argparse
+import ctypes
 import os
 import re
 import statistics
@@ -20,7 +21,10 @@ import time
 
 import torch
 
-from ._context import Context
+from ._context import Context, _cl_scalar
+from ._sdpa import scaled_dot_product_attention as clattn_sdpa
+
+_CL_DEVICE_MAX_COMPUTE_UNITS = 0x1002
 
 SHAPES = {
     "P1": "B1 H8 S1024 D64",
@@ -66,7 +70,6 @@ def make_inputs(s, dtype, seed=0):
 def contenders(s, q, k, v, contexts):
     """{label: zero-argument callable} for each label of contexts: torch's
     SDPA where the context is None, else clattn on that context."""
-    from ._sdpa import scaled_dot_product_attention as clattn_sdpa
     kw = dict(is_causal=s["causal"], enable_gqa=s["H"] != s["Hkv"])
 
     def one(ctx):
@@ -90,13 +93,15 @@ def time_rounds(fns, rounds, calls):
 
 
 def run_shape(s, dtype, contexts, args):
-    """Checks every clattn contender against torch's SDPA (this first call
-    also compiles its kernels), then times them; returns (ms, max diff)."""
+    """Checks every clattn contender against torch's SDPA, then times them;
+    returns (ms, max diff). The check compiles the kernels; one more untimed
+    round lets one-off work of the first calls finish before the clock runs."""
     q, k, v = make_inputs(s, dtype)
     ref = contenders(s, q, k, v, {"torch": None})["torch"]().float()
     fns = contenders(s, q, k, v, contexts)
     diff = max((fns[label]().float() - ref).abs().max().item()
                for label, ctx in contexts.items() if ctx is not None)
+    time_rounds(fns, 1, 1)
     return time_rounds(fns, args.rounds, args.calls), diff
 
 
@@ -151,9 +156,9 @@ def main(argv=None):
         contexts = {"torch": None, "clattn": Context()}
         ratio_of = ("torch", "clattn")
     ctx = next(c for c in contexts.values() if c is not None)
-    print(f"device: {ctx.device_name}; host CPU: {cpu_class()}; threads: {args.threads} "
-          f"(torch {torch.get_num_threads()}, POCL_MAX_PTHREAD_COUNT="
-          f"{os.environ['POCL_MAX_PTHREAD_COUNT']}); dtype {args.dtype}; "
+    units = _cl_scalar(ctx._device, _CL_DEVICE_MAX_COMPUTE_UNITS, ctypes.c_uint32)
+    print(f"device: {ctx.device_name} ({units} compute units); host CPU: {cpu_class()}; "
+          f"torch threads: {torch.get_num_threads()}; dtype {args.dtype}; "
           f"{args.rounds} rounds x {args.calls} calls, medians")
     if not args.copy:
         print(f"clattn context: zero_copy={ctx.zero_copy}")
