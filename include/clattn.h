@@ -59,7 +59,7 @@
 #endif
 
 #define CLATTN_VERSION_MAJOR 1
-#define CLATTN_VERSION_MINOR 1
+#define CLATTN_VERSION_MINOR 2
 #define CLATTN_VERSION_PATCH 0
 
 #if defined(_WIN32) && defined(CLATTN_SHARED_BUILD)
@@ -371,6 +371,23 @@ typedef struct clattn_buffers {
     cl_mem reserved[5]; /* must be NULL */
 } clattn_buffers;
 
+/* The bytes each buffer of a problem must hold (since 1.2): one past the
+ * last byte a call may touch, with the problem's strides (packed where they
+ * are zero) and K/V storage. These are the least sizes clattn_forward
+ * accepts and what clattn_forward_host reads and writes, so an application
+ * allocates from them rather than re-deriving the layouts of clattn.h.
+ * Every field is filled, for inputs the problem does not use too (what they
+ * would need if given; k_scales / v_scales are 0 for formats without scales,
+ * block_table 0 unless paged). The problem is validated first by
+ * clattn_buffer_sizes_of (declared with clattn_forward). */
+typedef struct clattn_buffer_sizes {
+    size_t q, k, v, o, lse;
+    size_t mask, kv_lens, bias, bool_mask, sinks, alibi_slopes, kv_start;
+    size_t cu_seqlens_q, cu_seqlens_kv;
+    size_t block_table, k_scales, v_scales;
+    size_t probs; /* clattn_attention_weights_host's output */
+} clattn_buffer_sizes;
+
 /* Host-memory counterparts, laid out exactly like the device buffers
  * (including the strides of the problem). kv_lens and kv_start entries
  * outside 0..seq_kv, and cu_seqlens that do not start at 0, decrease, pass
@@ -391,7 +408,17 @@ typedef struct clattn_host_buffers {
     /* ---- since 1.1 ---- */
     const int32_t *block_table;
     const void *k_scales, *v_scales;
-    const void *reserved[5]; /* must be NULL */
+    /* ---- since 1.2 ---- */
+    /* The size in bytes of each array given above (entries of arrays not
+     * given are ignored; probs for clattn_attention_weights_host). When set,
+     * every given array is checked against what the problem touches (the
+     * numbers of clattn_buffer_sizes_of) before any is read, and a short one
+     * is refused with CLATTN_ERR_INVALID_ARGUMENT naming it. When NULL the
+     * sizes are unknown and an undersized array is read or written past its
+     * end: the unchecked 1.0/1.1 form, kept for old callers; new code should
+     * always pass sizes. */
+    const clattn_buffer_sizes *sizes;
+    const void *reserved[4]; /* must be NULL */
 } clattn_host_buffers;
 
 /* The standard ALiBi slopes of a model with `heads` heads (Press et al.;
@@ -501,21 +528,8 @@ CLATTN_API clattn_status clattn_context_stats(const clattn_context *ctx, clattn_
  * may block for a compile, and the following forward will not). */
 CLATTN_API clattn_status clattn_supports(clattn_context *ctx, const clattn_problem *problem);
 
-/* The bytes each buffer of a problem must hold (since 1.1): one past the
- * last byte a call may touch, with the problem's strides (packed where they
- * are zero) and K/V storage. These are the least sizes clattn_forward
- * accepts and what clattn_forward_host reads and writes, so an application
- * allocates from them rather than re-deriving the layouts of clattn.h.
- * Every field is filled, for inputs the problem does not use too (what they
- * would need if given; k_scales / v_scales are 0 for formats without scales,
- * block_table 0 unless paged). The problem is validated first. */
-typedef struct clattn_buffer_sizes {
-    size_t q, k, v, o, lse;
-    size_t mask, kv_lens, bias, bool_mask, sinks, alibi_slopes, kv_start;
-    size_t cu_seqlens_q, cu_seqlens_kv;
-    size_t block_table, k_scales, v_scales;
-} clattn_buffer_sizes;
-
+/* Validates the problem and writes the bytes each of its buffers must hold
+ * (clattn_buffer_sizes above); since 1.2. */
 CLATTN_API clattn_status clattn_buffer_sizes_of(clattn_context *ctx, const clattn_problem *problem,
                                                 clattn_buffer_sizes *sizes);
 
@@ -530,7 +544,8 @@ CLATTN_API clattn_status clattn_forward(clattn_context *ctx, const clattn_proble
                                         const cl_event *wait, cl_event *done);
 
 /* Blocking convenience over host memory: copies in, runs clattn_forward,
- * copies O (and LSE) back. Gaps of a strided O are left as they were. */
+ * copies O (and LSE) back. Gaps of a strided O are left as they were. Give
+ * buffers->sizes so that short arrays are refused instead of overrun. */
 CLATTN_API clattn_status clattn_forward_host(clattn_context *ctx, const clattn_problem *problem,
                                              const clattn_host_buffers *buffers);
 

@@ -168,8 +168,49 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
 
 /* ---- host arrays --------------------------------------------------------- */
 
+/* Each given host array against the bytes the problem touches in it. */
+static clattn_status check_host_sizes(clattn_context *ctx, const clattn__shape *s,
+                                      const clattn_host_buffers *h, const float *probs)
+{
+    clattn_buffer_sizes need;
+    clattn__buffer_sizes(s, &need);
+    const clattn_buffer_sizes *got = h->sizes;
+#define CLATTN_HOST_SIZE(f, ptr)                                                          \
+    {#f, (ptr) != NULL, got->f, need.f}
+    const struct {
+        const char *name;
+        int given;
+        size_t have, need;
+    } arr[] = {
+        CLATTN_HOST_SIZE(q, h->q),
+        CLATTN_HOST_SIZE(k, h->k),
+        CLATTN_HOST_SIZE(v, h->v),
+        CLATTN_HOST_SIZE(o, h->o),
+        CLATTN_HOST_SIZE(lse, h->lse),
+        CLATTN_HOST_SIZE(mask, h->mask),
+        CLATTN_HOST_SIZE(kv_lens, h->kv_lens),
+        CLATTN_HOST_SIZE(bias, h->bias),
+        CLATTN_HOST_SIZE(bool_mask, h->bool_mask),
+        CLATTN_HOST_SIZE(sinks, h->sinks),
+        CLATTN_HOST_SIZE(alibi_slopes, h->alibi_slopes),
+        CLATTN_HOST_SIZE(kv_start, h->kv_start),
+        CLATTN_HOST_SIZE(cu_seqlens_q, h->cu_seqlens_q),
+        CLATTN_HOST_SIZE(cu_seqlens_kv, h->cu_seqlens_kv),
+        CLATTN_HOST_SIZE(block_table, h->block_table),
+        CLATTN_HOST_SIZE(k_scales, h->k_scales),
+        CLATTN_HOST_SIZE(v_scales, h->v_scales),
+        CLATTN_HOST_SIZE(probs, probs),
+    };
+#undef CLATTN_HOST_SIZE
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; ++i)
+        if (arr[i].given && arr[i].have < arr[i].need)
+            return BAD("buffers.%s holds %zu bytes (buffers.sizes->%s), the problem touches %zu",
+                       arr[i].name, arr[i].have, arr[i].name, arr[i].need);
+    return CLATTN_OK;
+}
+
 clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shape *s,
-                                const clattn_host_buffers *h)
+                                const clattn_host_buffers *h, const float *probs)
 {
     if (!h)
         return BAD("buffers is NULL");
@@ -183,6 +224,8 @@ clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shap
     for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; ++i)
         if (h->reserved[i])
             return BAD("buffers.reserved[%zu] must be NULL", i);
+    if (h->sizes)
+        CLATTN_TRY(check_host_sizes(ctx, s, h, probs));
     const void *given[NUM_OPTIONAL] = {h->bias,          h->bool_mask,     h->sinks,
                                        h->alibi_slopes,  h->kv_start,      h->cu_seqlens_q,
                                        h->cu_seqlens_kv, h->block_table,   h->k_scales,

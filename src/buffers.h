@@ -12,9 +12,11 @@ struct clattn_context;
 clattn_status clattn__check_buffers(struct clattn_context *ctx, const clattn__shape *s,
                                     const clattn_buffers *buf);
 
-/* Host arrays of the blocking conveniences: presence as above, and the
- * index arrays (kv_lens, kv_start, cu_seqlens) read and range-checked. */
+/* Host arrays of the blocking conveniences: presence as above, their sizes
+ * when h->sizes gives them (probs: clattn_attention_weights_host's output,
+ * else NULL), and the index arrays (kv_lens, kv_start, cu_seqlens, block
+ * table) read and range-checked. */
 clattn_status clattn__check_host_buffers(struct clattn_context *ctx, const clattn__shape *s,
-                                         const clattn_host_buffers *h);
+                                         const clattn_host_buffers *h, const float *probs);
 
 #endif

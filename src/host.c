@@ -139,7 +139,7 @@ clattn_status clattn_forward_host(clattn_context *ctx, const clattn_problem *pro
     clattn__shape s;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
     if (st == CLATTN_OK)
-        st = clattn__check_host_buffers(ctx, &s, buffers);
+        st = clattn__check_host_buffers(ctx, &s, buffers, NULL);
     if (st == CLATTN_OK && !buffers->o)
         st = BAD("buffers.o is NULL");
     if (st == CLATTN_OK)
@@ -156,10 +156,10 @@ clattn_status clattn_attention_weights_host(clattn_context *ctx, const clattn_pr
     pthread_mutex_lock(&ctx->lock);
     clattn__shape s;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
-    if (st == CLATTN_OK)
-        st = clattn__check_host_buffers(ctx, &s, in);
     if (st == CLATTN_OK && !probs)
         st = BAD("probs is NULL");
+    if (st == CLATTN_OK)
+        st = clattn__check_host_buffers(ctx, &s, in, probs);
     if (st == CLATTN_OK && s.p.path != CLATTN_PATH_AUTO && s.p.path != CLATTN_PATH_THREE_STAGE)
         st = BAD("attention weights come from the three-stage path (problem.path is %d)",
                  (int)s.p.path);

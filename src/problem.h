@@ -58,6 +58,11 @@ typedef struct clattn__shape {
  * float formats, bytes of the others. */
 int64_t clattn__kv_row_units(clattn_kv_format f, int dims);
 
+/* The bytes each buffer of a validated shape spans (clattn_buffer_sizes_of;
+ * sizes.c): what clattn_forward checks device buffers against, and host
+ * arrays when their sizes are given. */
+void clattn__buffer_sizes(const clattn__shape *s, clattn_buffer_sizes *out);
+
 /* The CLATTN__F_* bits of a normalised problem (its additive mask's storage
  * type included), once has_mask is known. */
 unsigned clattn__shape_features(const clattn__shape *s);

@@ -54,6 +54,7 @@
     X(kv_append, "kv append", 900)                                  \
     X(kv_append_errors, "kv append errors", 300)                   \
     X(buffer_sizes, "api kv quick", 300)                           \
+    X(host_sizes, "api errors quick", 300)                         \
     X(quiet_builds, "api", 600)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);

@@ -521,9 +521,31 @@ clattn_status t_run_device(clattn_context *ctx, t_tensors *t)
     return st;
 }
 
+void t_tensors_sizes(const t_tensors *t, clattn_buffer_sizes *z)
+{
+    const clattn_problem *n = &t->n;
+    memset(z, 0, sizeof *z);
+    z->q = (size_t)t->q_n * t->esz;
+    z->k = (size_t)t->k_n * t->esz;
+    z->v = (size_t)t->v_n * t->esz;
+    z->o = (size_t)t->o_n * t->esz;
+    z->lse = (size_t)t->lse_n * sizeof(float);
+    z->mask = (size_t)t->mask_n * sizeof(float);
+    z->kv_lens = z->kv_start = (size_t)n->batch * sizeof(int32_t);
+    z->cu_seqlens_q = z->cu_seqlens_kv = ((size_t)n->batch + 1) * sizeof(int32_t);
+    z->sinks = z->alibi_slopes = (size_t)n->heads * sizeof(float);
+    z->bias = (size_t)t->bias_n * ref_dtype_size(n->bias.dtype);
+    z->bool_mask = (size_t)t->bool_n;
+}
+
 clattn_status t_run_host(clattn_context *ctx, t_tensors *t)
 {
+    /* The sized form: the sizes are what the harness allocated, worked out
+     * from clattn.h here, so a library that expects more refuses the call. */
     clattn_host_buffers hb = t_tensors_host(t);
+    clattn_buffer_sizes z;
+    t_tensors_sizes(t, &z);
+    hb.sizes = &z;
     return clattn_forward_host(ctx, &t->p, &hb);
 }
 

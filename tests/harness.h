@@ -128,6 +128,9 @@ void t_tensors_nan_beyond_len(t_tensors *t);
 /* Put NaN in the K and V rows before kv_start[b] (not for varlen). */
 void t_tensors_nan_before_start(t_tensors *t);
 clattn_host_buffers t_tensors_host(const t_tensors *t);
+/* The bytes of each array of t as allocated (k and v in the problem's
+ * dtype: the harness keeps K/V in it), for clattn_host_buffers.sizes. */
+void t_tensors_sizes(const t_tensors *t, clattn_buffer_sizes *z);
 
 /* Number of mask elements the problem's strides need. */
 int64_t t_mask_extent(const clattn_problem *n);

@@ -75,6 +75,7 @@ static clattn_buffer_sizes expected(const clattn_problem *p)
         e.block_table = (size_t)n.batch * n.paged.max_pages_per_seq * 4;
     e.k_scales = scale_bytes(&n, &n.k_storage, n.head_dim);
     e.v_scales = scale_bytes(&n, &n.v_storage, n.head_dim_v);
+    e.probs = (size_t)n.batch * n.heads * n.seq_q * n.seq_kv * 4;
     return e;
 }
 
@@ -157,7 +158,7 @@ static int same_sizes(const clattn_buffer_sizes *a, const clattn_buffer_sizes *b
     T_FIELD(q) T_FIELD(k) T_FIELD(v) T_FIELD(o) T_FIELD(lse) T_FIELD(mask) T_FIELD(kv_lens)
     T_FIELD(bias) T_FIELD(bool_mask) T_FIELD(sinks) T_FIELD(alibi_slopes) T_FIELD(kv_start)
     T_FIELD(cu_seqlens_q) T_FIELD(cu_seqlens_kv) T_FIELD(block_table) T_FIELD(k_scales)
-    T_FIELD(v_scales)
+    T_FIELD(v_scales) T_FIELD(probs)
 #undef T_FIELD
     return 1;
 }
@@ -263,4 +264,83 @@ void case_buffer_sizes(void)
     T_CHECK(clattn_buffer_sizes_of(NULL, &p, &z) == CLATTN_ERR_INVALID_ARGUMENT,
             "NULL context accepted");
     T_CHECK(t_same_bytes(&z, &keep, sizeof z), "sizes written on a refused call");
+}
+
+/* clattn_host_buffers.sizes: with exact sizes the host calls run; each array
+ * one byte short is refused by name before anything is read or written (O,
+ * LSE and the probabilities stay as they were). */
+void case_host_sizes(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    clattn_problem p = problem_base();
+    p.sinks = 1;
+    p.bias = (clattn_mask_layout){1, CLATTN_F32, {0, 0, 40}};
+    t_tensors t;
+    if (t_tensors_init(&t, &p, T_WITH_KV_LENS | T_WITH_LSE | T_WITH_SINKS | T_WITH_BIAS, 7) != 0)
+        return;
+    clattn_buffer_sizes need;
+    T_CHECK(clattn_buffer_sizes_of(ctx, &p, &need) == CLATTN_OK, "sizes: %s",
+            clattn_last_error(ctx));
+    clattn_host_buffers hb = t_tensors_host(&t);
+    clattn_buffer_sizes z = need;
+    hb.sizes = &z;
+    t_tensors_poison(&t);
+    T_CHECK(clattn_forward_host(ctx, &p, &hb) == CLATTN_OK, "exact sizes refused: %s",
+            clattn_last_error(ctx));
+    t_verify("host_sizes", &t, t_tolerance_for(p.dtype));
+
+    const size_t probs_n = need.probs / sizeof(float);
+    float *probs = malloc(need.probs);
+    float *probs_before = malloc(need.probs);
+    void *o_before = malloc((size_t)t.o_n * t.esz);
+    float *lse_before = malloc((size_t)t.lse_n * sizeof(float));
+    if (!probs || !probs_before || !o_before || !lse_before) {
+        T_FAIL("out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < probs_n; ++i)
+        probs_before[i] = probs[i] = -7.0f;
+    T_CHECK(clattn_attention_weights_host(ctx, &p, &hb, probs) == CLATTN_OK,
+            "weights with exact sizes: %s", clattn_last_error(ctx));
+    struct {
+        const char *name;
+        size_t *field;
+    } shorten[] = {{"buffers.q", &z.q},         {"buffers.k", &z.k},
+                   {"buffers.v", &z.v},         {"buffers.o", &z.o},
+                   {"buffers.lse", &z.lse},     {"buffers.kv_lens", &z.kv_lens},
+                   {"buffers.sinks", &z.sinks}, {"buffers.bias", &z.bias},
+                   {"buffers.probs", &z.probs}};
+    for (size_t i = 0; i < sizeof shorten / sizeof shorten[0]; ++i) {
+        z = need;
+        *shorten[i].field -= 1;
+        t_tensors_poison(&t);
+        memcpy(o_before, t.o, (size_t)t.o_n * t.esz);
+        memcpy(lse_before, t.lse, (size_t)t.lse_n * sizeof(float));
+        for (size_t e = 0; e < probs_n; ++e)
+            probs[e] = -7.0f;
+        const int weights = shorten[i].field == &z.probs;
+        clattn_status st = weights ? clattn_attention_weights_host(ctx, &p, &hb, probs)
+                                   : clattn_forward_host(ctx, &p, &hb);
+        T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT &&
+                    strstr(clattn_last_error(ctx), shorten[i].name),
+                "%s one byte short: %s: %s", shorten[i].name, clattn_status_string(st),
+                clattn_last_error(ctx));
+        T_CHECK(t_same_bytes(o_before, t.o, (size_t)t.o_n * t.esz) &&
+                    t_same_bytes(lse_before, t.lse, (size_t)t.lse_n * sizeof(float)) &&
+                    t_same_bytes(probs_before, probs, need.probs),
+                "%s short: outputs written", shorten[i].name);
+    }
+    /* sizes of arrays not given are ignored */
+    z = need;
+    z.mask = z.bool_mask = z.kv_start = z.block_table = 0;
+    T_CHECK(clattn_forward_host(ctx, &p, &hb) == CLATTN_OK, "unused sizes read: %s",
+            clattn_last_error(ctx));
+out:
+    free(probs);
+    free(probs_before);
+    free(o_before);
+    free(lse_before);
+    t_tensors_free(&t);
 }

@@ -77,20 +77,20 @@ class HostBuffers(ctypes.Structure):
         ("alibi_slopes", c_void_p), ("kv_start", c_void_p),
         ("cu_seqlens_q", c_void_p), ("cu_seqlens_kv", c_void_p),
         ("block_table", c_void_p), ("k_scales", c_void_p), ("v_scales", c_void_p),
-        ("reserved", c_void_p * 5),
+        ("sizes", c_void_p), ("reserved", c_void_p * 4),
     ]
 
 
-# clattn_buffers has the same fields as cl_mem handles (pointers).
+# clattn_buffers: the same buffers as cl_mem handles (pointers), no sizes.
 class Buffers(ctypes.Structure):
-    _fields_ = HostBuffers._fields_
+    _fields_ = HostBuffers._fields_[:17] + [("reserved", c_void_p * 5)]
 
 
 class BufferSizes(ctypes.Structure):
     _fields_ = [(n, c_size_t) for n in (
         "q", "k", "v", "o", "lse", "mask", "kv_lens", "bias", "bool_mask", "sinks",
         "alibi_slopes", "kv_start", "cu_seqlens_q", "cu_seqlens_kv", "block_table",
-        "k_scales", "v_scales")]
+        "k_scales", "v_scales", "probs")]
 
 
 LOG_FN = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_void_p)

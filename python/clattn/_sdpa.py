@@ -84,10 +84,14 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None,
     if trivial:
         probs[...] = 0
         return probs
-    ctx.buffer_sizes(p)
+    ctx.buffer_sizes(p)  # validates the problem first
     hb = N.HostBuffers()
-    for name, (ptr, _span) in inputs.items():
+    sizes = N.BufferSizes()  # what each array really holds: the library checks
+    for name, (ptr, span) in inputs.items():
         setattr(hb, name, ptr)
+        setattr(sizes, name, span)
+    sizes.probs = probs.numel() * 4 if T.is_torch(probs) else probs.nbytes
+    hb.sizes = ctypes.cast(ctypes.pointer(sizes), ctypes.c_void_p)
     st = N.lib.clattn_attention_weights_host(ctx.handle, ctypes.byref(p), ctypes.byref(hb),
                                              ctypes.c_void_p(_ptr(probs)))
     ctx.check(st, "clattn_attention_weights_host")
