@@ -1,5 +1,6 @@
 # Runs EXE with the list ARGS; fails unless it exits with EXPECT and its
-# standard output matches the regular expression MATCH. (CTest's
+# standard output matches the regular expression MATCH (and, with
+# NO_STDERR, unless it wrote nothing to standard error). (CTest's
 # PASS_REGULAR_EXPRESSION alone passes a command that printed the right line
 # and then failed.)
 execute_process(COMMAND "${EXE}" ${ARGS}
@@ -11,5 +12,8 @@ endif()
 if(NOT out MATCHES "${MATCH}")
   message(FATAL_ERROR "'${EXE} ${ARGS}': stdout does not match '${MATCH}'\n"
                       "stdout:\n${out}\nstderr:\n${err}")
+endif()
+if(NO_STDERR AND NOT err STREQUAL "")
+  message(FATAL_ERROR "'${EXE} ${ARGS}' wrote to stderr:\n${err}")
 endif()
 message(STATUS "exit ${rc} and output as expected")
