@@ -105,7 +105,10 @@ def as_small(x, name, np_dtype, length):
     NumPy array of np_dtype and exactly `length` entries."""
     if is_torch(x):
         check_host(x, name)
-        x = x.detach().numpy()
+        x = x.detach()
+        if x.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            x = x.float()
+        x = x.numpy()
     a = np.asarray(x)
     if a.ndim != 1 or a.shape[0] != length:
         raise ValueError(f"{name}: expected {length} entries (a 1-d sequence), got shape "

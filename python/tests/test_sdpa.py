@@ -217,3 +217,15 @@ def test_extras_against_reference():
     ref = p @ v.double()
     check(out, ref, torch.float32, "extras")
     assert torch.allclose(lse.double(), ref_lse, atol=1e-5), "LSE"
+
+
+def test_bf16_per_head_vectors():
+    q = rnd(1, 2, 4, 16, dtype=torch.bfloat16)
+    sinks = torch.tensor([0.5, -1.0], dtype=torch.bfloat16)
+    out, lse = clattn.scaled_dot_product_attention(q, q, q, sinks=sinks, return_lse=True)
+    s = (q.double() @ q.double().transpose(-1, -2)) / 4.0
+    full = torch.cat([s, sinks.double().view(1, 2, 1, 1).expand(1, 2, 4, 1)], dim=-1)
+    ref_lse = torch.logsumexp(full, dim=-1)
+    ref = torch.exp(s - ref_lse.unsqueeze(-1)) @ q.double()
+    check(out, ref, torch.bfloat16, "bf16 sinks")
+    assert torch.allclose(lse.double(), ref_lse, atol=1e-5)
