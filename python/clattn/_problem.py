@@ -175,8 +175,13 @@ def span(view):
     return view.span_bytes()
 
 
+def _is_bool(x):
+    return (T.is_torch(x) and x.dtype == T.torch.bool) or (
+        isinstance(x, np.ndarray) and x.dtype == np.bool_)
+
+
 def build(query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window,
-          softcap, sinks, alibi_slopes, kv_lens, path, need_value=True):
+          softcap, sinks, alibi_slopes, kv_lens, path, bias=None):
     """The problem, inputs {field: (address, bytes, keepalive)} and output
     shape for PyTorch-style arguments; exceptions name the argument."""
     kinds = {T.is_torch(x) for x in (query, key, value) if x is not None}
@@ -277,24 +282,27 @@ def build(query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, wi
             inputs["v"] = (v4.view.ptr, v4.view.span_bytes())
             keep.append(v4)
     target = bdims + ((Hq,) if nd - batch_ndim == 3 else ()) + (L, S)
-    if attn_mask is not None and not empty and S > 0:
-        T.check_host(attn_mask, "attn_mask")
-        is_bool = (T.is_torch(attn_mask) and attn_mask.dtype == T.torch.bool) or (
-            isinstance(attn_mask, np.ndarray) and attn_mask.dtype == np.bool_)
-        if is_bool:
-            m, mv, ms = _broadcast_mask(attn_mask, target, batch_ndim, "attn_mask")
+    mask_is_bool = attn_mask is not None and _is_bool(attn_mask)
+    if attn_mask is not None and not mask_is_bool:
+        T.float_code(attn_mask, "attn_mask")
+    if bias is not None:
+        T.float_code(bias, "bias")
+        if attn_mask is not None and not mask_is_bool:
+            raise ValueError("bias: clattn takes one additive mask; with a float attn_mask, "
+                             "add the two (or pass a boolean attn_mask)")
+    runs = not empty and S > 0
+    for x, name, as_bool in ((attn_mask, "attn_mask", mask_is_bool), (bias, "bias", False)):
+        if x is None or not runs:
+            continue
+        T.check_host(x, name)
+        m, mv, ms = _broadcast_mask(x, target, batch_ndim, name)
+        if as_bool:
             p.bool_mask.enabled, p.bool_mask.strides = 1, ms
             inputs["bool_mask"] = (mv.ptr, mv.span_bytes())
         else:
-            mcode = T.float_code(attn_mask, "attn_mask")
-            m, mv, ms = _broadcast_mask(attn_mask, target, batch_ndim, "attn_mask")
-            p.bias.enabled, p.bias.dtype, p.bias.strides = 1, mcode, ms
+            p.bias.enabled, p.bias.dtype, p.bias.strides = 1, T.float_code(x, name), ms
             inputs["bias"] = (mv.ptr, mv.span_bytes())
         keep.append((m, mv))
-    elif attn_mask is not None:
-        _ = T.float_code(attn_mask, "attn_mask") if not (
-            (T.is_torch(attn_mask) and attn_mask.dtype == T.torch.bool) or
-            (isinstance(attn_mask, np.ndarray) and attn_mask.dtype == np.bool_)) else None
     for arr, field, flag, length, dt in ((sinks, "sinks", "sinks", Hq, np.float32),
                                          (alibi_slopes, "alibi_slopes", "alibi", Hq,
                                           np.float32),

@@ -13,8 +13,8 @@ from ._context import default_context
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False, *,
                                  causal=None, window=None, softcap=None, sinks=None,
-                                 alibi_slopes=None, kv_lens=None, return_lse=False,
-                                 path="auto", context=None):
+                                 alibi_slopes=None, kv_lens=None, bias=None,
+                                 return_lse=False, path="auto", context=None):
     """torch.nn.functional.scaled_dot_product_attention, computed by clattn
     on its OpenCL device. Takes CPU torch tensors or NumPy arrays
     (float32/float16; bfloat16 through torch) and returns the same kind.
@@ -30,7 +30,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     row faces the last key; decode) or 'top_left', combinable with a mask;
     window=(left, right) as flash_attn's window_size (-1: unbounded);
     softcap; sinks (per-head logits, gpt-oss); alibi_slopes (per head);
-    kv_lens (valid keys per batch entry, trailing padding); return_lse
+    kv_lens (valid keys per batch entry, trailing padding); bias (an
+    additive float mask, broadcast like attn_mask, that combines with a
+    boolean attn_mask: T5's relative bias with a padding mask); return_lse
     (also returns the natural-log LSE, float32 (..., L)); path ('auto',
     'fused', 'three_stage', 'split_kv'); context (a clattn.Context)."""
     if dropout_p is None or float(dropout_p) != 0.0:
@@ -39,7 +41,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     ctx = context or default_context()
     p, inputs, keep, out_shape, lse_shape, trivial, code = P.build(
         query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window, softcap,
-        sinks, alibi_slopes, kv_lens, path)
+        sinks, alibi_slopes, kv_lens, path, bias)
     out = T.empty_like_kind(query, out_shape, code)
     lse = T.empty_f32(query, lse_shape) if return_lse else None
     if trivial:  # nothing to attend to (S == 0) or an empty output
@@ -68,7 +70,7 @@ def _ptr(x):
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None,
                       enable_gqa=False, *, causal=None, window=None, softcap=None,
-                      sinks=None, alibi_slopes=None, kv_lens=None, context=None):
+                      sinks=None, alibi_slopes=None, kv_lens=None, bias=None, context=None):
     """The softmax probabilities, float32 (..., H, L, S), of the attention
     scaled_dot_product_attention would compute with the same arguments (keys
     a row cannot see are 0): for inspection and heatmaps."""
@@ -78,7 +80,7 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None,
              else np.zeros(vshape, dtype=key.dtype))
     p, inputs, keep, out_shape, _, trivial, code = P.build(
         query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window, softcap,
-        sinks, alibi_slopes, kv_lens, "three_stage")
+        sinks, alibi_slopes, kv_lens, "three_stage", bias)
     probs_shape = out_shape[:-1] + (key.shape[-2],)
     probs = T.empty_f32(query, probs_shape)
     if trivial:

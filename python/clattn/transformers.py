@@ -160,15 +160,12 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             position_bias = position_bias[..., :q_len]
         kv_len = q_len
 
-    mask = attention_mask
-    if position_bias is not None:
-        if mask is None:
-            mask = position_bias
-        elif mask.dtype == torch.bool:
-            mask = torch.where(mask, position_bias,
-                               torch.tensor(float("-inf"), dtype=position_bias.dtype))
-        else:
-            mask = position_bias + mask
+    # T5's relative bias goes in as clattn's additive bias next to the
+    # boolean padding mask, both read in place; only a float mask has to be
+    # added to it here
+    mask, bias = attention_mask, position_bias
+    if bias is not None and mask is not None and mask.dtype != torch.bool:
+        mask, bias = bias + mask, None
 
     if sinks is not None:
         sinks = sinks.detach().to(torch.float32).reshape(-1)
@@ -178,7 +175,7 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             softcap = None
 
     extra = dict(enable_gqa=True, causal="top_left" if causal else None, softcap=softcap,
-                 sinks=sinks)
+                 sinks=sinks, bias=bias)
     out = scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling,
                                        **extra)
     weights = None

@@ -229,3 +229,16 @@ def test_bf16_per_head_vectors():
     ref = torch.exp(s - ref_lse.unsqueeze(-1)) @ q.double()
     check(out, ref, torch.bfloat16, "bf16 sinks")
     assert torch.allclose(lse.double(), ref_lse, atol=1e-5)
+
+
+def test_bias_with_bool_mask():
+    # T5: a per-head bias [1, H, L, S] with a padding mask [B, 1, 1, S]
+    q, k, v = rnd(2, 3, 6, 16), rnd(2, 3, 9, 16), rnd(2, 3, 9, 16)
+    bias = torch.randn(1, 3, 6, 9)
+    pad = torch.ones(2, 1, 1, 9, dtype=torch.bool)
+    pad[1, ..., 6:] = False
+    out = clattn.scaled_dot_product_attention(q, k, v, attn_mask=pad, bias=bias)
+    combined = bias.expand(2, 3, 6, 9).masked_fill(~pad, float("-inf"))
+    check(out, ref_sdpa(q, k, v, attn_mask=combined), torch.float32)
+    with pytest.raises(ValueError, match="bias"):
+        clattn.scaled_dot_product_attention(q, k, v, attn_mask=bias, bias=bias)
