@@ -264,6 +264,7 @@ void case_buffer_sizes(void)
     T_CHECK(clattn_buffer_sizes_of(NULL, &p, &z) == CLATTN_ERR_INVALID_ARGUMENT,
             "NULL context accepted");
     T_CHECK(t_same_bytes(&z, &keep, sizeof z), "sizes written on a refused call");
+    clattn_context_destroy(ctx);
 }
 
 /* clattn_host_buffers.sizes: with exact sizes the host calls run; each array
@@ -278,8 +279,10 @@ void case_host_sizes(void)
     p.sinks = 1;
     p.bias = (clattn_mask_layout){1, CLATTN_F32, {0, 0, 40}};
     t_tensors t;
-    if (t_tensors_init(&t, &p, T_WITH_KV_LENS | T_WITH_LSE | T_WITH_SINKS | T_WITH_BIAS, 7) != 0)
+    if (t_tensors_init(&t, &p, T_WITH_KV_LENS | T_WITH_LSE | T_WITH_SINKS | T_WITH_BIAS, 7) != 0) {
+        clattn_context_destroy(ctx);
         return;
+    }
     clattn_buffer_sizes need;
     T_CHECK(clattn_buffer_sizes_of(ctx, &p, &need) == CLATTN_OK, "sizes: %s",
             clattn_last_error(ctx));
@@ -343,4 +346,5 @@ out:
     free(o_before);
     free(lse_before);
     t_tensors_free(&t);
+    clattn_context_destroy(ctx);
 }
