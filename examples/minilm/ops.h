@@ -1,0 +1,48 @@
+/* The OpenCL side of the example outside clattn: buffers, the kernels of
+ * minilm_kernels.cl and CLBlast's GEMM, all on clattn's in-order queue. */
+#ifndef MINILM_OPS_H
+#define MINILM_OPS_H
+
+#include <stddef.h>
+
+#include <clattn.h>
+
+typedef struct ops {
+    cl_context cl;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel embed_layer_norm, add_layer_norm, split_qkv, bias_gelu, mean_pool;
+    cl_device_id device;
+    int hidden;
+    int cpu_gemm; /* a CPU device: CLBlast gets the GEMM parameters of ops.c */
+} ops;
+
+void check_cl(cl_int err, const char *what);
+/* Exits with MINILM_EXIT_UNSUPPORTED when the device cannot run it. */
+void check_attn(const clattn_context *ctx, clattn_status st, const char *what);
+
+/* Takes the context's OpenCL objects (borrowed, as clattn does) and builds
+ * minilm_kernels.cl for rows of `hidden` floats. */
+void ops_init(ops *o, clattn_context *ctx, int hidden);
+void ops_release(ops *o);
+
+/* A device buffer of bytes, filled from init when it is not NULL. */
+cl_mem ops_buffer(const ops *o, size_t bytes, const void *init);
+void ops_write(const ops *o, cl_mem dst, size_t bytes, const void *src);
+void ops_read(const ops *o, cl_mem src, size_t bytes, void *dst);
+
+void ops_embed_layer_norm(const ops *o, cl_mem ids, cl_mem word, cl_mem position,
+                          cl_mem token_type, cl_mem gamma, cl_mem beta, float eps, int rows,
+                          int seq, int vocab, cl_mem x);
+void ops_add_layer_norm(const ops *o, cl_mem y, cl_mem bias, cl_mem gamma, cl_mem beta,
+                        float eps, int rows, cl_mem x);
+void ops_split_qkv(const ops *o, cl_mem qkv, cl_mem bias, int rows, cl_mem q, cl_mem k,
+                   cl_mem v);
+void ops_bias_gelu(const ops *o, cl_mem h, cl_mem bias, int rows, int width);
+void ops_mean_pool(const ops *o, cl_mem x, cl_mem lens, int batch, int seq, int normalize,
+                   cl_mem out);
+
+/* Row-major c[m][n] = a[m][k] * w^T, w a torch.nn.Linear weight [n][k]. */
+void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem w, cl_mem c);
+
+#endif
