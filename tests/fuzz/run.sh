@@ -22,7 +22,29 @@ secs=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${CLATTN_FUZZ_BUILD:-$root/build-fuzz}
-formats="tuning_db import program_file shapes"
+formats="tuning_db import program_file shapes safetensors"
+
+# Where a format's fuzzer and kept corpus live, and its extra options: the
+# library's and attn-tune's in tests/fuzz, the MiniLM example's safetensors
+# reader in examples/minilm (with a dictionary of its header's words).
+fuzzer() {
+    case $1 in
+    safetensors) echo "$build/examples/minilm/fuzz_safetensors" ;;
+    *) echo "$build/tests/fuzz/fuzz_$1" ;;
+    esac
+}
+kept() {
+    case $1 in
+    safetensors) echo "$root/examples/minilm/corpus/safetensors" ;;
+    *) echo "$here/corpus/$1" ;;
+    esac
+}
+extra() {
+    case $1 in
+    safetensors) echo "-dict=$root/examples/minilm/fuzz_safetensors.dict" ;;
+    *) echo "" ;;
+    esac
+}
 
 mkdir -p "$build/artifacts" "$build/logs"
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="${CLATTN_FUZZ_CC:-clang}" -DCLATTN_FUZZ=ON \
@@ -41,7 +63,7 @@ for f in $formats; do
     # -close_fd_mask=2: attn-tune's parsers print every rejection on stderr;
     # libFuzzer and the sanitizers still report on a copy of it.
     if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "$build/tests/fuzz/fuzz_$f" "$work" "$here/corpus/$f" \
+        "$(fuzzer "$f")" "$work" "$(kept "$f")" $(extra "$f") \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -print_final_stats=1 -close_fd_mask=2 \
         -artifact_prefix="$build/artifacts/$f-" >"$log" 2>&1; then
@@ -61,10 +83,10 @@ done
 
 if [ "${CLATTN_FUZZ_MERGE:-0}" = 1 ] && [ $status = 0 ]; then
     for f in $formats; do
-        before=$(find "$here/corpus/$f" -type f | wc -l)
-        "$build/tests/fuzz/fuzz_$f" -merge=1 -use_counters=0 -close_fd_mask=2 \
-            "$here/corpus/$f" "$build/corpus/$f" >"$build/logs/$f.merge.log" 2>&1
-        after=$(find "$here/corpus/$f" -type f | wc -l)
+        before=$(find "$(kept "$f")" -type f | wc -l)
+        "$(fuzzer "$f")" -merge=1 -use_counters=0 -close_fd_mask=2 \
+            "$(kept "$f")" "$build/corpus/$f" >"$build/logs/$f.merge.log" 2>&1
+        after=$(find "$(kept "$f")" -type f | wc -l)
         echo "merge $f: $before -> $after kept inputs"
     done
 fi
