@@ -42,6 +42,7 @@ void bert_create(bert *m, const minilm_config *c, const model_weights *w, const 
                  clattn_context *ctx)
 {
     memset(m, 0, sizeof *m);
+    m->dump_layer = -1;
     m->cfg = *c;
     m->o = o;
     m->ctx = ctx;
@@ -130,13 +131,18 @@ static clattn_problem attention_problem(const bert *m, int batch, int seq)
     return p;
 }
 
-static void layer(bert *m, const device_layer *d, const clattn_problem *attn, int rows)
+static void layer(bert *m, int index, const clattn_problem *attn, int rows)
 {
+    const device_layer *d = &m->layers[index];
     const ops *o = m->o;
     const int h = m->cfg.hidden, inter = m->cfg.intermediate;
     const float eps = m->cfg.layer_norm_eps;
     ops_linear(o, rows, 3 * h, h, m->x, d->wqkv, m->qkv);
     ops_split_qkv(o, m->qkv, d->bqkv, rows, m->q, m->k, m->v);
+    if (index == m->dump_layer) {
+        ops_read(o, m->q, (size_t)rows * h * sizeof(float), m->dump_q);
+        ops_read(o, m->k, (size_t)rows * h * sizeof(float), m->dump_k);
+    }
     clattn_buffers buf;
     memset(&buf, 0, sizeof buf);
     buf.q = m->q;
@@ -165,7 +171,7 @@ void bert_encode(bert *m, const int32_t *ids, const int32_t *lens, int batch, in
                          m->emb_ln_b, m->cfg.layer_norm_eps, rows, seq, m->cfg.vocab_size, m->x);
     const clattn_problem attn = attention_problem(m, batch, seq);
     for (int l = 0; l < m->cfg.layers; ++l)
-        layer(m, &m->layers[l], &attn, rows);
+        layer(m, l, &attn, rows);
     ops_mean_pool(o, m->x, m->lens, batch, seq, m->cfg.normalize, m->out);
     ops_read(o, m->out, (size_t)batch * (size_t)m->cfg.hidden * sizeof *out, out);
 }

@@ -26,6 +26,11 @@ typedef struct bert {
     size_t max_rows;
     int max_batch;
     cl_mem ids, lens, x, qkv, q, k, v, attn, y, h, out;
+    /* Set dump_layer (>= 0) and dump_q / dump_k (rows * hidden floats each)
+     * to have that layer's queries and keys copied out by bert_encode;
+     * bert_create sets dump_layer to -1. */
+    int dump_layer;
+    float *dump_q, *dump_k;
 } bert;
 
 /* Copies the weights to the device (w may be freed afterwards). */

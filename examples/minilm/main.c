@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "bert.h"
+#include "dump.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -24,18 +25,23 @@ typedef struct args {
     const char *model_dir;
     int batch_size; /* 1: one by one */
     int tokens, bench, repeat;
+    int dump_layer; /* -1: none */
+    const char *dump_dir;
 } args;
 
 static void usage(void)
 {
     fputs("usage: clattn-minilm MODEL_DIR [--batch | --one-by-one] [--batch-size N]\n"
-          "                     [--tokens] [--bench] [--repeat N] < sentences.txt\n"
+          "                     [--tokens] [--bench] [--repeat N]\n"
+          "                     [--dump-layer L DIR] < sentences.txt\n"
           "  --batch         sentences in padded batches of --batch-size, longest first\n"
           "                  (the default)\n"
           "  --one-by-one    each sentence alone\n"
           "  --batch-size N  sentences per batch (default 32)\n"
           "  --tokens        print each sentence's token ids instead of its embedding\n"
-          "  --bench         time --repeat passes (default 3) after a warm-up pass\n",
+          "  --bench         time --repeat passes (default 3) after a warm-up pass\n"
+          "  --dump-layer L DIR  also write layer L's queries and keys of the first\n"
+          "                  sentence with its tokens to DIR (for attn-view --layer-dump)\n",
           stderr);
     exit(2);
 }
@@ -51,7 +57,7 @@ static int int_arg(const char *s, int lo, int hi)
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, DEFAULT_BATCH_SIZE, 0, 0, 3};
+    args a = {NULL, DEFAULT_BATCH_SIZE, 0, 0, 3, -1, NULL};
     int one_by_one = 0;
     for (int i = 1; i < argc; ++i) {
         const int has_value = i + 1 < argc;
@@ -65,6 +71,9 @@ static args parse(int argc, char **argv)
             a.tokens = 1;
         } else if (!strcmp(argv[i], "--bench")) {
             a.bench = 1;
+        } else if (!strcmp(argv[i], "--dump-layer") && i + 2 < argc) {
+            a.dump_layer = int_arg(argv[++i], 0, 1000);
+            a.dump_dir = argv[++i];
         } else if (!strcmp(argv[i], "--repeat") && has_value) {
             a.repeat = int_arg(argv[++i], 1, 1000);
         } else if (argv[i][0] != '-' && !a.model_dir) {
@@ -223,6 +232,25 @@ static void print_embeddings(const float *emb, int count, int h)
     }
 }
 
+/* The first sentence alone through the encoder, with layer L's queries and
+ * keys copied out and written for attn-view. */
+static void dump_first(bert *m, const corpus *c, const tokenizer *tok, int layer,
+                       const char *dir)
+{
+    const int seq = c->len[0], h = m->cfg.hidden;
+    float *q = xmalloc((size_t)seq * h * sizeof *q), *k = xmalloc((size_t)seq * h * sizeof *k);
+    float *emb = xmalloc((size_t)h * sizeof *emb);
+    m->dump_layer = layer;
+    m->dump_q = q;
+    m->dump_k = k;
+    bert_encode(m, c->ids[0], &c->len[0], 1, seq, emb);
+    m->dump_layer = -1;
+    dump_layer_qk(dir, q, k, seq, m->cfg.heads, h / m->cfg.heads, tok->pieces, c->ids[0]);
+    free(q);
+    free(k);
+    free(emb);
+}
+
 int main(int argc, char **argv)
 {
     const args a = parse(argc, argv);
@@ -237,12 +265,16 @@ int main(int argc, char **argv)
     free(vocab);
     corpus c;
     read_corpus(&tok, &c);
-    tokenizer_free(&tok);
     if (a.tokens) {
         print_tokens(&c);
         free_corpus(&c);
+        tokenizer_free(&tok);
         return 0;
     }
+    if (a.dump_layer >= cfg.layers)
+        die("--dump-layer %d: the model has layers 0..%d", a.dump_layer, cfg.layers - 1);
+    if (a.dump_dir && c.count == 0)
+        die("--dump-layer: no sentence on standard input");
 
     /* The weights are checked before any device work starts. */
     model_weights w;
@@ -270,6 +302,9 @@ int main(int argc, char **argv)
         s = run_pass(&m, &c, order, batch_size, emb);
         seconds[p] = now() - t0;
     }
+    if (a.dump_dir)
+        dump_first(&m, &c, &tok, a.dump_layer, a.dump_dir);
+    tokenizer_free(&tok);
     qsort(seconds, (size_t)passes, sizeof *seconds, by_value);
     const double median = seconds[passes / 2];
     print_embeddings(emb, c.count, cfg.hidden);

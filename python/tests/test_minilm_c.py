@@ -280,3 +280,40 @@ def test_missing_config_refused(tmp_path):
 def test_bad_arguments_are_a_usage_error():
     p = _run(["--no-such-option"], "", check=False)
     assert p.returncode == 2 and "usage" in p.stderr.decode()
+
+
+_VIEW = _ROOT / "build" / "tools" / "view" / "attn-view"
+
+
+def test_layer_dump_feeds_attn_view(model, tmp_path):
+    """--dump-layer writes one layer's queries and keys as the attention reads
+    them (checked against transformers' own projections of that layer) with
+    the tokens, and attn-view draws them."""
+    text = "The cat sat on the warm mat."
+    dump = tmp_path / "dump"
+    _run([_MODEL, "--dump-layer", 2, dump], text + "\n")
+    q, k = np.load(dump / "q.npy"), np.load(dump / "k.npy")
+    tokens = (dump / "tokens.txt").read_text().split("\n")[:-1]
+    ids = _hf_ids(model, text)
+    assert tokens == model.tokenizer.convert_ids_to_tokens(ids)
+    bert = model[0].auto_model
+    with torch.inference_mode():
+        hs = bert(torch.tensor([ids]), output_hidden_states=True).hidden_states[2][0]
+        att = bert.encoder.layer[2].attention.self
+        heads = bert.config.num_attention_heads
+        want = [proj(hs).view(len(ids), heads, -1).transpose(0, 1).numpy()
+                for proj in (att.query, att.key)]
+    assert q.shape == want[0].shape and k.shape == want[1].shape
+    assert np.abs(q - want[0]).max() < 1e-4 and np.abs(k - want[1]).max() < 1e-4
+    assert _VIEW.exists(), f"{_VIEW} is missing (attn-view needs libpng)"
+    out = tmp_path / "view"
+    p = subprocess.run([str(_VIEW), "--layer-dump", str(dump), "--out", str(out)],
+                       capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr.decode()
+    assert sorted(f.name for f in out.iterdir()) == sorted(
+        [f"head_{h:02d}.png" for h in range(heads)] + ["grid.png"])
+
+
+def test_dump_layer_out_of_range_refused():
+    p = _run([_MODEL, "--dump-layer", 6, "/tmp/never-written"], "a b c\n", check=False)
+    assert p.returncode == 1 and b"--dump-layer" in p.stderr
