@@ -129,34 +129,35 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
     enum { NREG = 17, O_REG = 15, LSE_REG = 16 };
     region r[NREG];
     memset(r, 0, sizeof r);
-    const int64_t es = (int64_t)s->elem_size;
-    const int64_t bias_es = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+    /* the same numbers clattn_buffer_sizes_of reports */
+    clattn_buffer_sizes z;
+    clattn__buffer_sizes(s, &z);
     const struct {
         const char *name;
         cl_mem m;
-        int64_t bytes;
+        size_t bytes;
     } in[NREG] = {
-        {"q", buf->q, s->q_extent * es},
-        {"k", buf->k, s->k_bytes},
-        {"v", buf->v, s->v_bytes},
-        {"mask", buf->mask, s->mask_extent * 4},
-        {"kv_lens", buf->kv_lens, (int64_t)p->batch * 4},
-        {"bias", buf->bias, s->bias_extent * bias_es},
-        {"bool_mask", buf->bool_mask, s->bmask_extent},
-        {"sinks", buf->sinks, (int64_t)p->heads * 4},
-        {"alibi_slopes", buf->alibi_slopes, (int64_t)p->heads * 4},
-        {"kv_start", buf->kv_start, (int64_t)p->batch * 4},
-        {"cu_seqlens_q", buf->cu_seqlens_q, ((int64_t)p->batch + 1) * 4},
-        {"cu_seqlens_kv", buf->cu_seqlens_kv, ((int64_t)p->batch + 1) * 4},
-        {"block_table", buf->block_table, s->table_elems * 4},
-        {"k_scales", buf->k_scales, s->k_scale_bytes},
-        {"v_scales", buf->v_scales, s->v_scale_bytes},
-        {"o", buf->o, s->o_extent * es},
-        {"lse", buf->lse, s->lse_elems * 4},
+        {"q", buf->q, z.q},
+        {"k", buf->k, z.k},
+        {"v", buf->v, z.v},
+        {"mask", buf->mask, z.mask},
+        {"kv_lens", buf->kv_lens, z.kv_lens},
+        {"bias", buf->bias, z.bias},
+        {"bool_mask", buf->bool_mask, z.bool_mask},
+        {"sinks", buf->sinks, z.sinks},
+        {"alibi_slopes", buf->alibi_slopes, z.alibi_slopes},
+        {"kv_start", buf->kv_start, z.kv_start},
+        {"cu_seqlens_q", buf->cu_seqlens_q, z.cu_seqlens_q},
+        {"cu_seqlens_kv", buf->cu_seqlens_kv, z.cu_seqlens_kv},
+        {"block_table", buf->block_table, z.block_table},
+        {"k_scales", buf->k_scales, z.k_scales},
+        {"v_scales", buf->v_scales, z.v_scales},
+        {"o", buf->o, z.o},
+        {"lse", buf->lse, z.lse},
     };
     for (int i = 0; i < NREG; ++i)
         if (in[i].m)
-            CLATTN_TRY(check_buffer(ctx, &r[i], in[i].name, in[i].m, in[i].bytes));
+            CLATTN_TRY(check_buffer(ctx, &r[i], in[i].name, in[i].m, (int64_t)in[i].bytes));
     /* Outputs may not share bytes with anything else the call touches. */
     for (int out = O_REG; out <= LSE_REG; ++out)
         for (int i = 0; i < NREG; ++i)
