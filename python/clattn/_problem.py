@@ -79,34 +79,35 @@ def _collapse(shape, strides):
     return int(np.prod(shape)), s
 
 
-class Tensor4:
-    """A tensor as clattn's [batch][heads][seq][dim] with element strides."""
+def _as_bhsd(v, batch_ndim):
+    """(batch, batch stride), (heads, head stride) of a view, or None when
+    its batch dimensions do not collapse or clattn cannot read its layout."""
+    shape, strides = list(v.shape), list(v.strides)
+    col = _collapse(shape[:batch_ndim], strides[:batch_ndim])
+    if col is None or not _layout_ok(shape, strides):
+        return None
+    head = (shape[batch_ndim], strides[batch_ndim]) if len(shape) - batch_ndim == 3 else (1, 0)
+    return col, head
 
-    def __init__(self, x, name, batch_ndim, copy_ok=True):
+
+class Tensor4:
+    """A tensor as clattn's [batch][heads][seq][dim] with element strides;
+    a layout clattn cannot read is copied into a contiguous one first."""
+
+    def __init__(self, x, name, batch_ndim):
         v = T.view(x, name)
-        shape, strides = list(v.shape), list(v.strides)
-        if len(shape) < 2:
+        if len(v.shape) < 2:
             raise ValueError(f"{name}: expected at least 2 dimensions (..., seq, dim), got "
-                             f"shape {tuple(shape)}")
-        if batch_ndim < 0:
-            batch_ndim = max(len(shape) - 3, 0)
-        bshape, bstr = shape[:batch_ndim], strides[:batch_ndim]
-        head = (shape[batch_ndim], strides[batch_ndim]) if len(shape) - batch_ndim == 3 else (1, 0)
-        col = _collapse(bshape, bstr)
-        ok = col is not None and _layout_ok(shape, strides)
-        if not ok:
+                             f"shape {tuple(v.shape)}")
+        dims = _as_bhsd(v, batch_ndim)
+        if dims is None:
             x = T.contiguous(x)
             v = T.view(x, name)
-            shape, strides = list(v.shape), list(v.strides)
-            bshape, bstr = shape[:batch_ndim], strides[:batch_ndim]
-            head = (shape[batch_ndim], strides[batch_ndim]) if len(shape) - batch_ndim == 3 \
-                else (1, 0)
-            col = _collapse(bshape, bstr)
+            dims = _as_bhsd(v, batch_ndim)
         self.view, self.obj = v, x
-        self.batch, bs = col
-        self.heads, hs = head
-        self.seq, ss = shape[-2], strides[-2]
-        self.dim = shape[-1]
+        (self.batch, bs), (self.heads, hs) = dims
+        self.seq, ss = v.shape[-2], v.strides[-2]
+        self.dim = v.shape[-1]
         # extent-1 dimensions are not checked by clattn; give them a stride
         # that keeps the three from being all zero (which would mean packed)
         inner = self.dim
@@ -169,10 +170,6 @@ def _mask_ok(target, batch_ndim, ms):
             return False
         reach += (n - 1) * s
     return ms.row == 0 or ms.row >= S
-
-
-def span(view):
-    return view.span_bytes()
 
 
 def _is_bool(x):
