@@ -773,6 +773,167 @@ static size_t verify_rows(const clattn_problem *n, const clattn_host_buffers *in
     return k;
 }
 
+/* What the checks of one verification share: the rows in the view and O
+ * gathered from the run (got) and the reference (want), row by row. */
+typedef struct vdata {
+    vctx *v;
+    const clattn_problem *n; /* normalized */
+    const vrow *rows;
+    const double *want, *got;
+    const int *seen; /* per LSE index: keys the row sees (0: none) */
+    size_t on;       /* elements: rows * Dv */
+    int Dv;
+} vdata;
+
+/* O against the reference in relative L2. Outputs in the storage type's
+ * subnormal range are rounded to an absolute step (f16: 2^-24), so their
+ * relative error is not bounded by the type's precision: the L2 bound grows
+ * by twice the error correct rounding alone gives those elements (0 when
+ * none is subnormal). The per-element bound stays as strict. */
+static void check_o_l2(const vdata *d, t_tolerance tol, t_result *res)
+{
+    const double *want = d->want, *got = d->got;
+    res->rel_l2 = ref_rel_l2(want, got, d->on);
+    const double step = ref_ulp(d->n->dtype, 0.0); /* the subnormal step */
+    const double smallest_normal = ldexp(step, ref_mantissa_bits(d->n->dtype));
+    double sub2 = 0.0, norm2 = 0.0;
+    for (size_t e = 0; e < d->on; e++)
+        if (isfinite(want[e])) {
+            norm2 += want[e] * want[e];
+            if (fabs(want[e]) < smallest_normal)
+                sub2 += 0.25 * step * step;
+        }
+    const double l2_bound = tol.rel_l2 + (norm2 > 0.0 ? 2.0 * sqrt(sub2 / norm2) : 0.0);
+    if (res->rel_l2 <= l2_bound)
+        return;
+    size_t worst = 0;
+    double wd = -1.0;
+    for (size_t e = 0; e < d->on; e++) {
+        double diff = fabs(got[e] - want[e]);
+        if (isnan(diff))
+            diff = INFINITY;
+        if (diff > wd) {
+            wd = diff;
+            worst = e;
+        }
+    }
+    const vrow *w = &d->rows[worst / (size_t)d->Dv];
+    vfail(d->v, "O rel L2 %.3g > %.3g; worst |err| %.3g at b%d h%d i%d d%zu (ref %.9g got %.9g)",
+          res->rel_l2, l2_bound, wd, w->b, w->h, w->i, worst % d->Dv, want[worst], got[worst]);
+}
+
+/* Every element within its own bound (elements not finite on either side
+ * are check_o_special's). */
+static void check_o_elements(const vdata *d, t_tolerance tol, t_result *res)
+{
+    const double *want = d->want, *got = d->got;
+    double scale = 0.0;
+    for (size_t e = 0; e < d->on; e++)
+        if (isfinite(want[e]))
+            scale = fmax(scale, fabs(want[e]));
+    size_t elem_bad = 0, elem_worst = 0;
+    for (size_t e = 0; e < d->on; e++) {
+        if (!isfinite(want[e]) || !isfinite(got[e]))
+            continue;
+        const double err = fabs(got[e] - want[e]);
+        const double bound = t_elem_bound(&tol, d->n->dtype, want[e], scale);
+        if (err > res->elem_use * bound) {
+            res->elem_use = err / bound;
+            elem_worst = e;
+        }
+        elem_bad += !(err <= bound);
+    }
+    if (elem_bad) {
+        const size_t e = elem_worst;
+        const vrow *w = &d->rows[e / (size_t)d->Dv];
+        vfail(d->v, "%zu of %zu O elements beyond %g ulp + %g * %.3g; worst b%d h%d i%d d%zu: ref "
+              "%.9g got %.9g (|err| %.3g = %.3g ulp)", elem_bad, d->on, tol.elem_ulps,
+              tol.elem_atol, scale, w->b, w->h, w->i, e % d->Dv, want[e], got[e],
+              fabs(got[e] - want[e]), fabs(got[e] - want[e]) / ref_ulp(d->n->dtype, want[e]));
+    }
+}
+
+/* No NaN or inf where the reference is finite; rows that see no key exactly 0. */
+static void check_o_special(const vdata *d)
+{
+    const double *want = d->want, *got = d->got;
+    const int Dv = d->Dv;
+    size_t nonfinite = 0, first_nf = 0, masked_nonzero = 0, first_mn = 0;
+    for (size_t e = 0; e < d->on; e++) {
+        if (isfinite(want[e]) && !isfinite(got[e]) && nonfinite++ == 0)
+            first_nf = e;
+        if (d->seen[d->rows[e / Dv].lse] == 0 && got[e] != 0.0 && masked_nonzero++ == 0)
+            first_mn = e;
+    }
+    if (nonfinite) {
+        const vrow *w = &d->rows[first_nf / Dv];
+        vfail(d->v, "%zu of %zu O elements not finite where the reference is; first: b%d h%d i%d "
+              "d%zu = %g", nonfinite, d->on, w->b, w->h, w->i, first_nf % Dv, got[first_nf]);
+    }
+    if (masked_nonzero) {
+        const vrow *w = &d->rows[first_mn / Dv];
+        vfail(d->v, "%zu O elements of rows that see no key are not 0; first: b%d h%d i%d d%zu = %g",
+              masked_nonzero, w->b, w->h, w->i, first_mn % Dv, got[first_mn]);
+    }
+}
+
+/* The gaps of O's view and the guard after it keep their contents. */
+static void check_o_outside(vctx *v, const clattn_problem *n, const void *got_o,
+                            const void *o_init, int64_t o_alloc, const unsigned char *in_view)
+{
+    const size_t esz = ref_dtype_size(n->dtype);
+    size_t changed = 0, first_ch = 0;
+    for (int64_t e = 0; e < o_alloc; e++)
+        if (!in_view[e] && memcmp((const char *)got_o + e * esz, (const char *)o_init + e * esz,
+                                  esz) != 0 && changed++ == 0)
+            first_ch = (size_t)e;
+    if (changed) {
+        int64_t ext = 0;
+        ref_tensor_extents(n, NULL, NULL, NULL, &ext);
+        vfail(v, "%zu O elements outside the view (gaps or guard) were written; first at element "
+              "%zu (view extent %lld)", changed, first_ch, (long long)ext);
+    }
+}
+
+/* The LSE of every row, and its guard untouched. */
+static void check_lse(const vdata *d, size_t nrows, const float *got_lse, const double *lse_ref,
+                      size_t lse_count, int64_t lse_alloc, t_tolerance tol, t_result *res)
+{
+    size_t bad = 0, first_bad = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        const int64_t x = d->rows[r].lse;
+        double g = got_lse[x], e = lse_ref[x], err;
+        int ok;
+        if (e == -INFINITY) {
+            ok = g == -INFINITY;
+            err = ok ? 0.0 : INFINITY;
+        } else {
+            err = fabs(g - e);
+            ok = isfinite(g) && err <= tol.lse_rel * fmax(1.0, fabs(e));
+            if (isnan(err))
+                err = INFINITY;
+        }
+        if (err > res->lse_err)
+            res->lse_err = err;
+        if (!ok && bad++ == 0)
+            first_bad = r;
+    }
+    if (bad) {
+        const vrow *w = &d->rows[first_bad];
+        vfail(d->v, "%zu of %zu LSE values wrong; first: b%d h%d i%d ref %.9g got %.9g", bad,
+              nrows, w->b, w->h, w->i, lse_ref[w->lse], (double)got_lse[w->lse]);
+    }
+    size_t guard_bad = 0;
+    for (int64_t r = (int64_t)lse_count; r < lse_alloc; r++) {
+        uint32_t bits;
+        memcpy(&bits, &got_lse[r], sizeof bits);
+        guard_bad += bits != T_LSE_POISON;
+    }
+    if (guard_bad)
+        vfail(d->v, "%zu LSE guard elements after the %zu rows were written", guard_bad,
+              lse_count);
+}
+
 t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
                       const void *got_o, const void *o_init, int64_t o_alloc,
                       const float *got_lse, int64_t lse_alloc, t_tolerance tol)
@@ -786,7 +947,6 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
     const size_t lse_count = n.varlen ? (size_t)n.heads * (size_t)n.total_q
                                       : (size_t)n.batch * n.heads * n.seq_q;
     const size_t ref_rows = lse_count;
-    const size_t esz = ref_dtype_size(n.dtype);
     double *o_ref = malloc(sizeof(double) * (ref_rows * (size_t)Dv + 1));
     double *lse_ref = malloc(sizeof(double) * (lse_count + 1));
     int *seen = malloc(sizeof(int) * (lse_count + 1));
@@ -814,130 +974,13 @@ t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_h
             in_view[rows[r].got + d] = 1;
         }
 
-    /* O against the reference. Outputs in the storage type's subnormal
-     * range are rounded to an absolute step (f16: 2^-24), so their relative
-     * error is not bounded by the type's precision: the L2 bound grows by
-     * twice the error correct rounding alone gives those elements (0 when
-     * none is subnormal). The per-element bound below stays as strict. */
-    res.rel_l2 = ref_rel_l2(want, got, on);
-    double sub2 = 0.0, norm2 = 0.0;
-    for (size_t e = 0; e < on; e++)
-        if (isfinite(want[e])) {
-            norm2 += want[e] * want[e];
-            const double half = 0.5 * ref_ulp(n.dtype, 0.0); /* the subnormal step */
-            if (fabs(want[e]) < ldexp(ref_ulp(n.dtype, 0.0), ref_mantissa_bits(n.dtype)))
-                sub2 += half * half;
-        }
-    const double l2_bound = tol.rel_l2 + (norm2 > 0.0 ? 2.0 * sqrt(sub2 / norm2) : 0.0);
-    if (!(res.rel_l2 <= l2_bound)) {
-        size_t worst = 0;
-        double wd = -1.0;
-        for (size_t e = 0; e < on; e++) {
-            double d = fabs(got[e] - want[e]);
-            if (isnan(d))
-                d = INFINITY;
-            if (d > wd) {
-                wd = d;
-                worst = e;
-            }
-        }
-        const vrow *w = &rows[worst / (size_t)Dv];
-        vfail(&v, "O rel L2 %.3g > %.3g; worst |err| %.3g at b%d h%d i%d d%zu (ref %.9g got %.9g)",
-              res.rel_l2, l2_bound, wd, w->b, w->h, w->i, worst % Dv, want[worst], got[worst]);
-    }
-    /* every element within its own bound (elements not finite on either side
-     * are the next check's) */
-    double scale = 0.0;
-    for (size_t e = 0; e < on; e++)
-        if (isfinite(want[e]))
-            scale = fmax(scale, fabs(want[e]));
-    size_t elem_bad = 0, elem_worst = 0;
-    for (size_t e = 0; e < on; e++) {
-        if (!isfinite(want[e]) || !isfinite(got[e]))
-            continue;
-        const double err = fabs(got[e] - want[e]);
-        const double bound = t_elem_bound(&tol, n.dtype, want[e], scale);
-        if (err > res.elem_use * bound) {
-            res.elem_use = err / bound;
-            elem_worst = e;
-        }
-        elem_bad += !(err <= bound);
-    }
-    if (elem_bad) {
-        const size_t e = elem_worst;
-        const vrow *w = &rows[e / (size_t)Dv];
-        vfail(&v, "%zu of %zu O elements beyond %g ulp + %g * %.3g; worst b%d h%d i%d d%zu: ref "
-              "%.9g got %.9g (|err| %.3g = %.3g ulp)", elem_bad, on, tol.elem_ulps, tol.elem_atol,
-              scale, w->b, w->h, w->i, e % Dv, want[e], got[e], fabs(got[e] - want[e]),
-              fabs(got[e] - want[e]) / ref_ulp(n.dtype, want[e]));
-    }
-    /* no NaN or inf where the reference is finite; rows that see no key exactly 0 */
-    size_t nonfinite = 0, first_nf = 0, masked_nonzero = 0, first_mn = 0;
-    for (size_t e = 0; e < on; e++) {
-        if (isfinite(want[e]) && !isfinite(got[e]) && nonfinite++ == 0)
-            first_nf = e;
-        if (seen[rows[e / Dv].lse] == 0 && got[e] != 0.0 && masked_nonzero++ == 0)
-            first_mn = e;
-    }
-    if (nonfinite) {
-        const vrow *w = &rows[first_nf / Dv];
-        vfail(&v, "%zu of %zu O elements not finite where the reference is; first: b%d h%d i%d "
-              "d%zu = %g", nonfinite, on, w->b, w->h, w->i, first_nf % Dv, got[first_nf]);
-    }
-    if (masked_nonzero) {
-        const vrow *w = &rows[first_mn / Dv];
-        vfail(&v, "%zu O elements of rows that see no key are not 0; first: b%d h%d i%d d%zu = %g",
-              masked_nonzero, w->b, w->h, w->i, first_mn % Dv, got[first_mn]);
-    }
-    /* gaps and the guard keep their contents */
-    size_t changed = 0, first_ch = 0;
-    for (int64_t e = 0; e < o_alloc; e++)
-        if (!in_view[e] && memcmp((const char *)got_o + e * esz, (const char *)o_init + e * esz,
-                                  esz) != 0 && changed++ == 0)
-            first_ch = (size_t)e;
-    if (changed) {
-        int64_t ext = 0;
-        ref_tensor_extents(&n, NULL, NULL, NULL, &ext);
-        vfail(&v, "%zu O elements outside the view (gaps or guard) were written; first at element "
-              "%zu (view extent %lld)", changed, first_ch, (long long)ext);
-    }
-
-    /* LSE */
-    if (got_lse) {
-        size_t bad = 0, first_bad = 0;
-        for (size_t r = 0; r < nrows; r++) {
-            const int64_t x = rows[r].lse;
-            double g = got_lse[x], e = lse_ref[x], err;
-            int ok;
-            if (e == -INFINITY) {
-                ok = g == -INFINITY;
-                err = ok ? 0.0 : INFINITY;
-            } else {
-                err = fabs(g - e);
-                ok = isfinite(g) && err <= tol.lse_rel * fmax(1.0, fabs(e));
-                if (isnan(err))
-                    err = INFINITY;
-            }
-            if (err > res.lse_err)
-                res.lse_err = err;
-            if (!ok && bad++ == 0)
-                first_bad = r;
-        }
-        if (bad) {
-            const vrow *w = &rows[first_bad];
-            vfail(&v, "%zu of %zu LSE values wrong; first: b%d h%d i%d ref %.9g got %.9g", bad,
-                  nrows, w->b, w->h, w->i, lse_ref[w->lse], (double)got_lse[w->lse]);
-        }
-        size_t guard_bad = 0;
-        for (int64_t r = (int64_t)lse_count; r < lse_alloc; r++) {
-            uint32_t bits;
-            memcpy(&bits, &got_lse[r], sizeof bits);
-            guard_bad += bits != T_LSE_POISON;
-        }
-        if (guard_bad)
-            vfail(&v, "%zu LSE guard elements after the %zu rows were written", guard_bad,
-                  lse_count);
-    }
+    const vdata d = {&v, &n, rows, want, got, seen, on, Dv};
+    check_o_l2(&d, tol, &res);
+    check_o_elements(&d, tol, &res);
+    check_o_special(&d);
+    check_o_outside(&v, &n, got_o, o_init, o_alloc, in_view);
+    if (got_lse)
+        check_lse(&d, nrows, got_lse, lse_ref, lse_count, lse_alloc, tol, &res);
 out:
     free(o_ref);
     free(lse_ref);
