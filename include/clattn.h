@@ -59,7 +59,7 @@
 #endif
 
 #define CLATTN_VERSION_MAJOR 1
-#define CLATTN_VERSION_MINOR 2
+#define CLATTN_VERSION_MINOR 3
 #define CLATTN_VERSION_PATCH 0
 
 #if defined(_WIN32) && defined(CLATTN_SHARED_BUILD)
@@ -621,6 +621,108 @@ CLATTN_API clattn_status clattn_kv_append(clattn_context *ctx, const clattn_prob
                                           cl_mem positions, const clattn_buffers *cache_buffers,
                                           cl_uint num_wait, const cl_event *wait,
                                           cl_event *done);
+
+/* ---- tiles of a larger attention (since 1.3) ---------------------------------
+ * A tile is what some consecutive query rows of a problem get from some
+ * consecutive keys: rows q_offset .. q_offset + seq_q - 1 of the problem's
+ * seq_q rows against keys kv_offset .. kv_offset + seq_kv - 1 of its seq_kv
+ * keys. `problem` describes the whole attention, and every rule of its score
+ * pipeline is applied at the rows' and keys' places in the whole: the causal
+ * alignment and i' (from the whole seq_q and the whole kv_lens[b] or seq_kv),
+ * the window, chunks, the ALiBi distance, kv_lens and kv_start (key positions
+ * of the whole), and the masks. A tile's O and LSE are therefore the partial
+ * attention of its rows over its keys: tiles with all the keys give those
+ * rows of the whole O exactly, and tiles over disjoint key ranges of the same
+ * rows merge with clattn_merge into the whole (ring attention, one attention
+ * split across devices). A row that sees none of the tile's keys gives zeros
+ * and LSE -inf (with a sink: the sink), as clattn.h says for any row; the LSE
+ * includes the sink, so of tiles that are to be merged only one may have
+ * sinks on (clattn_merge).
+ *
+ * Buffers: q and o hold the tile's rows ([batch][heads][tile seq_q][dim]
+ * with the problem's q_strides / o_strides, all zero = packed over the
+ * tile's rows), k, v, k_scales and v_scales the tile's keys (as for a problem
+ * of tile.seq_kv keys; scale rows count keys of the tile), lse
+ * [batch][heads][tile seq_q]; kv_lens, kv_start, sinks and alibi_slopes are
+ * the problem's; bias and bool_mask are the whole problem's, entry
+ * (b, h, q_offset + i, kv_offset + j) for row i and key j of the tile (a
+ * broadcast padding mask [B,1,1,seq_kv] stays small). The fp32 0.1 mask is
+ * refused with a tile (give it as bias with strides {mask_batch_stride,
+ * mask_head_stride, seq_kv}), and so are varlen and paged problems. */
+typedef struct clattn_tile {
+    int q_offset, seq_q;   /* rows of the problem; seq_q >= 1 */
+    int kv_offset, seq_kv; /* keys of the problem; seq_kv >= 1 */
+    int64_t reserved[2];   /* must be zero */
+} clattn_tile;
+
+/* The bytes each buffer of a tile must hold (clattn_buffer_sizes, with q, o,
+ * lse, k, v and the scales sized for the tile and the masks for the whole). */
+CLATTN_API clattn_status clattn_tile_buffer_sizes_of(clattn_context *ctx,
+                                                     const clattn_problem *problem,
+                                                     const clattn_tile *tile,
+                                                     clattn_buffer_sizes *sizes);
+
+/* clattn_forward of one tile: validates everything, enqueues, returns
+ * without blocking (wait and done as clattn_forward). */
+CLATTN_API clattn_status clattn_forward_tile(clattn_context *ctx, const clattn_problem *problem,
+                                             const clattn_tile *tile,
+                                             const clattn_buffers *buffers, cl_uint num_wait,
+                                             const cl_event *wait, cl_event *done);
+
+/* clattn_forward_host of one tile (buffers laid out as for
+ * clattn_forward_tile; sizes as clattn_tile_buffer_sizes_of gives them). */
+CLATTN_API clattn_status clattn_forward_tile_host(clattn_context *ctx,
+                                                  const clattn_problem *problem,
+                                                  const clattn_tile *tile,
+                                                  const clattn_host_buffers *buffers);
+
+/* ---- one attention on several devices (since 1.3) ---------------------------
+ * clattn_multi_forward_host runs one attention over several contexts (any
+ * OpenCL devices: a GPU and the CPU, sub-devices of one CPU, ...), each
+ * doing a share of the work sized by its measured speed, on a thread of its
+ * own, and writes the same O and LSE as clattn_forward_host would on one of
+ * them (to each device's rounding). How the work is cut:
+ *   ROWS   tiles of consecutive query rows, each over all the keys (no merge);
+ *   KEYS   tiles of consecutive keys over all the rows, merged by their LSE
+ *          (decoding: few query rows, many keys);
+ *   BATCH  whole sequences (the only cut for varlen and paged problems);
+ *   AUTO   BATCH for varlen and paged problems, KEYS when seq_q is below
+ *          4 per context and seq_kv at least 256 per context, else ROWS. */
+#define CLATTN_SPLIT_AUTO 0
+#define CLATTN_SPLIT_ROWS 1
+#define CLATTN_SPLIT_KEYS 2
+#define CLATTN_SPLIT_BATCH 3
+#define CLATTN_MULTI_MAX 16 /* contexts one call may use */
+
+typedef struct clattn_multi_options {
+    int split;             /* CLATTN_SPLIT_* */
+    /* Relative speeds, one per context (positive), or NULL: then each
+     * context's speed on this problem comes from its tuning db (the tuned
+     * time of the kernels this problem runs), else from a timed run of a
+     * slice of the problem, measured once per context and problem kind
+     * and kept in the context. */
+    const double *weights;
+    int64_t reserved[4];   /* must be zero */
+} clattn_multi_options;
+
+/* What a call did (filled on success). */
+typedef struct clattn_multi_report {
+    int split;                          /* the cut used (never AUTO) */
+    int used;                           /* contexts that got work */
+    double weights[CLATTN_MULTI_MAX];   /* the relative speeds used */
+    int64_t share[CLATTN_MULTI_MAX];    /* rows, keys or sequences of each */
+    double ms[CLATTN_MULTI_MAX];        /* wall time of each context's part */
+} clattn_multi_report;
+
+/* ctxs: num_ctxs (1..CLATTN_MULTI_MAX) distinct contexts. The problem and
+ * buffers are those of clattn_forward_host (give buffers->sizes). Failures
+ * are reported on ctxs[0] (naming the context that failed); outputs are
+ * written only when every part succeeded. opts and report may be NULL. */
+CLATTN_API clattn_status clattn_multi_forward_host(clattn_context *const *ctxs, int num_ctxs,
+                                                   const clattn_problem *problem,
+                                                   const clattn_host_buffers *buffers,
+                                                   const clattn_multi_options *opts,
+                                                   clattn_multi_report *report);
 
 /* ---- tuning ---------------------------------------------------------------
  * clattn_tune measures, on the context's device, every kernel configuration of
