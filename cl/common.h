@@ -200,7 +200,7 @@ typedef uchar vstore_t;
         int chunk, int has_kvl, int has_lse, int maxp, int npages, int pshift, long qsb,       \
         long qsh, long qss, long ksb, long ksh,                                                \
         long kss, long vsb, long vsh, long vss, long osb, long osh, long oss, long bsb,        \
-        long bsh, long bsr, long msb, long msh, long msr
+        long bsh, long bsr, long msb, long msh, long msr, int tq0, int tk0, int wsq, int wskv
 
 typedef struct clattn_call {
     global const int *kv_lens, *kv_start, *cu_q, *cu_kv;
@@ -215,18 +215,26 @@ typedef struct clattn_call {
     int maxp, npages, pshift; /* PAGED: table columns, pool pages, log2(page size) */
     long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
     long bsb, bsh, bsr, msb, msh, msr;
+    /* A tile of a larger problem (clattn_forward_tile): the first row and
+     * key of the tile in the whole, and the whole's seq_q and seq_kv (0, 0,
+     * seq_q, seq_kv otherwise). */
+    int tq0, tk0, wsq, wskv;
 } clattn_call;
 
 #define CLATTN_CALL_INIT                                                                       \
     {kv_lens, kv_start, cu_q, cu_kv, bias, bmask, sinks, slopes, btab, ksc, vsc, heads, group,  \
      seq_q, seq_kv, total_q, total_kv, scale, softcap, causal, windowed, wl, wr, chunk,        \
-     has_kvl, has_lse, maxp, npages, pshift, qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, bsb, bsh, bsr, msb, msh, msr}
+     has_kvl, has_lse, maxp, npages, pshift, qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss, bsb, bsh, bsr, msb, msh, msr, tq0, tk0, wsq, wskv}
 
 /* One (batch, query head) of a call: its lengths and where its rows live.
  * Row i of it has query row offset q + i * qss, key j is at k + j * kss. */
 typedef struct clattn_seq {
     int sq;        /* query rows (seq_q, or the sequence's length with VARLEN) */
     int L, S;      /* keys S <= j < L may be visible */
+    /* Positions (key indices of this call): row i's i' is i + ip0, the
+     * top-left causal bound of row i is key i + tl0, chunks start at cs0
+     * (may be negative or past the keys: a tile's chunk origin). */
+    long ip0, tl0, cs0;
     long q, k, v, o;
     long lse;      /* LSE index of row 0; rows are consecutive */
     int b, kh;     /* batch and kv head */
@@ -251,15 +259,26 @@ inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
     s.sq = max(s.sq, 0);
     s.L = max(s.L, 0);
     s.lse = (long)h * c->total_q + tq;
-#else
-    s.sq = c->seq_q;
-    s.L = c->has_kvl ? clamp(c->kv_lens[b], 0, c->seq_kv) : c->seq_kv;
-    s.lse = ((long)b * c->heads + h) * c->seq_q;
-#endif
-#if KV_START
-    s.S = clamp(c->kv_start[b], 0, c->seq_kv);
-#else
     s.S = 0;
+    s.ip0 = s.L - s.sq;
+    s.tl0 = 0;
+    s.cs0 = 0;
+#else
+    /* Lengths and positions of the whole problem, then in this call's keys
+     * (which are the whole's keys tk0.. when the call is a tile). */
+    const int Lw = c->has_kvl ? clamp(c->kv_lens[b], 0, c->wskv) : c->wskv;
+#if KV_START
+    const int Sw = clamp(c->kv_start[b], 0, c->wskv);
+#else
+    const int Sw = 0;
+#endif
+    s.sq = c->seq_q;
+    s.L = clamp(Lw - c->tk0, 0, c->seq_kv);
+    s.S = clamp(Sw - c->tk0, 0, c->seq_kv);
+    s.ip0 = (long)c->tq0 + Lw - c->wsq - c->tk0;
+    s.tl0 = (long)c->tq0 - c->tk0;
+    s.cs0 = (long)Sw - c->tk0;
+    s.lse = ((long)b * c->heads + h) * c->seq_q;
 #endif
     s.b = b;
     s.kh = kh;
@@ -274,8 +293,9 @@ inline clattn_seq clattn_seq_of(const clattn_call *c, int b, int h)
     s.k = b * c->ksb + kh * c->ksh + tk * c->kss;
     s.v = b * c->vsb + kh * c->vsh + tk * c->vss;
     s.o = b * c->osb + h * c->osh + tq * c->oss;
-    s.bias = b * c->bsb + h * c->bsh;
-    s.bmask = b * c->msb + h * c->msh;
+    /* masks are the whole problem's: a tile's row 0 and key 0 sit at tq0, tk0 */
+    s.bias = b * c->bsb + h * c->bsh + c->tq0 * c->bsr + c->tk0;
+    s.bmask = b * c->msb + h * c->msh + c->tq0 * c->msr + c->tk0;
 #if SINKS
     s.sink = c->sinks[h];
 #else

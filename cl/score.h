@@ -16,8 +16,9 @@
  * of rows [i0, i1] sees at most the keys [key_lo(i0), key_hi(i1)); kernels
  * use that to skip whole tiles. */
 
-/* The query's position among the keys: the last row faces the last key. */
-inline long clattn_ip(const clattn_seq *s, int i) { return (long)i + s->L - s->sq; }
+/* The query's position among the keys: the last row faces the last key
+ * (of the whole problem, when the call is a tile of one). */
+inline long clattn_ip(const clattn_seq *s, int i) { return (long)i + s->ip0; }
 
 /* floor(a / b) for b > 0, also for negative a. */
 inline long clattn_floor_div(long a, long b) { return (a >= 0 ? a : a - b + 1) / b; }
@@ -28,7 +29,7 @@ inline int clattn_key_lo(const clattn_call *c, const clattn_seq *s, int i)
     if (c->windowed && c->wl >= 0)
         lo = max(lo, clattn_ip(s, i) - c->wl);
 #if CHUNK
-    lo = max(lo, s->S + clattn_floor_div(clattn_ip(s, i) - s->S, c->chunk) * c->chunk);
+    lo = max(lo, s->cs0 + clattn_floor_div(clattn_ip(s, i) - s->cs0, c->chunk) * c->chunk);
 #endif
     return (int)min(lo, (long)s->L);
 }
@@ -40,11 +41,11 @@ inline int clattn_key_hi(const clattn_call *c, const clattn_seq *s, int i)
     if (c->causal == 1)
         hi = min(hi, ip + 1);
     else if (c->causal == 2)
-        hi = min(hi, (long)i + 1);
+        hi = min(hi, (long)i + s->tl0 + 1);
     if (c->windowed && c->wr >= 0)
         hi = min(hi, ip + c->wr + 1);
 #if CHUNK
-    hi = min(hi, s->S + (clattn_floor_div(ip - s->S, c->chunk) + 1) * c->chunk);
+    hi = min(hi, s->cs0 + (clattn_floor_div(ip - s->cs0, c->chunk) + 1) * c->chunk);
 #endif
     return (int)max(hi, 0L);
 }

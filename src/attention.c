@@ -225,6 +225,7 @@ typedef struct {
     cl_int maxp, npages, pshift;
     cl_long qsb, qsh, qss, ksb, ksh, kss, vsb, vsh, vss, osb, osh, oss;
     cl_long bsb, bsh, bsr, msb, msh, msr;
+    cl_int tq0, tk0, wsq, wskv;
 } call_args;
 
 static void fill_args(clattn_context *ctx, const clattn__shape *s, const clattn_buffers *b,
@@ -275,6 +276,10 @@ static void fill_args(clattn_context *ctx, const clattn__shape *s, const clattn_
     a->bsb = s->bias_strides.batch, a->bsh = s->bias_strides.head, a->bsr = s->bias_strides.row;
     a->msb = p->bool_mask.strides.batch, a->msh = p->bool_mask.strides.head;
     a->msr = p->bool_mask.strides.row;
+    a->tq0 = s->tile.q_offset;
+    a->tk0 = s->tile.kv_offset;
+    a->wsq = s->tile.whole_seq_q;
+    a->wskv = s->tile.whole_seq_kv;
 }
 
 /* Sets the call parameters (arguments 0..) and then the kernel's own. */
@@ -293,7 +298,7 @@ static clattn_status set_kernel_args(clattn_context *ctx, cl_kernel k, const cal
         ARG(a->qss),     ARG(a->ksb),     ARG(a->ksh),    ARG(a->kss),      ARG(a->vsb),
         ARG(a->vsh),     ARG(a->vss),     ARG(a->osb),    ARG(a->osh),      ARG(a->oss),
         ARG(a->bsb),     ARG(a->bsh),     ARG(a->bsr),    ARG(a->msb),      ARG(a->msh),
-        ARG(a->msr)};
+        ARG(a->msr),     ARG(a->tq0),     ARG(a->tk0),    ARG(a->wsq),      ARG(a->wskv)};
     const int n = (int)(sizeof common / sizeof common[0]);
     CLATTN_TRY(set_args(ctx, k, 0, common, n));
     return set_args(ctx, k, n, own, n_own);
@@ -506,6 +511,23 @@ clattn_status clattn_forward(clattn_context *ctx, const clattn_problem *problem,
     pthread_mutex_lock(&ctx->lock);
     clattn__shape s;
     clattn_status st = clattn__problem_normalize(ctx, problem, &s);
+    if (st == CLATTN_OK)
+        st = clattn__forward_locked(ctx, &s, buffers, num_wait, wait, done, NULL);
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
+clattn_status clattn_forward_tile(clattn_context *ctx, const clattn_problem *problem,
+                                  const clattn_tile *tile, const clattn_buffers *buffers,
+                                  cl_uint num_wait, const cl_event *wait, cl_event *done)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    if (done)
+        *done = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    clattn__shape s;
+    clattn_status st = clattn__problem_normalize_tile(ctx, problem, tile, &s);
     if (st == CLATTN_OK)
         st = clattn__forward_locked(ctx, &s, buffers, num_wait, wait, done, NULL);
     pthread_mutex_unlock(&ctx->lock);

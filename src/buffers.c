@@ -125,6 +125,7 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
         buf->cu_seqlens_q,  buf->cu_seqlens_kv, buf->block_table, buf->k_scales, buf->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, buf->mask != NULL, buf->kv_lens != NULL));
+    CLATTN_TRY(clattn__check_tile_mask(ctx, s, buf->mask != NULL));
 
     enum { NREG = 17, O_REG = 15, LSE_REG = 16 };
     region r[NREG];
@@ -233,15 +234,17 @@ clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shap
                                        h->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, h->mask != NULL, h->kv_lens != NULL));
+    CLATTN_TRY(clattn__check_tile_mask(ctx, s, h->mask != NULL));
+    const int whole_kv = s->tile.whole_seq_kv; /* key positions are the whole's */
     const struct {
         const char *name;
         const int32_t *v;
     } lens[2] = {{"kv_lens", h->kv_lens}, {"kv_start", h->kv_start}};
     for (int i = 0; i < 2; ++i)
         for (int b = 0; lens[i].v && b < p->batch; ++b)
-            if (lens[i].v[b] < 0 || lens[i].v[b] > p->seq_kv)
+            if (lens[i].v[b] < 0 || lens[i].v[b] > whole_kv)
                 return BAD("%s[%d] = %d is outside 0..seq_kv (%d)", lens[i].name, b,
-                           (int)lens[i].v[b], p->seq_kv);
+                           (int)lens[i].v[b], whole_kv);
     /* The pages each sequence's keys live in must be in the pool. */
     for (int b = 0; p->paged.enabled && b < p->batch; ++b) {
         const int len = h->kv_lens ? h->kv_lens[b] : p->seq_kv;

@@ -148,6 +148,24 @@ clattn_status clattn_forward_host(clattn_context *ctx, const clattn_problem *pro
     return st;
 }
 
+clattn_status clattn_forward_tile_host(clattn_context *ctx, const clattn_problem *problem,
+                                       const clattn_tile *tile, const clattn_host_buffers *buffers)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&ctx->lock);
+    clattn__shape s;
+    clattn_status st = clattn__problem_normalize_tile(ctx, problem, tile, &s);
+    if (st == CLATTN_OK)
+        st = clattn__check_host_buffers(ctx, &s, buffers, NULL);
+    if (st == CLATTN_OK && !buffers->o)
+        st = BAD("buffers.o is NULL");
+    if (st == CLATTN_OK)
+        st = run_host(ctx, &s, buffers, NULL);
+    pthread_mutex_unlock(&ctx->lock);
+    return st;
+}
+
 clattn_status clattn_attention_weights_host(clattn_context *ctx, const clattn_problem *problem,
                                             const clattn_host_buffers *in, float *probs)
 {

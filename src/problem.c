@@ -472,6 +472,8 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     out->lse_elems = lse;
 
     out->p = p;
+    out->tile.whole_seq_q = p.seq_q;
+    out->tile.whole_seq_kv = p.seq_kv;
     out->group = p.heads / p.kv_heads;
     out->elem_size = p.dtype == CLATTN_F32 ? 4 : 2;
     out->bias_dtype = p.bias.dtype;
@@ -484,5 +486,67 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     if (out->q_extent > lim || out->o_extent > lim || out->mask_extent > lim32 || out->lse_elems > lim32 ||
         out->bias_extent > lim_bias)
         return BAD("a tensor's size in bytes overflows 64 bits");
+    return CLATTN_OK;
+}
+
+/* One range of a tile against the whole: first + count within 0..whole. */
+static clattn_status check_range(struct clattn_context *ctx, const char *first_name, int first,
+                                 const char *count_name, int count, const char *whole_name,
+                                 int whole)
+{
+    if (count <= 0)
+        return BAD("tile.%s must be positive (got %d)", count_name, count);
+    if (first < 0)
+        return BAD("tile.%s must be non-negative (got %d)", first_name, first);
+    if ((int64_t)first + count > whole)
+        return BAD("tile.%s + tile.%s (%d + %d) passes the problem's %s (%d)", first_name,
+                   count_name, first, count, whole_name, whole);
+    return CLATTN_OK;
+}
+
+clattn_status clattn__problem_normalize_tile(struct clattn_context *ctx, const clattn_problem *in,
+                                             const clattn_tile *tile, clattn__shape *out)
+{
+    if (!tile)
+        return BAD("tile is NULL");
+    clattn__shape whole;
+    CLATTN_TRY(clattn__problem_normalize(ctx, in, &whole));
+    for (size_t i = 0; i < sizeof tile->reserved / sizeof tile->reserved[0]; ++i)
+        if (tile->reserved[i] != 0)
+            return BAD("tile.reserved[%zu] must be zero (a field of a newer clattn than this %s?)",
+                       i, clattn_version());
+    if (whole.p.varlen)
+        return BAD("a tile of a varlen problem is not supported (split the packed batch by "
+                   "sequences instead)");
+    if (whole.p.paged.enabled)
+        return BAD("a tile of a paged problem is not supported");
+    CLATTN_TRY(check_range(ctx, "q_offset", tile->q_offset, "seq_q", tile->seq_q, "seq_q",
+                           whole.p.seq_q));
+    CLATTN_TRY(check_range(ctx, "kv_offset", tile->kv_offset, "seq_kv", tile->seq_kv, "seq_kv",
+                           whole.p.seq_kv));
+    /* The tile's own tensors: the problem with the tile's lengths (the
+     * caller's strides, or packed over the tile). */
+    clattn_problem tp = *in;
+    tp.seq_q = tile->seq_q;
+    tp.seq_kv = tile->seq_kv;
+    CLATTN_TRY(clattn__problem_normalize(ctx, &tp, out));
+    out->bias_extent = whole.bias_extent;
+    out->bmask_extent = whole.bmask_extent;
+    out->mask_extent = whole.mask_extent;
+    out->tile.on = 1;
+    out->tile.q_offset = tile->q_offset;
+    out->tile.kv_offset = tile->kv_offset;
+    out->tile.whole_seq_q = whole.p.seq_q;
+    out->tile.whole_seq_kv = whole.p.seq_kv;
+    return CLATTN_OK;
+}
+
+clattn_status clattn__check_tile_mask(struct clattn_context *ctx, const clattn__shape *s,
+                                      int has_mask)
+{
+    if (s->tile.on && has_mask)
+        return BAD("buffers.mask (the fp32 mask of 0.1) cannot be used with a tile: give it as "
+                   "problem.bias (dtype F32, strides {mask_batch_stride, mask_head_stride, "
+                   "seq_kv})");
     return CLATTN_OK;
 }

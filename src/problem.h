@@ -52,6 +52,12 @@ typedef struct clattn__shape {
      * given): storage type and strides, in elements. */
     clattn_dtype bias_dtype;
     clattn_mask_strides bias_strides;
+    /* A tile of a larger problem (clattn_forward_tile): p's seq_q and seq_kv
+     * are the tile's, the masks' extents the whole's. Off: offsets 0 and the
+     * whole sizes equal to p's. */
+    struct {
+        int on, q_offset, kv_offset, whole_seq_q, whole_seq_kv;
+    } tile;
 } clattn__shape;
 
 /* Units of one K or V row of `dims` channels in storage f: elements of the
@@ -77,5 +83,14 @@ struct clattn_context;
  * naming the field on ctx and returns CLATTN_ERR_INVALID_ARGUMENT. */
 clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn_problem *in,
                                         clattn__shape *out);
+
+/* clattn__problem_normalize of a tile of *in (clattn.h's clattn_tile). */
+clattn_status clattn__problem_normalize_tile(struct clattn_context *ctx, const clattn_problem *in,
+                                             const clattn_tile *tile, clattn__shape *out);
+
+/* A tile takes the whole problem's masks; the fp32 0.1 mask (row stride
+ * seq_kv) cannot be shared that way: refused by name when given. */
+clattn_status clattn__check_tile_mask(struct clattn_context *ctx, const clattn__shape *s,
+                                      int has_mask);
 
 #endif

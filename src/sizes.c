@@ -55,3 +55,19 @@ clattn_status clattn_buffer_sizes_of(clattn_context *ctx, const clattn_problem *
         clattn__buffer_sizes(&s, sizes);
     return st;
 }
+
+clattn_status clattn_tile_buffer_sizes_of(clattn_context *ctx, const clattn_problem *problem,
+                                          const clattn_tile *tile, clattn_buffer_sizes *sizes)
+{
+    if (!ctx)
+        return CLATTN_ERR_INVALID_ARGUMENT;
+    clattn__shape s;
+    pthread_mutex_lock(&ctx->lock);
+    const clattn_status st =
+        sizes ? clattn__problem_normalize_tile(ctx, problem, tile, &s)
+              : clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT, "sizes is NULL");
+    pthread_mutex_unlock(&ctx->lock);
+    if (st == CLATTN_OK)
+        clattn__buffer_sizes(&s, sizes);
+    return st;
+}

@@ -55,7 +55,10 @@
     X(kv_append_errors, "kv append errors", 300)                   \
     X(buffer_sizes, "api kv quick", 300)                           \
     X(host_sizes, "api errors quick", 300)                         \
-    X(quiet_builds, "api", 600)
+    X(quiet_builds, "api", 600)                                    \
+    X(tile_random, "tile features", 900)                           \
+    X(tile_merge, "tile merge", 600)                               \
+    X(tile_errors, "tile errors quick", 300)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)

@@ -1,6 +1,7 @@
 /* Double-precision reference; see reference.h. */
 #include "reference.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,8 +475,55 @@ static int out_of_memory(const clattn_problem *p, double *o, double *lse, double
     return -1;
 }
 
+/* The rows [r0, r1) and keys [k0, k1) of every sequence that ref_core
+ * computes (the whole problem: 0, INT_MAX). */
+typedef struct ref_range {
+    int r0, r1, k0, k1;
+} ref_range;
+
+static int ref_core(const clattn_problem *problem, const clattn_host_buffers *in,
+                    const ref_range *rg, double *o, double *lse, double *probs, int *seen);
+
 int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *in, double *o,
                      double *lse, double *probs, int *seen)
+{
+    const ref_range all = {0, INT_MAX, 0, INT_MAX};
+    return ref_core(problem, in, &all, o, lse, probs, seen);
+}
+
+int ref_attention_tile(const clattn_problem *problem, const clattn_tile *tile,
+                       const clattn_host_buffers *in, double *o, double *lse, int *seen)
+{
+    clattn_problem p;
+    ref_normalize(problem, &p);
+    const size_t rows = (size_t)p.batch * (size_t)p.heads * (size_t)p.seq_q;
+    double *wo = malloc(sizeof(double) * rows * (size_t)p.head_dim_v);
+    double *wl = malloc(sizeof(double) * rows);
+    int *ws = malloc(sizeof(int) * rows);
+    const ref_range rg = {tile->q_offset, tile->q_offset + tile->seq_q, tile->kv_offset,
+                          tile->kv_offset + tile->seq_kv};
+    int rc = -1;
+    if (wo && wl && ws)
+        rc = ref_core(&p, in, &rg, wo, wl, NULL, ws);
+    for (size_t bh = 0; bh < (size_t)p.batch * (size_t)p.heads; ++bh)
+        for (int i = 0; i < tile->seq_q; ++i) {
+            const size_t w = bh * (size_t)p.seq_q + (size_t)(tile->q_offset + i);
+            const size_t t = bh * (size_t)tile->seq_q + (size_t)i;
+            for (int d = 0; o && d < p.head_dim_v; ++d)
+                o[t * (size_t)p.head_dim_v + d] = rc == 0 ? wo[w * (size_t)p.head_dim_v + d] : NAN;
+            if (lse)
+                lse[t] = rc == 0 ? wl[w] : NAN;
+            if (seen)
+                seen[t] = rc == 0 ? ws[w] : -1;
+        }
+    free(wo);
+    free(wl);
+    free(ws);
+    return rc;
+}
+
+static int ref_core(const clattn_problem *problem, const clattn_host_buffers *in,
+                    const ref_range *rg, double *o, double *lse, double *probs, int *seen)
 {
     clattn_problem p;
     ref_normalize(problem, &p);
@@ -509,6 +557,8 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
             const int hk = h / group;
             const double sink = sinks ? (double)sinks[h] : -INFINITY;
             for (int i = 0; i < sq.sq; i++) {
+                if (i < rg->r0 || i >= rg->r1)
+                    continue;
                 const int64_t qoff = qb + h * p.q_strides.head + (sq.q0 + i) * p.q_strides.seq;
                 const int64_t ip = (int64_t)i + sq.L - sq.sq;
                 int64_t o_row, lse_row, probs_row;
@@ -516,7 +566,7 @@ int ref_attention_ex(const clattn_problem *problem, const clattn_host_buffers *i
                 double m = -INFINITY;
                 int nseen = 0;
                 for (int j = 0; j < sq.skv; j++) {
-                    vis[j] = (unsigned char)visible(&p, &sq, i, j);
+                    vis[j] = (unsigned char)(j >= rg->k0 && j < rg->k1 && visible(&p, &sq, i, j));
                     if (vis[j] && bmask && bmask[mask_at(&p.bool_mask.strides, b, h, i, j)] == 0)
                         vis[j] = 0;
                     if (!vis[j])

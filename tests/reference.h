@@ -107,6 +107,14 @@ int ref_attention(const clattn_problem *p, const clattn_host_buffers *in, double
 int ref_attention_ex(const clattn_problem *p, const clattn_host_buffers *in, double *o,
                      double *lse, double *probs, int *seen);
 
+/* The tile (clattn.h's clattn_tile) of a problem: ref_attention_ex of the
+ * whole problem (in holds its whole tensors) for the tile's rows, with every
+ * key outside the tile's range invisible. Outputs packed over the tile:
+ * o [B][H][tile.seq_q][Dv], lse and seen [B][H][tile.seq_q]. Not for varlen.
+ * Returns 0, or -1 (outputs NaN, seen -1) when out of memory. */
+int ref_attention_tile(const clattn_problem *p, const clattn_tile *tile,
+                       const clattn_host_buffers *in, double *o, double *lse, int *seen);
+
 /* The distance between t's neighbouring values around |x| (unit in the last
  * place): 2^(floor(log2 |x|) - mantissa bits), the subnormal step below the
  * smallest normal number and for 0; x must be finite for a meaningful result. */
