@@ -10,6 +10,8 @@
 #include "program_cache.h"
 #include "tuning_store.h"
 
+#define CLATTN__MULTI_SPEEDS 8
+
 struct clattn_context {
     cl_context cl_ctx;
     cl_command_queue queue;
@@ -37,6 +39,14 @@ struct clattn_context {
     /* The final event of the last call that used the scratch: the next such
      * call waits for it, so an out-of-order queue cannot overlap two users. */
     cl_event scratch_busy;
+    /* Speeds measured by clattn_multi_forward_host for kinds of problems
+     * (a ring of the last few), so that a second call does not time again. */
+    struct {
+        clattn__tune_key key;
+        int split;
+        double speed;
+    } multi_speed[CLATTN__MULTI_SPEEDS];
+    unsigned multi_speed_next;
 };
 
 /* Records a failure message on ctx (may be NULL), sends it to the log, and

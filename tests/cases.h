@@ -58,7 +58,11 @@
     X(quiet_builds, "api", 600)                                    \
     X(tile_random, "tile features", 900)                           \
     X(tile_merge, "tile merge", 600)                               \
-    X(tile_errors, "tile errors quick", 300)
+    X(tile_errors, "tile errors quick", 300)                       \
+    X(multi_random, "multi features", 900)                         \
+    X(multi_paged, "multi kv", 300)                                \
+    X(multi_weights, "multi", 300)                                 \
+    X(multi_errors, "multi errors", 300)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);
 T_CASES(T_DECLARE_CASE)

@@ -1,0 +1,355 @@
+/* The parts of a clattn_multi_forward_host call: each part's problem and
+ * host arrays (views into the caller's, at an offset, with the whole's
+ * strides), its run, the cost model that sizes the parts, and the scatter
+ * of the parts' outputs into the caller's. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "multi.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- layouts ----------------------------------------------------------------- */
+
+/* Bytes of one unit of a K or V stride: an element of a float storage, a
+ * byte of the others (clattn.h). */
+static size_t kv_unit_bytes(const clattn_problem *p, clattn_kv_format f)
+{
+    switch (f) {
+    case CLATTN_KV_DEFAULT:
+        return p->dtype == CLATTN_F32 ? 4 : 2;
+    case CLATTN_KV_F32:
+        return 4;
+    case CLATTN_KV_F16:
+    case CLATTN_KV_BF16:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+/* Bytes of the scales of one K or V row (INT8: a scale per group, INT4 a
+ * scale and a zero); 0 for formats whose scales are not per row. */
+static size_t scale_row_bytes(const clattn_kv_storage *st, int group, int dims)
+{
+    const size_t sz = st->scale_dtype == CLATTN_F16 ? 2 : 4;
+    const size_t groups = group > 0 ? (size_t)(dims / group) : 0;
+    if (st->format == CLATTN_KV_INT8)
+        return groups * sz;
+    if (st->format == CLATTN_KV_INT4)
+        return groups * 2 * sz;
+    return 0;
+}
+
+static const void *at(const void *base, size_t bytes)
+{
+    return base ? (const unsigned char *)base + bytes : NULL;
+}
+
+/* ---- costs ------------------------------------------------------------------- */
+
+/* Keys row i can see, by the causal and window rules over the whole keys
+ * (lengths and masks left out: they are per sequence or data). */
+static double row_keys(const clattn_problem *p, int64_t i)
+{
+    const int64_t ip = i + p->seq_kv - p->seq_q;
+    int64_t lo = 0, hi = p->seq_kv;
+    if (p->causal == CLATTN_CAUSAL_BOTTOM_RIGHT && ip + 1 < hi)
+        hi = ip + 1;
+    if (p->causal == CLATTN_CAUSAL_TOP_LEFT && i + 1 < hi)
+        hi = i + 1;
+    if (p->windowed && p->window_right >= 0 && ip + p->window_right + 1 < hi)
+        hi = ip + p->window_right + 1;
+    if (p->windowed && p->window_left >= 0 && ip - p->window_left > lo)
+        lo = ip - p->window_left;
+    /* a row costs its launch and epilogue even when it sees nothing */
+    return 1.0 + (double)(hi > lo ? hi - lo : 0);
+}
+
+double *clattn__multi_costs(const clattn__multi_job *job)
+{
+    const clattn_problem *p = &job->p;
+    double *c = malloc(sizeof(double) * (size_t)(job->units + 1));
+    if (!c)
+        return NULL;
+    c[0] = 0.0;
+    for (int64_t u = 0; u < job->units; ++u) {
+        double w = 1.0;
+        if (job->split == CLATTN_SPLIT_ROWS) {
+            w = row_keys(p, u);
+        } else if (job->split == CLATTN_SPLIT_BATCH && p->varlen) {
+            const double nq = job->h.cu_seqlens_q[u + 1] - job->h.cu_seqlens_q[u];
+            const double nk = job->h.cu_seqlens_kv[u + 1] - job->h.cu_seqlens_kv[u];
+            w = 1.0 + nq * (1.0 + nk);
+        } else if (job->split == CLATTN_SPLIT_BATCH) {
+            const double nk = job->h.kv_lens ? job->h.kv_lens[u] : p->seq_kv;
+            w = 1.0 + (double)p->seq_q * (1.0 + nk);
+        }
+        c[u + 1] = c[u] + w;
+    }
+    return c;
+}
+
+/* ---- one part ---------------------------------------------------------------- */
+
+/* The part's problem, arrays and sizes; a tile for ROWS and KEYS. Scales
+ * of a KEYS part in INT8 / INT4 are cut out into *scales (freed by the
+ * caller). Returns 0, or -1 out of memory. */
+static int part_setup(clattn__multi_part *pt, clattn_problem *p, clattn_tile *tile,
+                      clattn_host_buffers *h, clattn_buffer_sizes *z, void *scales[2],
+                      int32_t *cu[2])
+{
+    const clattn__multi_job *j = pt->job;
+    const clattn__shape *s = &j->s;
+    const int64_t n = pt->u1 - pt->u0, u0 = pt->u0;
+    const size_t es = s->elem_size;
+    *p = j->p;
+    *h = j->h;
+    *z = j->z;
+    memset(tile, 0, sizeof *tile);
+    p->o_strides.batch = p->o_strides.head = p->o_strides.seq = 0; /* packed, ours */
+    size_t rows = 0; /* LSE entries of the part */
+    if (j->split == CLATTN_SPLIT_ROWS) {
+        *tile = (clattn_tile){(int)u0, (int)n, 0, p->seq_kv, {0}};
+        const size_t off = (size_t)(u0 * p->q_strides.seq) * es;
+        h->q = at(h->q, off);
+        z->q -= off;
+        rows = (size_t)p->batch * p->heads * (size_t)n;
+    } else if (j->split == CLATTN_SPLIT_KEYS) {
+        *tile = (clattn_tile){0, p->seq_q, (int)u0, (int)n, {0}};
+        const size_t ko = (size_t)(u0 * p->k_strides.seq) * kv_unit_bytes(p, p->k_storage.format);
+        const size_t vo = (size_t)(u0 * p->v_strides.seq) * kv_unit_bytes(p, p->v_storage.format);
+        h->k = at(h->k, ko);
+        h->v = at(h->v, vo);
+        z->k -= ko;
+        z->v -= vo;
+        /* the sink joins one part's denominator only (clattn_merge) */
+        if (u0 > 0) {
+            p->sinks = 0;
+            h->sinks = NULL;
+        }
+        const clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
+        const int groups[2] = {s->kv.k_group, s->kv.v_group};
+        const int dims[2] = {p->head_dim, p->head_dim_v};
+        const void *src[2] = {h->k_scales, h->v_scales};
+        for (int t = 0; t < 2; ++t) {
+            const size_t rb = scale_row_bytes(st[t], groups[t], dims[t]);
+            if (rb == 0 || !src[t])
+                continue;
+            /* rows (b, kh, key) of the tile: n keys of each (b, kh) */
+            const size_t bhk = (size_t)p->batch * p->kv_heads;
+            unsigned char *cut = malloc(bhk * (size_t)n * rb);
+            if (!cut)
+                return -1;
+            for (size_t x = 0; x < bhk; ++x)
+                memcpy(cut + x * (size_t)n * rb,
+                       (const unsigned char *)src[t] + (x * (size_t)p->seq_kv + (size_t)u0) * rb,
+                       (size_t)n * rb);
+            scales[t] = cut;
+            if (t == 0) {
+                h->k_scales = cut;
+                z->k_scales = bhk * (size_t)n * rb;
+            } else {
+                h->v_scales = cut;
+                z->v_scales = bhk * (size_t)n * rb;
+            }
+        }
+        rows = (size_t)p->batch * p->heads * (size_t)p->seq_q;
+    } else if (p->varlen) {
+        const int32_t *cq = j->h.cu_seqlens_q, *ck = j->h.cu_seqlens_kv;
+        const int64_t tq0 = cq[u0], tk0 = ck[u0];
+        cu[0] = malloc(sizeof(int32_t) * (size_t)(n + 1));
+        cu[1] = malloc(sizeof(int32_t) * (size_t)(n + 1));
+        if (!cu[0] || !cu[1])
+            return -1;
+        for (int64_t b = 0; b <= n; ++b) {
+            cu[0][b] = (int32_t)(cq[u0 + b] - tq0);
+            cu[1][b] = (int32_t)(ck[u0 + b] - tk0);
+        }
+        p->batch = (int)n;
+        p->total_q = cu[0][n];
+        p->total_kv = cu[1][n];
+        pt->empty = p->total_q == 0 || p->total_kv == 0;
+        h->cu_seqlens_q = cu[0];
+        h->cu_seqlens_kv = cu[1];
+        const size_t qo = (size_t)(tq0 * p->q_strides.seq) * es;
+        const size_t ko = (size_t)(tk0 * p->k_strides.seq) * kv_unit_bytes(p, p->k_storage.format);
+        const size_t vo = (size_t)(tk0 * p->v_strides.seq) * kv_unit_bytes(p, p->v_storage.format);
+        h->q = at(h->q, qo);
+        h->k = at(h->k, ko);
+        h->v = at(h->v, vo);
+        z->q -= qo, z->k -= ko, z->v -= vo;
+        z->cu_seqlens_q = z->cu_seqlens_kv = sizeof(int32_t) * (size_t)(n + 1);
+        /* scales of token t, kv head kh are row t * kv_heads + kh */
+        const size_t rb[2] = {scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim),
+                              scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)};
+        const size_t so[2] = {(size_t)tk0 * p->kv_heads * rb[0], (size_t)tk0 * p->kv_heads * rb[1]};
+        h->k_scales = rb[0] ? at(h->k_scales, so[0]) : h->k_scales;
+        h->v_scales = rb[1] ? at(h->v_scales, so[1]) : h->v_scales;
+        z->k_scales -= rb[0] ? so[0] : 0;
+        z->v_scales -= rb[1] ? so[1] : 0;
+        rows = (size_t)p->heads * (size_t)p->total_q;
+    } else {
+        p->batch = (int)n;
+        const size_t qo = (size_t)(u0 * p->q_strides.batch) * es;
+        h->q = at(h->q, qo);
+        z->q -= qo;
+        if (!p->paged.enabled) { /* a paged pool is shared by every sequence */
+            const size_t ko = (size_t)(u0 * p->k_strides.batch) * kv_unit_bytes(p, p->k_storage.format);
+            const size_t vo = (size_t)(u0 * p->v_strides.batch) * kv_unit_bytes(p, p->v_storage.format);
+            h->k = at(h->k, ko);
+            h->v = at(h->v, vo);
+            z->k -= ko, z->v -= vo;
+            const size_t rb[2] = {scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim),
+                                  scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)};
+            const size_t per_b = (size_t)p->kv_heads * (size_t)p->seq_kv;
+            h->k_scales = rb[0] ? at(h->k_scales, u0 * per_b * rb[0]) : h->k_scales;
+            h->v_scales = rb[1] ? at(h->v_scales, u0 * per_b * rb[1]) : h->v_scales;
+            z->k_scales -= rb[0] ? u0 * per_b * rb[0] : 0;
+            z->v_scales -= rb[1] ? u0 * per_b * rb[1] : 0;
+        } else {
+            const size_t to = (size_t)u0 * (size_t)p->paged.max_pages_per_seq * 4;
+            h->block_table = at(h->block_table, to);
+            z->block_table -= to;
+        }
+        h->kv_lens = h->kv_lens ? h->kv_lens + u0 : NULL;
+        h->kv_start = h->kv_start ? h->kv_start + u0 : NULL;
+        z->kv_lens -= (size_t)u0 * 4, z->kv_start -= (size_t)u0 * 4;
+        rows = (size_t)p->batch * p->heads * (size_t)p->seq_q;
+    }
+    /* The masks of a BATCH part start at its first sequence; a tile reads
+     * the whole's masks itself. */
+    if (j->split == CLATTN_SPLIT_BATCH) {
+        const size_t bes = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+        const size_t bo = (size_t)(u0 * p->bias.strides.batch) * bes;
+        const size_t mo = (size_t)(u0 * p->bool_mask.strides.batch);
+        const size_t lo = (size_t)(u0 * p->mask_batch_stride) * 4;
+        h->bias = p->bias.enabled ? at(h->bias, bo) : h->bias;
+        h->bool_mask = p->bool_mask.enabled ? (const uint8_t *)at(h->bool_mask, mo) : h->bool_mask;
+        h->mask = h->mask ? (const float *)at(h->mask, lo) : NULL;
+        z->bias -= p->bias.enabled ? bo : 0;
+        z->bool_mask -= p->bool_mask.enabled ? mo : 0;
+        z->mask -= h->mask ? lo : 0;
+    }
+    pt->lse_n = rows;
+    pt->o_bytes = rows * (size_t)p->head_dim_v * es;
+    pt->o = malloc(pt->o_bytes ? pt->o_bytes : 1);
+    pt->lse = malloc((rows ? rows : 1) * sizeof(float));
+    if (!pt->o || !pt->lse)
+        return -1;
+    h->o = pt->o;
+    h->lse = pt->lse;
+    z->o = pt->o_bytes;
+    z->lse = rows * sizeof(float);
+    h->sizes = z;
+    return 0;
+}
+
+/* A part whose rows see no key: zeros and -inf, as clattn.h gives them. */
+static void fill_empty(clattn__multi_part *pt)
+{
+    memset(pt->o, 0, pt->o_bytes);
+    for (size_t i = 0; i < pt->lse_n; ++i)
+        pt->lse[i] = -INFINITY;
+}
+
+void clattn__multi_part_run(clattn__multi_part *pt)
+{
+    clattn_problem p;
+    clattn_tile tile;
+    clattn_host_buffers h;
+    clattn_buffer_sizes z;
+    void *scales[2] = {NULL, NULL};
+    int32_t *cu[2] = {NULL, NULL};
+    const double t0 = now_ms();
+    pt->st = CLATTN_OK;
+    pt->err[0] = '\0';
+    if (part_setup(pt, &p, &tile, &h, &z, scales, cu) != 0) {
+        pt->st = CLATTN_ERR_OUT_OF_RESOURCES;
+        snprintf(pt->err, sizeof pt->err, "out of host memory for a part's arrays");
+    } else if (pt->empty) {
+        fill_empty(pt);
+    } else {
+        pt->st = pt->job->split == CLATTN_SPLIT_BATCH
+                     ? clattn_forward_host(pt->ctx, &p, &h)
+                     : clattn_forward_tile_host(pt->ctx, &p, &tile, &h);
+        if (pt->st != CLATTN_OK)
+            snprintf(pt->err, sizeof pt->err, "%s", clattn_last_error(pt->ctx));
+    }
+    pt->ms = now_ms() - t0;
+    free(scales[0]);
+    free(scales[1]);
+    free(cu[0]);
+    free(cu[1]);
+}
+
+void clattn__multi_part_free(clattn__multi_part *pt)
+{
+    free(pt->o);
+    free(pt->lse);
+    pt->o = NULL;
+    pt->lse = NULL;
+}
+
+/* ---- scatter ----------------------------------------------------------------- */
+
+/* Row (b, h, i) of the caller's outputs from a packed row of a part. */
+static void put_row(const clattn__multi_job *j, const void *src, int64_t o_elem, float lse,
+                    int64_t lse_index)
+{
+    const size_t es = j->s.elem_size, dv = (size_t)j->p.head_dim_v;
+    memcpy((unsigned char *)j->h.o + (size_t)o_elem * es, src, dv * es);
+    if (j->h.lse)
+        j->h.lse[lse_index] = lse;
+}
+
+void clattn__multi_scatter(const clattn__multi_job *j, const clattn__multi_part *parts,
+                           int nparts)
+{
+    const clattn_problem *p = &j->p;
+    const clattn_strides *os = &j->s.p.o_strides;
+    const size_t es = j->s.elem_size, dv = (size_t)p->head_dim_v;
+    const int H = p->heads;
+    if (j->split == CLATTN_SPLIT_KEYS)
+        nparts = 1; /* parts[0] holds the merged whole */
+    for (int x = 0; x < nparts; ++x) {
+        const clattn__multi_part *pt = &parts[x];
+        const int64_t n = pt->u1 - pt->u0;
+        if (n <= 0)
+            continue;
+        const unsigned char *o = pt->o;
+        if (j->split == CLATTN_SPLIT_BATCH && p->varlen) {
+            const int64_t tq0 = j->h.cu_seqlens_q[pt->u0];
+            const int64_t tq = j->h.cu_seqlens_q[pt->u1] - tq0;
+            for (int64_t t = 0; t < tq; ++t)
+                for (int h = 0; h < H; ++h)
+                    put_row(j, o + ((size_t)t * H + h) * dv * es,
+                            (tq0 + t) * os->seq + h * os->head, pt->lse[(size_t)h * tq + t],
+                            (int64_t)h * p->total_q + tq0 + t);
+            continue;
+        }
+        /* ROWS: rows u0.. of every (b, h); BATCH: sequences u0..; KEYS: all */
+        const int64_t nb = j->split == CLATTN_SPLIT_BATCH ? n : p->batch;
+        const int64_t nr = j->split == CLATTN_SPLIT_ROWS ? n : p->seq_q;
+        const int64_t b0 = j->split == CLATTN_SPLIT_BATCH ? pt->u0 : 0;
+        const int64_t r0 = j->split == CLATTN_SPLIT_ROWS ? pt->u0 : 0;
+        for (int64_t b = 0; b < nb; ++b)
+            for (int h = 0; h < H; ++h)
+                for (int64_t i = 0; i < nr; ++i) {
+                    const size_t src = ((size_t)b * H + h) * (size_t)nr + (size_t)i;
+                    put_row(j, o + src * dv * es,
+                            (b0 + b) * os->batch + h * os->head + (r0 + i) * os->seq,
+                            pt->lse[src], ((b0 + b) * H + h) * (int64_t)p->seq_q + r0 + i);
+                }
+    }
+}
