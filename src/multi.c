@@ -27,11 +27,12 @@
  * context gets at least KEYS_MIN_PER_CTX keys (clattn.h). */
 #define KEYS_MAX_ROWS_PER_CTX 4
 #define KEYS_MIN_PER_CTX 256
-/* The slice a context's speed is measured on: rows of a ROWS or BATCH
- * split's first sequence, keys of a KEYS split. */
+/* The least slice a context's speed is measured on: rows of a ROWS split,
+ * keys of a KEYS split, a sequence of a BATCH split. */
 #define PROBE_ROWS 64
 #define PROBE_KEYS 2048
-#define PROBE_RUNS 2
+#define PROBE_RUNS 3
+#define PROBE_SHARE 0.25
 
 /* ---- the call ------------------------------------------------------------------ */
 
@@ -151,14 +152,19 @@ static void remember_speed(clattn_context *ctx, const clattn__tune_key *k, int s
 }
 
 /* Times the job's first slice on ctx (once to build its kernels, then the
- * best of PROBE_RUNS): cost units per millisecond, or 0 on failure. */
+ * best of PROBE_RUNS): cost units per millisecond, or 0 on failure. The
+ * slice holds at least PROBE_SHARE of the cost a context will get, so
+ * that fixed costs (copies, launches) do not decide the speed. */
 static double measured_speed(clattn_context *ctx, const clattn__multi_job *j,
-                             const double *cost)
+                             const double *cost, int nctx)
 {
-    const int64_t limit = j->split == CLATTN_SPLIT_ROWS   ? PROBE_ROWS
+    const int64_t least = j->split == CLATTN_SPLIT_ROWS   ? PROBE_ROWS
                           : j->split == CLATTN_SPLIT_KEYS ? PROBE_KEYS
                                                           : 1;
-    clattn__multi_part probe = {.job = j, .ctx = ctx, .u1 = j->units < limit ? j->units : limit};
+    int64_t u = least < j->units ? least : j->units;
+    while (u < j->units && cost[u] < PROBE_SHARE * cost[j->units] / nctx)
+        ++u;
+    clattn__multi_part probe = {.job = j, .ctx = ctx, .u1 = u};
     double best = INFINITY;
     for (int r = 0; r <= PROBE_RUNS; ++r) {
         clattn__multi_part_run(&probe);
@@ -194,7 +200,7 @@ static void speeds(clattn_context *const *ctxs, int n, const clattn_multi_option
         w[i] = remembered_speed(ctxs[i], &k, j->split);
         if (w[i] > 0.0)
             continue;
-        w[i] = measured_speed(ctxs[i], j, cost);
+        w[i] = measured_speed(ctxs[i], j, cost, n);
         if (w[i] > 0.0)
             remember_speed(ctxs[i], &k, j->split, w[i]);
         else
