@@ -268,7 +268,7 @@ clattn_status clattn_mpi_forward(MPI_Comm comm, clattn_context *ctx,
     if (st == CLATTN_OK) {
         clattn_mpi_report rep;
         memset(&rep, 0, sizeof rep);
-        st = clattn_mpi__ring(ring, &s, &res, &rep, m);
+        st = clattn_mpi__ring(ring, &s, &res, &rep, opts ? opts->step_ms : NULL, m);
         st = clattn_mpi__outcome(ring, s.nranks, st, m);
         rep.total_ms = now_ms() - t0;
         if (st == CLATTN_OK && opts && opts->report)

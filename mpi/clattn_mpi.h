@@ -107,6 +107,10 @@ typedef struct clattn_mpi_options {
     char *error;
     size_t error_size;
     clattn_mpi_report *report; /* filled on success when not NULL */
+    /* When not NULL, comm-size entries, filled on success: the wall time of
+     * each step, its compute and the wait for its block (step 0 computes on
+     * the rank's own block and merges nothing). */
+    double *step_ms;
     int64_t reserved[4];       /* must be zero */
 } clattn_mpi_options;
 

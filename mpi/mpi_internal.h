@@ -89,8 +89,9 @@ void clattn_mpi__free(mpi_res *r);
 clattn_status clattn_mpi__stage_own(const mpi_shape *s, mpi_res *r, mpi_msg *m);
 
 /* The P steps of the ring, then O and LSE into the caller's buffers. Keeps
- * communicating after a local failure; returns this rank's own status. */
+ * communicating after a local failure; returns this rank's own status.
+ * step_ms (P entries) may be NULL. */
 clattn_status clattn_mpi__ring(MPI_Comm comm, const mpi_shape *s, mpi_res *r,
-                               clattn_mpi_report *rep, mpi_msg *m);
+                               clattn_mpi_report *rep, double *step_ms, mpi_msg *m);
 
 #endif /* CLATTN_MPI_INTERNAL_H */

@@ -394,7 +394,7 @@ static clattn_status write_out(const mpi_shape *s, mpi_res *r, const acc_state *
 }
 
 clattn_status clattn_mpi__ring(MPI_Comm comm, const mpi_shape *s, mpi_res *r,
-                               clattn_mpi_report *rep, mpi_msg *m)
+                               clattn_mpi_report *rep, double *step_ms, mpi_msg *m)
 {
     const int P = s->nranks, me = s->rank;
     const int next = (me + 1) % P, prev = (me + P - 1) % P;
@@ -438,6 +438,8 @@ clattn_status clattn_mpi__ring(MPI_Comm comm, const mpi_shape *s, mpi_res *r,
         rep->comm_wait_ms += (t2 - t1) * 1e3;
         if (t < P - 1)
             rep->moving_ms += (t2 - t0) * 1e3;
+        if (step_ms)
+            step_ms[t] = (t2 - t0) * 1e3;
         cur = 1 - cur;
     }
     rep->ring_ms = (MPI_Wtime() - ring0) * 1e3;

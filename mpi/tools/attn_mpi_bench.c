@@ -3,14 +3,15 @@
  *   mpirun -np P attn-mpi-bench [--batch B] [--heads H] [--kv-heads Hkv]
  *       [--seq N] [--dim D] [--dtype f32|f16|bf16] [--repeats R]
  *
- * A non-causal problem split evenly, so every step does the same work. Three
- * measurements, each the slowest rank's time of a repeat, median over R:
- *   compute  one step's device work alone: the K/V block written to the
- *            device, the tile (n x n, n = N / P) and its merge;
+ * A non-causal problem split evenly, so every step does the same work. Each
+ * measurement is the slowest rank's time of a repeat, median over R:
+ *   tile     step 0's device work alone: the K/V block written to the device
+ *            and the tile (n x n, n = N / P);
+ *   merge    what a later step adds: the LSE merge of two partial results;
  *   comm     one K/V block sent to the next rank and one received from the
  *            previous, with nothing else running (MPI_Isend / MPI_Irecv);
- *   step     a step of clattn_mpi_forward, where both run at once (the
- *            report's moving_ms over the P - 1 steps that move a block).
+ *   step 0   clattn_mpi_forward's first step, tile and comm at once;
+ *   step t   its middle steps (1 .. P-2, tile, merge and comm at once).
  * overlap efficiency = (compute + comm - step) / min(compute, comm): 1 when
  * the shorter is fully hidden, 0 when they run one after the other. */
 #include <math.h>
@@ -119,6 +120,13 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* (compute + comm - step) / min(compute, comm) */
+static double efficiency(double compute, double comm, double step)
+{
+    const double lo = compute < comm ? compute : comm;
+    return lo > 0 ? (compute + comm - step) / lo : 0.0;
+}
+
 /* The slowest rank's value. */
 static double slowest(MPI_Comm comm, double ms)
 {
@@ -189,12 +197,15 @@ int main(int argc, char **argv)
 
     const int R = a.repeats;
     double *compute = calloc((size_t)R, sizeof(double));
+    double *merge = calloc((size_t)R, sizeof(double));
     double *comm_ms = calloc((size_t)R, sizeof(double));
-    double *step = calloc((size_t)R, sizeof(double));
+    double *step0 = calloc((size_t)R, sizeof(double));
+    double *mid = calloc((size_t)R, sizeof(double));
+    double *steps = calloc((size_t)P, sizeof(double));
     char err[1024] = "";
     int failed = 0;
 
-    /* compute alone: the block to the device, the tile, the merge */
+    /* compute alone: the block to the device and the tile; then the merge */
     const clattn_tile tile = {me.offset[0], n, me.offset[0], n, {0, 0}};
     clattn_buffers tb = b;
     tb.o = part_o;
@@ -210,21 +221,27 @@ int main(int argc, char **argv)
     const cl_mem po[2] = {b.o, part_o}, pl[2] = {b.lse, part_lse};
     for (int r = -1; r < R; ++r) { /* r = -1 warms up (kernel builds) */
         MPI_Barrier(comm);
-        const double t0 = MPI_Wtime();
+        double t0 = MPI_Wtime();
         clEnqueueWriteBuffer(queue, b.k, CL_FALSE, 0, kv_bytes, host[0], 0, NULL, NULL);
         clEnqueueWriteBuffer(queue, b.v, CL_FALSE, 0, kv_bytes, host[0] + kv_bytes, 0, NULL,
                              NULL);
         st = clattn_forward_tile(ctx, &p, &tile, &tb, 0, NULL, NULL);
+        clFinish(queue);
+        const double ms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
+        MPI_Barrier(comm);
+        t0 = MPI_Wtime();
         if (st == CLATTN_OK)
             st = clattn_merge(ctx, &mp, po, pl, acc_o, acc_lse, 0, NULL, NULL);
         clFinish(queue);
+        const double mms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
         if (st != CLATTN_OK) {
             fprintf(stderr, "rank %d: %s\n", rank, clattn_last_error(ctx));
             failed = 1;
         }
-        const double ms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
-        if (r >= 0)
+        if (r >= 0) {
             compute[r] = ms;
+            merge[r] = mms;
+        }
     }
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, comm);
     /* communication alone: one block each way round the ring */
@@ -243,12 +260,13 @@ int main(int argc, char **argv)
     /* the ring itself */
     double total = 0.0;
     for (int r = -1; r < R && !failed && P > 1; ++r) {
-        clattn_mpi_report rep;
         clattn_mpi_options opts;
+        clattn_mpi_report rep;
         memset(&opts, 0, sizeof opts);
         opts.error = err;
         opts.error_size = sizeof err;
         opts.report = &rep;
+        opts.step_ms = steps;
         MPI_Barrier(comm);
         st = clattn_mpi_forward(comm, ctx, &p, NULL, &b, &opts);
         if (st != CLATTN_OK) {
@@ -256,38 +274,49 @@ int main(int argc, char **argv)
             failed = 1;
             break;
         }
-        const double ms = slowest(comm, rep.moving_ms / (P - 1));
+        double middle = 0.0;
+        for (int t = 1; t < P - 1; ++t)
+            middle += steps[t] / (P - 2);
+        const double s0 = slowest(comm, steps[0]), sm = slowest(comm, middle);
         const double tot = slowest(comm, rep.total_ms);
         if (r >= 0) {
-            step[r] = ms;
+            step0[r] = s0;
+            mid[r] = sm;
             total += tot / R;
         }
     }
     if (rank == 0 && !failed) {
         char name[256] = "?";
         clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL);
-        const double c = median(compute, R), m = P > 1 ? median(comm_ms, R) : 0.0;
-        const double s = P > 1 ? median(step, R) : 0.0;
+        const double c = median(compute, R), mg = median(merge, R);
+        const double m = P > 1 ? median(comm_ms, R) : 0.0;
+        const double s0 = P > 1 ? median(step0, R) : 0.0, sm = P > 2 ? median(mid, R) : 0.0;
         const double flop = 4.0 * a.batch * a.heads * (double)n * n * a.dim;
         const double bytes = 2.0 * (double)kv_bytes;
-        const double lo = c < m ? c : m;
         printf("device: %s\n", name);
         printf("P=%d B=%d H=%d Hkv=%d N=%d D=%d dtype=%s n=N/P=%d repeats=%d\n", P, a.batch,
                a.heads, a.kv_heads, a.seq, a.dim,
                a.dtype == CLATTN_F32 ? "f32" : a.dtype == CLATTN_F16 ? "f16" : "bf16", n, R);
-        printf("compute per step  %9.3f ms  (%.2f GFLOP/s per rank: %.3g flop)\n", c,
+        printf("tile (write + tile)  %9.3f ms  (%.2f GFLOP/s per rank: %.3g flop)\n", c,
                flop / (c * 1e6), flop);
-        printf("comm per step     %9.3f ms  (%.3g bytes: %.2f GB/s per link)\n", m, bytes,
+        printf("merge                %9.3f ms\n", mg);
+        printf("comm                 %9.3f ms  (%.3g bytes: %.3f GB/s per link)\n", m, bytes,
                m > 0 ? bytes / (m * 1e6) : 0.0);
-        printf("step with overlap %9.3f ms\n", s);
-        printf("compute/comm      %9.2f\n", m > 0 ? c / m : INFINITY);
-        printf("overlap efficiency %8.2f  ((compute + comm - step) / min(compute, comm))\n",
-               lo > 0 ? (c + m - s) / lo : 0.0);
-        printf("whole call        %9.3f ms (mean; P=%d steps)\n", total, P);
+        printf("step 0               %9.3f ms  (tile | comm): overlap efficiency %.2f\n", s0,
+               efficiency(c, m, s0));
+        if (P > 2)
+            printf("steps 1..P-2         %9.3f ms  (tile + merge | comm): overlap efficiency "
+                   "%.2f\n",
+                   sm, efficiency(c + mg, m, sm));
+        printf("compute/comm         %9.2f\n", m > 0 ? c / m : INFINITY);
+        printf("whole call           %9.3f ms (mean; P=%d steps)\n", total, P);
     }
     free(compute);
+    free(merge);
     free(comm_ms);
-    free(step);
+    free(step0);
+    free(mid);
+    free(steps);
     free(host[0]);
     free(host[1]);
     const cl_mem all[] = {b.q, b.k, b.v, b.o, b.lse, part_o, part_lse, acc_o, acc_lse};
