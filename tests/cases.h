@@ -62,6 +62,7 @@
     X(multi_random, "multi features", 900)                         \
     X(multi_paged, "multi kv", 300)                                \
     X(multi_weights, "multi", 300)                                 \
+    X(multi_tuned, "multi", 300)                                   \
     X(multi_errors, "multi errors", 300)
 
 #define T_DECLARE_CASE(name, labels, timeout) void case_##name(void);

@@ -14,10 +14,13 @@
  *     measured once and then remembered by each context.
  *   multi_errors: invalid calls refused by name with the outputs untouched.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include "cases.h"
 #include "harness.h"
@@ -35,10 +38,15 @@ typedef struct devices {
 
 /* The default device's context and, where it can be partitioned, one per
  * sub-device; else a second context on the same device. */
-static int devices_open(devices *d)
+static int devices_open_with(devices *d, const clattn_options *opts)
 {
     memset(d, 0, sizeof *d);
-    d->ctx[0] = t_context();
+    if (opts) {
+        const clattn_status st = clattn_context_create(opts, &d->ctx[0]);
+        T_CHECK(st == CLATTN_OK, "context: %s", clattn_status_string(st));
+    } else {
+        d->ctx[0] = t_context();
+    }
     if (!d->ctx[0])
         return -1;
     d->n = 1;
@@ -59,13 +67,19 @@ static int devices_open(devices *d)
             if (err != CL_SUCCESS)
                 return -1;
             const clattn_status st =
-                clattn_context_create_from_queue(d->q[i], NULL, &d->ctx[d->n]);
+                clattn_context_create_from_queue(d->q[i], opts, &d->ctx[d->n]);
             T_CHECK(st == CLATTN_OK, "context on sub-device %d: %s", i, clattn_status_string(st));
             if (st != CLATTN_OK)
                 return -1;
             d->n++;
         }
         t_log("contexts: the device and its 2 sub-devices");
+    } else if (opts) {
+        const clattn_status st = clattn_context_create(opts, &d->ctx[1]);
+        T_CHECK(st == CLATTN_OK, "second context: %s", clattn_status_string(st));
+        if (st != CLATTN_OK)
+            return -1;
+        d->n = 2;
     } else {
         d->ctx[1] = t_context();
         if (!d->ctx[1])
@@ -75,6 +89,8 @@ static int devices_open(devices *d)
     }
     return 0;
 }
+
+static int devices_open(devices *d) { return devices_open_with(d, NULL); }
 
 static void devices_close(devices *d)
 {
@@ -355,6 +371,90 @@ void case_multi_weights(void)
     }
     t_tensors_free(&t);
     devices_close(&d);
+}
+
+/* ==== multi_tuned =========================================================== */
+
+/* Gives ctx a tuning entry for p's fused kernel with the given time: its
+ * db exported (for the header naming the device), the entry appended in
+ * the db's text format, the file imported. 0 on success. */
+static int give_tuning(clattn_context *ctx, const clattn_problem *p, const char *dir, int index,
+                       double ms)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/ctx%d.db", dir, index);
+    clattn_status st = clattn_tuning_export(ctx, path);
+    T_CHECK(st == CLATTN_OK, "export: %s (%s)", clattn_status_string(st), clattn_last_error(ctx));
+    FILE *f = st == CLATTN_OK ? fopen(path, "a") : NULL;
+    if (!f)
+        return -1;
+    int b = 1;
+    while (b < p->seq_q)
+        b *= 2;
+    fprintf(f,
+            "kernel=fused dtype=%d d=%d dv=%d causal=%d windowed=0 mask=0 group=1 sq=%d skv=%d | "
+            "BLOCK_M=16 | median_ms=%.3f p20_ms=%.3f p80_ms=%.3f default_ms=%.3f | lib=%s "
+            "src=0000000000000000\n",
+            (int)p->dtype, p->head_dim, p->head_dim, p->causal, b, b, ms, ms, ms, ms,
+            clattn_version());
+    fclose(f);
+    st = clattn_tuning_import(ctx, path);
+    T_CHECK(st == CLATTN_OK, "import: %s (%s)", clattn_status_string(st), clattn_last_error(ctx));
+    return st == CLATTN_OK ? 0 : -1;
+}
+
+void case_multi_tuned(void)
+{
+    char dir[] = "/tmp/clattn-multi-tuned-XXXXXX";
+    if (!mkdtemp(dir)) {
+        T_FAIL("mkdtemp failed");
+        return;
+    }
+    clattn_options o = CLATTN_OPTIONS_INIT;
+    o.cache_dir = dir;
+    devices d;
+    if (devices_open_with(&d, &o) != 0) {
+        devices_close(&d);
+        return;
+    }
+    clattn_problem p = {0};
+    p.batch = 1;
+    p.heads = 2;
+    p.seq_q = 240;
+    p.seq_kv = 240;
+    p.head_dim = 16;
+    t_tensors t;
+    if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7d) == 0) {
+        /* tuned times 1 ms on the first context, 3 ms on the others: speeds
+         * 3 : 1 (: 1), so rows 144 : 48 : 48 (120 : 120 with two contexts
+         * of one device model, which share one db: then both read 1 ms) */
+        int ok = 1;
+        for (int i = 0; i < d.n && ok; ++i)
+            ok = give_tuning(d.ctx[i], &t.p, dir, i, i == 0 ? 1.0 : 3.0) == 0;
+        clattn_multi_report rep;
+        if (ok && run_and_verify(&d, &t, CLATTN_SPLIT_ROWS, NULL, "tuned speeds", &rep) == 0) {
+            const int shared_db = d.nsub == 0;
+            double total = 0.0, w[MAX_CTX];
+            for (int i = 0; i < d.n; ++i)
+                total += w[i] = i == 0 || shared_db ? 3.0 : 1.0;
+            for (int i = 0; i < d.n; ++i) {
+                T_CHECK(fabs(rep.weights[i] / rep.weights[0] - w[i] / w[0]) < 1e-9,
+                        "context %d: speed %g against %g for the first; the tuned times say "
+                        "%g : %g",
+                        i, rep.weights[i], rep.weights[0], w[i], w[0]);
+                const double want = 240.0 * w[i] / total;
+                T_CHECK(fabs((double)rep.share[i] - want) <= 1.0,
+                        "context %d got %lld rows, want %.0f", i, (long long)rep.share[i], want);
+            }
+        }
+        t_tensors_free(&t);
+    }
+    devices_close(&d);
+    clattn_cache_clear(&o);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        t_log("could not remove %s", dir);
 }
 
 /* ==== multi_errors ========================================================== */
