@@ -61,6 +61,7 @@
     X(tile_errors, "tile errors quick", 300)                       \
     X(multi_random, "multi features", 900)                         \
     X(multi_paged, "multi kv", 300)                                \
+    X(multi_kv, "multi kv", 600)                                   \
     X(multi_weights, "multi", 300)                                 \
     X(multi_tuned, "multi", 300)                                   \
     X(multi_errors, "multi errors", 300)

@@ -9,9 +9,12 @@
  *     ref_attention with the usual tolerances (plus the parts' rounding
  *     before a merge); outputs poisoned, gaps of a strided O checked.
  *   multi_paged: a paged KV cache (shuffled block table) cut by sequences.
- *   multi_weights: given weights size the parts by cost (1:3 gives about a
- *     quarter of the work to the first); without weights the speeds are
+ *   multi_kv: int8 K and int4 V (scales per group) cut by keys, rows and
+ *     sequences.
+ *   multi_weights: given weights size the parts by cost (1:3:4 gives an
+ *     eighth of the rows to the first); without weights the speeds are
  *     measured once and then remembered by each context.
+ *   multi_tuned: without weights, speeds come from each context's tuning db.
  *   multi_errors: invalid calls refused by name with the outputs untouched.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -370,6 +373,97 @@ void case_multi_weights(void)
               d.n > 2 ? a.weights[2] : 0.0);
     }
     t_tensors_free(&t);
+    devices_close(&d);
+}
+
+/* ==== multi_kv ============================================================== */
+
+/* K in INT8 (fp32 scale per 32 channels), V in INT4 (fp16 scale and zero per
+ * 32 channels), fp32 queries: cut by keys (each part's scales cut out of the
+ * whole's rows), by rows and by sequences. */
+void case_multi_kv(void)
+{
+    devices d;
+    if (devices_open(&d) != 0) {
+        devices_close(&d);
+        return;
+    }
+    t_rng r;
+    t_rng_seed(&r, 0x9e7);
+    static const int splits[3] = {CLATTN_SPLIT_KEYS, CLATTN_SPLIT_ROWS, CLATTN_SPLIT_BATCH};
+    for (int c = 0; c < 3; ++c) {
+        clattn_problem p = {0};
+        p.batch = 3;
+        p.heads = 4;
+        p.kv_heads = 2;
+        p.seq_q = splits[c] == CLATTN_SPLIT_KEYS ? 2 : 37;
+        p.seq_kv = splits[c] == CLATTN_SPLIT_KEYS ? 1100 : 90;
+        p.head_dim = 64;
+        p.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        p.sinks = 1;
+        p.k_storage = (clattn_kv_storage){CLATTN_KV_INT8, 32, CLATTN_F32, 0};
+        p.v_storage = (clattn_kv_storage){CLATTN_KV_INT4, 32, CLATTN_F16, 0};
+        clattn_buffer_sizes z;
+        clattn_status st = clattn_buffer_sizes_of(d.ctx[0], &p, &z);
+        T_CHECK(st == CLATTN_OK, "sizes: %s", clattn_last_error(d.ctx[0]));
+        float *q = malloc(z.q), *ks = malloc(z.k_scales), *lse = malloc(z.lse);
+        int8_t *k = malloc(z.k);
+        uint8_t *v = malloc(z.v);
+        uint16_t *vs = malloc(z.v_scales);
+        float sinks[4];
+        const int64_t o_n = (int64_t)(z.o / 4), o_alloc = o_n + T_GUARD;
+        float *o = malloc((size_t)o_alloc * 4), *o_init = malloc((size_t)o_alloc * 4);
+        if (st != CLATTN_OK || !q || !ks || !lse || !k || !v || !vs || !o || !o_init) {
+            T_FAIL("out of host memory");
+        } else {
+            for (size_t i = 0; i < z.q / 4; ++i)
+                q[i] = (float)t_rng_uniform(&r, -1.0, 1.0);
+            for (size_t i = 0; i < z.k; ++i)
+                k[i] = (int8_t)t_rng_int(&r, -127, 127);
+            for (size_t i = 0; i < z.k_scales / 4; ++i)
+                ks[i] = (float)t_rng_uniform(&r, 0.002, 0.02);
+            for (size_t i = 0; i < z.v; ++i)
+                v[i] = (uint8_t)t_rng_int(&r, 0, 255);
+            for (size_t i = 0; i < z.v_scales / 2; i += 2) {
+                vs[i] = ref_f32_to_f16((float)t_rng_uniform(&r, 0.05, 0.2));
+                vs[i + 1] = ref_f32_to_f16((float)t_rng_int(&r, 0, 15));
+            }
+            for (int h = 0; h < 4; ++h)
+                sinks[h] = (float)t_rng_uniform(&r, -1.0, 2.0);
+            t_fill_poison(o, CLATTN_F32, o_alloc);
+            memcpy(o_init, o, (size_t)o_alloc * 4);
+            clattn_host_buffers h = {0};
+            h.q = q, h.k = k, h.v = v, h.o = o, h.lse = lse, h.sinks = sinks;
+            h.k_scales = ks, h.v_scales = vs, h.sizes = &z;
+            const clattn_multi_options opts = {splits[c], NULL, {0}};
+            clattn_multi_report rep;
+            st = clattn_multi_forward_host(d.ctx, d.n, &p, &h, &opts, &rep);
+            char label[160];
+            snprintf(label, sizeof label, "int8 K / int4 V, Sq%d Skv%d, split=%s", p.seq_q,
+                     p.seq_kv, split_name(splits[c]));
+            T_CHECK(st == CLATTN_OK, "%s: %s (%s)", label, clattn_status_string(st),
+                    clattn_last_error(d.ctx[0]));
+            if (st == CLATTN_OK) {
+                clattn_host_buffers in = h;
+                in.o = NULL;
+                in.lse = NULL;
+                t_tolerance tol = t_tolerance_for(CLATTN_F32);
+                const t_result res = t_verify_raw(label, &p, &in, o, o_init, o_alloc, lse,
+                                                  (int64_t)(z.lse / 4), tol);
+                t_log("%s %s -> %lld:%lld:%lld (rel L2 %.2g)", res.fails ? "FAIL" : "ok", label,
+                      (long long)rep.share[0], (long long)rep.share[1],
+                      (long long)(d.n > 2 ? rep.share[2] : 0), res.rel_l2);
+            }
+        }
+        free(q);
+        free(ks);
+        free(lse);
+        free(k);
+        free(v);
+        free(vs);
+        free(o);
+        free(o_init);
+    }
     devices_close(&d);
 }
 
