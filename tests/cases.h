@@ -58,6 +58,7 @@
     X(quiet_builds, "api", 600)                                    \
     X(tile_random, "tile features", 900)                           \
     X(tile_merge, "tile merge", 600)                               \
+    X(tile_masks, "tile masks", 300)                               \
     X(tile_errors, "tile errors quick", 300)                       \
     X(multi_random, "multi features", 900)                         \
     X(multi_paged, "multi kv", 300)                                \

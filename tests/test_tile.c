@@ -8,6 +8,8 @@
  *     clattn_forward_tile_host and compared with ref_attention_tile, which
  *     applies the rules to the whole problem and hides the keys outside the
  *     tile.
+ *   tile_masks: a full bias and boolean mask read at tiles' offsets on each
+ *     path (also run under Oclgrind).
  *   tile_merge: an attention's keys cut into three tiles run through
  *     clattn_forward_tile on device buffers (the sink in the first only) and
  *     merged with clattn_merge: the result is the whole attention
@@ -235,37 +237,33 @@ static clattn_tile random_tile(t_rng *r, const clattn_problem *p)
     return t;
 }
 
-static void run_random_tile(clattn_context *ctx, t_rng *r, int index)
+/* Runs one tile of t through clattn_forward_tile_host and compares it with
+ * ref_attention_tile. */
+static void run_tile(clattn_context *ctx, t_tensors *t, clattn_tile tile, const char *name)
 {
-    unsigned flags;
-    clattn_problem p = random_problem(r, &flags);
-    t_tensors t;
-    if (t_tensors_init(&t, &p, flags, 0x711e0000u + (uint64_t)index) != 0)
-        return;
-    const clattn_tile tile = random_tile(r, &t.n);
     tile_arrays a;
     char label[320], desc[256];
-    clattn_host_buffers whole = t_tensors_host(&t);
-    t_describe(&t.p, &whole, desc, sizeof desc);
-    snprintf(label, sizeof label, "tile %d [rows %d+%d, keys %d+%d] of %s", index, tile.q_offset,
+    clattn_host_buffers whole = t_tensors_host(t);
+    t_describe(&t->p, &whole, desc, sizeof desc);
+    snprintf(label, sizeof label, "%s [rows %d+%d, keys %d+%d] of %s", name, tile.q_offset,
              tile.seq_q, tile.kv_offset, tile.seq_kv, desc);
-    if (tile_arrays_init(&a, &t, tile) == 0) {
+    if (tile_arrays_init(&a, t, tile) == 0) {
         clattn_buffer_sizes z;
-        clattn_host_buffers h = tile_host(&t, &a, &z);
-        const clattn_status st = clattn_forward_tile_host(ctx, &t.p, &tile, &h);
+        clattn_host_buffers h = tile_host(t, &a, &z);
+        const clattn_status st = clattn_forward_tile_host(ctx, &t->p, &tile, &h);
         if (st == CLATTN_ERR_UNSUPPORTED) {
             t_skip("%s: unsupported here (%s)", label, clattn_last_error(ctx));
         } else if (st != CLATTN_OK) {
             T_FAIL("%s: %s (%s)", label, clattn_status_string(st), clattn_last_error(ctx));
         } else {
-            double *ro = malloc(sizeof(double) * a.lse_n * (size_t)t.n.head_dim_v);
+            double *ro = malloc(sizeof(double) * a.lse_n * (size_t)t->n.head_dim_v);
             double *rl = malloc(sizeof(double) * a.lse_n);
             int *seen = malloc(sizeof(int) * a.lse_n);
-            if (ro && rl && seen && ref_attention_tile(&t.p, &tile, &whole, ro, rl, seen) == 0) {
+            if (ro && rl && seen && ref_attention_tile(&t->p, &tile, &whole, ro, rl, seen) == 0) {
                 long blind = 0;
                 for (size_t i = 0; i < a.lse_n; ++i)
                     blind += seen[i] == 0;
-                const int f = compare_tile(label, &t.n, a.o, a.lse, ro, rl, seen, a.lse_n, 1);
+                const int f = compare_tile(label, &t->n, a.o, a.lse, ro, rl, seen, a.lse_n, 1);
                 t_log("%s %s (%ld of %zu rows see no key of the tile)", f ? "FAIL" : "ok", label,
                       blind, a.lse_n);
             } else {
@@ -277,6 +275,19 @@ static void run_random_tile(clattn_context *ctx, t_rng *r, int index)
         }
     }
     tile_arrays_free(&a);
+}
+
+static void run_random_tile(clattn_context *ctx, t_rng *r, int index)
+{
+    unsigned flags;
+    clattn_problem p = random_problem(r, &flags);
+    t_tensors t;
+    if (t_tensors_init(&t, &p, flags, 0x711e0000u + (uint64_t)index) != 0)
+        return;
+    const clattn_tile tile = random_tile(r, &t.n);
+    char name[32];
+    snprintf(name, sizeof name, "tile %d", index);
+    run_tile(ctx, &t, tile, name);
     t_tensors_free(&t);
 }
 
@@ -292,6 +303,43 @@ void case_tile_random(void)
     clattn_context_destroy(ctx);
 }
 
+/* ==== tile_masks ============================================================ */
+
+/* Masks of the whole read at a tile's offsets, on every path: small enough
+ * for Oclgrind to check the offsets' accesses (tests/CMakeLists.txt). */
+void case_tile_masks(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    static const clattn_path paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
+                                         CLATTN_PATH_SPLIT_KV};
+    for (int i = 0; i < 3; ++i) {
+        clattn_problem p = {0};
+        p.batch = 2;
+        p.heads = 2;
+        p.seq_q = 20;
+        p.seq_kv = 30;
+        p.head_dim = 8;
+        p.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        p.path = paths[i];
+        p.bias.enabled = 1;
+        p.bias.dtype = CLATTN_F16;
+        p.bias.strides = (clattn_mask_strides){2 * 20 * 31, 20 * 31, 31};
+        p.bool_mask.enabled = 1;
+        p.bool_mask.strides = (clattn_mask_strides){2 * 20 * 30, 20 * 30, 30};
+        t_tensors t;
+        if (t_tensors_init(&t, &p, T_WITH_LSE | T_WITH_BIAS | T_WITH_BOOL_MASK | T_WITH_KV_LENS,
+                           0x3a5c + (uint64_t)i) != 0)
+            continue;
+        const clattn_tile tiles[2] = {{5, 7, 7, 18, {0}}, {13, 7, 0, 30, {0}}};
+        for (int k = 0; k < 2; ++k)
+            run_tile(ctx, &t, tiles[k], "masks");
+        t_tensors_free(&t);
+    }
+    clattn_context_destroy(ctx);
+}
+
 /* ==== tile_merge =========================================================== */
 
 static cl_mem dev_from(cl_context c, size_t bytes, const void *init)
@@ -301,6 +349,28 @@ static cl_mem dev_from(cl_context c, size_t bytes, const void *init)
                               (void *)init, &err);
     T_CHECK(err == CL_SUCCESS, "clCreateBuffer(%zu) -> %d", bytes, (int)err);
     return err == CL_SUCCESS ? m : NULL;
+}
+
+/* The case's device buffers, released only when it ends: Oclgrind 21.10
+ * gives a new buffer the id of a released one and keeps that one's size in
+ * its record of initialised bytes (see test_merge.c), which would report
+ * the bytes of a larger buffer made later as uninitialised. */
+enum { KEPT_MAX = 256 };
+static cl_mem g_kept[KEPT_MAX];
+static int g_nkept;
+
+static void keep_until_end(cl_mem m)
+{
+    if (m && g_nkept < KEPT_MAX)
+        g_kept[g_nkept++] = m;
+    else if (m)
+        clReleaseMemObject(m);
+}
+
+static void release_kept(void)
+{
+    while (g_nkept > 0)
+        clReleaseMemObject(g_kept[--g_nkept]);
 }
 
 /* The keys of t cut at c1 < c2 into three tiles over all rows, run on
@@ -390,15 +460,13 @@ static void merge_three(clattn_context *ctx, t_tensors *t, int c1, int c2, const
     for (int part = 0; part < 3; ++part) {
         if (ev[part])
             clReleaseEvent(ev[part]);
-        cl_mem *ms[4] = {&d_o[part], &d_lse[part], &d_k[part], &d_v[part]};
+        cl_mem ms[4] = {d_o[part], d_lse[part], d_k[part], d_v[part]};
         for (int i = 0; i < 4; ++i)
-            if (*ms[i])
-                clReleaseMemObject(*ms[i]);
+            keep_until_end(ms[i]);
     }
     cl_mem rest[6] = {d_q, d_sinks, d_alibi, d_kvl, d_out, d_out_lse};
     for (int i = 0; i < 6; ++i)
-        if (rest[i])
-            clReleaseMemObject(rest[i]);
+        keep_until_end(rest[i]);
     free(out);
     free(out_lse);
 }
@@ -503,6 +571,7 @@ void case_tile_merge(void)
         t_tensors_free(&t);
     }
     clattn_context_destroy(ctx);
+    release_kept();
 }
 
 /* ==== tile_errors ========================================================== */
