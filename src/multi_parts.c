@@ -255,12 +255,15 @@ static int part_setup(clattn__multi_part *pt, clattn_problem *p, clattn_tile *ti
     return 0;
 }
 
-/* A part whose rows see no key: zeros and -inf, as clattn.h gives them. */
-static void fill_empty(clattn__multi_part *pt)
+/* A varlen part whose sequences hold no key: zeros, and LSE -inf or the
+ * head's sink, as clattn.h gives a row that sees no key (LSE [heads][tokens]). */
+static void fill_empty(clattn__multi_part *pt, const clattn_problem *p,
+                       const clattn_host_buffers *h)
 {
     memset(pt->o, 0, pt->o_bytes);
+    const size_t per_head = pt->lse_n / (size_t)p->heads;
     for (size_t i = 0; i < pt->lse_n; ++i)
-        pt->lse[i] = -INFINITY;
+        pt->lse[i] = p->sinks && h->sinks ? h->sinks[i / per_head] : -INFINITY;
 }
 
 void clattn__multi_part_run(clattn__multi_part *pt)
@@ -278,7 +281,7 @@ void clattn__multi_part_run(clattn__multi_part *pt)
         pt->st = CLATTN_ERR_OUT_OF_RESOURCES;
         snprintf(pt->err, sizeof pt->err, "out of host memory for a part's arrays");
     } else if (pt->empty) {
-        fill_empty(pt);
+        fill_empty(pt, &p, &h);
     } else {
         pt->st = pt->job->split == CLATTN_SPLIT_BATCH
                      ? clattn_forward_host(pt->ctx, &p, &h)

@@ -153,6 +153,8 @@ static int run_and_verify(devices *d, t_tensors *t, int split, const double *wei
     return res.fails;
 }
 
+static void varlen_without_keys(devices *d);
+
 /* ==== multi_random ========================================================== */
 
 static int pick(t_rng *r, int percent) { return t_rng_int(r, 0, 99) < percent; }
@@ -222,7 +224,35 @@ void case_multi_random(void)
         run_and_verify(&d, &t, split, NULL, what, NULL);
         t_tensors_free(&t);
     }
+    varlen_without_keys(&d);
     devices_close(&d);
+}
+
+/* Sequences without keys cut into a part of their own: their rows give
+ * zeros and the sink (or -inf) without running anything. */
+static void varlen_without_keys(devices *d)
+{
+    clattn_problem p = {0};
+    p.batch = 3;
+    p.heads = 2;
+    p.seq_q = 12;
+    p.seq_kv = 40;
+    p.head_dim = 16;
+    p.sinks = 1;
+    t_tensors t;
+    if (t_tensors_init(&t, &p, T_WITH_LSE | T_WITH_VARLEN | T_WITH_SINKS, 0x0e0) != 0)
+        return;
+    /* sequences 0 and 1 see no key; 2 sees min(total_kv, seq_kv) */
+    const int32_t last = t.p.total_kv < t.p.seq_kv ? t.p.total_kv : t.p.seq_kv;
+    t.cu_kv[1] = t.cu_kv[2] = 0;
+    t.cu_kv[3] = last;
+    const double w[MAX_CTX] = {1.0, 1.0, 1.0};
+    clattn_multi_report rep;
+    if (run_and_verify(d, &t, CLATTN_SPLIT_BATCH, w, "varlen, sequences 0-1 without keys",
+                       &rep) == 0)
+        T_CHECK(rep.share[0] >= 1, "the keyless sequences were not cut off (shares %lld:%lld)",
+                (long long)rep.share[0], (long long)rep.share[1]);
+    t_tensors_free(&t);
 }
 
 /* ==== multi_paged =========================================================== */
