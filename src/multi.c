@@ -151,12 +151,10 @@ static void remember_speed(clattn_context *ctx, const clattn__tune_key *k, int s
     pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Times the job's first slice on ctx (once to build its kernels, then the
- * best of PROBE_RUNS): cost units per millisecond, or 0 on failure. The
- * slice holds at least PROBE_SHARE of the cost a context will get, so
- * that fixed costs (copies, launches) do not decide the speed. */
-static double measured_speed(clattn_context *ctx, const clattn__multi_job *j,
-                             const double *cost, int nctx)
+/* The units of the slice a speed is measured on: at least PROBE_SHARE of
+ * the cost one of nctx contexts will get, so that fixed costs (copies,
+ * launches) do not decide the speed. */
+static int64_t probe_units(const clattn__multi_job *j, const double *cost, int nctx)
 {
     const int64_t least = j->split == CLATTN_SPLIT_ROWS   ? PROBE_ROWS
                           : j->split == CLATTN_SPLIT_KEYS ? PROBE_KEYS
@@ -164,17 +162,39 @@ static double measured_speed(clattn_context *ctx, const clattn__multi_job *j,
     int64_t u = least < j->units ? least : j->units;
     while (u < j->units && cost[u] < PROBE_SHARE * cost[j->units] / nctx)
         ++u;
-    clattn__multi_part probe = {.job = j, .ctx = ctx, .u1 = u};
-    double best = INFINITY;
-    for (int r = 0; r <= PROBE_RUNS; ++r) {
-        clattn__multi_part_run(&probe);
-        clattn__multi_part_free(&probe);
-        if (probe.st != CLATTN_OK)
-            return 0.0;
-        if (r > 0 && probe.ms < best)
-            best = probe.ms;
+    return u;
+}
+
+/* Times the slice on each context whose w[i] is 0: once to build its
+ * kernels, then PROBE_RUNS rounds that visit every such context in turn, so
+ * that a change of load falls on all of them alike. The best time of each
+ * gives its speed in cost units per millisecond (left 0 when a run failed). */
+static void measure(clattn_context *const *ctxs, int n, const clattn__multi_job *j,
+                    const double *cost, double *w)
+{
+    clattn__multi_part probe[CLATTN_MULTI_MAX];
+    double best[CLATTN_MULTI_MAX];
+    int todo[CLATTN_MULTI_MAX];
+    const int64_t u = probe_units(j, cost, n);
+    for (int i = 0; i < n; ++i) {
+        probe[i] = (clattn__multi_part){.job = j, .ctx = ctxs[i], .u1 = u};
+        best[i] = INFINITY;
+        todo[i] = w[i] <= 0.0;
     }
-    return cost[probe.u1] / (best > 1e-3 ? best : 1e-3);
+    for (int r = 0; r <= PROBE_RUNS; ++r)
+        for (int i = 0; i < n; ++i) {
+            if (!todo[i])
+                continue;
+            clattn__multi_part_run(&probe[i]);
+            clattn__multi_part_free(&probe[i]);
+            if (probe[i].st != CLATTN_OK)
+                todo[i] = 0; /* stays 0: the real run will say what failed */
+            else if (r > 0 && probe[i].ms < best[i])
+                best[i] = probe[i].ms;
+        }
+    for (int i = 0; i < n; ++i)
+        if (w[i] <= 0.0 && probe[i].st == CLATTN_OK && isfinite(best[i]))
+            w[i] = cost[u] / (best[i] > 1e-3 ? best[i] : 1e-3);
 }
 
 /* weights[i] of every context: the caller's, else all from tuning, else
@@ -196,14 +216,17 @@ static void speeds(clattn_context *const *ctxs, int n, const clattn_multi_option
         return;
     clattn__tune_key k;
     clattn__tune_key_for(&j->s, "multi", &k);
+    int need = 0, fresh[CLATTN_MULTI_MAX];
     for (int i = 0; i < n; ++i) {
         w[i] = remembered_speed(ctxs[i], &k, j->split);
-        if (w[i] > 0.0)
-            continue;
-        w[i] = measured_speed(ctxs[i], j, cost, n);
-        if (w[i] > 0.0)
+        need += fresh[i] = w[i] <= 0.0;
+    }
+    if (need)
+        measure(ctxs, n, j, cost, w);
+    for (int i = 0; i < n; ++i) {
+        if (fresh[i] && w[i] > 0.0)
             remember_speed(ctxs[i], &k, j->split, w[i]);
-        else
+        else if (w[i] <= 0.0)
             w[i] = 1.0; /* the run below reports what failed */
     }
 }

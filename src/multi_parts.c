@@ -102,156 +102,224 @@ double *clattn__multi_costs(const clattn__multi_job *job)
 
 /* ---- one part ---------------------------------------------------------------- */
 
-/* The part's problem, arrays and sizes; a tile for ROWS and KEYS. Scales
- * of a KEYS part in INT8 / INT4 are cut out into *scales (freed by the
- * caller). Returns 0, or -1 out of memory. */
-static int part_setup(clattn__multi_part *pt, clattn_problem *p, clattn_tile *tile,
-                      clattn_host_buffers *h, clattn_buffer_sizes *z, void *scales[2],
-                      int32_t *cu[2])
+/* What a part is given to run: its problem, tile, arrays and their sizes,
+ * and the arrays made for it (freed after the run). */
+typedef struct part_call {
+    clattn_problem p;
+    clattn_tile tile;
+    clattn_host_buffers h;
+    clattn_buffer_sizes z;
+    void *scales[2];  /* KEYS: INT8 / INT4 scales cut out for the part */
+    int32_t *cu[2];   /* BATCH varlen: the part's cu_seqlens */
+} part_call;
+
+/* Moves a K or V view on by `units` units of its strides (elements of a
+ * float storage, bytes of the others). */
+static void kv_skip(const clattn_problem *p, int is_v, int64_t units, part_call *c)
+{
+    const clattn_kv_format f = is_v ? p->v_storage.format : p->k_storage.format;
+    const size_t off = (size_t)units * kv_unit_bytes(p, f);
+    if (is_v) {
+        c->h.v = at(c->h.v, off);
+        c->z.v -= off;
+    } else {
+        c->h.k = at(c->h.k, off);
+        c->z.k -= off;
+    }
+}
+
+/* Moves the per-row scales of K or V (INT8, INT4) `rows` rows on. */
+static void scales_skip(const clattn__shape *s, int is_v, int64_t rows, part_call *c)
+{
+    const clattn_problem *p = &s->p;
+    const size_t rb = is_v ? scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)
+                           : scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim);
+    if (rb == 0)
+        return;
+    const size_t off = (size_t)rows * rb;
+    if (is_v) {
+        c->h.v_scales = at(c->h.v_scales, off);
+        c->z.v_scales -= off;
+    } else {
+        c->h.k_scales = at(c->h.k_scales, off);
+        c->z.k_scales -= off;
+    }
+}
+
+/* ROWS: a tile of rows u0.. over all keys; q starts at row u0. */
+static size_t setup_rows(const clattn__multi_part *pt, part_call *c)
+{
+    clattn_problem *p = &c->p;
+    const int64_t n = pt->u1 - pt->u0;
+    c->tile = (clattn_tile){(int)pt->u0, (int)n, 0, p->seq_kv, {0}};
+    const size_t off = (size_t)(pt->u0 * p->q_strides.seq) * pt->job->s.elem_size;
+    c->h.q = at(c->h.q, off);
+    c->z.q -= off;
+    return (size_t)p->batch * p->heads * (size_t)n;
+}
+
+/* KEYS: a tile of keys u0.. over all rows; K, V start at key u0, the scales
+ * of an INT8 / INT4 storage are cut out (their rows count the tile's keys),
+ * and the sink stays with the part that starts at key 0. Returns the LSE
+ * rows, or 0 out of memory. */
+static size_t setup_keys(const clattn__multi_part *pt, part_call *c)
+{
+    const clattn__shape *s = &pt->job->s;
+    clattn_problem *p = &c->p;
+    const int64_t n = pt->u1 - pt->u0, u0 = pt->u0;
+    c->tile = (clattn_tile){0, p->seq_q, (int)u0, (int)n, {0}};
+    kv_skip(p, 0, u0 * p->k_strides.seq, c);
+    kv_skip(p, 1, u0 * p->v_strides.seq, c);
+    if (u0 > 0) { /* the sink joins one part's denominator only (clattn_merge) */
+        p->sinks = 0;
+        c->h.sinks = NULL;
+    }
+    const clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
+    const int groups[2] = {s->kv.k_group, s->kv.v_group};
+    const int dims[2] = {p->head_dim, p->head_dim_v};
+    const void *src[2] = {c->h.k_scales, c->h.v_scales};
+    const void **dst[2] = {&c->h.k_scales, &c->h.v_scales};
+    size_t *bytes[2] = {&c->z.k_scales, &c->z.v_scales};
+    const size_t bhk = (size_t)p->batch * p->kv_heads;
+    for (int t = 0; t < 2; ++t) {
+        const size_t rb = scale_row_bytes(st[t], groups[t], dims[t]);
+        if (rb == 0 || !src[t])
+            continue;
+        unsigned char *cut = malloc(bhk * (size_t)n * rb);
+        if (!cut)
+            return 0;
+        for (size_t x = 0; x < bhk; ++x) /* the n keys of each (b, kv head) */
+            memcpy(cut + x * (size_t)n * rb,
+                   (const unsigned char *)src[t] + (x * (size_t)p->seq_kv + (size_t)u0) * rb,
+                   (size_t)n * rb);
+        c->scales[t] = cut;
+        *dst[t] = cut;
+        *bytes[t] = bhk * (size_t)n * rb;
+    }
+    return (size_t)p->batch * p->heads * (size_t)p->seq_q;
+}
+
+/* BATCH of a varlen problem: sequences u0.. with their own cu_seqlens;
+ * tensors and scales start at the first token. 0 out of memory (or no
+ * tokens: then nothing is to be run). */
+static size_t setup_varlen(clattn__multi_part *pt, part_call *c, int *oom)
 {
     const clattn__multi_job *j = pt->job;
-    const clattn__shape *s = &j->s;
+    clattn_problem *p = &c->p;
     const int64_t n = pt->u1 - pt->u0, u0 = pt->u0;
-    const size_t es = s->elem_size;
-    *p = j->p;
-    *h = j->h;
-    *z = j->z;
-    memset(tile, 0, sizeof *tile);
-    p->o_strides.batch = p->o_strides.head = p->o_strides.seq = 0; /* packed, ours */
-    size_t rows = 0; /* LSE entries of the part */
-    if (j->split == CLATTN_SPLIT_ROWS) {
-        *tile = (clattn_tile){(int)u0, (int)n, 0, p->seq_kv, {0}};
-        const size_t off = (size_t)(u0 * p->q_strides.seq) * es;
-        h->q = at(h->q, off);
-        z->q -= off;
-        rows = (size_t)p->batch * p->heads * (size_t)n;
-    } else if (j->split == CLATTN_SPLIT_KEYS) {
-        *tile = (clattn_tile){0, p->seq_q, (int)u0, (int)n, {0}};
-        const size_t ko = (size_t)(u0 * p->k_strides.seq) * kv_unit_bytes(p, p->k_storage.format);
-        const size_t vo = (size_t)(u0 * p->v_strides.seq) * kv_unit_bytes(p, p->v_storage.format);
-        h->k = at(h->k, ko);
-        h->v = at(h->v, vo);
-        z->k -= ko;
-        z->v -= vo;
-        /* the sink joins one part's denominator only (clattn_merge) */
-        if (u0 > 0) {
-            p->sinks = 0;
-            h->sinks = NULL;
-        }
-        const clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
-        const int groups[2] = {s->kv.k_group, s->kv.v_group};
-        const int dims[2] = {p->head_dim, p->head_dim_v};
-        const void *src[2] = {h->k_scales, h->v_scales};
-        for (int t = 0; t < 2; ++t) {
-            const size_t rb = scale_row_bytes(st[t], groups[t], dims[t]);
-            if (rb == 0 || !src[t])
-                continue;
-            /* rows (b, kh, key) of the tile: n keys of each (b, kh) */
-            const size_t bhk = (size_t)p->batch * p->kv_heads;
-            unsigned char *cut = malloc(bhk * (size_t)n * rb);
-            if (!cut)
-                return -1;
-            for (size_t x = 0; x < bhk; ++x)
-                memcpy(cut + x * (size_t)n * rb,
-                       (const unsigned char *)src[t] + (x * (size_t)p->seq_kv + (size_t)u0) * rb,
-                       (size_t)n * rb);
-            scales[t] = cut;
-            if (t == 0) {
-                h->k_scales = cut;
-                z->k_scales = bhk * (size_t)n * rb;
-            } else {
-                h->v_scales = cut;
-                z->v_scales = bhk * (size_t)n * rb;
-            }
-        }
-        rows = (size_t)p->batch * p->heads * (size_t)p->seq_q;
-    } else if (p->varlen) {
-        const int32_t *cq = j->h.cu_seqlens_q, *ck = j->h.cu_seqlens_kv;
-        const int64_t tq0 = cq[u0], tk0 = ck[u0];
-        cu[0] = malloc(sizeof(int32_t) * (size_t)(n + 1));
-        cu[1] = malloc(sizeof(int32_t) * (size_t)(n + 1));
-        if (!cu[0] || !cu[1])
-            return -1;
-        for (int64_t b = 0; b <= n; ++b) {
-            cu[0][b] = (int32_t)(cq[u0 + b] - tq0);
-            cu[1][b] = (int32_t)(ck[u0 + b] - tk0);
-        }
-        p->batch = (int)n;
-        p->total_q = cu[0][n];
-        p->total_kv = cu[1][n];
-        pt->empty = p->total_q == 0 || p->total_kv == 0;
-        h->cu_seqlens_q = cu[0];
-        h->cu_seqlens_kv = cu[1];
-        const size_t qo = (size_t)(tq0 * p->q_strides.seq) * es;
-        const size_t ko = (size_t)(tk0 * p->k_strides.seq) * kv_unit_bytes(p, p->k_storage.format);
-        const size_t vo = (size_t)(tk0 * p->v_strides.seq) * kv_unit_bytes(p, p->v_storage.format);
-        h->q = at(h->q, qo);
-        h->k = at(h->k, ko);
-        h->v = at(h->v, vo);
-        z->q -= qo, z->k -= ko, z->v -= vo;
-        z->cu_seqlens_q = z->cu_seqlens_kv = sizeof(int32_t) * (size_t)(n + 1);
-        /* scales of token t, kv head kh are row t * kv_heads + kh */
-        const size_t rb[2] = {scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim),
-                              scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)};
-        const size_t so[2] = {(size_t)tk0 * p->kv_heads * rb[0], (size_t)tk0 * p->kv_heads * rb[1]};
-        h->k_scales = rb[0] ? at(h->k_scales, so[0]) : h->k_scales;
-        h->v_scales = rb[1] ? at(h->v_scales, so[1]) : h->v_scales;
-        z->k_scales -= rb[0] ? so[0] : 0;
-        z->v_scales -= rb[1] ? so[1] : 0;
-        rows = (size_t)p->heads * (size_t)p->total_q;
-    } else {
-        p->batch = (int)n;
-        const size_t qo = (size_t)(u0 * p->q_strides.batch) * es;
-        h->q = at(h->q, qo);
-        z->q -= qo;
-        if (!p->paged.enabled) { /* a paged pool is shared by every sequence */
-            const size_t ko = (size_t)(u0 * p->k_strides.batch) * kv_unit_bytes(p, p->k_storage.format);
-            const size_t vo = (size_t)(u0 * p->v_strides.batch) * kv_unit_bytes(p, p->v_storage.format);
-            h->k = at(h->k, ko);
-            h->v = at(h->v, vo);
-            z->k -= ko, z->v -= vo;
-            const size_t rb[2] = {scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim),
-                                  scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)};
-            const size_t per_b = (size_t)p->kv_heads * (size_t)p->seq_kv;
-            h->k_scales = rb[0] ? at(h->k_scales, u0 * per_b * rb[0]) : h->k_scales;
-            h->v_scales = rb[1] ? at(h->v_scales, u0 * per_b * rb[1]) : h->v_scales;
-            z->k_scales -= rb[0] ? u0 * per_b * rb[0] : 0;
-            z->v_scales -= rb[1] ? u0 * per_b * rb[1] : 0;
-        } else {
-            const size_t to = (size_t)u0 * (size_t)p->paged.max_pages_per_seq * 4;
-            h->block_table = at(h->block_table, to);
-            z->block_table -= to;
-        }
-        h->kv_lens = h->kv_lens ? h->kv_lens + u0 : NULL;
-        h->kv_start = h->kv_start ? h->kv_start + u0 : NULL;
-        z->kv_lens -= (size_t)u0 * 4, z->kv_start -= (size_t)u0 * 4;
-        rows = (size_t)p->batch * p->heads * (size_t)p->seq_q;
+    const int32_t *cq = j->h.cu_seqlens_q, *ck = j->h.cu_seqlens_kv;
+    const int64_t tq0 = cq[u0], tk0 = ck[u0];
+    c->cu[0] = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    c->cu[1] = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    if (!c->cu[0] || !c->cu[1]) {
+        *oom = 1;
+        return 0;
     }
-    /* The masks of a BATCH part start at its first sequence; a tile reads
-     * the whole's masks itself. */
-    if (j->split == CLATTN_SPLIT_BATCH) {
-        const size_t bes = p->bias.dtype == CLATTN_F32 ? 4 : 2;
-        const size_t bo = (size_t)(u0 * p->bias.strides.batch) * bes;
-        const size_t mo = (size_t)(u0 * p->bool_mask.strides.batch);
-        const size_t lo = (size_t)(u0 * p->mask_batch_stride) * 4;
-        h->bias = p->bias.enabled ? at(h->bias, bo) : h->bias;
-        h->bool_mask = p->bool_mask.enabled ? (const uint8_t *)at(h->bool_mask, mo) : h->bool_mask;
-        h->mask = h->mask ? (const float *)at(h->mask, lo) : NULL;
-        z->bias -= p->bias.enabled ? bo : 0;
-        z->bool_mask -= p->bool_mask.enabled ? mo : 0;
-        z->mask -= h->mask ? lo : 0;
+    for (int64_t b = 0; b <= n; ++b) {
+        c->cu[0][b] = (int32_t)(cq[u0 + b] - tq0);
+        c->cu[1][b] = (int32_t)(ck[u0 + b] - tk0);
+    }
+    p->batch = (int)n;
+    p->total_q = c->cu[0][n];
+    p->total_kv = c->cu[1][n];
+    pt->empty = p->total_q == 0 || p->total_kv == 0;
+    c->h.cu_seqlens_q = c->cu[0];
+    c->h.cu_seqlens_kv = c->cu[1];
+    c->z.cu_seqlens_q = c->z.cu_seqlens_kv = sizeof(int32_t) * (size_t)(n + 1);
+    const size_t qo = (size_t)(tq0 * p->q_strides.seq) * j->s.elem_size;
+    c->h.q = at(c->h.q, qo);
+    c->z.q -= qo;
+    kv_skip(p, 0, tk0 * p->k_strides.seq, c);
+    kv_skip(p, 1, tk0 * p->v_strides.seq, c);
+    /* scales of token t, kv head kh are row t * kv_heads + kh */
+    scales_skip(&j->s, 0, tk0 * p->kv_heads, c);
+    scales_skip(&j->s, 1, tk0 * p->kv_heads, c);
+    return (size_t)p->heads * (size_t)p->total_q;
+}
+
+/* BATCH: sequences u0.., every per-sequence array from its first entry
+ * (a paged pool is shared by all sequences: only the block table moves). */
+static size_t setup_batch(const clattn__multi_part *pt, part_call *c)
+{
+    const clattn__multi_job *j = pt->job;
+    clattn_problem *p = &c->p;
+    const int64_t n = pt->u1 - pt->u0, u0 = pt->u0;
+    p->batch = (int)n;
+    const size_t qo = (size_t)(u0 * p->q_strides.batch) * j->s.elem_size;
+    c->h.q = at(c->h.q, qo);
+    c->z.q -= qo;
+    if (!p->paged.enabled) {
+        kv_skip(p, 0, u0 * p->k_strides.batch, c);
+        kv_skip(p, 1, u0 * p->v_strides.batch, c);
+        const int64_t rows = u0 * p->kv_heads * (int64_t)p->seq_kv;
+        scales_skip(&j->s, 0, rows, c);
+        scales_skip(&j->s, 1, rows, c);
+    } else {
+        const size_t to = (size_t)u0 * (size_t)p->paged.max_pages_per_seq * 4;
+        c->h.block_table = at(c->h.block_table, to);
+        c->z.block_table -= to;
+    }
+    c->h.kv_lens = c->h.kv_lens ? c->h.kv_lens + u0 : NULL;
+    c->h.kv_start = c->h.kv_start ? c->h.kv_start + u0 : NULL;
+    c->z.kv_lens -= (size_t)u0 * 4, c->z.kv_start -= (size_t)u0 * 4;
+    return (size_t)p->batch * p->heads * (size_t)p->seq_q;
+}
+
+/* The masks of a BATCH part start at its first sequence (a tile reads the
+ * whole's masks itself). */
+static void masks_from(int64_t u0, part_call *c)
+{
+    const clattn_problem *p = &c->p;
+    const size_t bes = p->bias.dtype == CLATTN_F32 ? 4 : 2;
+    const size_t bo = (size_t)(u0 * p->bias.strides.batch) * bes;
+    const size_t mo = (size_t)(u0 * p->bool_mask.strides.batch);
+    const size_t lo = (size_t)(u0 * p->mask_batch_stride) * 4;
+    if (p->bias.enabled) {
+        c->h.bias = at(c->h.bias, bo);
+        c->z.bias -= bo;
+    }
+    if (p->bool_mask.enabled) {
+        c->h.bool_mask = (const uint8_t *)at(c->h.bool_mask, mo);
+        c->z.bool_mask -= mo;
+    }
+    if (c->h.mask) {
+        c->h.mask = (const float *)at(c->h.mask, lo);
+        c->z.mask -= lo;
+    }
+}
+
+/* The part's call: views into the caller's arrays (the whole's strides),
+ * its own packed O and LSE. Returns 0, or -1 out of memory. */
+static int part_setup(clattn__multi_part *pt, part_call *c)
+{
+    const clattn__multi_job *j = pt->job;
+    memset(c, 0, sizeof *c);
+    c->p = j->p;
+    c->h = j->h;
+    c->z = j->z;
+    c->p.o_strides.batch = c->p.o_strides.head = c->p.o_strides.seq = 0; /* packed, ours */
+    size_t rows = 0;
+    int oom = 0;
+    if (j->split == CLATTN_SPLIT_ROWS) {
+        rows = setup_rows(pt, c);
+    } else if (j->split == CLATTN_SPLIT_KEYS) {
+        rows = setup_keys(pt, c);
+        oom = rows == 0;
+    } else {
+        rows = c->p.varlen ? setup_varlen(pt, c, &oom) : setup_batch(pt, c);
+        masks_from(pt->u0, c);
     }
     pt->lse_n = rows;
-    pt->o_bytes = rows * (size_t)p->head_dim_v * es;
+    pt->o_bytes = rows * (size_t)c->p.head_dim_v * j->s.elem_size;
     pt->o = malloc(pt->o_bytes ? pt->o_bytes : 1);
     pt->lse = malloc((rows ? rows : 1) * sizeof(float));
-    if (!pt->o || !pt->lse)
+    if (oom || !pt->o || !pt->lse)
         return -1;
-    h->o = pt->o;
-    h->lse = pt->lse;
-    z->o = pt->o_bytes;
-    z->lse = rows * sizeof(float);
-    h->sizes = z;
+    c->h.o = pt->o;
+    c->h.lse = pt->lse;
+    c->z.o = pt->o_bytes;
+    c->z.lse = rows * sizeof(float);
+    c->h.sizes = &c->z;
     return 0;
 }
 
@@ -268,32 +336,27 @@ static void fill_empty(clattn__multi_part *pt, const clattn_problem *p,
 
 void clattn__multi_part_run(clattn__multi_part *pt)
 {
-    clattn_problem p;
-    clattn_tile tile;
-    clattn_host_buffers h;
-    clattn_buffer_sizes z;
-    void *scales[2] = {NULL, NULL};
-    int32_t *cu[2] = {NULL, NULL};
+    part_call c;
     const double t0 = now_ms();
     pt->st = CLATTN_OK;
     pt->err[0] = '\0';
-    if (part_setup(pt, &p, &tile, &h, &z, scales, cu) != 0) {
+    if (part_setup(pt, &c) != 0) {
         pt->st = CLATTN_ERR_OUT_OF_RESOURCES;
         snprintf(pt->err, sizeof pt->err, "out of host memory for a part's arrays");
     } else if (pt->empty) {
-        fill_empty(pt, &p, &h);
+        fill_empty(pt, &c.p, &c.h);
     } else {
         pt->st = pt->job->split == CLATTN_SPLIT_BATCH
-                     ? clattn_forward_host(pt->ctx, &p, &h)
-                     : clattn_forward_tile_host(pt->ctx, &p, &tile, &h);
+                     ? clattn_forward_host(pt->ctx, &c.p, &c.h)
+                     : clattn_forward_tile_host(pt->ctx, &c.p, &c.tile, &c.h);
         if (pt->st != CLATTN_OK)
             snprintf(pt->err, sizeof pt->err, "%s", clattn_last_error(pt->ctx));
     }
     pt->ms = now_ms() - t0;
-    free(scales[0]);
-    free(scales[1]);
-    free(cu[0]);
-    free(cu[1]);
+    free(c.scales[0]);
+    free(c.scales[1]);
+    free(c.cu[0]);
+    free(c.cu[1]);
 }
 
 void clattn__multi_part_free(clattn__multi_part *pt)
