@@ -142,6 +142,25 @@ class TuningEntry(ctypes.Structure):
 
 
 # The structures test_abi.py checks, by their C names.
+# clattn 1.3: tiles and one attention over several contexts.
+class Tile(ctypes.Structure):
+    _fields_ = [("q_offset", c_int), ("seq_q", c_int), ("kv_offset", c_int), ("seq_kv", c_int),
+                ("reserved", c_int64 * 2)]
+
+
+MULTI_MAX = 16
+SPLITS = {"auto": 0, "rows": 1, "keys": 2, "batch": 3}
+
+
+class MultiOptions(ctypes.Structure):
+    _fields_ = [("split", c_int), ("weights", c_void_p), ("reserved", c_int64 * 4)]
+
+
+class MultiReport(ctypes.Structure):
+    _fields_ = [("split", c_int), ("used", c_int), ("weights", ctypes.c_double * MULTI_MAX),
+                ("share", c_int64 * MULTI_MAX), ("ms", ctypes.c_double * MULTI_MAX)]
+
+
 STRUCTS = {
     "clattn_strides": Strides, "clattn_mask_strides": MaskStrides,
     "clattn_mask_layout": MaskLayout, "clattn_kv_storage": KVStorage,
@@ -150,7 +169,8 @@ STRUCTS = {
     "clattn_buffer_sizes": BufferSizes, "clattn_options": Options,
     "clattn_stats": Stats, "clattn_tune_progress": TuneProgress,
     "clattn_tune_options": TuneOptions, "clattn_tune_result": TuneResult,
-    "clattn_tuning_entry": TuningEntry,
+    "clattn_tuning_entry": TuningEntry, "clattn_tile": Tile,
+    "clattn_multi_options": MultiOptions, "clattn_multi_report": MultiReport,
 }
 
 
@@ -198,6 +218,8 @@ def _load():
         "clattn_tuning_export": (c_int, [c_void_p, c_char_p]),
         "clattn_tuning_import": (c_int, [c_void_p, c_char_p]),
         "clattn_cache_clear": (c_int, [P(Options)]),
+        "clattn_multi_forward_host": (c_int, [P(c_void_p), c_int, P(Problem), P(HostBuffers),
+                                              P(MultiOptions), P(MultiReport)]),
     }
     for name, (res, args) in sig.items():
         f = getattr(lib, name)

@@ -14,7 +14,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  is_causal=False, scale=None, enable_gqa=False, *,
                                  causal=None, window=None, softcap=None, sinks=None,
                                  alibi_slopes=None, kv_lens=None, bias=None,
-                                 return_lse=False, path="auto", context=None):
+                                 return_lse=False, path="auto", context=None, split="auto"):
     """torch.nn.functional.scaled_dot_product_attention, computed by clattn
     on its OpenCL device. Takes CPU torch tensors or NumPy arrays
     (float32/float16; bfloat16 through torch) and returns the same kind.
@@ -34,11 +34,19 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     additive float mask, broadcast like attn_mask, that combines with a
     boolean attn_mask: T5's relative bias with a padding mask); return_lse
     (also returns the natural-log LSE, float32 (..., L)); path ('auto',
-    'fused', 'three_stage', 'split_kv'); context (a clattn.Context)."""
+    'fused', 'three_stage', 'split_kv'); context (a clattn.Context, or a
+    list of them: then the attention is cut over their devices with
+    clattn_multi_forward_host, each doing a share sized by its speed, and
+    split= chooses the cut: 'auto', 'rows', 'keys' or 'batch')."""
     if dropout_p is None or float(dropout_p) != 0.0:
         raise ValueError(f"dropout_p: clattn computes attention without dropout; pass 0.0 "
                          f"(got {dropout_p})")
-    ctx = context or default_context()
+    ctxs = list(context) if isinstance(context, (list, tuple)) else None
+    if ctxs is not None and not ctxs:
+        raise ValueError("context: an empty list of contexts")
+    if split not in N.SPLITS:
+        raise ValueError(f"split must be one of {sorted(N.SPLITS)} (got {split!r})")
+    ctx = ctxs[0] if ctxs else (context or default_context())
     p, inputs, keep, out_shape, lse_shape, trivial, code = P.build(
         query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window, softcap,
         sinks, alibi_slopes, kv_lens, path, bias)
@@ -59,9 +67,32 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     outs = {"o": (_ptr(out), sizes.o)}
     if lse is not None:
         outs["lse"] = (_ptr(lse), sizes.lse)
-    ctx.run(p, ins, outs)
+    if ctxs is not None:
+        _run_multi(ctxs, p, ins, outs, split)
+    else:
+        ctx.run(p, ins, outs)
     del keep
     return (out, lse) if return_lse else out
+
+
+def _run_multi(ctxs, problem, inputs, outputs, split):
+    """clattn_multi_forward_host over the caller's memory: every array with
+    its size; failures are reported on the first context."""
+    if len(ctxs) > N.MULTI_MAX:
+        raise ValueError(f"context: at most {N.MULTI_MAX} contexts (got {len(ctxs)})")
+    h, z = N.HostBuffers(), N.BufferSizes()
+    for name, (ptr, size) in list(inputs.items()) + list(outputs.items()):
+        setattr(h, name, ptr)
+        setattr(z, name, size)
+    h.sizes = ctypes.cast(ctypes.pointer(z), ctypes.c_void_p)
+    handles = (ctypes.c_void_p * len(ctxs))(*[c.handle for c in ctxs])
+    opts = N.MultiOptions(N.SPLITS[split], None)
+    report = N.MultiReport()
+    st = N.lib.clattn_multi_forward_host(handles, len(ctxs), ctypes.byref(problem),
+                                         ctypes.byref(h), ctypes.byref(opts),
+                                         ctypes.byref(report))
+    ctxs[0].check(st, "clattn_multi_forward_host")
+    return report
 
 
 def _ptr(x):
