@@ -134,196 +134,246 @@ static double slowest(MPI_Comm comm, double ms)
     return ms;
 }
 
-int main(int argc, char **argv)
-{
-    MPI_Init(&argc, &argv);
-    MPI_Comm comm = MPI_COMM_WORLD;
-    int rank, P;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &P);
+/* One run's state: the rank's buffers and the measurements of each repeat. */
+typedef struct {
     bench_args a;
-    if (parse(argc, argv, &a) != 0 || a.seq < P || a.heads % a.kv_heads) {
-        if (rank == 0)
-            fprintf(stderr, "usage: mpirun -np P attn-mpi-bench [--batch B] [--heads H] "
-                            "[--kv-heads Hkv] [--seq N >= P] [--dim D] "
-                            "[--dtype f32|f16|bf16] [--repeats R]\n");
-        MPI_Finalize();
-        return 2;
-    }
+    MPI_Comm comm;
+    int rank, P, n;
     clattn_context *ctx;
-    clattn_status st = clattn_context_create(NULL, &ctx);
-    int bad = st != CLATTN_OK;
-    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm);
-    if (bad) {
-        if (rank == 0)
-            fprintf(stderr, "attn-mpi-bench: no clattn context on some rank\n");
-        MPI_Finalize();
-        return 1;
-    }
     cl_context cl;
     cl_command_queue queue;
     cl_device_id dev;
-    clattn_context_get_cl(ctx, &cl, &queue, &dev);
-
     clattn_problem p;
-    memset(&p, 0, sizeof p);
-    p.batch = a.batch;
-    p.heads = a.heads;
-    p.kv_heads = a.kv_heads;
-    p.seq_q = p.seq_kv = a.seq;
-    p.head_dim = a.dim;
-    p.dtype = a.dtype;
     clattn_mpi_segments me;
-    clattn_mpi_shard_segments(NULL, a.seq, P, rank, &me);
-    const int n = me.n_local;
-    const size_t es = dtype_size(a.dtype);
-    const size_t q_bytes = (size_t)a.batch * a.heads * n * a.dim * es;
-    const size_t kv_bytes = (size_t)a.batch * a.kv_heads * n * a.dim * es;
-    const size_t lse_bytes = (size_t)a.batch * a.heads * n * 4;
-    uint64_t seed = 12345u + (uint64_t)rank;
+    size_t q_bytes, kv_bytes, lse_bytes;
     clattn_buffers b;
-    memset(&b, 0, sizeof b);
-    b.q = upload(cl, queue, q_bytes, a.dtype, &seed);
-    b.k = upload(cl, queue, kv_bytes, a.dtype, &seed);
-    b.v = upload(cl, queue, kv_bytes, a.dtype, &seed);
-    b.o = upload(cl, queue, q_bytes, a.dtype, NULL);
-    b.lse = upload(cl, queue, lse_bytes, a.dtype, NULL);
-    cl_mem part_o = upload(cl, queue, q_bytes, a.dtype, NULL);
-    cl_mem part_lse = upload(cl, queue, lse_bytes, a.dtype, NULL);
-    cl_mem acc_o = upload(cl, queue, q_bytes, a.dtype, NULL);
-    cl_mem acc_lse = upload(cl, queue, lse_bytes, a.dtype, NULL);
-    unsigned char *host[2] = {malloc(2 * kv_bytes), malloc(2 * kv_bytes)};
-    memset(host[0], 1, 2 * kv_bytes);
+    cl_mem part_o, part_lse, acc_o, acc_lse;
+    unsigned char *host[2];
+    double *compute, *merge, *comm_ms, *step0, *mid, *steps; /* per repeat (steps: per step) */
+    double total;
+} bench;
 
-    const int R = a.repeats;
-    double *compute = calloc((size_t)R, sizeof(double));
-    double *merge = calloc((size_t)R, sizeof(double));
-    double *comm_ms = calloc((size_t)R, sizeof(double));
-    double *step0 = calloc((size_t)R, sizeof(double));
-    double *mid = calloc((size_t)R, sizeof(double));
-    double *steps = calloc((size_t)P, sizeof(double));
-    char err[1024] = "";
-    int failed = 0;
+static void setup(bench *B)
+{
+    const bench_args *a = &B->a;
+    clattn_context_get_cl(B->ctx, &B->cl, &B->queue, &B->dev);
+    memset(&B->p, 0, sizeof B->p);
+    B->p.batch = a->batch;
+    B->p.heads = a->heads;
+    B->p.kv_heads = a->kv_heads;
+    B->p.seq_q = B->p.seq_kv = a->seq;
+    B->p.head_dim = a->dim;
+    B->p.dtype = a->dtype;
+    clattn_mpi_shard_segments(NULL, a->seq, B->P, B->rank, &B->me);
+    B->n = B->me.n_local;
+    const size_t es = dtype_size(a->dtype);
+    B->q_bytes = (size_t)a->batch * a->heads * B->n * a->dim * es;
+    B->kv_bytes = (size_t)a->batch * a->kv_heads * B->n * a->dim * es;
+    B->lse_bytes = (size_t)a->batch * a->heads * B->n * 4;
+    uint64_t seed = 12345u + (uint64_t)B->rank;
+    memset(&B->b, 0, sizeof B->b);
+    B->b.q = upload(B->cl, B->queue, B->q_bytes, a->dtype, &seed);
+    B->b.k = upload(B->cl, B->queue, B->kv_bytes, a->dtype, &seed);
+    B->b.v = upload(B->cl, B->queue, B->kv_bytes, a->dtype, &seed);
+    B->b.o = upload(B->cl, B->queue, B->q_bytes, a->dtype, NULL);
+    B->b.lse = upload(B->cl, B->queue, B->lse_bytes, a->dtype, NULL);
+    B->part_o = upload(B->cl, B->queue, B->q_bytes, a->dtype, NULL);
+    B->part_lse = upload(B->cl, B->queue, B->lse_bytes, a->dtype, NULL);
+    B->acc_o = upload(B->cl, B->queue, B->q_bytes, a->dtype, NULL);
+    B->acc_lse = upload(B->cl, B->queue, B->lse_bytes, a->dtype, NULL);
+    B->host[0] = malloc(2 * B->kv_bytes);
+    B->host[1] = malloc(2 * B->kv_bytes);
+    memset(B->host[0], 1, 2 * B->kv_bytes);
+    const size_t R = (size_t)a->repeats;
+    B->compute = calloc(R, sizeof(double));
+    B->merge = calloc(R, sizeof(double));
+    B->comm_ms = calloc(R, sizeof(double));
+    B->step0 = calloc(R, sizeof(double));
+    B->mid = calloc(R, sizeof(double));
+    B->steps = calloc((size_t)B->P, sizeof(double));
+    B->total = 0.0;
+}
 
-    /* compute alone: the block to the device and the tile; then the merge */
-    const clattn_tile tile = {me.offset[0], n, me.offset[0], n, {0, 0}};
-    clattn_buffers tb = b;
-    tb.o = part_o;
-    tb.lse = part_lse;
+/* Compute alone: the block to the device and the tile; then the merge.
+ * Returns 1 when a call failed on some rank. */
+static int time_compute(bench *B)
+{
+    const bench_args *a = &B->a;
+    const clattn_tile tile = {B->me.offset[0], B->n, B->me.offset[0], B->n, {0, 0}};
+    clattn_buffers tb = B->b;
+    tb.o = B->part_o;
+    tb.lse = B->part_lse;
     clattn_merge_problem mp;
     memset(&mp, 0, sizeof mp);
-    mp.batch = a.batch;
-    mp.heads = a.heads;
-    mp.seq_q = n;
-    mp.head_dim_v = a.dim;
-    mp.dtype = a.dtype;
+    mp.batch = a->batch;
+    mp.heads = a->heads;
+    mp.seq_q = B->n;
+    mp.head_dim_v = a->dim;
+    mp.dtype = a->dtype;
     mp.num_parts = 2;
-    const cl_mem po[2] = {b.o, part_o}, pl[2] = {b.lse, part_lse};
-    for (int r = -1; r < R; ++r) { /* r = -1 warms up (kernel builds) */
-        MPI_Barrier(comm);
+    const cl_mem po[2] = {B->b.o, B->part_o}, pl[2] = {B->b.lse, B->part_lse};
+    int failed = 0;
+    for (int r = -1; r < a->repeats; ++r) { /* r = -1 warms up (kernel builds) */
+        MPI_Barrier(B->comm);
         double t0 = MPI_Wtime();
-        clEnqueueWriteBuffer(queue, b.k, CL_FALSE, 0, kv_bytes, host[0], 0, NULL, NULL);
-        clEnqueueWriteBuffer(queue, b.v, CL_FALSE, 0, kv_bytes, host[0] + kv_bytes, 0, NULL,
+        clEnqueueWriteBuffer(B->queue, B->b.k, CL_FALSE, 0, B->kv_bytes, B->host[0], 0, NULL,
                              NULL);
-        st = clattn_forward_tile(ctx, &p, &tile, &tb, 0, NULL, NULL);
-        clFinish(queue);
-        const double ms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
-        MPI_Barrier(comm);
+        clEnqueueWriteBuffer(B->queue, B->b.v, CL_FALSE, 0, B->kv_bytes,
+                             B->host[0] + B->kv_bytes, 0, NULL, NULL);
+        clattn_status st = clattn_forward_tile(B->ctx, &B->p, &tile, &tb, 0, NULL, NULL);
+        clFinish(B->queue);
+        const double ms = slowest(B->comm, (MPI_Wtime() - t0) * 1e3);
+        MPI_Barrier(B->comm);
         t0 = MPI_Wtime();
         if (st == CLATTN_OK)
-            st = clattn_merge(ctx, &mp, po, pl, acc_o, acc_lse, 0, NULL, NULL);
-        clFinish(queue);
-        const double mms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
+            st = clattn_merge(B->ctx, &mp, po, pl, B->acc_o, B->acc_lse, 0, NULL, NULL);
+        clFinish(B->queue);
+        const double mms = slowest(B->comm, (MPI_Wtime() - t0) * 1e3);
         if (st != CLATTN_OK) {
-            fprintf(stderr, "rank %d: %s\n", rank, clattn_last_error(ctx));
+            fprintf(stderr, "rank %d: %s\n", B->rank, clattn_last_error(B->ctx));
             failed = 1;
         }
         if (r >= 0) {
-            compute[r] = ms;
-            merge[r] = mms;
+            B->compute[r] = ms;
+            B->merge[r] = mms;
         }
     }
-    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, comm);
-    /* communication alone: one block each way round the ring */
-    const int next = (rank + 1) % P, prev = (rank + P - 1) % P;
-    for (int r = -1; r < R && P > 1; ++r) {
+    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, B->comm);
+    return failed;
+}
+
+/* Communication alone: one block each way round the ring. */
+static void time_comm(bench *B)
+{
+    const int next = (B->rank + 1) % B->P, prev = (B->rank + B->P - 1) % B->P;
+    const int bytes = (int)(2 * B->kv_bytes);
+    for (int r = -1; r < B->a.repeats && B->P > 1; ++r) {
         MPI_Request req[2];
-        MPI_Barrier(comm);
+        MPI_Barrier(B->comm);
         const double t0 = MPI_Wtime();
-        MPI_Irecv(host[1], (int)(2 * kv_bytes), MPI_BYTE, prev, 0, comm, &req[0]);
-        MPI_Isend(host[0], (int)(2 * kv_bytes), MPI_BYTE, next, 0, comm, &req[1]);
+        MPI_Irecv(B->host[1], bytes, MPI_BYTE, prev, 0, B->comm, &req[0]);
+        MPI_Isend(B->host[0], bytes, MPI_BYTE, next, 0, B->comm, &req[1]);
         MPI_Waitall(2, req, MPI_STATUSES_IGNORE);
-        const double ms = slowest(comm, (MPI_Wtime() - t0) * 1e3);
+        const double ms = slowest(B->comm, (MPI_Wtime() - t0) * 1e3);
         if (r >= 0)
-            comm_ms[r] = ms;
+            B->comm_ms[r] = ms;
     }
-    /* the ring itself */
-    double total = 0.0;
-    for (int r = -1; r < R && !failed && P > 1; ++r) {
+}
+
+/* The ring itself: step 0, the middle steps and the whole call. Returns 1
+ * when a call failed. */
+static int time_ring(bench *B)
+{
+    const int P = B->P, R = B->a.repeats;
+    char err[1024] = "";
+    for (int r = -1; r < R && P > 1; ++r) {
         clattn_mpi_options opts;
         clattn_mpi_report rep;
         memset(&opts, 0, sizeof opts);
         opts.error = err;
         opts.error_size = sizeof err;
         opts.report = &rep;
-        opts.step_ms = steps;
-        MPI_Barrier(comm);
-        st = clattn_mpi_forward(comm, ctx, &p, NULL, &b, &opts);
-        if (st != CLATTN_OK) {
+        opts.step_ms = B->steps;
+        MPI_Barrier(B->comm);
+        if (clattn_mpi_forward(B->comm, B->ctx, &B->p, NULL, &B->b, &opts) != CLATTN_OK) {
             fprintf(stderr, "%s\n", err);
-            failed = 1;
-            break;
+            return 1;
         }
         double middle = 0.0;
         for (int t = 1; t < P - 1; ++t)
-            middle += steps[t] / (P - 2);
-        const double s0 = slowest(comm, steps[0]), sm = slowest(comm, middle);
-        const double tot = slowest(comm, rep.total_ms);
+            middle += B->steps[t] / (P - 2);
+        const double s0 = slowest(B->comm, B->steps[0]), sm = slowest(B->comm, middle);
+        const double tot = slowest(B->comm, rep.total_ms);
         if (r >= 0) {
-            step0[r] = s0;
-            mid[r] = sm;
-            total += tot / R;
+            B->step0[r] = s0;
+            B->mid[r] = sm;
+            B->total += tot / R;
         }
     }
-    if (rank == 0 && !failed) {
-        char name[256] = "?";
-        clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL);
-        const double c = median(compute, R), mg = median(merge, R);
-        const double m = P > 1 ? median(comm_ms, R) : 0.0;
-        const double s0 = P > 1 ? median(step0, R) : 0.0, sm = P > 2 ? median(mid, R) : 0.0;
-        const double flop = 4.0 * a.batch * a.heads * (double)n * n * a.dim;
-        const double bytes = 2.0 * (double)kv_bytes;
-        printf("device: %s\n", name);
-        printf("P=%d B=%d H=%d Hkv=%d N=%d D=%d dtype=%s n=N/P=%d repeats=%d\n", P, a.batch,
-               a.heads, a.kv_heads, a.seq, a.dim,
-               a.dtype == CLATTN_F32 ? "f32" : a.dtype == CLATTN_F16 ? "f16" : "bf16", n, R);
-        printf("tile (write + tile)  %9.3f ms  (%.2f GFLOP/s per rank: %.3g flop)\n", c,
-               flop / (c * 1e6), flop);
-        printf("merge                %9.3f ms\n", mg);
-        printf("comm                 %9.3f ms  (%.3g bytes: %.3f GB/s per link)\n", m, bytes,
-               m > 0 ? bytes / (m * 1e6) : 0.0);
-        printf("step 0               %9.3f ms  (tile | comm): overlap efficiency %.2f\n", s0,
-               efficiency(c, m, s0));
-        if (P > 2)
-            printf("steps 1..P-2         %9.3f ms  (tile + merge | comm): overlap efficiency "
-                   "%.2f\n",
-                   sm, efficiency(c + mg, m, sm));
-        printf("compute/comm         %9.2f\n", m > 0 ? c / m : INFINITY);
-        printf("whole call           %9.3f ms (mean; P=%d steps)\n", total, P);
-    }
-    free(compute);
-    free(merge);
-    free(comm_ms);
-    free(step0);
-    free(mid);
-    free(steps);
-    free(host[0]);
-    free(host[1]);
-    const cl_mem all[] = {b.q, b.k, b.v, b.o, b.lse, part_o, part_lse, acc_o, acc_lse};
+    return 0;
+}
+
+static void report(bench *B)
+{
+    const bench_args *a = &B->a;
+    const int P = B->P, R = a->repeats, n = B->n;
+    char name[256] = "?";
+    clGetDeviceInfo(B->dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+    const double c = median(B->compute, R), mg = median(B->merge, R);
+    const double m = P > 1 ? median(B->comm_ms, R) : 0.0;
+    const double s0 = P > 1 ? median(B->step0, R) : 0.0, sm = P > 2 ? median(B->mid, R) : 0.0;
+    const double flop = 4.0 * a->batch * a->heads * (double)n * n * a->dim;
+    const double bytes = 2.0 * (double)B->kv_bytes;
+    printf("device: %s\n", name);
+    printf("P=%d B=%d H=%d Hkv=%d N=%d D=%d dtype=%s n=N/P=%d repeats=%d\n", P, a->batch,
+           a->heads, a->kv_heads, a->seq, a->dim,
+           a->dtype == CLATTN_F32 ? "f32" : a->dtype == CLATTN_F16 ? "f16" : "bf16", n, R);
+    printf("tile (write + tile)  %9.3f ms  (%.2f GFLOP/s per rank: %.3g flop)\n", c,
+           flop / (c * 1e6), flop);
+    printf("merge                %9.3f ms\n", mg);
+    printf("comm                 %9.3f ms  (%.3g bytes: %.3f GB/s per link)\n", m, bytes,
+           m > 0 ? bytes / (m * 1e6) : 0.0);
+    printf("step 0               %9.3f ms  (tile | comm): overlap efficiency %.2f\n", s0,
+           efficiency(c, m, s0));
+    if (P > 2)
+        printf("steps 1..P-2         %9.3f ms  (tile + merge | comm): overlap efficiency "
+               "%.2f\n",
+               sm, efficiency(c + mg, m, sm));
+    printf("compute/comm         %9.2f\n", m > 0 ? c / m : INFINITY);
+    printf("whole call           %9.3f ms (mean; P=%d steps)\n", B->total, P);
+}
+
+static void teardown(bench *B)
+{
+    free(B->compute);
+    free(B->merge);
+    free(B->comm_ms);
+    free(B->step0);
+    free(B->mid);
+    free(B->steps);
+    free(B->host[0]);
+    free(B->host[1]);
+    const cl_mem all[] = {B->b.q,    B->b.k,      B->b.v,    B->b.o,   B->b.lse,
+                          B->part_o, B->part_lse, B->acc_o, B->acc_lse};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         if (all[i])
             clReleaseMemObject(all[i]);
-    clattn_context_destroy(ctx);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    bench B;
+    memset(&B, 0, sizeof B);
+    B.comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(B.comm, &B.rank);
+    MPI_Comm_size(B.comm, &B.P);
+    if (parse(argc, argv, &B.a) != 0 || B.a.seq < B.P || B.a.heads % B.a.kv_heads) {
+        if (B.rank == 0)
+            fprintf(stderr, "usage: mpirun -np P attn-mpi-bench [--batch B] [--heads H] "
+                            "[--kv-heads Hkv] [--seq N >= P] [--dim D] "
+                            "[--dtype f32|f16|bf16] [--repeats R]\n");
+        MPI_Finalize();
+        return 2;
+    }
+    int bad = clattn_context_create(NULL, &B.ctx) != CLATTN_OK;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, B.comm);
+    if (bad) {
+        if (B.rank == 0)
+            fprintf(stderr, "attn-mpi-bench: no clattn context on some rank\n");
+        clattn_context_destroy(B.ctx);
+        MPI_Finalize();
+        return 1;
+    }
+    setup(&B);
+    int failed = time_compute(&B);
+    time_comm(&B);
+    if (!failed)
+        failed = time_ring(&B);
+    if (B.rank == 0 && !failed)
+        report(&B);
+    teardown(&B);
+    clattn_context_destroy(B.ctx);
     MPI_Finalize();
     return failed;
 }
