@@ -21,36 +21,6 @@ static double now_ms(void)
 
 /* ---- layouts ----------------------------------------------------------------- */
 
-/* Bytes of one unit of a K or V stride: an element of a float storage, a
- * byte of the others (clattn.h). */
-static size_t kv_unit_bytes(const clattn_problem *p, clattn_kv_format f)
-{
-    switch (f) {
-    case CLATTN_KV_DEFAULT:
-        return p->dtype == CLATTN_F32 ? 4 : 2;
-    case CLATTN_KV_F32:
-        return 4;
-    case CLATTN_KV_F16:
-    case CLATTN_KV_BF16:
-        return 2;
-    default:
-        return 1;
-    }
-}
-
-/* Bytes of the scales of one K or V row (INT8: a scale per group, INT4 a
- * scale and a zero); 0 for formats whose scales are not per row. */
-static size_t scale_row_bytes(const clattn_kv_storage *st, int group, int dims)
-{
-    const size_t sz = st->scale_dtype == CLATTN_F16 ? 2 : 4;
-    const size_t groups = group > 0 ? (size_t)(dims / group) : 0;
-    if (st->format == CLATTN_KV_INT8)
-        return groups * sz;
-    if (st->format == CLATTN_KV_INT4)
-        return groups * 2 * sz;
-    return 0;
-}
-
 static const void *at(const void *base, size_t bytes)
 {
     return base ? (const unsigned char *)base + bytes : NULL;
@@ -118,7 +88,7 @@ typedef struct part_call {
 static void kv_skip(const clattn_problem *p, int is_v, int64_t units, part_call *c)
 {
     const clattn_kv_format f = is_v ? p->v_storage.format : p->k_storage.format;
-    const size_t off = (size_t)units * kv_unit_bytes(p, f);
+    const size_t off = (size_t)units * (size_t)clattn__kv_unit_bytes(f, p->dtype);
     if (is_v) {
         c->h.v = at(c->h.v, off);
         c->z.v -= off;
@@ -129,11 +99,10 @@ static void kv_skip(const clattn_problem *p, int is_v, int64_t units, part_call 
 }
 
 /* Moves the per-row scales of K or V (INT8, INT4) `rows` rows on. */
-static void scales_skip(const clattn__shape *s, int is_v, int64_t rows, part_call *c)
+static void scales_skip(const clattn_problem *p, int is_v, int64_t rows, part_call *c)
 {
-    const clattn_problem *p = &s->p;
-    const size_t rb = is_v ? scale_row_bytes(&p->v_storage, s->kv.v_group, p->head_dim_v)
-                           : scale_row_bytes(&p->k_storage, s->kv.k_group, p->head_dim);
+    const size_t rb = (size_t)(is_v ? clattn__kv_scale_row_bytes(&p->v_storage, p->head_dim_v)
+                                    : clattn__kv_scale_row_bytes(&p->k_storage, p->head_dim));
     if (rb == 0)
         return;
     const size_t off = (size_t)rows * rb;
@@ -164,7 +133,6 @@ static size_t setup_rows(const clattn__multi_part *pt, part_call *c)
  * rows, or 0 out of memory. */
 static size_t setup_keys(const clattn__multi_part *pt, part_call *c)
 {
-    const clattn__shape *s = &pt->job->s;
     clattn_problem *p = &c->p;
     const int64_t n = pt->u1 - pt->u0, u0 = pt->u0;
     c->tile = (clattn_tile){0, p->seq_q, (int)u0, (int)n, {0}};
@@ -175,14 +143,13 @@ static size_t setup_keys(const clattn__multi_part *pt, part_call *c)
         c->h.sinks = NULL;
     }
     const clattn_kv_storage *st[2] = {&p->k_storage, &p->v_storage};
-    const int groups[2] = {s->kv.k_group, s->kv.v_group};
     const int dims[2] = {p->head_dim, p->head_dim_v};
     const void *src[2] = {c->h.k_scales, c->h.v_scales};
     const void **dst[2] = {&c->h.k_scales, &c->h.v_scales};
     size_t *bytes[2] = {&c->z.k_scales, &c->z.v_scales};
     const size_t bhk = (size_t)p->batch * p->kv_heads;
     for (int t = 0; t < 2; ++t) {
-        const size_t rb = scale_row_bytes(st[t], groups[t], dims[t]);
+        const size_t rb = (size_t)clattn__kv_scale_row_bytes(st[t], dims[t]);
         if (rb == 0 || !src[t])
             continue;
         unsigned char *cut = malloc(bhk * (size_t)n * rb);
@@ -232,8 +199,8 @@ static size_t setup_varlen(clattn__multi_part *pt, part_call *c, int *oom)
     kv_skip(p, 0, tk0 * p->k_strides.seq, c);
     kv_skip(p, 1, tk0 * p->v_strides.seq, c);
     /* scales of token t, kv head kh are row t * kv_heads + kh */
-    scales_skip(&j->s, 0, tk0 * p->kv_heads, c);
-    scales_skip(&j->s, 1, tk0 * p->kv_heads, c);
+    scales_skip(&j->p, 0, tk0 * p->kv_heads, c);
+    scales_skip(&j->p, 1, tk0 * p->kv_heads, c);
     return (size_t)p->heads * (size_t)p->total_q;
 }
 
@@ -252,8 +219,8 @@ static size_t setup_batch(const clattn__multi_part *pt, part_call *c)
         kv_skip(p, 0, u0 * p->k_strides.batch, c);
         kv_skip(p, 1, u0 * p->v_strides.batch, c);
         const int64_t rows = u0 * p->kv_heads * (int64_t)p->seq_kv;
-        scales_skip(&j->s, 0, rows, c);
-        scales_skip(&j->s, 1, rows, c);
+        scales_skip(&j->p, 0, rows, c);
+        scales_skip(&j->p, 1, rows, c);
     } else {
         const size_t to = (size_t)u0 * (size_t)p->paged.max_pages_per_seq * 4;
         c->h.block_table = at(c->h.block_table, to);

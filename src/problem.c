@@ -156,9 +156,7 @@ static clattn_status check_features(struct clattn_context *ctx, const clattn_pro
 
 /* ---- K and V storage (clattn_kv_format) and paging --------------------- */
 
-/* Bytes of one element of a float format, 0 for the packed formats, whose
- * strides count bytes. */
-static int kv_elem_bytes(clattn_kv_format f, clattn_dtype dtype)
+int clattn__kv_unit_bytes(clattn_kv_format f, clattn_dtype dtype)
 {
     switch (f) {
     case CLATTN_KV_DEFAULT:
@@ -169,8 +167,17 @@ static int kv_elem_bytes(clattn_kv_format f, clattn_dtype dtype)
     case CLATTN_KV_BF16:
         return 2;
     default:
-        return 0;
+        return 1;
     }
+}
+
+int64_t clattn__kv_scale_row_bytes(const clattn_kv_storage *st, int dims)
+{
+    if (st->format != CLATTN_KV_INT8 && st->format != CLATTN_KV_INT4)
+        return 0;
+    const int64_t groups = st->group ? dims / st->group : 1;
+    const int64_t sdt = st->scale_dtype == CLATTN_F16 ? 2 : 4;
+    return groups * (st->format == CLATTN_KV_INT4 ? 2 : 1) * sdt;
 }
 
 /* Units of one row of `dims` channels: elements of a float format, bytes
@@ -262,7 +269,7 @@ static clattn_status kv_tensor(struct clattn_context *ctx, const char *name, cla
                                int64_t *extent, int64_t *bytes, int64_t *scale_bytes)
 {
     CLATTN_TRY(check_storage(ctx, name[0] == 'k' ? "k_storage" : "v_storage", st, dims));
-    const int eb = kv_elem_bytes(st->format, p->dtype);
+    const int eb = clattn__kv_unit_bytes(st->format, p->dtype);
     const int64_t row = clattn__kv_row_units(st->format, dims);
     const int pg = p->paged.enabled, vl = p->varlen;
     const int64_t n0 = pg ? p->paged.num_pages : vl ? 1 : p->batch;
@@ -285,24 +292,21 @@ static clattn_status kv_tensor(struct clattn_context *ctx, const char *name, cla
                    "aligned)",
                    name, st->format == CLATTN_KV_Q8_0 ? "Q8_0" : "Q4_0");
     CLATTN_TRY(check_view(ctx, name, strides, n0, n1, n2, row, extent));
-    if (eb && *extent > INT64_MAX / eb)
+    if (*extent > INT64_MAX / eb)
         return BAD("%s: its size in bytes overflows 64 bits", name);
-    *bytes = *extent * (eb ? eb : 1);
+    *bytes = *extent * eb;
 
     /* Scales: per row and group (INT8, INT4 pairs) or per tensor / head. */
-    const int64_t sdt = st->scale_dtype == CLATTN_F16 ? 2 : 4;
-    int64_t rows, n = 0;
+    int64_t rows;
     if (!mul_ok(n0 * n1, n2, &rows))
         return BAD("%s: scale rows overflow 64 bits", name);
-    const int64_t groups = st->group ? dims / st->group : 1;
-    if (st->format == CLATTN_KV_INT8 || st->format == CLATTN_KV_INT4) {
-        const int64_t per_row = groups * (st->format == CLATTN_KV_INT4 ? 2 : 1);
-        if (!mul_ok(rows, per_row, &n) || n > INT64_MAX / sdt)
-            return BAD("%s's scales overflow 64 bits", name);
-    } else if (st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2) {
-        n = st->per_head ? p->kv_heads : 1;
-    }
-    *scale_bytes = n * sdt;
+    const int64_t row_scales = clattn__kv_scale_row_bytes(st, dims);
+    *scale_bytes = 0;
+    if (row_scales && !mul_ok(rows, row_scales, scale_bytes))
+        return BAD("%s's scales overflow 64 bits", name);
+    if (st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2)
+        *scale_bytes = (int64_t)(st->per_head ? p->kv_heads : 1) *
+                       (st->scale_dtype == CLATTN_F16 ? 2 : 4);
     return CLATTN_OK;
 }
 

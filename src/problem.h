@@ -60,6 +60,15 @@ typedef struct clattn__shape {
     } tile;
 } clattn__shape;
 
+/* Bytes of one unit of a K or V stride in storage f: an element of a float
+ * format (DEFAULT: the problem's dtype), a byte of the others. */
+int clattn__kv_unit_bytes(clattn_kv_format f, clattn_dtype dtype);
+
+/* Bytes of the scales of one K or V row of `dims` channels: INT8 a scale
+ * per group, INT4 a scale and a zero per group (group 0: the whole row);
+ * 0 for formats without per-row scales. */
+int64_t clattn__kv_scale_row_bytes(const clattn_kv_storage *st, int dims);
+
 /* Units of one K or V row of `dims` channels in storage f: elements of the
  * float formats, bytes of the others. */
 int64_t clattn__kv_row_units(clattn_kv_format f, int dims);
