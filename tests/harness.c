@@ -1088,3 +1088,22 @@ void t_set_key(t_tensors *t, int j, float value, int in_k, int in_v)
 
 const clattn_path t_all_paths[4] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
                                     CLATTN_PATH_SPLIT_KV, CLATTN_PATH_AUTO};
+
+enum { T_KEPT_MAX = 1024 };
+static cl_mem t_kept[T_KEPT_MAX];
+static int t_nkept;
+
+void t_keep_until_end(cl_mem *m)
+{
+    if (*m && t_nkept < T_KEPT_MAX)
+        t_kept[t_nkept++] = *m;
+    else if (*m)
+        clReleaseMemObject(*m);
+    *m = NULL;
+}
+
+void t_release_kept(void)
+{
+    while (t_nkept > 0)
+        clReleaseMemObject(t_kept[--t_nkept]);
+}

@@ -215,4 +215,13 @@ extern const clattn_path t_all_paths[4];
 /* Whether the bytes are identical. */
 int t_same_bytes(const void *a, const void *b, size_t n);
 
+/* Takes *m (sets it NULL) and releases it only at t_release_kept, at the
+ * end of a case. Oclgrind 21.10 gives a new buffer the id of a released one
+ * and keeps that one's size in its record of initialised bytes, so the
+ * bytes of a larger buffer made later read as uninitialised past it,
+ * whatever a kernel wrote there; cases run under Oclgrind that make and
+ * release buffers as they go keep them instead. */
+void t_keep_until_end(cl_mem *m);
+void t_release_kept(void);
+
 #endif /* CLATTN_TESTS_HARNESS_H */

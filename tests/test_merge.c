@@ -47,30 +47,6 @@ static void release(cl_mem *m)
 
 /* ==== merge =============================================================== */
 
-/* The merge case's buffers, released only when it ends. Oclgrind 21.10
- * gives a new buffer the id of a released one and keeps that one's size in
- * its record of initialised bytes, so the bytes of a larger buffer made
- * later (the merge's accumulator) read as uninitialised past it, whatever
- * a kernel wrote there. */
-enum { KEPT_MAX = 1024 };
-static cl_mem g_kept[KEPT_MAX];
-static int g_nkept;
-
-static void keep_until_end(cl_mem *m)
-{
-    if (*m && g_nkept < KEPT_MAX)
-        g_kept[g_nkept++] = *m;
-    else if (*m)
-        clReleaseMemObject(*m);
-    *m = NULL;
-}
-
-static void release_kept(void)
-{
-    while (g_nkept > 0)
-        clReleaseMemObject(g_kept[--g_nkept]);
-}
-
 /* One part: the keys cut[b][j] .. cut[b][j + 1] - 1 of each sequence b. */
 typedef struct part {
     int32_t *start, *len; /* kv_start and kv_lens of the part's problem */
@@ -178,10 +154,10 @@ static void parts_free(run *r)
         free(pt->len);
         free(pt->o);
         free(pt->lse);
-        keep_until_end(&pt->d_start);
-        keep_until_end(&pt->d_len);
-        keep_until_end(&pt->d_o);
-        keep_until_end(&pt->d_lse);
+        t_keep_until_end(&pt->d_start);
+        t_keep_until_end(&pt->d_len);
+        t_keep_until_end(&pt->d_o);
+        t_keep_until_end(&pt->d_lse);
     }
     free(r->parts);
     r->parts = NULL;
@@ -446,8 +422,8 @@ static int merge_into(clattn_context *ctx, run *r, merged *m, int gated, cl_comm
     }
     free(po);
     free(pl);
-    keep_until_end(&o);
-    keep_until_end(&lse);
+    t_keep_until_end(&o);
+    t_keep_until_end(&lse);
     return rc;
 }
 
@@ -635,7 +611,7 @@ static void merge_case(clattn_context *ctx, clattn_dtype dt, int nparts, cl_comm
     parts_free(&r);
     cl_mem *made[6] = {&r.b.q, &r.b.k, &r.b.v, &r.b.o, &r.b.kv_lens, &r.b.lse};
     for (int i = 0; i < 6; i++)
-        keep_until_end(made[i]);
+        t_keep_until_end(made[i]);
     free(m.o);
     free(m.lse);
     free(m2.o);
@@ -661,7 +637,7 @@ void case_merge(void)
             merge_case(ctx, k_dtypes[d], counts[k], side);
     if (side)
         clReleaseCommandQueue(side);
-    release_kept();
+    t_release_kept();
     clattn_context_destroy(ctx);
 }
 

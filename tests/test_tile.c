@@ -351,28 +351,6 @@ static cl_mem dev_from(cl_context c, size_t bytes, const void *init)
     return err == CL_SUCCESS ? m : NULL;
 }
 
-/* The case's device buffers, released only when it ends: Oclgrind 21.10
- * gives a new buffer the id of a released one and keeps that one's size in
- * its record of initialised bytes (see test_merge.c), which would report
- * the bytes of a larger buffer made later as uninitialised. */
-enum { KEPT_MAX = 256 };
-static cl_mem g_kept[KEPT_MAX];
-static int g_nkept;
-
-static void keep_until_end(cl_mem m)
-{
-    if (m && g_nkept < KEPT_MAX)
-        g_kept[g_nkept++] = m;
-    else if (m)
-        clReleaseMemObject(m);
-}
-
-static void release_kept(void)
-{
-    while (g_nkept > 0)
-        clReleaseMemObject(g_kept[--g_nkept]);
-}
-
 /* The keys of t cut at c1 < c2 into three tiles over all rows, run on
  * device buffers and merged; compared with the whole attention. */
 static void merge_three(clattn_context *ctx, t_tensors *t, int c1, int c2, const char *what)
@@ -460,13 +438,14 @@ static void merge_three(clattn_context *ctx, t_tensors *t, int c1, int c2, const
     for (int part = 0; part < 3; ++part) {
         if (ev[part])
             clReleaseEvent(ev[part]);
-        cl_mem ms[4] = {d_o[part], d_lse[part], d_k[part], d_v[part]};
+        /* kept, not released: Oclgrind's reused buffer ids (harness.h) */
+        cl_mem *ms[4] = {&d_o[part], &d_lse[part], &d_k[part], &d_v[part]};
         for (int i = 0; i < 4; ++i)
-            keep_until_end(ms[i]);
+            t_keep_until_end(ms[i]);
     }
-    cl_mem rest[6] = {d_q, d_sinks, d_alibi, d_kvl, d_out, d_out_lse};
+    cl_mem *rest[6] = {&d_q, &d_sinks, &d_alibi, &d_kvl, &d_out, &d_out_lse};
     for (int i = 0; i < 6; ++i)
-        keep_until_end(rest[i]);
+        t_keep_until_end(rest[i]);
     free(out);
     free(out_lse);
 }
@@ -571,7 +550,7 @@ void case_tile_merge(void)
         t_tensors_free(&t);
     }
     clattn_context_destroy(ctx);
-    release_kept();
+    t_release_kept();
 }
 
 /* ==== tile_errors ========================================================== */
