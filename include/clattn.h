@@ -644,11 +644,11 @@ CLATTN_API clattn_status clattn_kv_append(clattn_context *ctx, const clattn_prob
  * tile's rows), k, v, k_scales and v_scales the tile's keys (as for a problem
  * of tile.seq_kv keys; scale rows count keys of the tile), lse
  * [batch][heads][tile seq_q]; kv_lens, kv_start, sinks and alibi_slopes are
- * the problem's; bias and bool_mask are the whole problem's, entry
- * (b, h, q_offset + i, kv_offset + j) for row i and key j of the tile (a
- * broadcast padding mask [B,1,1,seq_kv] stays small). The fp32 0.1 mask is
- * refused with a tile (give it as bias with strides {mask_batch_stride,
- * mask_head_stride, seq_kv}), and so are varlen and paged problems. */
+ * the problem's; bias, bool_mask and the fp32 0.1 mask are the whole
+ * problem's, entry (b, h, q_offset + i, kv_offset + j) for row i and key j
+ * of the tile (a broadcast padding mask [B,1,1,seq_kv] stays small; the 0.1
+ * mask's rows hold the whole seq_kv keys). Varlen and paged problems are
+ * refused. */
 typedef struct clattn_tile {
     int q_offset, seq_q;   /* rows of the problem; seq_q >= 1 */
     int kv_offset, seq_kv; /* keys of the problem; seq_kv >= 1 */

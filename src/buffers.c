@@ -125,7 +125,6 @@ clattn_status clattn__check_buffers(clattn_context *ctx, const clattn__shape *s,
         buf->cu_seqlens_q,  buf->cu_seqlens_kv, buf->block_table, buf->k_scales, buf->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, buf->mask != NULL, buf->kv_lens != NULL));
-    CLATTN_TRY(clattn__check_tile_mask(ctx, s, buf->mask != NULL));
 
     enum { NREG = 17, O_REG = 15, LSE_REG = 16 };
     region r[NREG];
@@ -234,7 +233,6 @@ clattn_status clattn__check_host_buffers(clattn_context *ctx, const clattn__shap
                                        h->v_scales};
     CLATTN_TRY(check_declared(ctx, p, given));
     CLATTN_TRY(check_exclusive(ctx, p, h->mask != NULL, h->kv_lens != NULL));
-    CLATTN_TRY(clattn__check_tile_mask(ctx, s, h->mask != NULL));
     const int whole_kv = s->tile.whole_seq_kv; /* key positions are the whole's */
     const struct {
         const char *name;

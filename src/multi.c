@@ -96,17 +96,6 @@ static clattn_status make_job(clattn_context *ctx0, const clattn_problem *proble
     j->units = split == CLATTN_SPLIT_ROWS ? p->seq_q
                : split == CLATTN_SPLIT_KEYS ? p->seq_kv
                                             : p->batch;
-    /* Tiles read the whole's masks; the 0.1 mask goes in as the bias it is. */
-    if (split != CLATTN_SPLIT_BATCH && h->mask) {
-        j->p.bias.enabled = 1;
-        j->p.bias.dtype = CLATTN_F32;
-        j->p.bias.strides = (clattn_mask_strides){p->mask_batch_stride, p->mask_head_stride,
-                                                  p->seq_kv};
-        j->p.mask_batch_stride = j->p.mask_head_stride = 0;
-        j->h.bias = h->mask;
-        j->h.mask = NULL;
-        j->z.bias = j->z.mask;
-    }
     return CLATTN_OK;
 }
 

@@ -362,7 +362,7 @@ void clattn__shape_set_mask(clattn__shape *s, int has_mask, int has_kv_lens)
         s->bias_dtype = CLATTN_F32;
         s->bias_strides.batch = s->p.mask_batch_stride;
         s->bias_strides.head = s->p.mask_head_stride;
-        s->bias_strides.row = s->p.seq_kv;
+        s->bias_strides.row = s->tile.whole_seq_kv; /* rows hold the whole's keys */
     }
 }
 
@@ -542,15 +542,5 @@ clattn_status clattn__problem_normalize_tile(struct clattn_context *ctx, const c
     out->tile.kv_offset = tile->kv_offset;
     out->tile.whole_seq_q = whole.p.seq_q;
     out->tile.whole_seq_kv = whole.p.seq_kv;
-    return CLATTN_OK;
-}
-
-clattn_status clattn__check_tile_mask(struct clattn_context *ctx, const clattn__shape *s,
-                                      int has_mask)
-{
-    if (s->tile.on && has_mask)
-        return BAD("buffers.mask (the fp32 mask of 0.1) cannot be used with a tile: give it as "
-                   "problem.bias (dtype F32, strides {mask_batch_stride, mask_head_stride, "
-                   "seq_kv})");
     return CLATTN_OK;
 }

@@ -97,9 +97,5 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
 clattn_status clattn__problem_normalize_tile(struct clattn_context *ctx, const clattn_problem *in,
                                              const clattn_tile *tile, clattn__shape *out);
 
-/* A tile takes the whole problem's masks; the fp32 0.1 mask (row stride
- * seq_kv) cannot be shared that way: refused by name when given. */
-clattn_status clattn__check_tile_mask(struct clattn_context *ctx, const clattn__shape *s,
-                                      int has_mask);
 
 #endif

@@ -16,7 +16,8 @@
  *     (ref_attention); rows cut into two tiles over all keys are the whole
  *     rows.
  *   tile_errors: every invalid tile refused before anything runs, naming
- *     the field, with the outputs untouched.
+ *     the field, with the outputs untouched; kv_lens up to the whole seq_kv
+ *     and the 0.1 fp32 mask of the whole accepted.
  */
 #include <math.h>
 #include <stdio.h>
@@ -577,27 +578,24 @@ void case_tile_errors(void)
         goto out;
     clattn_buffer_sizes z;
     const clattn_host_buffers h = tile_host(&t, &a, &z);
-    clattn_host_buffers no_mask = h;
-    no_mask.mask = NULL;
     const struct {
         const char *why;
         clattn_tile tile;
-        int varlen, paged, legacy_mask, short_o, null_tile, kv_len;
+        int varlen, paged, short_o, null_tile, kv_len;
         const char *expect;
     } bad[] = {
-        {"NULL tile", good, 0, 0, 0, 0, 1, -1, "tile is NULL"},
-        {"no rows", {2, 0, 3, 9, {0}}, 0, 0, 0, 0, 0, -1, "tile.seq_q"},
-        {"no keys", {2, 5, 3, 0, {0}}, 0, 0, 0, 0, 0, -1, "tile.seq_kv"},
-        {"negative row", {-1, 5, 3, 9, {0}}, 0, 0, 0, 0, 0, -1, "tile.q_offset"},
-        {"negative key", {2, 5, -3, 9, {0}}, 0, 0, 0, 0, 0, -1, "tile.kv_offset"},
-        {"rows past the end", {8, 5, 3, 9, {0}}, 0, 0, 0, 0, 0, -1, "seq_q (12)"},
-        {"keys past the end", {2, 5, 12, 9, {0}}, 0, 0, 0, 0, 0, -1, "seq_kv (20)"},
-        {"reserved", {2, 5, 3, 9, {0, 1}}, 0, 0, 0, 0, 0, -1, "tile.reserved[1]"},
-        {"varlen", good, 1, 0, 0, 0, 0, -1, "varlen"},
-        {"paged", good, 0, 1, 0, 0, 0, -1, "paged"},
-        {"the 0.1 mask", good, 0, 0, 1, 0, 0, -1, "buffers.mask"},
-        {"O sized one byte short", good, 0, 0, 0, 1, 0, -1, "buffers.o"},
-        {"kv_lens past the whole", good, 0, 0, 0, 0, 0, 21, "kv_lens[0] = 21"},
+        {"NULL tile", good, 0, 0, 0, 1, -1, "tile is NULL"},
+        {"no rows", {2, 0, 3, 9, {0}}, 0, 0, 0, 0, -1, "tile.seq_q"},
+        {"no keys", {2, 5, 3, 0, {0}}, 0, 0, 0, 0, -1, "tile.seq_kv"},
+        {"negative row", {-1, 5, 3, 9, {0}}, 0, 0, 0, 0, -1, "tile.q_offset"},
+        {"negative key", {2, 5, -3, 9, {0}}, 0, 0, 0, 0, -1, "tile.kv_offset"},
+        {"rows past the end", {8, 5, 3, 9, {0}}, 0, 0, 0, 0, -1, "seq_q (12)"},
+        {"keys past the end", {2, 5, 12, 9, {0}}, 0, 0, 0, 0, -1, "seq_kv (20)"},
+        {"reserved", {2, 5, 3, 9, {0, 1}}, 0, 0, 0, 0, -1, "tile.reserved[1]"},
+        {"varlen", good, 1, 0, 0, 0, -1, "varlen"},
+        {"paged", good, 0, 1, 0, 0, -1, "paged"},
+        {"O sized one byte short", good, 0, 0, 1, 0, -1, "buffers.o"},
+        {"kv_lens past the whole", good, 0, 0, 0, 0, 21, "kv_lens[0] = 21"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
         clattn_problem bp = t.p;
@@ -612,7 +610,7 @@ void case_tile_errors(void)
             bp.paged.num_pages = 5;
             bp.paged.max_pages_per_seq = 5;
         }
-        clattn_host_buffers hb = bad[i].legacy_mask ? h : no_mask;
+        clattn_host_buffers hb = h;
         clattn_buffer_sizes zb = z;
         hb.sizes = &zb;
         if (bad[i].short_o)
@@ -643,7 +641,7 @@ void case_tile_errors(void)
     /* kv_lens up to the whole seq_kv (past the tile's keys) are valid, and
      * the buffer sizes of a tile are the tile's */
     int32_t lens[1] = {20};
-    clattn_host_buffers hb = no_mask;
+    clattn_host_buffers hb = h;
     hb.kv_lens = lens;
     clattn_status st = clattn_forward_tile_host(ctx, &t.p, &good, &hb);
     T_CHECK(st == CLATTN_OK, "kv_lens = the whole seq_kv: %s (%s)", clattn_status_string(st),
@@ -656,6 +654,10 @@ void case_tile_errors(void)
             "%zu %zu",
             zs.q, zs.k, zs.o, zs.lse, zs.mask, a.q_bytes, a.k_bytes, a.o_bytes, a.lse_n * 4,
             z.mask);
+    /* the fp32 0.1 mask of the whole (rows of seq_kv keys) read at tiles'
+     * offsets, against the reference */
+    run_tile(ctx, &t, good, "the 0.1 mask");
+    run_tile(ctx, &t, (clattn_tile){7, 5, 0, 20, {0}}, "the 0.1 mask");
 out:
     tile_arrays_free(&a);
     t_tensors_free(&t);
