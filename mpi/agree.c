@@ -50,6 +50,14 @@ static int64_t float_bits(float f)
     return (int64_t)u;
 }
 
+/* A mask's three strides as one non-negative field. */
+static int64_t strides_hash(const clattn_mask_strides *st)
+{
+    return (int64_t)(fnv1a(fnv1a(fnv1a(14695981039346656037ull, st->batch), st->head),
+                           st->row) >>
+                     1);
+}
+
 #define NUM_FIELDS 30
 
 /* The fields every rank must give alike, with the names a message uses. */
@@ -79,14 +87,9 @@ static void problem_fields(const mpi_shape *s, int64_t *f, const char **names)
     FIELD("kv_lens given", s->has_kv_lens);
     FIELD("bias.enabled", p->bias.enabled);
     FIELD("bias.dtype", p->bias.dtype);
-    FIELD("bias.strides", fnv1a(fnv1a(fnv1a(14695981039346656037ull, p->bias.strides.batch),
-                                      p->bias.strides.head),
-                                p->bias.strides.row) >> 1);
+    FIELD("bias.strides", strides_hash(&p->bias.strides));
     FIELD("bool_mask.enabled", p->bool_mask.enabled);
-    FIELD("bool_mask.strides",
-          fnv1a(fnv1a(fnv1a(14695981039346656037ull, p->bool_mask.strides.batch),
-                      p->bool_mask.strides.head),
-                p->bool_mask.strides.row) >> 1);
+    FIELD("bool_mask.strides", strides_hash(&p->bool_mask.strides));
     FIELD("k_storage", p->k_storage.format);
     FIELD("v_storage", p->v_storage.format);
     FIELD("path", p->path);
