@@ -72,6 +72,18 @@ inline float clattn_hmax16(float16 v) { return clattn_hmax8(fmax(v.lo, v.hi)); }
 inline float clattn_hsum4(float4 v) { return dot(v, (float4)(1.0f)); }
 inline float clattn_hsum8(float8 v) { return clattn_hsum4(v.lo + v.hi); }
 inline float clattn_hsum16(float16 v) { return clattn_hsum8(v.lo + v.hi); }
+/* Whether any lane of a comparison result is set, by a horizontal sum of
+ * 0/1 lanes: PoCL 3.1's any() tests the lanes one compare-and-branch at a
+ * time, and Oclgrind 21.10 crashes on OR-ing halves of an int vector. */
+#define CLATTN_DEFINE_HANY(W)                                                                   \
+    inline int CLATTN_CAT(clattn_hany, W)(CLATTN_CAT(int, W) m)                                 \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        return CLATTN_CAT(clattn_hsum, W)(select((T)(0.0f), (T)(1.0f), m)) > 0.0f;              \
+    }
+CLATTN_DEFINE_HANY(4)
+CLATTN_DEFINE_HANY(8)
+CLATTN_DEFINE_HANY(16)
 
 /* ---- features --------------------------------------------------------------
  * Each score feature of clattn.h is a -D switch, 0 when absent, so a problem

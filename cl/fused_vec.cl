@@ -54,6 +54,9 @@ typedef int16 ivec_t;
 #define AS_VEC as_float16
 #define CONVERT_UVEC convert_uint16
 #define LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#define EVENS ((uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30))
+#define ODDS ((uint16)(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31))
+#define LOG_VEC 4
 #elif FV_VEC == 8
 typedef float8 vec_t;
 typedef int8 ivec_t;
@@ -62,6 +65,9 @@ typedef int8 ivec_t;
 #define AS_VEC as_float8
 #define CONVERT_UVEC convert_uint8
 #define LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#define EVENS ((uint8)(0, 2, 4, 6, 8, 10, 12, 14))
+#define ODDS ((uint8)(1, 3, 5, 7, 9, 11, 13, 15))
+#define LOG_VEC 3
 #elif FV_VEC == 4
 typedef float4 vec_t;
 typedef int4 ivec_t;
@@ -70,6 +76,9 @@ typedef int4 ivec_t;
 #define AS_VEC as_float4
 #define CONVERT_UVEC convert_uint4
 #define LANES ((int4)(0, 1, 2, 3))
+#define EVENS ((uint4)(0, 2, 4, 6))
+#define ODDS ((uint4)(1, 3, 5, 7))
+#define LOG_VEC 2
 #else
 #error "FV_VEC must be 4, 8 or 16"
 #endif
@@ -89,6 +98,7 @@ typedef int4 ivec_t;
 #define FV_LAZY_MAX 8.0f
 
 #define hmax CLATTN_CAT(clattn_hmax, FV_VEC)
+#define hany CLATTN_CAT(clattn_hany, FV_VEC)
 #define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
 #define exp2v CLATTN_CAT(clattn_exp2_, FV_VEC)
 
@@ -101,43 +111,76 @@ typedef int4 ivec_t;
  * enough: PoCL's inliner left these calls (measured 1.2-1.7x slower). */
 #define FV_STEP inline __attribute__((always_inline))
 
+/* Pairwise sums of two vectors' neighbouring lanes: a's in the low half of
+ * the result, b's in the high half. log2(FV_VEC) rounds of it turn FV_VEC
+ * vectors (one per key) into one vector of their sums, key e in lane e: a
+ * few shuffles per key instead of a horizontal sum per key and row. */
+#define fold(a, b) (shuffle2((a), (b), EVENS) + shuffle2((a), (b), ODDS))
+
 /* Scores of keys n0 .. n0+FV_VEC-1 for every row, read straight from
- * global memory (FV_DIRECT): a vector along the head dimension per key,
- * reduced horizontally. Lanes past hi score key hi - 1 again (in bounds);
- * the caller's visibility select discards them. */
+ * global memory (FV_DIRECT): each key's K row is read (and dequantized)
+ * once, as vectors along the head dimension, for all the rows, and the
+ * per-key partial vectors are folded into key-per-lane scores as they come
+ * (a binary counter of pending folds, all resolved at compile time), so at
+ * most log2(FV_VEC) partial vectors a row are live. Lanes past hi score key
+ * hi - 1 again (in bounds); the caller's visibility select discards them. */
 FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
                           int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
-    float sc[FV_ROWS][FV_VEC];
 #if PAGED
     /* one table lookup per page, not per key */
     clattn_kvrow krow[FV_VEC];
     clattn_k_rows(cl, s0, n0, hi, FV_VEC, krow);
 #endif
-    for (int e = 0; e < FV_VEC; ++e) {
-#if PAGED
-        const clattn_kvrow kr = krow[e];
-#else
-        /* computed in place: an array of rows cost 8% on decode (measured) */
-        const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e, hi - 1));
-#endif
-        vec_t part[FV_ROWS];
-        for (int r = 0; r < FV_ROWS; ++r)
-            part[r] = (vec_t)(0.0f);
+    vec_t pend[LOG_VEC][FV_ROWS];
 #pragma unroll
-        for (int c = 0; c < DK_VECS; ++c) {
-            const vec_t kv = clattn_k_vec_raw(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
+    for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
+        vec_t part[2][FV_ROWS];
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+#if PAGED
+            const clattn_kvrow kr = krow[e2 + u];
+#else
+            /* computed in place: an array of rows cost 8% on decode (measured) */
+            const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e2 + u, hi - 1));
+#endif
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
-                part[r] = mad(VLOAD(c, qr[r]), kv, part[r]);
+                part[u][r] = (vec_t)(0.0f);
+#pragma unroll
+            for (int c = 0; c < DK_VECS; ++c) {
+                const vec_t kv =
+                    clattn_k_vec_raw(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
+#pragma unroll
+                for (int r = 0; r < FV_ROWS; ++r)
+                    part[u][r] = fma(VLOAD(c, qr[r]), kv, part[u][r]);
+            }
+            if (K_ROW_SCALED) {
+                const float ks = clattn_k_row_scale(cl, kr);
+#pragma unroll
+                for (int r = 0; r < FV_ROWS; ++r)
+                    part[u][r] *= (vec_t)(ks);
+            }
         }
-        const float ks = clattn_k_row_scale(cl, kr);
+        vec_t t[FV_ROWS];
 #pragma unroll
         for (int r = 0; r < FV_ROWS; ++r)
-            sc[r][e] = hsum(part[r]) * ks;
+            t[r] = fold(part[0][r], part[1][r]);
+        /* pair e2 / 2 done: fold with the pending partial sums of the keys
+         * before it, as a binary counter carries */
+        int lev = 0;
+#pragma unroll
+        for (; lev < LOG_VEC - 1 && ((e2 / 2) >> lev) & 1; ++lev)
+#pragma unroll
+            for (int r = 0; r < FV_ROWS; ++r)
+                t[r] = fold(pend[lev][r], t[r]);
+#pragma unroll
+        for (int r = 0; r < FV_ROWS; ++r)
+            pend[lev][r] = t[r];
     }
+#pragma unroll
     for (int r = 0; r < FV_ROWS; ++r)
-        s[r] = VLOAD(0, sc[r]);
+        s[r] = pend[LOG_VEC - 1][r];
 }
 
 #if !FV_DIRECT
@@ -181,7 +224,7 @@ FV_STEP void scores_staged(local const float *kt, const float qr[FV_ROWS][DK_PAD
         const vec_t kv = VLOAD(d, kt);
 #pragma unroll
         for (int r = 0; r < FV_ROWS; ++r)
-            s[r] = mad((vec_t)(qr[r][d]), kv, s[r]);
+            s[r] = fma((vec_t)(qr[r][d]), kv, s[r]);
     }
 }
 #endif
@@ -205,7 +248,7 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
         x = select((vec_t)(-INFINITY), x, seen);
     }
     /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
-    const float tile_max = any(isnan(x)) ? NAN : hmax(x);
+    const float tile_max = hany(isnan(x)) ? NAN : hmax(x);
     if (tile_max == -INFINITY && *m == -INFINITY)
         return 0;
     /* The running maximum moves lazily: only when the tile's passes it by
@@ -227,7 +270,7 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
     const vec_t p = exp2v(x - (vec_t)(*m));
     *l += hsum(p);
     VSTORE(p, 0, pj);
-    return all(p != (vec_t)(0.0f)) ? 1 : 2;
+    return hany(p == (vec_t)(0.0f)) ? 2 : 1;
 }
 
 #if FV_DIRECT
@@ -254,6 +297,69 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #define V_ARGS vt
 #endif
 
+/* Whether V's values need decoding (anything but fp32 storage). */
+#define V_DECODED (!(V_FMT == CLATTN_KV_F32 || (V_FMT == CLATTN_KV_DTYPE && DTYPE == 0)))
+
+#if FV_DIRECT && V_DECODED
+/* Channels of V updated together in the direct P*V of a V that needs
+ * decoding: every row of the work-item takes each V vector read, so it is
+ * decoded once per key, not once per row or pair of rows; PV_CB vectors of
+ * each row's accumulators (FV_ROWS * PV_CB of them, 16 by default) stay in
+ * registers over the tile's keys. An fp32 V keeps the pairs of rows below:
+ * its loads fold into the FMAs, and reading a tile's V rows in channel
+ * blocks measured 1.25x slower on D1 (each row's stream read twice). */
+#ifndef PV_CB
+#define PV_CB (16 / FV_ROWS < 1 ? 1 : 16 / FV_ROWS > DV_VECS ? DV_VECS : 16 / FV_ROWS)
+#endif
+
+/* The P*V update of the tile, PV_CB channel vectors at a time for all rows
+ * (see pv_update below for the zero-probability rule). */
+FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV_ROWS][FV_VEC],
+                       vec_t acc[FV_ROWS][DV_VECS])
+{
+    bool fast = true, any = false;
+#pragma unroll
+    for (int r = 0; r < FV_ROWS; ++r) {
+        fast = fast && kind[r] == 1;
+        any = any || kind[r] != 0;
+    }
+    if (!any)
+        return;
+#pragma unroll
+    for (int c0 = 0; c0 < DV_VECS; c0 += PV_CB) {
+        if (fast) {
+            for (int e = 0; e < FV_VEC; ++e) {
+                const float vs = V_SCALE(e);
+#pragma unroll
+                for (int c = c0; c < c0 + PV_CB && c < DV_VECS; ++c) {
+                    const vec_t vv = V_ROW(e, c);
+#pragma unroll
+                    for (int r = 0; r < FV_ROWS; ++r)
+                        acc[r][c] = fma((vec_t)(pj[r][e] * vs), vv, acc[r][c]);
+                }
+            }
+        } else {
+            for (int e = 0; e < FV_VEC; ++e) {
+                const float vs = V_SCALE(e);
+                float w[FV_ROWS];
+                bool keep[FV_ROWS];
+#pragma unroll
+                for (int r = 0; r < FV_ROWS; ++r) {
+                    keep[r] = kind[r] != 0 && pj[r][e] != 0.0f;
+                    w[r] = keep[r] ? pj[r][e] * vs : 0.0f;
+                }
+#pragma unroll
+                for (int c = c0; c < c0 + PV_CB && c < DV_VECS; ++c) {
+                    const vec_t vv = V_ROW(e, c);
+#pragma unroll
+                    for (int r = 0; r < FV_ROWS; ++r)
+                        acc[r][c] = keep[r] ? fma((vec_t)(w[r]), vv, acc[r][c]) : acc[r][c];
+                }
+            }
+        }
+    }
+}
+#else
 /* The P*V update of the tile, PV_ROWS rows at a time: each V vector loaded
  * serves them all, and more independent accumulator chains hide the FMA
  * latency (with head_dim_v 64 one row has only four). Where a row of the
@@ -280,7 +386,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
                     const vec_t vv = V_ROW(e, c);
 #pragma unroll
                     for (int g = 0; g < PV_ROWS; ++g)
-                        acc[r + g][c] = mad((vec_t)(pj[r + g][e] * V_SCALE(e)), vv, acc[r + g][c]);
+                        acc[r + g][c] = fma((vec_t)(pj[r + g][e] * V_SCALE(e)), vv, acc[r + g][c]);
                 }
         } else if (any) {
             for (int e = 0; e < FV_VEC; ++e) {
@@ -298,12 +404,14 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
                     for (int g = 0; g < PV_ROWS; ++g)
                         if (r + g < FV_ROWS)
                             acc[r + g][c] =
-                                keep[g] ? mad((vec_t)(w[g]), vv, acc[r + g][c]) : acc[r + g][c];
+                                keep[g] ? fma((vec_t)(w[g]), vv, acc[r + g][c]) : acc[r + g][c];
                 }
             }
         }
     }
 }
+
+#endif
 
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)

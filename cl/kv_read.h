@@ -212,8 +212,15 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
                 return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
+            {                                                                                   \
+                /* vload_halfW converts in hardware where there is any (F16C), but      \
+                 * PoCL 3.1 compiles it to an aligned load: only aligned vectors. */     \
+                global const half *h = (global const half *)p + r.off + d0;                     \
+                if (((size_t)h & (2 * W - 1)) == 0)                                             \
+                    return CLATTN_CAT(vload_half, W)(0, h);                                     \
                 return CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(             \
-                    CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0)));           \
+                    CLATTN_CAT(vload, W)(0, (global const ushort *)h)));                        \
+            }                                                                                   \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
                 return CLATTN_CAT(as_float, W)(                                                 \
                     CLATTN_CAT(convert_uint, W)(                                                \
@@ -231,9 +238,9 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 const H lo = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b & 15u);  \
                 const H hi = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b >> 4);   \
                 const long g = r.sc + 2 * (d0 / group);                                         \
-                return (shuffle2(lo, hi, CLATTN_CAT(CLATTN_NIBBLES, W)) -                       \
-                        (T)(clattn_kv_scale(sc, sdt, g + 1))) *                                 \
-                       clattn_kv_scale(sc, sdt, g);                                             \
+                const float s = clattn_kv_scale(sc, sdt, g);                                    \
+                return fma(shuffle2(lo, hi, CLATTN_CAT(CLATTN_NIBBLES, W)), (T)(s),             \
+                           (T)(-clattn_kv_scale(sc, sdt, g + 1) * s));                          \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q8_0) {                                                        \
                 const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
@@ -246,8 +253,8 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
                     CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
                 const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
-                return (CLATTN_CAT(convert_float, W)(qv) - (T)(8.0f)) *                         \
-                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+                const float s = vload_half((size_t)(blk / 2), (global const half *)p);          \
+                return fma(CLATTN_CAT(convert_float, W)(qv), (T)(s), (T)(-8.0f * s));           \
             }                                                                                   \
             if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
                 return CLATTN_CAT(clattn_fp8_, W)(                                              \
