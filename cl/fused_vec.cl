@@ -117,12 +117,14 @@ typedef int4 ivec_t;
  * few shuffles per key instead of a horizontal sum per key and row. */
 #define fold(a, b) (shuffle2((a), (b), EVENS) + shuffle2((a), (b), ODDS))
 
-/* Paged K: the scores key by key, each reduced horizontally. The folded
- * version below, unrolled over the tile's keys, measured 1.3x slower with
- * pages (D1, page 16: each key's row comes from the page lookup). Lanes past hi score key hi - 1 again (in bounds);
- * the caller's visibility select discards them. */
-FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
-                          int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
+/* Scores with paged K, key by key, each reduced horizontally: the folded
+ * version below, unrolled over the tile's keys, measured 1.2-1.3x slower
+ * with pages (D1, page 16), where each key's row comes from the page
+ * table. Lanes past hi score key hi - 1 again (in bounds); the caller's
+ * visibility select discards them. */
+FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
+                               global const kstore_t *k, int n0, int hi,
+                               const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     float sc[FV_ROWS][FV_VEC];
 #if PAGED
