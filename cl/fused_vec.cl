@@ -117,6 +117,7 @@ typedef int4 ivec_t;
  * few shuffles per key instead of a horizontal sum per key and row. */
 #define fold(a, b) (shuffle2((a), (b), EVENS) + shuffle2((a), (b), ODDS))
 
+#if PAGED
 /* Scores with paged K, key by key, each reduced horizontally: the folded
  * version below, unrolled over the tile's keys, measured 1.2-1.3x slower
  * with pages (D1, page 16), where each key's row comes from the page
@@ -127,18 +128,11 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
                                const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     float sc[FV_ROWS][FV_VEC];
-#if PAGED
     /* one table lookup per page, not per key */
     clattn_kvrow krow[FV_VEC];
     clattn_k_rows(cl, s0, n0, hi, FV_VEC, krow);
-#endif
     for (int e = 0; e < FV_VEC; ++e) {
-#if PAGED
         const clattn_kvrow kr = krow[e];
-#else
-        /* computed in place: an array of rows cost 8% on decode (measured) */
-        const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e, hi - 1));
-#endif
         vec_t part[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
             part[r] = (vec_t)(0.0f);
@@ -157,7 +151,7 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
     for (int r = 0; r < FV_ROWS; ++r)
         s[r] = VLOAD(0, sc[r]);
 }
-
+#else
 /* Scores of keys n0 .. n0+FV_VEC-1 for every row, read straight from
  * global memory (FV_DIRECT): each key's K row is read (and dequantized)
  * once, as vectors along the head dimension, for all the rows, and the
@@ -168,23 +162,14 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
 FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
                           int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
-#if PAGED
-    /* one table lookup per page, not per key */
-    clattn_kvrow krow[FV_VEC];
-    clattn_k_rows(cl, s0, n0, hi, FV_VEC, krow);
-#endif
     vec_t pend[LOG_VEC][FV_ROWS];
 #pragma unroll
     for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
         vec_t part[2][FV_ROWS];
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
-#if PAGED
-            const clattn_kvrow kr = krow[e2 + u];
-#else
             /* computed in place: an array of rows cost 8% on decode (measured) */
             const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e2 + u, hi - 1));
-#endif
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[u][r] = (vec_t)(0.0f);
@@ -223,6 +208,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
     for (int r = 0; r < FV_ROWS; ++r)
         s[r] = pend[LOG_VEC - 1][r];
 }
+#endif
 
 #if !FV_DIRECT
 /* Stages keys n0 .. n0+FV_VEC-1 in local memory: K transposed (one vector
