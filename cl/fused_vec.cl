@@ -118,10 +118,10 @@ typedef int4 ivec_t;
 #define fold(a, b) (shuffle2((a), (b), EVENS) + shuffle2((a), (b), ODDS))
 
 #if PAGED
-/* Scores with paged K, key by key, each reduced horizontally: the folded
- * version below, unrolled over the tile's keys, measured 1.2-1.3x slower
- * with pages (D1, page 16), where each key's row comes from the page
- * table. Lanes past hi score key hi - 1 again (in bounds); the caller's
+/* Scores of a tile that spans pages or ends past hi, key by key, each
+ * reduced horizontally: the folded version below, unrolled over keys whose
+ * rows come from the page table one by one, measured 1.2-1.3x slower (D1,
+ * page 16). Lanes past hi score key hi - 1 again (in bounds); the caller's
  * visibility select discards them. */
 FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
                                global const kstore_t *k, int n0, int hi,
@@ -151,7 +151,19 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
     for (int r = 0; r < FV_ROWS; ++r)
         s[r] = VLOAD(0, sc[r]);
 }
+#endif
+
+#if PAGED
+/* A tile inside one page: key e's row follows the first key's (kb). Keys
+ * past hi are clamped as in a contiguous K, which keeps the generated code
+ * the same as there: without the clamp (a tile known to be whole) LLVM
+ * scheduled every K load of the tile first and spilled ~800 vectors a tile
+ * at eight rows a work-item, 2x slower (one KV head, pages of 16). */
+#define K_TILE_ROW(e) clattn_k_page_next(cl, kb, min(n0 + (e), hi - 1) - n0)
 #else
+#define K_TILE_ROW(e) clattn_k_row(cl, s0, min(n0 + (e), hi - 1))
+#endif
+
 /* Scores of keys n0 .. n0+FV_VEC-1 for every row, read straight from
  * global memory (FV_DIRECT): each key's K row is read (and dequantized)
  * once, as vectors along the head dimension, for all the rows, and the
@@ -160,7 +172,8 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
  * most log2(FV_VEC) partial vectors a row are live. Lanes past hi score key
  * hi - 1 again (in bounds); the caller's visibility select discards them. */
 FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
-                          int n0, int hi, const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
+                          int n0, int hi, const clattn_kvrow kb,
+                          const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
     vec_t pend[LOG_VEC][FV_ROWS];
 #pragma unroll
@@ -169,7 +182,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
             /* computed in place: an array of rows cost 8% on decode (measured) */
-            const clattn_kvrow kr = clattn_k_row(cl, s0, min(n0 + e2 + u, hi - 1));
+            const clattn_kvrow kr = K_TILE_ROW(e2 + u);
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[u][r] = (vec_t)(0.0f);
@@ -208,7 +221,6 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
     for (int r = 0; r < FV_ROWS; ++r)
         s[r] = pend[LOG_VEC - 1][r];
 }
-#endif
 
 #if !FV_DIRECT
 /* Stages keys n0 .. n0+FV_VEC-1 in local memory: K transposed (one vector
@@ -302,10 +314,11 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 
 #if FV_DIRECT
 /* Keys at or past hi are read as key hi - 1 (in bounds); their probability
- * is 0, and the guarded update below keeps them out. vrow holds the rows of
- * the tile's keys. */
+ * is 0, and the guarded update below keeps them out. With pages, a tile
+ * inside one page (vlin) finds its rows from the first one's (vb), any
+ * other tile in vrow. */
 #if PAGED
-#define V_ROWOF(e) vrow[e]
+#define V_ROWOF(e) (vlin ? clattn_v_page_next(cl, vb, min(n0 + (e), hi - 1) - n0) : vrow[e])
 #else
 #define V_ROWOF(e) clattn_v_row(cl, s0, min(n0 + (e), hi - 1))
 #endif
@@ -315,8 +328,8 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #define V_SCALE(e) clattn_v_row_scale(cl, V_ROWOF(e))
 #define V_SRC                                                                                 \
     const clattn_call *cl, const clattn_seq *s0, global const vstore_t *v, int hi,          \
-        const clattn_kvrow vrow[FV_VEC]
-#define V_ARGS c, &s0, v, hi, vrow
+        const int vlin, const clattn_kvrow vb, const clattn_kvrow vrow[FV_VEC]
+#define V_ARGS c, s0, v, hi, lin, vb, vrow
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
 #define V_SCALE(e) 1.0f
@@ -440,6 +453,81 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 
 #endif
 
+#if FV_DIRECT && PAGED && CLATTN_HAS_PREFETCH
+/* How many tiles ahead of the one it computes a work-item prefetches with
+ * pages: 2 and 4 measured alike on D1 (pages of 16). */
+#define FV_PREFETCH 2
+
+/* Prefetches the K and V rows (and the first scales) of the tile at n0,
+ * which lies inside one page. Rolled loops: unrolled, the prefetches
+ * changed the scheduling of the whole tile (5-10x more spills). */
+FV_STEP void prefetch_tile(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
+                          global const vstore_t *v, int n0)
+{
+    const clattn_kvrow kn = clattn_k_row(c, s0, n0), vn = clattn_v_row(c, s0, n0);
+    global const char *kp = (global const char *)(k + kn.off);
+    global const char *vp = (global const char *)(v + vn.off);
+    const long ks = c->kss * (long)sizeof(kstore_t), vs = c->vss * (long)sizeof(vstore_t);
+    const int kbytes = CLATTN_KV_ROW_BYTES(K_FMT, HEAD_DIM, (int)sizeof(kstore_t));
+    const int vbytes = CLATTN_KV_ROW_BYTES(V_FMT, HEAD_DIM_V, (int)sizeof(vstore_t));
+#pragma unroll 1
+    for (int e = 0; e < FV_VEC; ++e) {
+#pragma unroll 1
+        for (int b = 0; b < kbytes; b += 64)
+            CLATTN_PREFETCH(kp + b);
+#pragma unroll 1
+        for (int b = 0; b < vbytes; b += 64)
+            CLATTN_PREFETCH(vp + b);
+        kp += ks;
+        vp += vs;
+    }
+    if (K_FMT == CLATTN_KV_INT8 || K_FMT == CLATTN_KV_INT4)
+        CLATTN_PREFETCH(c->ksc + kn.sc * (K_SDT ? 2 : 4));
+    if (V_FMT == CLATTN_KV_INT8 || V_FMT == CLATTN_KV_INT4)
+        CLATTN_PREFETCH(c->vsc + vn.sc * (V_SDT ? 2 : 4));
+}
+#endif
+
+#if FV_DIRECT
+/* One tile, keys n0 .. n0+FV_VEC-1, read straight from global memory: the
+ * scores, each row's softmax step (row r is query row qi[r]), P*V. With
+ * pages, lin (a literal at each call, so each gets its own copy) says the
+ * tile lies inside one page: its rows then follow the first key's as in a
+ * contiguous K/V, one table lookup for the tile. */
+FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
+                        global const vstore_t *v, int n0, int hi, const int lin,
+                        const float qr[FV_ROWS][DK_PAD], const clattn_seq rs[FV_ROWS],
+                        const int qi[FV_ROWS], const int rlo[FV_ROWS], const int rhi[FV_ROWS],
+                        float m[FV_ROWS], float l[FV_ROWS], vec_t acc[FV_ROWS][DV_VECS])
+{
+    vec_t s[FV_ROWS];
+    clattn_kvrow kb = {0, 0}, vb = {0, 0};
+    clattn_kvrow vrow[FV_VEC];
+#if PAGED
+    if (lin) {
+        kb = clattn_k_row(c, s0, n0);
+        vb = clattn_v_row(c, s0, n0);
+        scores_direct(c, s0, k, n0, hi, kb, qr, s);
+    } else {
+        scores_direct_keys(c, s0, k, n0, hi, qr, s);
+        clattn_v_rows(c, s0, n0, hi, FV_VEC, vrow);
+    }
+#else
+    scores_direct(c, s0, k, n0, hi, kb, qr, s);
+#endif
+    float pj[FV_ROWS][FV_VEC];
+    int kind[FV_ROWS];
+    for (int r = 0; r < FV_ROWS; ++r)
+        kind[r] = row_probs(c, &rs[r], s[r], qi[r], n0, s0->L, rlo[r], rhi[r], &m[r], &l[r],
+                            acc[r], pj[r]);
+    pv_update(V_ARGS, n0, kind, pj, acc);
+#if PAGED && CLATTN_HAS_PREFETCH
+    if (lin && n0 + FV_PREFETCH * FV_VEC < hi)
+        prefetch_tile(c, s0, k, v, n0 + FV_PREFETCH * FV_VEC);
+#endif
+}
+#endif
+
 kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
@@ -489,12 +577,13 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
     float qr[FV_ROWS][DK_PAD];
     vec_t acc[FV_ROWS][DV_VECS];
     float m[FV_ROWS], l[FV_ROWS];
-    int rlo[FV_ROWS], rhi[FV_ROWS];
+    int rlo[FV_ROWS], rhi[FV_ROWS], qi[FV_ROWS];
     clattn_seq rs[FV_ROWS];
     for (int r = 0; r < FV_ROWS; ++r) {
         const bool ok = row0 + r < nrows;
         const int vr = ok ? row0 + r : 0;
         const int i = QROW(vr);
+        qi[r] = QROW(row0 + r);
         rs[r] = FV_GQA ? clattn_seq_of(c, b, QHEAD(vr)) : s0;
         rlo[r] = ok ? clattn_key_lo(c, &s0, i) : 0;
         rhi[r] = ok ? clattn_key_hi(c, &s0, i) : 0;
@@ -509,29 +598,32 @@ kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_ve
         clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l[r]);
     }
 
-    for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
-        vec_t s[FV_ROWS];
 #if FV_DIRECT
 #if PAGED
-        scores_direct_keys(c, &s0, k, n0, hi, qr, s);
-#else
-        scores_direct(c, &s0, k, n0, hi, qr, s);
+    /* Where a page holds FV_VEC keys or more, every tile aligned to FV_VEC
+     * keys lies inside one page, the last one's clamped keys too. The keys
+     * before lo the alignment adds are in lo's page and hidden from every
+     * row. */
+    if (c->pshift >= LOG_VEC) {
+        for (int n0 = lo < hi ? lo & ~(FV_VEC - 1) : lo; n0 < hi; n0 += FV_VEC)
+            tile_direct(c, &s0, k, v, n0, hi, 1, qr, rs, qi, rlo, rhi, m, l, acc);
+    } else
 #endif
-        clattn_kvrow vrow[FV_VEC];
-#if PAGED
-        clattn_v_rows(c, &s0, n0, hi, FV_VEC, vrow);
-#endif
+        for (int n0 = lo; n0 < hi; n0 += FV_VEC)
+            tile_direct(c, &s0, k, v, n0, hi, 0, qr, rs, qi, rlo, rhi, m, l, acc);
 #else
+    for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
+        vec_t s[FV_ROWS];
         stage_tile(c, &s0, k, v, n0, hi, lid, kt, vt);
         scores_staged(kt, qr, s);
-#endif
         float pj[FV_ROWS][FV_VEC];
         int kind[FV_ROWS];
         for (int r = 0; r < FV_ROWS; ++r)
-            kind[r] = row_probs(c, &rs[r], s[r], QROW(row0 + r), n0, s0.L, rlo[r], rhi[r], &m[r],
-                                &l[r], acc[r], pj[r]);
+            kind[r] = row_probs(c, &rs[r], s[r], qi[r], n0, s0.L, rlo[r], rhi[r], &m[r], &l[r],
+                                acc[r], pj[r]);
         pv_update(V_ARGS, n0, kind, pj, acc);
     }
+#endif
 
     for (int r = 0; r < FV_ROWS && row0 + r < nrows; ++r) {
         float out[DV_PAD];

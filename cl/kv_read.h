@@ -52,6 +52,47 @@ CLATTN_KV_INLINE clattn_kvrow clattn_kv_row(const clattn_call *c, const clattn_s
     return r;
 }
 
+/* Step of the scale index from one key's row to the next, within a page. */
+#define CLATTN_KV_SSTEP(fmt, groups)                                                           \
+    ((fmt) == CLATTN_KV_INT8 ? (long)(groups) : (fmt) == CLATTN_KV_INT4 ? 2L * (groups) : 0L)
+
+/* The row of the key e places after r's, in the same page: pages hold their
+ * keys' rows at a fixed stride, so a run of keys inside one page needs one
+ * table lookup, like a contiguous K/V. */
+CLATTN_KV_INLINE clattn_kvrow clattn_kv_page_next(clattn_kvrow r, int e, long ss, long sstep)
+{
+    r.off += (long)e * ss;
+    r.sc += (long)e * sstep;
+    return r;
+}
+
+#define clattn_k_page_next(c, r, e)                                                            \
+    clattn_kv_page_next((r), (e), (c)->kss, CLATTN_KV_SSTEP(K_FMT, HEAD_DIM / K_GROUP))
+#define clattn_v_page_next(c, r, e)                                                            \
+    clattn_kv_page_next((r), (e), (c)->vss, CLATTN_KV_SSTEP(V_FMT, HEAD_DIM_V / V_GROUP))
+
+/* Bytes of one row of dim values in storage fmt (unit: bytes of the
+ * tensor's element type, for the float formats). */
+#define CLATTN_KV_ROW_BYTES(fmt, dim, unit)                                                    \
+    ((fmt) == CLATTN_KV_INT4   ? (dim) / 2                                                     \
+     : (fmt) == CLATTN_KV_Q4_0 ? (dim) / 32 * 18                                               \
+     : (fmt) == CLATTN_KV_Q8_0 ? (dim) / 32 * 34                                               \
+                               : (dim) * (unit))
+
+/* Software prefetch, where the compiler targets an x86 CPU (PoCL, Intel's
+ * CPU runtime): the hardware prefetchers follow a contiguous K/V but not
+ * the jumps from page to page, and a load that misses stalls the core
+ * (measured on D1 with pages of 16: the first load of each page's rows was
+ * the kernel's hottest instruction). GPUs hide the latency with other
+ * work-groups; Oclgrind and other compilers may not know the builtin. */
+#if defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define CLATTN_HAS_PREFETCH 1
+#define CLATTN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define CLATTN_HAS_PREFETCH 0
+#define CLATTN_PREFETCH(p) ((void)0)
+#endif
+
 /* Rows of the n keys j0, j0 + 1, ... (each clamped to hi - 1) into out:
  * with pages, one table lookup for the keys that share j0's page, the rest
  * found key by key. */
@@ -66,12 +107,10 @@ CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, 
     const int jb = min(j0, hi - 1);
     const clattn_kvrow r0 = clattn_kv_row(c, s, base, sb, sh, ss, jb, fmt, groups, ph);
     const int page_end = (jb | ((1 << c->pshift) - 1)) + 1;
-    const long sstep = fmt == CLATTN_KV_INT8 ? groups : fmt == CLATTN_KV_INT4 ? 2 * groups : 0;
     for (int e = 0; e < n; ++e) {
         const int j = min(j0 + e, hi - 1);
         if (j < page_end) {
-            out[e].off = r0.off + (long)(j - jb) * ss;
-            out[e].sc = r0.sc + (long)(j - jb) * sstep;
+            out[e] = clattn_kv_page_next(r0, j - jb, ss, CLATTN_KV_SSTEP(fmt, groups));
         } else {
             out[e] = clattn_kv_row(c, s, base, sb, sh, ss, j, fmt, groups, ph);
         }

@@ -515,10 +515,13 @@ void case_kv_paged(void)
     clattn_context_destroy(ctx);
 }
 
-/* Every storage (the problem's dtype too) as K and V, contiguous and in
- * pages of 4 keys, through each path, on a tiny shape: small enough for
- * Oclgrind, which runs it under the kernel configurations of
- * tests/CMakeLists.txt (CLATTN_PARAMS). */
+/* Every storage (the problem's dtype too) as K and V, contiguous, in pages
+ * of 4 keys and in pages of 8 keys with a window, through each path, on a
+ * tiny shape: small enough for Oclgrind, which runs it under the kernel
+ * configurations of tests/CMakeLists.txt (CLATTN_PARAMS). Pages of 8 hold
+ * a whole tile of the vector kernel's direct configuration there (FV_VEC
+ * 8), which it reads from one table lookup; the window starts the keys
+ * inside a tile. */
 void case_kv_sweep(void)
 {
     clattn_context *ctx = t_context();
@@ -527,7 +530,7 @@ void case_kv_sweep(void)
     uint64_t seed = 5000;
     char label[160];
     for (int f = -1; f < N_FORMATS; f++)
-        for (int paged = 0; paged < 2; paged++)
+        for (int paged = 0; paged < 3; paged++)
             for (int pi = 0; pi < 3; pi++) {
                 clattn_problem p = {0};
                 p.batch = 2;
@@ -542,12 +545,18 @@ void case_kv_sweep(void)
                     p.k_storage = p.v_storage = k_formats[f].st;
                 if (paged) {
                     p.paged.enabled = 1;
-                    p.paged.page_size = 4;
-                    p.paged.max_pages_per_seq = 3;
+                    p.paged.page_size = paged == 1 ? 4 : 8;
+                    p.paged.max_pages_per_seq = paged == 1 ? 3 : 2;
                     p.paged.num_pages = 7;
                 }
+                if (paged == 2) { /* rows see keys from i' - 4 on */
+                    p.windowed = 1;
+                    p.window_left = 4;
+                    p.window_right = -1;
+                }
                 snprintf(label, sizeof label, "kv_sweep/%s/%s/%s", f < 0 ? "dtype" : k_formats[f].name,
-                         paged ? "paged" : "contiguous", t_path_name(k_paths[pi]));
+                         paged == 0 ? "contiguous" : paged == 1 ? "paged4" : "paged8_window",
+                         t_path_name(k_paths[pi]));
                 run_kv(ctx, label, &p, 0, seed++, 0);
             }
     clattn_context_destroy(ctx);
