@@ -455,7 +455,8 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 
 #if FV_DIRECT && PAGED && CLATTN_HAS_PREFETCH
 /* How many tiles ahead of the one it computes a work-item prefetches with
- * pages: 2 and 4 measured alike on D1 (pages of 16). */
+ * pages: 2 and 4 measured alike on D1 (pages of 16), 1 was 1.1-1.35x
+ * slower. */
 #define FV_PREFETCH 2
 
 /* Prefetches the K and V rows (and the first scales) of the tile at n0,
