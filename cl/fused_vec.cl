@@ -482,10 +482,12 @@ FV_STEP void prefetch_tile(const clattn_call *c, const clattn_seq *s0, global co
         kp += ks;
         vp += vs;
     }
-    if (K_FMT == CLATTN_KV_INT8 || K_FMT == CLATTN_KV_INT4)
-        CLATTN_PREFETCH(c->ksc + kn.sc * (K_SDT ? 2 : 4));
-    if (V_FMT == CLATTN_KV_INT8 || V_FMT == CLATTN_KV_INT4)
-        CLATTN_PREFETCH(c->vsc + vn.sc * (V_SDT ? 2 : 4));
+#if K_FMT == CLATTN_KV_INT8 || K_FMT == CLATTN_KV_INT4
+    CLATTN_PREFETCH(c->ksc + kn.sc * (K_SDT ? 2 : 4));
+#endif
+#if V_FMT == CLATTN_KV_INT8 || V_FMT == CLATTN_KV_INT4
+    CLATTN_PREFETCH(c->vsc + vn.sc * (V_SDT ? 2 : 4));
+#endif
 }
 #endif
 
