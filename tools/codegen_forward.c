@@ -2,10 +2,11 @@
  * codegen_forward: one clattn forward of one shape on one path, for
  * tools/codegen_report.sh. Not part of the library or of attn-tune.
  *
- *   codegen_forward B H HKV SQ SKV D PATH [REPS]
+ *   [CODEGEN_PAGE=N] codegen_forward B H HKV SQ SKV D PATH [REPS]
  *
  * PATH: 0 AUTO, 1 FUSED, 2 THREE_STAGE, 3 SPLIT_KV. fp32, non-causal,
- * random inputs. With the process's environment (CLATTN_PARAMS,
+ * random inputs. CODEGEN_PAGE=N: K and V in pages of N keys (SKV must be a
+ * multiple), the pages of each sequence in order in the pool. With the process's environment (CLATTN_PARAMS,
  * POCL_CACHE_DIR, POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES, POCL_KERNELLIB_NAME)
  * this leaves PoCL's work-group bitcode of exactly the kernels that shape
  * and path launch. Every clBuildProgram's options are appended to the file
@@ -125,6 +126,23 @@ int main(int argc, char **argv)
     pr.path = (clattn_path)atoi(argv[7]);
     pr.dtype = CLATTN_F32;
     const int reps = argc > 8 ? atoi(argv[8]) : 0;
+    const char *page_env = getenv("CODEGEN_PAGE");
+    const int page = page_env ? atoi(page_env) : 0;
+    int32_t *table = NULL;
+    if (page > 0) {
+        if (pr.seq_kv % page) {
+            fprintf(stderr, "codegen_forward: SKV must be a multiple of PAGE\n");
+            return 2;
+        }
+        /* [pages][kv_heads][page][D]: as many floats as contiguous K/V */
+        const int per_seq = pr.seq_kv / page;
+        pr.paged = (clattn_paging){1, page, pr.batch * per_seq, per_seq};
+        table = malloc((size_t)pr.batch * per_seq * sizeof *table);
+        if (!table)
+            return 1;
+        for (int i = 0; i < pr.batch * per_seq; ++i)
+            table[i] = i;
+    }
 
     const size_t nq = (size_t)pr.batch * pr.heads * pr.seq_q * pr.head_dim;
     const size_t nkv = (size_t)pr.batch * pr.kv_heads * pr.seq_kv * pr.head_dim;
@@ -150,6 +168,7 @@ int main(int argc, char **argv)
     hb.k = k;
     hb.v = v;
     hb.o = o;
+    hb.block_table = table;
     st = clattn_forward_host(ctx, &pr, &hb);
     if (st != CLATTN_OK)
         return fail(ctx, "clattn_forward_host", st);
@@ -165,7 +184,11 @@ int main(int argc, char **argv)
         b.k = clCreateBuffer(cc, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nkv * 4, k, &err);
         b.v = clCreateBuffer(cc, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nkv * 4, v, &err);
         b.o = clCreateBuffer(cc, CL_MEM_WRITE_ONLY, nq * 4, NULL, &err);
-        if (err != CL_SUCCESS || !b.q || !b.k || !b.v || !b.o) {
+        if (table)
+            b.block_table = clCreateBuffer(cc, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                           (size_t)pr.batch * pr.paged.max_pages_per_seq * 4,
+                                           table, &err);
+        if (err != CL_SUCCESS || !b.q || !b.k || !b.v || !b.o || (table && !b.block_table)) {
             fprintf(stderr, "codegen_forward: clCreateBuffer failed (%d)\n", err);
             return 1;
         }
@@ -189,11 +212,14 @@ int main(int argc, char **argv)
         clReleaseMemObject(b.k);
         clReleaseMemObject(b.v);
         clReleaseMemObject(b.o);
+        if (b.block_table)
+            clReleaseMemObject(b.block_table);
     }
     clattn_context_destroy(ctx);
     free(q);
     free(k);
     free(v);
     free(o);
+    free(table);
     return 0;
 }

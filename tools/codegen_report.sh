@@ -44,7 +44,8 @@ DRIVER=$OUT/codegen_forward
 cc -O2 -rdynamic "$ROOT/tools/codegen_forward.c" -I"$ROOT/include" -L"$BUILD" \
     -Wl,-rpath,"$BUILD" -lclattn -lOpenCL -ldl -o "$DRIVER"
 
-# name | isa | B H Hkv Sq Skv D | path (1 fused, 3 split-KV, 0 auto) | CLATTN_PARAMS | kernel
+# name | isa | B H Hkv Sq Skv D [page=N: paged K/V] | path (1 fused, 3 split-KV, 0 auto) |
+#   CLATTN_PARAMS | kernel
 # isa avx2: PoCL builds for haswell; llc -mcpu=haswell; llvm-mca -mcpu=haswell. (LLVM 15's
 #   znver1 model, the AVX2 host of AVX2-NOTES.md, issues two 256-bit FMAs a cycle where
 #   that host measured one, so it is not used.)
@@ -68,6 +69,8 @@ vec-p1|avx2|1 8 8 1024 1024 64|1|FUSED_VEC=1|attn_fwd_fused_vec
 vec-d1|avx2|4 32 8 1 4096 128|0||attn_fwd_fused_vec
 x-vec-p1|avx512|1 8 8 1024 1024 64|1|FUSED_VEC=1|attn_fwd_fused_vec
 x-vec-d1|avx512|4 32 8 1 4096 128|0||attn_fwd_fused_vec
+x-vec-d1-paged|avx512|4 32 8 1 4096 128 page=16|0||attn_fwd_fused_vec
+x-vec-g8-paged|avx512|4 8 1 1 32768 128 page=16|0||attn_fwd_fused_vec
 '
 
 want() { # is configuration $1 selected?
@@ -92,8 +95,11 @@ echo "$CONFIGS" | while IFS='|' read -r name isa shape path params kernel; do
     avx512) llc_cpu=skylake-avx512 mca_cpus=skylake-avx512 ;;
     avx512ir-haswell) llc_cpu=haswell mca_cpus=haswell ;;
     esac
+    page=$(echo "$shape" | sed -n 's/.*page=\([0-9]*\).*/\1/p')
+    shape=$(echo "$shape" | sed 's/ *page=[0-9]*//')
     # shellcheck disable=SC2086
-    if ! env ${lib:+POCL_KERNELLIB_NAME=$lib} CLATTN_CACHE_DIR=off CLATTN_PARAMS="$params" \
+    if ! env ${lib:+POCL_KERNELLIB_NAME=$lib} ${page:+CODEGEN_PAGE=$page} \
+        CLATTN_CACHE_DIR=off CLATTN_PARAMS="$params" \
         POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES=1 POCL_CACHE_DIR="$dir/pocl" \
         CODEGEN_OPTIONS_LOG="$dir/opts.txt" "$DRIVER" $shape "$path" \
         >"$dir/driver.log" 2>&1; then
