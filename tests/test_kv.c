@@ -570,14 +570,10 @@ static void expect_refused(clattn_context *ctx, const clattn_problem *p, const c
             "expected a refusal naming %s, got %s: %s", field, clattn_status_string(st), msg);
 }
 
-/* Storage and paging fields out of range are refused by name. */
-void case_kv_errors(void)
+/* ABI: the 1.1 fields fill what were 1.0's reserved blocks, which began at
+ * the next 8-byte boundary after total_kv / cu_seqlens_kv; sizes stay. */
+static void check_kv_abi(void)
 {
-    clattn_context *ctx = t_context();
-    if (!ctx)
-        return;
-    /* ABI: the 1.1 fields fill what were 1.0's reserved blocks, which began
-     * at the next 8-byte boundary after total_kv / cu_seqlens_kv; sizes stay. */
     const size_t prb = (offsetof(clattn_problem, total_kv) + sizeof(int) + 7) / 8 * 8;
     T_CHECK(offsetof(clattn_problem, k_storage) == prb &&
                 sizeof(clattn_problem) == prb + 8 * sizeof(int64_t),
@@ -593,12 +589,12 @@ void case_kv_errors(void)
                 sizeof(clattn_host_buffers) == hrb + 8 * sizeof(void *),
             "clattn_host_buffers: block_table at %zu, size %zu",
             offsetof(clattn_host_buffers, block_table), sizeof(clattn_host_buffers));
+}
 
-    clattn_problem p = base_problem(CLATTN_F32, 1, CLATTN_PATH_AUTO);
-    /* 1.0's alignment gap may hold anything: a 1.0 program never set it */
-    p.padding_ = 0x5a5a5a5a;
-    T_CHECK(clattn_supports(ctx, &p) == CLATTN_OK, "padding_ is not ignored: %s",
-            clattn_last_error(ctx));
+/* Storage and paging fields out of range, refused by clattn_supports. */
+static void check_kv_fields_refused(clattn_context *ctx, const clattn_problem *base)
+{
+    const clattn_problem p = *base;
     clattn_problem x = p;
     x.k_storage.format = (clattn_kv_format)10;
     expect_refused(ctx, &x, "k_storage.format");
@@ -654,17 +650,27 @@ void case_kv_errors(void)
     x = p;
     x.paged.page_size = 16;
     expect_refused(ctx, &x, "paged");
+}
 
-    /* Buffers: a paged problem without its table, scales missing or given
-     * without a format that has them, short pools and tables. Nothing runs,
-     * O keeps its contents. */
-    clattn_problem pg = p;
+/* The paged INT8-K problem the buffer checks use. */
+static clattn_problem paged_int8_problem(const clattn_problem *base)
+{
+    clattn_problem pg = *base;
     pg.paged.enabled = 1;
     pg.paged.page_size = 16;
     pg.paged.max_pages_per_seq = 3;
     pg.paged.num_pages = 6;
     pg.k_storage.format = CLATTN_KV_INT8;
     pg.k_storage.scale_dtype = CLATTN_F32;
+    return pg;
+}
+
+/* Buffers: a paged problem without its table, scales missing or given
+ * without a format that has them, short pools and tables. Nothing runs, O
+ * keeps its contents. */
+static void check_kv_buffers_refused(clattn_context *ctx, const clattn_problem *base)
+{
+    clattn_problem pg = paged_int8_problem(base);
     cl_context c = t_cl_context(ctx);
     cl_int err;
     const size_t big = 1 << 20;
@@ -703,11 +709,17 @@ void case_kv_errors(void)
     st = clattn_forward(ctx, &pg, &b, 0, NULL, NULL);
     T_CHECK(st == CLATTN_ERR_INVALID_ARGUMENT && strstr(clattn_last_error(ctx), "block_table"),
             "a short block table: %s: %s", clattn_status_string(st), clattn_last_error(ctx));
+    for (int i = 0; i < 8; i++)
+        clReleaseMemObject(m[i]);
+    clReleaseMemObject(small);
+}
 
-    /* The host API refuses table entries outside the pool for the pages a
-     * sequence uses, and accepts anything past its length. */
-    pg.paged.max_pages_per_seq = 3;
-    pg.paged.num_pages = 6;
+/* The host API refuses table entries outside the pool for the pages a
+ * sequence uses, and accepts anything past its length. */
+static void check_kv_host_table(clattn_context *ctx, const clattn_problem *base)
+{
+    clattn_problem pg = paged_int8_problem(base);
+    clattn_status st;
     pg.k_storage.format = CLATTN_KV_DEFAULT;
     pg.k_storage.scale_dtype = 0;
     float *q = calloc(2 * 4 * 64, sizeof *q), *kv = calloc((size_t)6 * 2 * 16 * 64, sizeof *kv);
@@ -734,8 +746,22 @@ void case_kv_errors(void)
     free(q);
     free(kv);
     free(o);
-    for (int i = 0; i < 8; i++)
-        clReleaseMemObject(m[i]);
-    clReleaseMemObject(small);
+}
+
+/* Storage and paging fields out of range are refused by name. */
+void case_kv_errors(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    check_kv_abi();
+    clattn_problem p = base_problem(CLATTN_F32, 1, CLATTN_PATH_AUTO);
+    /* 1.0's alignment gap may hold anything: a 1.0 program never set it */
+    p.padding_ = 0x5a5a5a5a;
+    T_CHECK(clattn_supports(ctx, &p) == CLATTN_OK, "padding_ is not ignored: %s",
+            clattn_last_error(ctx));
+    check_kv_fields_refused(ctx, &p);
+    check_kv_buffers_refused(ctx, &p);
+    check_kv_host_table(ctx, &p);
     clattn_context_destroy(ctx);
 }

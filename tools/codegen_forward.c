@@ -6,13 +6,14 @@
  *
  * PATH: 0 AUTO, 1 FUSED, 2 THREE_STAGE, 3 SPLIT_KV. fp32, non-causal,
  * random inputs. CODEGEN_PAGE=N: K and V in pages of N keys (SKV must be a
- * multiple), the pages of each sequence in order in the pool. With the process's environment (CLATTN_PARAMS,
- * POCL_CACHE_DIR, POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES, POCL_KERNELLIB_NAME)
- * this leaves PoCL's work-group bitcode of exactly the kernels that shape
- * and path launch. Every clBuildProgram's options are appended to the file
- * named by $CODEGEN_OPTIONS_LOG (when set), one line each, after the name of
- * the first kernel created from that program, so the -D values the kernel
- * was really built with are on record.
+ * multiple), the pages of each sequence in order in the pool. With the
+ * process's environment (CLATTN_PARAMS, POCL_CACHE_DIR,
+ * POCL_LEAVE_KERNEL_COMPILER_TEMP_FILES, POCL_KERNELLIB_NAME) this leaves
+ * PoCL's work-group bitcode of exactly the kernels that shape and path
+ * launch. Every clBuildProgram's options are appended to the file named by
+ * $CODEGEN_OPTIONS_LOG (when set), one line each, after the name of the
+ * first kernel created from that program, so the -D values the kernel was
+ * really built with are on record.
  *
  * With REPS > 0 it then times REPS more forwards on device buffers (after
  * the first, which builds) and prints the median wall and process-CPU ms of
