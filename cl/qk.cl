@@ -64,9 +64,10 @@ kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
     const bool any_seen = nreal > 0 && j0 < clattn_key_hi(c, s, row0 + nreal - 1) &&
                           j0 + TILE_KEYS > clattn_key_lo(c, s, row0);
     if (any_seen) {
-        /* Paged: keys past the sequence's length may sit in pages it never
-         * references (their scores are masked anyway), so they are not read. */
-        const int nread = PAGED ? min(nkeys, s->L - j0) : nkeys;
+        /* Keys past the sequence's length are masked anyway and are not
+         * read: with VARLEN the last sequence's lie past the packed K, and
+         * paged ones may sit in pages the sequence never references. */
+        const int nread = min(nkeys, s->L - j0);
         for (int t = lid; t < TILE_KEYS * HEAD_DIM; t += QK_WG) {
             const int key = t / HEAD_DIM, d = t - key * HEAD_DIM;
             kt[d * TILE_KEYS + key] =

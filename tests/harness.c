@@ -160,8 +160,11 @@ static double rng_normal(t_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-/* Random cu_seqlens; sets total_q and total_kv. With batch >= 2 the last
- * sequence has the largest lengths, with batch >= 3 the second sees no key. */
+/* Random cu_seqlens; sets total_q and total_kv. With batch >= 2 the first
+ * sequence has the largest lengths and the last fewer keys than seq_kv, so
+ * that a kernel which reads a whole seq_kv of keys from the last sequence's
+ * start reads past the packed K and V (Oclgrind and ASan see it); with
+ * batch >= 3 the second sees no key. */
 static void draw_cu_seqlens(t_tensors *t, t_rng *r)
 {
     const clattn_problem *p = &t->p;
@@ -171,10 +174,12 @@ static void draw_cu_seqlens(t_tensors *t, t_rng *r)
     for (int b = 0; b < B; b++) {
         int lq = t_rng_int(r, B == 1 ? 1 : 0, p->seq_q);
         int lk = t_rng_int(r, B == 1 ? 1 : 0, p->seq_kv);
-        if (B >= 2 && b == B - 1) {
+        if (B >= 2 && b == 0) {
             lq = p->seq_q;
             lk = p->seq_kv;
         }
+        if (B >= 2 && b == B - 1 && p->seq_kv >= 2)
+            lk = t_rng_int(r, 1, p->seq_kv - 1);
         if (B >= 3 && b == 1)
             lk = 0;
         t->cu_q[b + 1] = t->cu_q[b] + lq;

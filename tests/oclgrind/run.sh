@@ -3,13 +3,23 @@
 # checks, and fails when the command fails or Oclgrind reported anything
 # (out-of-bounds access, data race, uninitialised read, barrier divergence,
 # API misuse). Usage: run.sh OCLGRIND COMMAND [ARGS...]
+#
+# Oclgrind opens its --log file anew (truncating it) for every OpenCL
+# context, so a plain log file keeps only the last context's reports. The
+# log is therefore a FIFO that the command holds open as fd 3 (reopening a
+# FIFO truncates nothing), drained into a file by a reader.
 set -u
 oclgrind=$1
 shift
-log=$(mktemp "${TMPDIR:-/tmp}/clattn-oclgrind.XXXXXX") || exit 1
-trap 'rm -f "$log"' EXIT
-"$oclgrind" --check-api --data-races --uninitialized --log "$log" "$@"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/clattn-oclgrind.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+log=$dir/log
+mkfifo "$dir/fifo" || exit 1
+cat "$dir/fifo" >"$log" &
+reader=$!
+"$oclgrind" --check-api --data-races --uninitialized --log /dev/fd/3 "$@" 3>"$dir/fifo"
 rc=$?
+wait "$reader"
 if [ -s "$log" ]; then
     echo "Oclgrind reported problems ($(grep -c . "$log") lines); the first ones:"
     head -n 60 "$log"
