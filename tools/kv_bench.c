@@ -180,36 +180,43 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line chose. */
+typedef struct options {
+    int B, H, Hkv, Sq, Skv, D, rounds, calls, page;
+    int shuffle, contiguous_only;
+    const char *only;
+    clattn_path path;
+} options;
+
+/* Returns 0, or 2 after a usage message. */
+static int parse_options(int argc, char **argv, options *o)
 {
-    int B = 4, H = 32, Hkv = 8, Sq = 1, Skv = 4096, D = 128, rounds = 7, calls = 3, page = 16;
-    int shuffle = 1, contiguous_only = 0;
-    const char *only = NULL;
-    clattn_path path = CLATTN_PATH_AUTO;
+    *o = (options){.B = 4, .H = 32, .Hkv = 8, .Sq = 1, .Skv = 4096, .D = 128, .rounds = 7,
+                   .calls = 3, .page = 16, .shuffle = 1, .path = CLATTN_PATH_AUTO};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
-            if (sscanf(argv[++i], "B%d H%d Hkv%d Sq%d Skv%d D%d", &B, &H, &Hkv, &Sq, &Skv, &D) !=
-                6) {
+            if (sscanf(argv[++i], "B%d H%d Hkv%d Sq%d Skv%d D%d", &o->B, &o->H, &o->Hkv, &o->Sq,
+                       &o->Skv, &o->D) != 6) {
                 fprintf(stderr, "--shape takes \"B<n> H<n> Hkv<n> Sq<n> Skv<n> D<n>\"\n");
                 return 2;
             }
         } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
-            rounds = atoi(argv[++i]);
+            o->rounds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--calls") && i + 1 < argc) {
-            calls = atoi(argv[++i]);
+            o->calls = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            only = argv[++i];
+            o->only = argv[++i];
         } else if (!strcmp(argv[i], "--contiguous")) {
-            contiguous_only = 1;
+            o->contiguous_only = 1;
         } else if (!strcmp(argv[i], "--in-order")) {
-            shuffle = 0;
+            o->shuffle = 0;
         } else if (!strcmp(argv[i], "--page") && i + 1 < argc) {
-            page = atoi(argv[++i]);
+            o->page = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
             const char *v = argv[++i];
-            path = !strcmp(v, "fused")      ? CLATTN_PATH_FUSED
-                   : !strcmp(v, "split_kv") ? CLATTN_PATH_SPLIT_KV
-                                            : CLATTN_PATH_AUTO;
+            o->path = !strcmp(v, "fused")      ? CLATTN_PATH_FUSED
+                      : !strcmp(v, "split_kv") ? CLATTN_PATH_SPLIT_KV
+                                               : CLATTN_PATH_AUTO;
         } else {
             fprintf(stderr,
                     "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
@@ -219,10 +226,135 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (B <= 0 || H <= 0 || Hkv <= 0 || H % Hkv || Sq <= 0 || Skv <= 0 || D <= 0 || D % 32 ||
-        rounds <= 0 || calls <= 0 || page <= 0 || (page & (page - 1)) || page > 256)
+    if (o->B <= 0 || o->H <= 0 || o->Hkv <= 0 || o->H % o->Hkv || o->Sq <= 0 || o->Skv <= 0 ||
+        o->D <= 0 || o->D % 32 || o->rounds <= 0 || o->calls <= 0 || o->page <= 0 ||
+        (o->page & (o->page - 1)) || o->page > 256) {
+        fprintf(stderr, "%s: a count is not positive, H is not a multiple of Hkv, D not of 32, "
+                        "or the page not a power of two up to 256\n", argv[0]);
         return 2;
+    }
+    return 0;
+}
 
+/* --only keeps a format whose name starts with one of its entries; fp32,
+ * the baseline, is always kept. */
+static int format_selected(const options *o, int f)
+{
+    if (f == 0 || !o->only)
+        return 1;
+    char list[256];
+    snprintf(list, sizeof list, "%s", o->only);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (!strncmp(k_formats[f].name, t, strlen(t)))
+            return 1;
+    return 0;
+}
+
+/* The buffers every variant shares: Q, O and the block table of a pool with
+ * each sequence's pages (shuffled unless --in-order). */
+typedef struct shared_buffers {
+    cl_mem q, o, table;
+    int mp, npages; /* pages per sequence, in the pool */
+} shared_buffers;
+
+static void make_shared(cl_context cl, const options *op, unsigned *seed, shared_buffers *sh)
+{
+    const size_t nq = (size_t)op->B * op->H * op->Sq * op->D;
+    float *qh = malloc(nq * 4);
+    for (size_t i = 0; i < nq; ++i)
+        qh[i] = (float)(next(seed) % 2001) / 1000.0f - 1.0f;
+    sh->q = buffer(cl, nq * 4, qh);
+    sh->o = buffer(cl, nq * 4, NULL);
+    free(qh);
+
+    sh->mp = (op->Skv + op->page - 1) / op->page;
+    sh->npages = op->B * sh->mp;
+    int32_t *table = malloc(sizeof *table * (size_t)sh->npages);
+    for (int i = 0; i < sh->npages; ++i)
+        table[i] = i;
+    for (int i = sh->npages - 1; op->shuffle && i > 0; --i) {
+        const int j = (int)(next(seed) % (unsigned)(i + 1)), t = table[i];
+        table[i] = table[j];
+        table[j] = t;
+    }
+    sh->table = buffer(cl, sizeof *table * (size_t)sh->npages, table);
+    free(table);
+}
+
+/* Format f's K/V data (one set of rows serves contiguous and paged, which
+ * hold the same number of rows) and its variants; the buffers made go to
+ * owned. Returns the number of variants added. */
+static int add_format_variants(cl_context cl, const options *op, const shared_buffers *sh, int f,
+                               unsigned *seed, variant *out, cl_mem *owned, int *nowned)
+{
+    const clattn_kv_storage *st = &k_formats[f].st;
+    const size_t rows = (size_t)op->B * op->Hkv * (size_t)sh->mp * op->page;
+    const size_t rb = row_bytes(st, op->D), sb = scale_row_bytes(st, op->D);
+    unsigned char *data = malloc(rows * rb);
+    unsigned char *sc = malloc(sb ? rows * sb : 4);
+    fill(st, op->D, rows, data, sc, seed);
+    const int fp8 = st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2;
+    cl_mem kd = buffer(cl, rows * rb, data), vd = buffer(cl, rows * rb, data);
+    cl_mem ks = sb || fp8 ? buffer(cl, sb ? rows * sb : 4, sc) : NULL;
+    free(data);
+    free(sc);
+    owned[(*nowned)++] = kd;
+    owned[(*nowned)++] = vd;
+    if (ks)
+        owned[(*nowned)++] = ks;
+    const clattn_problem base = {.batch = op->B, .heads = op->H, .kv_heads = op->Hkv,
+                                 .seq_q = op->Sq, .seq_kv = op->Skv, .head_dim = op->D,
+                                 .path = op->path};
+    int n = 0;
+    for (int paged = 0; paged < 2 - op->contiguous_only; ++paged) {
+        variant *x = &out[n++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->name, sizeof x->name, "%s%s", k_formats[f].name, paged ? " paged" : "");
+        x->p = base;
+        x->p.k_storage = x->p.v_storage = *st;
+        x->p.k_strides.seq = x->p.v_strides.seq = 0;
+        if (paged) {
+            x->p.paged.enabled = 1;
+            x->p.paged.page_size = op->page;
+            x->p.paged.num_pages = sh->npages;
+            x->p.paged.max_pages_per_seq = sh->mp;
+        }
+        x->b.q = sh->q;
+        x->b.o = sh->o;
+        x->b.k = kd;
+        x->b.v = vd;
+        x->b.k_scales = x->b.v_scales = ks;
+        x->b.block_table = paged ? sh->table : NULL;
+        x->kv_bytes = 2.0 * op->B * op->Hkv * (double)op->Skv * (double)(rb + sb);
+    }
+    return n;
+}
+
+static void print_report(const options *op, const char *dev_name, const bench_peaks *pk,
+                         variant *vs, int nv)
+{
+    printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
+           "page %d, %d rounds x %d calls interleaved\n",
+           dev_name, op->B, op->H, op->Hkv, op->Sq, op->Skv, op->D, (int)op->path, op->page,
+           op->rounds, op->calls);
+    printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
+    printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
+           "KV MB/call", "KV GB/s", "% read");
+    const double base_ms = median(vs[0].ms, vs[0].n);
+    for (int i = 0; i < nv; ++i) {
+        const double m = median(vs[i].ms, vs[i].n);
+        const double gbps = vs[i].kv_bytes / (m * 1e-3) * 1e-9;
+        printf("%-22s %10.3f %9.2f %10.1f %9.1f %8.0f\n", vs[i].name, m, base_ms / m,
+               vs[i].kv_bytes * 1e-6, gbps,
+               pk->read_gbps > 0 ? 100.0 * gbps / pk->read_gbps : 0.0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    options op;
+    if (parse_options(argc, argv, &op) != 0)
+        return 2;
     clattn_context *ctx;
     if (clattn_context_create(NULL, &ctx) != CLATTN_OK) {
         fprintf(stderr, "no context\n");
@@ -246,107 +378,25 @@ int main(int argc, char **argv)
     }
 
     unsigned seed = 1;
-    const size_t nq = (size_t)B * H * Sq * D;
-    float *qh = malloc(nq * 4);
-    for (size_t i = 0; i < nq; ++i)
-        qh[i] = (float)(next(&seed) % 2001) / 1000.0f - 1.0f;
-    cl_mem q = buffer(cl, nq * 4, qh), o = buffer(cl, nq * 4, NULL);
-    free(qh);
-
-    /* Paged: each sequence's pages in a shuffled pool. */
-    const int mp = (Skv + page - 1) / page, npages = B * mp;
-    int32_t *table = malloc(sizeof *table * (size_t)npages);
-    for (int i = 0; i < npages; ++i)
-        table[i] = i;
-    for (int i = npages - 1; shuffle && i > 0; --i) {
-        const int j = (int)(next(&seed) % (unsigned)(i + 1)), t = table[i];
-        table[i] = table[j];
-        table[j] = t;
-    }
-    cl_mem table_m = buffer(cl, sizeof *table * (size_t)npages, table);
-    free(table);
-
-    const clattn_problem base = {.batch = B, .heads = H, .kv_heads = Hkv, .seq_q = Sq,
-                                 .seq_kv = Skv, .head_dim = D, .path = path};
+    shared_buffers sh;
+    make_shared(cl, &op, &seed, &sh);
     variant vs[2 * N_FORMATS];
-    int nv = 0;
-    cl_mem owned[8 * N_FORMATS];
-    int nowned = 0;
-    for (int f = 0; f < N_FORMATS; ++f) {
-        const clattn_kv_storage *st = &k_formats[f].st;
-        /* fp32 is the baseline, always first; --only picks the others by
-         * the start of their names */
-        if (f > 0 && only) {
-            char list[256];
-            snprintf(list, sizeof list, "%s", only);
-            int keep = 0;
-            for (char *t = strtok(list, ","); t && !keep; t = strtok(NULL, ","))
-                keep = !strncmp(k_formats[f].name, t, strlen(t));
-            if (!keep)
-                continue;
-        }
-        /* Contiguous rows and a paged pool hold the same number of rows. */
-        const size_t rows = (size_t)B * Hkv * (size_t)mp * page;
-        const size_t rb = row_bytes(st, D), sb = scale_row_bytes(st, D);
-        unsigned char *data = malloc(rows * rb);
-        unsigned char *sc = malloc(sb ? rows * sb : 4);
-        fill(st, D, rows, data, sc, &seed);
-        const int fp8 = st->format == CLATTN_KV_FP8_E4M3 || st->format == CLATTN_KV_FP8_E5M2;
-        cl_mem kd = buffer(cl, rows * rb, data), vd = buffer(cl, rows * rb, data);
-        cl_mem ks = sb || fp8 ? buffer(cl, sb ? rows * sb : 4, sc) : NULL;
-        free(data);
-        free(sc);
-        owned[nowned++] = kd;
-        owned[nowned++] = vd;
-        if (ks)
-            owned[nowned++] = ks;
-        for (int paged = 0; paged < 2 - contiguous_only; ++paged) {
-            variant *x = &vs[nv++];
-            memset(x, 0, sizeof *x);
-            snprintf(x->name, sizeof x->name, "%s%s", k_formats[f].name,
-                     paged ? " paged" : "");
-            x->p = base;
-            x->p.k_storage = x->p.v_storage = *st;
-            if (!paged)
-                x->p.seq_kv = Skv; /* a contiguous cache of mp * page keys per sequence */
-            x->p.k_strides.seq = x->p.v_strides.seq = 0;
-            if (paged) {
-                x->p.paged.enabled = 1;
-                x->p.paged.page_size = page;
-                x->p.paged.num_pages = npages;
-                x->p.paged.max_pages_per_seq = mp;
-            }
-            x->b.q = q;
-            x->b.o = o;
-            x->b.k = kd;
-            x->b.v = vd;
-            x->b.k_scales = x->b.v_scales = ks;
-            x->b.block_table = paged ? table_m : NULL;
-            x->kv_bytes = 2.0 * B * Hkv * (double)Skv * (double)(rb + sb);
-        }
-    }
+    cl_mem owned[3 * N_FORMATS];
+    int nv = 0, nowned = 0;
+    for (int f = 0; f < N_FORMATS; ++f)
+        if (format_selected(&op, f))
+            nv += add_format_variants(cl, &op, &sh, f, &seed, vs + nv, owned, &nowned);
 
-    if (time_variants(ctx, vs, nv, rounds, calls) != 0)
-        return 1;
-    printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
-           "page %d, %d rounds x %d calls interleaved\n",
-           dev_name, B, H, Hkv, Sq, Skv, D, (int)path, page, rounds, calls);
-    printf("device read bandwidth: %.1f GB/s (%s)\n", pk.read_gbps, pk.read_note);
-    printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
-           "KV MB/call", "KV GB/s", "% read");
-    const double base_ms = median(vs[0].ms, vs[0].n);
-    for (int i = 0; i < nv; ++i) {
-        const double m = median(vs[i].ms, vs[i].n);
-        const double gbps = vs[i].kv_bytes / (m * 1e-3) * 1e-9;
-        printf("%-22s %10.3f %9.2f %10.1f %9.1f %8.0f\n", vs[i].name, m, base_ms / m,
-               vs[i].kv_bytes * 1e-6, gbps, pk.read_gbps > 0 ? 100.0 * gbps / pk.read_gbps : 0.0);
+    const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls) != 0;
+    if (!failed)
+        print_report(&op, dev_name, &pk, vs, nv);
+    for (int i = 0; i < nv; ++i)
         free(vs[i].ms);
-    }
     for (int i = 0; i < nowned; ++i)
         clReleaseMemObject(owned[i]);
-    clReleaseMemObject(q);
-    clReleaseMemObject(o);
-    clReleaseMemObject(table_m);
+    clReleaseMemObject(sh.q);
+    clReleaseMemObject(sh.o);
+    clReleaseMemObject(sh.table);
     clattn_context_destroy(ctx);
-    return 0;
+    return failed;
 }
