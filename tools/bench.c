@@ -446,69 +446,62 @@ static void first_call_of(clattn_context *ctx, const tool_shape *s, int json, in
     }
 }
 
-int cmd_bench(int argc, char **argv)
-{
-    tool_device dev = TOOL_DEVICE_DEFAULT;
-    const char *shapes_arg = "P1,P2,C1,G1,D1";
-    int json = 0, do_first = 1, list_only = 0, quick = 0, rc, failed = 0;
-    double given_sgemm = 0;
-    static tool_shape_list shapes;
-    static bench_env env;
-    clattn_options off;
-    cl_device_id cldev;
-    size_t max_wg = 1;
-    shape_run *runs;
-    size_t entries = 0;
-    char device[600];
-    static first_call_report fc;
-    long fc_rounds = 3;
-    int first_only = 0;
-    double t0 = tool_now();
+/* What the command line chose. */
+typedef struct bench_options {
+    tool_device dev;
+    const char *shapes_arg;
+    int json, do_first, list_only, quick, first_only;
+    double given_sgemm;
+    long fc_rounds;
+} bench_options;
 
-    memset(&env, 0, sizeof env);
-    env.baselines = 1;
+/* Returns -1 to go on, or the exit status (usage errors, --help). */
+static int parse_bench_options(int argc, char **argv, bench_options *o, bench_env *env)
+{
+    *o = (bench_options){.dev = TOOL_DEVICE_DEFAULT, .shapes_arg = "P1,P2,C1,G1,D1",
+                         .do_first = 1, .fc_rounds = 3};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int got;
         if ((got = tool_option_value(argc, argv, &i, "--device", &v)) != 0) {
-            if (got < 0 || !tool_parse_device(v, &dev)) return TOOL_EXIT_USAGE;
+            if (got < 0 || !tool_parse_device(v, &o->dev)) return TOOL_EXIT_USAGE;
         } else if ((got = tool_option_value(argc, argv, &i, "--shapes", &v)) != 0) {
             if (got < 0) return TOOL_EXIT_USAGE;
-            shapes_arg = v;
+            o->shapes_arg = v;
         } else if ((got = tool_option_value(argc, argv, &i, "--repeat", &v)) != 0) {
             if (got < 0) return TOOL_EXIT_USAGE;
-            if (!tool_parse_int(v, 1, 10000, &env.repeat)) {
+            if (!tool_parse_int(v, 1, 10000, &env->repeat)) {
                 fprintf(stderr, "attn-tune bench: --repeat expects 1..10000, not '%s'\n", v);
                 return TOOL_EXIT_USAGE;
             }
         } else if ((got = tool_option_value(argc, argv, &i, "--sgemm-gflops", &v)) != 0) {
             char *end = NULL;
             if (got < 0) return TOOL_EXIT_USAGE;
-            given_sgemm = strtod(v, &end);
-            if (end == v || *end || !(given_sgemm > 0 && given_sgemm < 1e9)) {
+            o->given_sgemm = strtod(v, &end);
+            if (end == v || *end || !(o->given_sgemm > 0 && o->given_sgemm < 1e9)) {
                 fprintf(stderr, "attn-tune bench: --sgemm-gflops expects a positive rate, "
                                 "not '%s'\n", v);
                 return TOOL_EXIT_USAGE;
             }
         } else if ((got = tool_option_value(argc, argv, &i, "--first-call-runs", &v)) != 0) {
             if (got < 0) return TOOL_EXIT_USAGE;
-            if (!tool_parse_int(v, 1, FC_MAX_ROUNDS, &fc_rounds)) {
+            if (!tool_parse_int(v, 1, FC_MAX_ROUNDS, &o->fc_rounds)) {
                 fprintf(stderr, "attn-tune bench: --first-call-runs expects 1..%d, not '%s'\n",
                         FC_MAX_ROUNDS, v);
                 return TOOL_EXIT_USAGE;
             }
         } else if (strcmp(argv[i], "--no-first-call") == 0) {
-            do_first = 0;
+            o->do_first = 0;
         } else if (strcmp(argv[i], "--first-call-only") == 0) {
-            first_only = 1;
+            o->first_only = 1;
         } else if (strcmp(argv[i], "--no-baselines") == 0) {
-            env.baselines = 0;
+            env->baselines = 0;
         } else if (strcmp(argv[i], "--quick") == 0) {
-            quick = 1;
+            o->quick = 1;
         } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
+            o->json = 1;
         } else if (strcmp(argv[i], "--list-shapes") == 0) {
-            list_only = 1;
+            o->list_only = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(k_bench_usage, stdout);
             return TOOL_EXIT_OK;
@@ -518,89 +511,153 @@ int cmd_bench(int argc, char **argv)
             return TOOL_EXIT_USAGE;
         }
     }
-    if (quick) {
-        env.baselines = 0;
-        do_first = 0;
-        if (env.repeat == 0) env.repeat = 3;
+    if (o->quick) {
+        env->baselines = 0;
+        o->do_first = 0;
+        if (env->repeat == 0) env->repeat = 3;
     }
-    shapes.count = 0;
-    if (!tool_shapes_resolve(shapes_arg, 0, &shapes)) return TOOL_EXIT_USAGE;
-    /* Its buffers, baselines and first-call child are of plain K/V. */
-    for (size_t i = 0; i < shapes.count; i++) {
-        const clattn_problem *p = &shapes.items[i].p;
+    return -1;
+}
+
+/* bench's buffers, baselines and first-call child are of plain K/V: 0 when
+ * every shape is, else a usage message naming the first that is not. */
+static int shapes_are_plain(const tool_shape_list *shapes)
+{
+    for (size_t i = 0; i < shapes->count; i++) {
+        const clattn_problem *p = &shapes->items[i].p;
         if (p->k_storage.format || p->v_storage.format || p->paged.enabled) {
             char text[160];
-            tool_shape_format(&shapes.items[i], text, sizeof text);
+            tool_shape_format(&shapes->items[i], text, sizeof text);
             fprintf(stderr, "attn-tune bench: shape %zu ('%s'): K/V storage and paging (kv=, "
                             "k=, v=, page=) are for 'attn-tune tune'; attn-kv-bench measures "
                             "K/V formats\n", i + 1, text);
-            return TOOL_EXIT_USAGE;
+            return 0;
         }
     }
-    if (list_only) return tool_list_shapes(&shapes);
-    if (first_only) {
-        if (shapes.count == 0) return TOOL_EXIT_USAGE;
-        rc = tool_open_context(&dev, &env.ctx);
-        if (rc != TOOL_EXIT_OK) return rc;
-        tool_context_device(env.ctx, device, sizeof device);
-        if (!json) printf("clattn %s, device %s\n", clattn_version(), device);
-        first_call_of(env.ctx, &shapes.items[0], json, (int)fc_rounds, &fc);
-        if (json) bench_print_first_call_json(device, &fc);
-        clattn_context_destroy(env.ctx);
-        return fc.ok ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
-    }
-    g_progress = isatty(STDERR_FILENO);
+    return 1;
+}
 
-    env.cores = sysconf(_SC_NPROCESSORS_ONLN);
-    env.load_start = load_average();
-    /* The host sgemm first, while no OpenCL work competes for the cores. */
-    if (given_sgemm > 0) {
-        env.peaks.sgemm_gflops = given_sgemm;
-        env.peaks.sgemm_given = 1;
-        snprintf(env.peaks.sgemm_note, sizeof env.peaks.sgemm_note,
+/* --first-call-only: the first shape's first call in new processes. */
+static int bench_first_call_only(const bench_options *o, const tool_shape_list *shapes)
+{
+    static first_call_report fc;
+    clattn_context *ctx;
+    char device[600];
+    if (shapes->count == 0) return TOOL_EXIT_USAGE;
+    tool_device dev = o->dev;
+    const int rc = tool_open_context(&dev, &ctx);
+    if (rc != TOOL_EXIT_OK) return rc;
+    tool_context_device(ctx, device, sizeof device);
+    if (!o->json) printf("clattn %s, device %s\n", clattn_version(), device);
+    first_call_of(ctx, &shapes->items[0], o->json, (int)o->fc_rounds, &fc);
+    if (o->json) bench_print_first_call_json(device, &fc);
+    clattn_context_destroy(ctx);
+    return fc.ok ? TOOL_EXIT_OK : TOOL_EXIT_FAILURE;
+}
+
+/* The host sgemm rate (measured first, while no OpenCL work competes for
+ * the cores, unless given), the contexts (the baseline one shares the queue,
+ * so the buffers, but no db) and bench's own kernels with the device's read
+ * bandwidth. Returns TOOL_EXIT_OK or the exit status. */
+static int bench_setup(const bench_options *o, bench_env *env)
+{
+    env->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    env->load_start = load_average();
+    if (o->given_sgemm > 0) {
+        env->peaks.sgemm_gflops = o->given_sgemm;
+        env->peaks.sgemm_given = 1;
+        snprintf(env->peaks.sgemm_note, sizeof env->peaks.sgemm_note,
                  "given with --sgemm-gflops, not measured");
     } else {
         note("host sgemm");
-        bench_host_sgemm(&env.peaks);
+        bench_host_sgemm(&env->peaks);
         note_clear();
     }
 
-    rc = tool_open_context(&dev, &env.ctx);
+    tool_device dev = o->dev;
+    const int rc = tool_open_context(&dev, &env->ctx);
     if (rc != TOOL_EXIT_OK) return rc;
-    /* The baseline context shares the queue (so the buffers) but no db. */
+    clattn_options off;
     clattn_options_init(&off);
     off.cache_dir = "off";
     off.log = tool_log;
-    clattn_context_get_cl(env.ctx, &env.clctx, &env.queue, &cldev);
-    if (clattn_context_create_from_queue(env.queue, &off, &env.untuned) != CLATTN_OK) {
+    cl_device_id cldev;
+    clattn_context_get_cl(env->ctx, &env->clctx, &env->queue, &cldev);
+    if (clattn_context_create_from_queue(env->queue, &off, &env->untuned) != CLATTN_OK) {
         fprintf(stderr, "attn-tune bench: cannot create the untuned context\n");
-        clattn_context_destroy(env.ctx);
+        clattn_context_destroy(env->ctx);
         return TOOL_EXIT_FAILURE;
     }
-    runs = calloc(shapes.count ? shapes.count : 1, sizeof *runs);
+
+    size_t max_wg = 1;
+    clGetDeviceInfo(cldev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    for (env->wg = 64; env->wg > 1 && (size_t)env->wg > max_wg; env->wg /= 2) {}
+    note("building bench kernels");
+    env->prog = bench_build_kernels(env->clctx, cldev, env->wg, env->prog_message,
+                                    sizeof env->prog_message);
+    if (env->prog) {
+        note("device read bandwidth");
+        bench_read_bandwidth(env->clctx, env->queue, cldev, env->prog, &env->peaks);
+    } else {
+        snprintf(env->peaks.read_note, sizeof env->peaks.read_note, "%s", env->prog_message);
+    }
+    note_clear();
+    return TOOL_EXIT_OK;
+}
+
+/* Every shape's baselines and variants, printed as they finish (text);
+ * returns the number of failed runs. */
+static int bench_shapes(bench_env *env, const tool_shape_list *shapes, shape_run *runs, int json)
+{
+    int failed = 0;
+    /* Every CLBlast baseline before any clattn forward (see
+     * bench_shape_clblast). */
+    for (size_t i = 0; i < shapes->count; i++)
+        bench_shape_clblast(env, &shapes->items[i], &runs[i]);
+    for (size_t i = 0; i < shapes->count; i++) {
+        bench_shape(env, &shapes->items[i], &runs[i]);
+        for (int v = 0; v < V_COUNT; v++) failed += runs[i].v[v].status == RES_FAILED;
+        if (!json) {
+            bench_print_shape_text(&shapes->items[i], &runs[i], &env->peaks);
+            fflush(stdout);
+        }
+    }
+    return failed;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static tool_shape_list shapes;
+    static bench_env env;
+    static first_call_report fc;
+    bench_options o;
+    char device[600];
+    size_t entries = 0;
+    const double t0 = tool_now();
+
+    memset(&env, 0, sizeof env);
+    env.baselines = 1;
+    int rc = parse_bench_options(argc, argv, &o, &env);
+    if (rc >= 0) return rc;
+    shapes.count = 0;
+    if (!tool_shapes_resolve(o.shapes_arg, 0, &shapes) || !shapes_are_plain(&shapes))
+        return TOOL_EXIT_USAGE;
+    if (o.list_only) return tool_list_shapes(&shapes);
+    if (o.first_only) return bench_first_call_only(&o, &shapes);
+    g_progress = isatty(STDERR_FILENO);
+
+    rc = bench_setup(&o, &env);
+    if (rc != TOOL_EXIT_OK) return rc;
+    shape_run *runs = calloc(shapes.count ? shapes.count : 1, sizeof *runs);
     if (!runs) {
         clattn_context_destroy(env.untuned);
+        if (env.prog) clReleaseProgram(env.prog);
         clattn_context_destroy(env.ctx);
         return TOOL_EXIT_FAILURE;
     }
     clattn_tuning_count(env.ctx, &entries);
     tool_context_device(env.ctx, device, sizeof device);
-
-    /* bench's own kernels: the bandwidth probe and the baselines. */
-    clGetDeviceInfo(cldev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    for (env.wg = 64; env.wg > 1 && (size_t)env.wg > max_wg; env.wg /= 2) {}
-    note("building bench kernels");
-    env.prog = bench_build_kernels(env.clctx, cldev, env.wg, env.prog_message,
-                                   sizeof env.prog_message);
-    if (env.prog) {
-        note("device read bandwidth");
-        bench_read_bandwidth(env.clctx, env.queue, cldev, env.prog, &env.peaks);
-    } else {
-        snprintf(env.peaks.read_note, sizeof env.peaks.read_note, "%s", env.prog_message);
-    }
-    note_clear();
-
-    if (!json) {
+    if (!o.json) {
         printf("clattn %s, device %s; tuning db: %zu entr%s%s\n", clattn_version(), device,
                entries, entries == 1 ? "y" : "ies",
                entries ? "" : " (AUTO = untuned; 'attn-tune tune' makes some)");
@@ -611,30 +668,20 @@ int cmd_bench(int argc, char **argv)
                "time%s\n", env.baselines ? "" : "; baselines skipped");
         fflush(stdout);
     }
-    /* Every CLBlast baseline before any clattn forward (see
-     * bench_shape_clblast). */
-    for (size_t i = 0; i < shapes.count; i++) bench_shape_clblast(&env, &shapes.items[i], &runs[i]);
-    for (size_t i = 0; i < shapes.count; i++) {
-        bench_shape(&env, &shapes.items[i], &runs[i]);
-        for (int v = 0; v < V_COUNT; v++) failed += runs[i].v[v].status == RES_FAILED;
-        if (!json) {
-            bench_print_shape_text(&shapes.items[i], &runs[i], &env.peaks);
-            fflush(stdout);
-        }
-    }
+    const int failed = bench_shapes(&env, &shapes, runs, o.json);
     env.load_end = load_average();
-    if (!json) {
+    if (!o.json) {
         bench_print_goals_text(&shapes, runs, &env.peaks);
         printf("load average %.2f at the end (%ld core(s))\n", env.load_end, env.cores);
     }
     clattn_context_destroy(env.untuned);
     if (env.scratch) clReleaseMemObject(env.scratch);
     if (env.prog) clReleaseProgram(env.prog);
-    if (do_first && shapes.count > 0)
-        first_call_of(env.ctx, &shapes.items[0], json, (int)fc_rounds, &fc);
-    if (json)
-        bench_print_json(&shapes, runs, device, entries, &env,
-                         do_first && shapes.count > 0 ? &fc : NULL);
+    const int first = o.do_first && shapes.count > 0;
+    if (first)
+        first_call_of(env.ctx, &shapes.items[0], o.json, (int)o.fc_rounds, &fc);
+    if (o.json)
+        bench_print_json(&shapes, runs, device, entries, &env, first ? &fc : NULL);
     else
         printf("\n%zu shape(s) in %.1f s\n", shapes.count, tool_now() - t0);
     free(runs);
