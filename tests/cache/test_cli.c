@@ -90,13 +90,11 @@ static void teardown(const char *root)
     ct_remove_tree(root);
 }
 
-int test_cli_tune(int argc, char **argv)
+/* tune, then show (text and JSON) agree on the entries; returns how many. */
+static int cli_tune_and_show(void)
 {
-    char root[PATH_MAX], file[PATH_MAX + 16], sub[PATH_MAX + 16], *names[64];
     run_out r;
-    int entries, n;
-    setup("cli_tune", argc, argv, root, sizeof root);
-    snprintf(file, sizeof file, "%s.export", root);
+    int entries;
     {
         const char *args[] = {"tune", "--shapes", "quick", "--budget", "30", NULL};
         double t0 = ct_now();
@@ -130,6 +128,16 @@ int test_cli_tune(int argc, char **argv)
               "show --json: exit %d, no '%s':\n%s", r.rc, want, r.out);
         run_free(&r);
     }
+    return entries;
+}
+
+/* export, clear (which names the cache and empties it), import brings the
+ * entries back; import and export refuse what they cannot do. */
+static void cli_export_clear_import(const char *root, const char *file, int entries)
+{
+    char sub[PATH_MAX + 16], *names[64];
+    run_out r;
+    int n;
     {
         const char *args[] = {"export", file, NULL};
         size_t len = 0;
@@ -186,6 +194,12 @@ int test_cli_tune(int argc, char **argv)
         CHECK(r.rc == 2, "export without FILE: exit %d, expected 2", r.rc);
         run_free(&r);
     }
+}
+
+/* tune --json, and a K/V cache shape tuned and listed with its storage. */
+static void cli_tune_forms(void)
+{
+    run_out r;
     {
         const char *args[] = {"tune", "--json", "--shapes", "B1 H2 S16 D16", "--budget", "2",
                               NULL};
@@ -215,6 +229,12 @@ int test_cli_tune(int argc, char **argv)
               "show --json: no kv fields:\n%s", r.out);
         run_free(&r);
     }
+}
+
+/* bench as text (peaks, baselines, first call) and as JSON. */
+static void cli_bench(void)
+{
+    run_out r;
     {
         const char *args[] = {"bench", "--shapes", "B1 H2 S16 D16,B1 H2 Sq1 Skv64 D16",
                               "--repeat", "2", "--first-call-runs", "1", NULL};
@@ -259,6 +279,12 @@ int test_cli_tune(int argc, char **argv)
               "bench --json: no read bandwidth:\n%s", r.out);
         run_free(&r);
     }
+}
+
+/* bench --quick, and the first-call measurement alone. */
+static void cli_bench_quick_and_first_call(void)
+{
+    run_out r;
     {
         const char *args[] = {"bench", "--quick", "--shapes", "B1 H2 S16 D16",
                               "--sgemm-gflops", "50", NULL};
@@ -288,6 +314,18 @@ int test_cli_tune(int argc, char **argv)
         }
         run_free(&r);
     }
+}
+
+int test_cli_tune(int argc, char **argv)
+{
+    char root[PATH_MAX], file[PATH_MAX + 16];
+    setup("cli_tune", argc, argv, root, sizeof root);
+    snprintf(file, sizeof file, "%s.export", root);
+    const int entries = cli_tune_and_show();
+    cli_export_clear_import(root, file, entries);
+    cli_tune_forms();
+    cli_bench();
+    cli_bench_quick_and_first_call();
     remove(file);
     teardown(root);
     return ct_failures ? 1 : 0;
