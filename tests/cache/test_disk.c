@@ -1190,170 +1190,210 @@ int test_disk_foreign(int argc, char **argv)
 
 /* ---- disk_truncate_db ---------------------------------------------------- */
 
-int test_disk_truncate_db(int argc, char **argv)
+/* A tuned db as written, and where its lines start (the entries begin after
+ * the fingerprint line, which ends at fp_end). */
+typedef struct db_layout {
+    char root[PATH_MAX], db[PATH_MAX * 2], aside[PATH_MAX * 2 + 8];
+    clattn_problem shapes[2];
+    unsigned char *pristine;
+    size_t len, n0, fp_end, *line_start, nlines;
+} db_layout;
+
+/* What damage at `at` (kind 0: the file cut there, 1: the byte flipped)
+ * should do: one warning or none, the file set aside or not, how many
+ * entries still apply. */
+static void damage_expectation(const db_layout *d, int kind, size_t at, int *expect_warn,
+                               int *aside_expected, size_t *expect_n)
 {
-    char root[PATH_MAX], db[PATH_MAX * 2], aside[PATH_MAX * 2 + 8], what[96];
-    clattn_problem shapes[2] = {ct_shape_prefill(), ct_shape_decode()};
+    /* Entries wholly before the damage; whether `at` starts a line. */
+    size_t line = 0;
+    int at_line_start = 0;
+    for (size_t k = 0; k < d->nlines; k++) {
+        if (d->line_start[k] == at) at_line_start = 1;
+        if (d->line_start[k] <= at) line = k;
+    }
+    const size_t whole = line >= 2 ? line - 2 : 0; /* entry lines fully before line `line` */
+    *aside_expected = at < d->fp_end;
+    if (kind == 0) {
+        /* A cut at a line start past the fingerprint leaves a valid, shorter
+         * db (nothing to notice); elsewhere the partial line or header is
+         * damage. */
+        *expect_warn = !(at_line_start && at >= d->fp_end);
+        *expect_n = *aside_expected ? 0 : whole;
+    } else {
+        /* A flipped byte is never ASCII: the line it is in is damaged; a
+         * flipped newline spoils two entry lines. */
+        const int nl = d->pristine[at] == '\n';
+        *expect_warn = 1;
+        *expect_n = *aside_expected ? 0 : d->n0 - 1 - (nl && line + 1 < d->nlines - 1);
+        if (!*aside_expected && nl && line == d->nlines - 2) *expect_n = d->n0 - 1;
+    }
+}
+
+/* Writes the damaged db, opens a context on it (which must report it once,
+ * or stay silent for a clean cut, and still forward correctly), then a
+ * second one, which must find it healed. Counts into the totals. */
+static void check_damaged_db(db_layout *d, int kind, size_t at, unsigned char *buf,
+                             int *reported, int *silent, int *healed)
+{
+    int expect_warn, aside_expected;
+    size_t expect_n;
+    char what[96];
+    ct_log l2;
+    damage_expectation(d, kind, at, &expect_warn, &aside_expected, &expect_n);
+    memcpy(buf, d->pristine, d->len);
+    if (kind == 1) buf[at] ^= 0xFF;
+    unlink(d->aside);
+    ct_write(d->db, buf, kind ? d->len : at);
+    snprintf(what, sizeof what, "db %s at %zu", kind ? "flipped" : "truncated", at);
+    ct_log_reset(&l2);
+    clattn_context *ctx = ct_context(d->root, &l2);
+    size_t n = user_entries(ctx);
+    ct_forward_ok(ctx, &d->shapes[at % 2], what);
+    clattn_context_destroy(ctx);
+    if (expect_warn) {
+        if (l2.warnings == 1) (*reported)++;
+        else
+            CHECK(0, "%s: %d warnings, expected one:\n%s", what, l2.warnings, l2.text);
+    } else {
+        if (l2.warnings == 0) (*silent)++;
+        else
+            CHECK(0, "%s: %d warnings, expected none:\n%s", what, l2.warnings, l2.text);
+    }
+    CHECK(n == expect_n, "%s: %zu entries apply, expected %zu", what, n, expect_n);
+    CHECK(!aside_expected || ct_exists(d->aside) || !ct_exists(d->db),
+          "%s: the damaged db is still in place", what);
+    /* Healed: the next context is silent and sees the same. */
+    ct_log_reset(&l2);
+    ctx = ct_context(d->root, &l2);
+    n = user_entries(ctx);
+    clattn_context_destroy(ctx);
+    if (l2.warnings == 0 && n == expect_n) (*healed)++;
+    else
+        CHECK(0, "%s: the next context: %d warnings, %zu entries (expected %zu):\n%s", what,
+              l2.warnings, n, expect_n, l2.text);
+}
+
+/* Every offset of the first two entry lines and the header, then (quick
+ * mode) a sample of the rest, for one kind of damage. */
+static void sweep_damage(db_layout *d, int kind, unsigned char *buf)
+{
+    int cases = 0, reported = 0, silent = 0, healed = 0;
+    const double t0 = ct_now();
+    for (size_t at = 0; at < d->len; at++) {
+        check_damaged_db(d, kind, at, buf, &reported, &silent, &healed);
+        cases++;
+        if (ct_failures > 20) {
+            NOTE("too many failures: stopping");
+            break;
+        }
+        if (!long_mode() && at > d->fp_end + 2 * (d->line_start[3] - d->line_start[2]) &&
+            at + 1 < d->len) {
+            /* Past the first two entry lines, quick mode samples. */
+            size_t step = (d->len - at) / 60 + 1;
+            at += step - 1;
+            if (at >= d->len - 1) at = d->len - 2;
+        }
+    }
+    NOTE("  %s: %d offsets, %d reported once, %d silent (whole-line cuts), %d healed, "
+         "in %.1f s", kind ? "one byte flipped" : "truncated", cases, reported, silent, healed,
+         ct_now() - t0);
+}
+
+/* While a tuner holds the lock (it appends to the file), a context that
+ * finds damage leaves the rewrite to it; once the lock is free the next
+ * context rewrites. */
+static void check_damage_under_lock(const db_layout *d)
+{
+    char lock[PATH_MAX * 2 + 8];
+    size_t cut = d->line_start[d->nlines - 2] + 5, now;
+    ct_log log;
+    snprintf(lock, sizeof lock, "%s.lock", d->db);
+    const int fd = open(lock, O_RDWR | O_CREAT, 0600);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0, "cannot take %s", lock);
+    ct_write(d->db, d->pristine, cut);
+    ct_log_reset(&log);
+    clattn_context *ctx = ct_context(d->root, &log);
+    clattn_context_destroy(ctx);
+    unsigned char *text = ct_read(d->db, &now);
+    CHECK(log.warnings == 1 && strstr(log.text, "not rewritten") && text && now == cut,
+          "damage under a held lock: %d warnings, %zu bytes (%zu written):\n%s", log.warnings,
+          now, cut, log.text);
+    free(text);
+    if (fd >= 0) close(fd);
+    ct_log_reset(&log);
+    ctx = ct_context(d->root, &log);
+    clattn_context_destroy(ctx);
+    CHECK(log.warnings == 1 && strstr(log.text, "file rewritten"),
+          "damage after the lock was freed: %d warnings:\n%s", log.warnings, log.text);
+    ct_log_reset(&log);
+    ctx = ct_context(d->root, &log);
+    CHECK(user_entries(ctx) == d->n0 - 1 && log.warnings == 0,
+          "after the repair: %zu entries (expected %zu), %d warnings", user_entries(ctx),
+          d->n0 - 1, log.warnings);
+    clattn_context_destroy(ctx);
+    NOTE("  damage while a tuner holds the lock: left to the tuner (reported once), "
+         "rewritten by the first context after it");
+}
+
+/* Tunes two shapes into a fresh cache and reads the db back; 0 on success. */
+static int make_tuned_db(db_layout *d)
+{
     clattn_tune_options o;
     ct_log log;
-    clattn_context *ctx;
-    unsigned char *pristine, *buf;
-    size_t len, n0, fp_end = 0, *line_start, nlines = 0;
-    (void)argc;
-    (void)argv;
-    ct_fresh_dir("disk_truncate_db", root, sizeof root);
+    ct_fresh_dir("disk_truncate_db", d->root, sizeof d->root);
+    d->shapes[0] = ct_shape_prefill();
+    d->shapes[1] = ct_shape_decode();
     ct_log_reset(&log);
-    ctx = ct_context(root, &log);
+    clattn_context *ctx = ct_context(d->root, &log);
     memset(&o, 0, sizeof o);
     o.budget_seconds = 1;
     for (int i = 0; i < 2; i++)
-        CHECK(clattn_tune(ctx, &shapes[i], 1, &o, NULL, 0, NULL) == CLATTN_OK, "tune: %s",
+        CHECK(clattn_tune(ctx, &d->shapes[i], 1, &o, NULL, 0, NULL) == CLATTN_OK, "tune: %s",
               clattn_last_error(ctx));
-    n0 = user_entries(ctx);
+    d->n0 = user_entries(ctx);
     clattn_context_destroy(ctx);
-    if (!db_file(root, db, sizeof db) || !(pristine = ct_read(db, &len)) || n0 < 2) {
+    if (!db_file(d->root, d->db, sizeof d->db) || !(d->pristine = ct_read(d->db, &d->len)) ||
+        d->n0 < 2) {
         CHECK(0, "the tune left no db with two entries or more");
-        ct_remove_tree(root);
+        return -1;
+    }
+    snprintf(d->aside, sizeof d->aside, "%s.bad", d->db);
+    d->line_start = malloc((d->len + 1) * sizeof *d->line_start);
+    d->nlines = 0;
+    d->line_start[d->nlines++] = 0;
+    for (size_t i = 0; i < d->len; i++)
+        if (d->pristine[i] == '\n') d->line_start[d->nlines++] = i + 1;
+    d->fp_end = d->line_start[2];
+    return 0;
+}
+
+int test_disk_truncate_db(int argc, char **argv)
+{
+    static db_layout d;
+    ct_log log;
+    (void)argc;
+    (void)argv;
+    memset(&d, 0, sizeof d);
+    if (make_tuned_db(&d) != 0) {
+        free(d.pristine);
+        ct_remove_tree(d.root);
         return 1;
     }
-    snprintf(aside, sizeof aside, "%s.bad", db);
-    buf = malloc(len);
-    line_start = malloc((len + 1) * sizeof *line_start);
-    /* Where lines start; the entries begin after the fingerprint line. */
-    line_start[nlines++] = 0;
-    for (size_t i = 0; i < len; i++)
-        if (pristine[i] == '\n') line_start[nlines++] = i + 1;
-    fp_end = line_start[2];
-    NOTE("db: %zu bytes, %zu lines, %zu entries", len, nlines - 1, n0);
-    for (int kind = 0; kind < 2; kind++) {
-        int cases = 0, reported = 0, silent = 0, healed = 0;
-        double t0 = ct_now();
-        for (size_t at = 0; at < len; at++) {
-            /* Entries wholly before the damage; whether `at` starts a line. */
-            size_t whole = 0, line = 0;
-            int at_line_start = 0, expect_warn, aside_expected;
-            size_t expect_n;
-            ct_log l2;
-            for (size_t k = 0; k < nlines; k++) {
-                if (line_start[k] == at) at_line_start = 1;
-                if (line_start[k] <= at) line = k;
-            }
-            whole = line >= 2 ? line - 2 : 0; /* entry lines fully before line `line` */
-            memcpy(buf, pristine, len);
-            if (kind == 1) buf[at] ^= 0xFF;
-            if (kind == 0) {
-                /* A cut at a line start past the fingerprint leaves a valid,
-                 * shorter db (nothing to notice); elsewhere the partial line
-                 * or header is damage. */
-                expect_warn = !(at_line_start && at >= fp_end);
-                aside_expected = at < fp_end;
-                expect_n = aside_expected ? 0 : whole;
-            } else {
-                /* A flipped byte is never ASCII: the line it is in is
-                 * damaged; a flipped newline spoils two entry lines. */
-                int nl = pristine[at] == '\n';
-                expect_warn = 1;
-                aside_expected = at < fp_end;
-                expect_n = aside_expected ? 0 : n0 - 1 - (nl && line + 1 < nlines - 1);
-                if (!aside_expected && nl && line == nlines - 2) expect_n = n0 - 1;
-            }
-            unlink(aside);
-            ct_write(db, buf, kind ? len : at);
-            snprintf(what, sizeof what, "db %s at %zu", kind ? "flipped" : "truncated", at);
-            ct_log_reset(&l2);
-            ctx = ct_context(root, &l2);
-            {
-                size_t n = user_entries(ctx);
-                ct_forward_ok(ctx, &shapes[at % 2], what);
-                clattn_context_destroy(ctx);
-                cases++;
-                if (expect_warn) {
-                    if (l2.warnings == 1) reported++;
-                    else
-                        CHECK(0, "%s: %d warnings, expected one:\n%s", what, l2.warnings,
-                              l2.text);
-                } else {
-                    if (l2.warnings == 0) silent++;
-                    else
-                        CHECK(0, "%s: %d warnings, expected none:\n%s", what, l2.warnings,
-                              l2.text);
-                }
-                CHECK(n == expect_n, "%s: %zu entries apply, expected %zu", what, n, expect_n);
-                CHECK(!aside_expected || ct_exists(aside) || !ct_exists(db),
-                      "%s: the damaged db is still in place", what);
-            }
-            /* Healed: the next context is silent and sees the same. */
-            ct_log_reset(&l2);
-            ctx = ct_context(root, &l2);
-            {
-                size_t n = user_entries(ctx);
-                clattn_context_destroy(ctx);
-                if (l2.warnings == 0 && n == expect_n) healed++;
-                else
-                    CHECK(0, "%s: the next context: %d warnings, %zu entries (expected %zu):"
-                          "\n%s", what, l2.warnings, n, expect_n, l2.text);
-            }
-            if (ct_failures > 20) {
-                NOTE("too many failures: stopping");
-                break;
-            }
-            if (!long_mode() && at > fp_end + 2 * (line_start[3] - line_start[2]) &&
-                at + 1 < len) {
-                /* Past the first two entry lines, quick mode samples. */
-                size_t step = (len - at) / 60 + 1;
-                at += step - 1;
-                if (at >= len - 1) at = len - 2;
-            }
-        }
-        NOTE("  %s: %d offsets, %d reported once, %d silent (whole-line cuts), %d healed, "
-             "in %.1f s", kind ? "one byte flipped" : "truncated", cases, reported, silent,
-             healed, ct_now() - t0);
-    }
-    unlink(aside);
-    ct_write(db, pristine, len);
+    NOTE("db: %zu bytes, %zu lines, %zu entries", d.len, d.nlines - 1, d.n0);
+    unsigned char *buf = malloc(d.len);
+    for (int kind = 0; kind < 2; kind++)
+        sweep_damage(&d, kind, buf);
+    unlink(d.aside);
+    ct_write(d.db, d.pristine, d.len);
     ct_log_reset(&log);
-    ctx = ct_context(root, &log);
-    CHECK(user_entries(ctx) == n0 && log.warnings == 0, "the pristine db again");
+    clattn_context *ctx = ct_context(d.root, &log);
+    CHECK(user_entries(ctx) == d.n0 && log.warnings == 0, "the pristine db again");
     clattn_context_destroy(ctx);
-
-    /* While a tuner holds the lock (it appends to the file), a context
-     * that finds damage leaves the rewrite to it; once the lock is free the
-     * next context rewrites. */
-    {
-        char lock[PATH_MAX * 2 + 8];
-        int fd;
-        size_t cut = line_start[nlines - 2] + 5, now;
-        unsigned char *text;
-        snprintf(lock, sizeof lock, "%s.lock", db);
-        fd = open(lock, O_RDWR | O_CREAT, 0600);
-        CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0, "cannot take %s", lock);
-        ct_write(db, pristine, cut);
-        ct_log_reset(&log);
-        ctx = ct_context(root, &log);
-        clattn_context_destroy(ctx);
-        text = ct_read(db, &now);
-        CHECK(log.warnings == 1 && strstr(log.text, "not rewritten") && text && now == cut,
-              "damage under a held lock: %d warnings, %zu bytes (%zu written):\n%s",
-              log.warnings, now, cut, log.text);
-        free(text);
-        if (fd >= 0) close(fd);
-        ct_log_reset(&log);
-        ctx = ct_context(root, &log);
-        clattn_context_destroy(ctx);
-        CHECK(log.warnings == 1 && strstr(log.text, "file rewritten"),
-              "damage after the lock was freed: %d warnings:\n%s", log.warnings, log.text);
-        ct_log_reset(&log);
-        ctx = ct_context(root, &log);
-        CHECK(user_entries(ctx) == n0 - 1 && log.warnings == 0,
-              "after the repair: %zu entries (expected %zu), %d warnings", user_entries(ctx),
-              n0 - 1, log.warnings);
-        clattn_context_destroy(ctx);
-        NOTE("  damage while a tuner holds the lock: left to the tuner (reported once), "
-             "rewritten by the first context after it");
-    }
-    free(line_start);
+    check_damage_under_lock(&d);
+    free(d.line_start);
     free(buf);
-    free(pristine);
-    ct_remove_tree(root);
+    free(d.pristine);
+    ct_remove_tree(d.root);
     return ct_failures ? 1 : 0;
 }
