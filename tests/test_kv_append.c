@@ -752,243 +752,304 @@ static void compare_image(const char *label, const char *what, const uint8_t *go
                label, what, damaged, first_d, got[first_d], expect[first_d]);
 }
 
-/* One append with the run's configuration; returns the rows checked. */
-static int run_append(clattn_context *ctx, const run_cfg *rc)
-{
-    cl_context c = t_cl_context(ctx);
-    cl_command_queue q = t_queue(ctx);
-    const int before = t_failures;
-    t_rng rng;
-    t_rng_seed(&rng, rc->seed);
-    const int paged = rc->layout >= L_PAGED1;
-    const int ps = rc->layout == L_PAGED1 ? 1 : 16;
-    const int mpp = paged ? (SEQ_KV + ps - 1) / ps : 0;
-    const int npages = paged ? B * mpp + 3 : 0; /* 3 pages no sequence uses */
-    const int64_t n0 = paged ? npages : B, n2 = paged ? ps : SEQ_KV;
-
+/* One append's state: the problem, K and V with their images, the new
+ * tokens, the positions and (paged) the block table, the device buffers. */
+typedef struct append_run {
+    const run_cfg *rc;
     clattn_problem p;
-    memset(&p, 0, sizeof p);
-    p.batch = B;
-    p.heads = HEADS;
-    p.kv_heads = KVH;
-    p.seq_q = 1;
-    p.seq_kv = SEQ_KV;
-    p.head_dim = rc->head_dim;
-    p.head_dim_v = rc->head_dim_v;
-    p.dtype = rc->dtype;
+    char label[256];
+    int paged, ps, mpp, npages; /* page size, pages per sequence, in the pool */
+    int dims[2];
+    size_t esz; /* bytes of a new token's element in the dtype */
+    tens kv[2];
+    float *x[2];
+    void *raw[2];
+    int32_t *table;
+    int32_t pos[B];
+    cl_mem newb[2], posb, tabb;
+} append_run;
+
+/* The problem of rc's append and the run's label. */
+static void append_problem(append_run *a)
+{
+    const run_cfg *rc = a->rc;
+    a->paged = rc->layout >= L_PAGED1;
+    a->ps = rc->layout == L_PAGED1 ? 1 : 16;
+    a->mpp = a->paged ? (SEQ_KV + a->ps - 1) / a->ps : 0;
+    a->npages = a->paged ? B * a->mpp + 3 : 0; /* 3 pages no sequence uses */
+    a->dims[0] = rc->head_dim;
+    a->dims[1] = rc->head_dim_v;
+    a->esz = rc->dtype == CLATTN_F32 ? 4 : 2;
+    clattn_problem *p = &a->p;
+    memset(p, 0, sizeof *p);
+    p->batch = B;
+    p->heads = HEADS;
+    p->kv_heads = KVH;
+    p->seq_q = 1;
+    p->seq_kv = SEQ_KV;
+    p->head_dim = rc->head_dim;
+    p->head_dim_v = rc->head_dim_v;
+    p->dtype = rc->dtype;
     const spec *sps[2] = {rc->k, rc->v};
-    clattn_kv_storage *sto[2] = {&p.k_storage, &p.v_storage};
+    clattn_kv_storage *sto[2] = {&p->k_storage, &p->v_storage};
     for (int i = 0; i < 2; ++i) {
         sto[i]->format = sps[i]->fmt;
         sto[i]->group = sps[i]->group;
         sto[i]->scale_dtype = has_scales(sps[i]->fmt) ? sps[i]->sdt : CLATTN_F32;
         sto[i]->per_head = sps[i]->per_head;
     }
-    if (paged) {
-        p.paged.enabled = 1;
-        p.paged.page_size = ps;
-        p.paged.num_pages = npages;
-        p.paged.max_pages_per_seq = mpp;
+    if (a->paged) {
+        p->paged.enabled = 1;
+        p->paged.page_size = a->ps;
+        p->paged.num_pages = a->npages;
+        p->paged.max_pages_per_seq = a->mpp;
     }
+    snprintf(a->label, sizeof a->label, "K %s, V %s, %s, %s, n_new %d, D %d/%d%s%s",
+             rc->k->name, rc->v->name, dtype_name(rc->dtype), k_layout_names[rc->layout],
+             rc->n_new, rc->head_dim, rc->head_dim_v,
+             rc->bad_pos ? ", seq 1 out of range" : "", rc->bad_page ? ", a bad table entry" : "");
+}
 
-    char label[256];
-    snprintf(label, sizeof label, "K %s, V %s, %s, %s, n_new %d, D %d/%d%s%s", rc->k->name,
-             rc->v->name, dtype_name(rc->dtype), k_layout_names[rc->layout], rc->n_new,
-             rc->head_dim, rc->head_dim_v, rc->bad_pos ? ", seq 1 out of range" : "",
-             rc->bad_page ? ", a bad table entry" : "");
-
-    tens kv[2];
-    memset(kv, 0, sizeof kv);
-    const int dims[2] = {rc->head_dim, rc->head_dim_v};
-    float *x[2] = {NULL, NULL};
-    void *raw[2] = {NULL, NULL};
-    int32_t *table = NULL;
-    int32_t pos[B];
-    cl_mem newb[2] = {NULL, NULL}, posb = NULL, tabb = NULL;
-    int rows_checked = 0;
-    const size_t esz = rc->dtype == CLATTN_F32 ? 4 : 2;
-    for (int i = 0; i < 2; ++i)
-        if (tens_setup(&kv[i], sps[i], rc->dtype, dims[i], rc, n0, n2, i ? 0x3cu : 0u) != 0)
-            goto out;
-    if (rc->layout == L_PADDED || rc->layout == L_TOKEN_MAJOR) {
-        p.k_strides = kv[0].st;
-        p.v_strides = kv[1].st;
-    }
-
-    /* new tokens */
+/* The new tokens of K and V: values as the kernel reads them and their bits
+ * in the dtype (each tensor's first row a special one). 0, or -1 out of
+ * memory. */
+static int draw_new_tokens(append_run *a, t_rng *rng)
+{
+    const run_cfg *rc = a->rc;
     for (int i = 0; i < 2; ++i) {
-        const size_t n = (size_t)B * KVH * rc->n_new * dims[i];
-        x[i] = malloc(n * sizeof(float));
-        raw[i] = malloc(n * esz);
-        if (!x[i] || !raw[i]) {
+        const int dims = a->dims[i];
+        const size_t n = (size_t)B * KVH * rc->n_new * dims;
+        a->x[i] = malloc(n * sizeof(float));
+        a->raw[i] = malloc(n * a->esz);
+        float *w = malloc((size_t)dims * sizeof(float));
+        if (!a->x[i] || !a->raw[i] || !w) {
+            free(w);
             T_FAIL("out of host memory");
-            goto out;
+            return -1;
         }
-        float *w = malloc((size_t)dims[i] * sizeof(float));
-        if (!w) {
-            T_FAIL("out of host memory");
-            goto out;
-        }
-        for (size_t r = 0; r < n / (size_t)dims[i]; ++r) {
-            for (int d = 0; d < dims[i]; ++d)
-                w[d] = draw(&rng);
+        for (size_t r = 0; r < n / (size_t)dims; ++r) {
+            for (int d = 0; d < dims; ++d)
+                w[d] = draw(rng);
             if (r == 0)
-                special_row(&kv[i], w);
-            for (int d = 0; d < dims[i]; ++d)
-                random_value(rc->dtype, w[d], &x[i][r * dims[i] + d], raw[i],
-                             (int64_t)(r * dims[i] + d));
+                special_row(&a->kv[i], w);
+            for (int d = 0; d < dims; ++d)
+                random_value(rc->dtype, w[d], &a->x[i][r * dims + d], a->raw[i],
+                             (int64_t)(r * dims + d));
         }
         free(w);
-        kv[i].x = x[i];
-        kv[i].xraw = raw[i];
+        a->kv[i].x = a->x[i];
+        a->kv[i].xraw = a->raw[i];
     }
+    return 0;
+}
+
+/* Positions (sequence 1's out of range with bad_pos) and, paged, a block
+ * table over shuffled pages (one entry outside the pool with bad_page). 0,
+ * or -1 out of memory. */
+static int draw_positions(append_run *a, t_rng *rng)
+{
+    const run_cfg *rc = a->rc;
     for (int b = 0; b < B; ++b)
-        pos[b] = t_rng_int(&rng, 0, SEQ_KV - rc->n_new);
+        a->pos[b] = t_rng_int(rng, 0, SEQ_KV - rc->n_new);
     if (rc->bad_pos) {
         const int32_t bad[4] = {-1, SEQ_KV - rc->n_new + 1, INT_MIN, INT_MAX};
-        pos[1] = bad[(rc->bad_pos - 1) % 4];
+        a->pos[1] = bad[(rc->bad_pos - 1) % 4];
     }
-    if (paged) {
-        table = malloc(sizeof *table * (size_t)B * mpp);
-        int *perm = malloc(sizeof *perm * (size_t)npages);
-        if (!table || !perm) {
-            free(perm);
-            T_FAIL("out of host memory");
-            goto out;
-        }
-        for (int i = 0; i < npages; ++i)
-            perm[i] = i;
-        for (int i = npages - 1; i > 0; --i) {
-            const int j = t_rng_int(&rng, 0, i), tmp = perm[i];
-            perm[i] = perm[j];
-            perm[j] = tmp;
-        }
-        for (int i = 0; i < B * mpp; ++i)
-            table[i] = perm[i];
+    if (!a->paged)
+        return 0;
+    a->table = malloc(sizeof *a->table * (size_t)B * a->mpp);
+    int *perm = malloc(sizeof *perm * (size_t)a->npages);
+    if (!a->table || !perm) {
         free(perm);
-        if (rc->bad_page && pos[1] >= 0 && pos[1] <= SEQ_KV - rc->n_new) {
-            /* the page of sequence 1's last new token */
-            const int32_t bad[3] = {-1, npages, INT_MIN};
-            table[mpp + (pos[1] + rc->n_new - 1) / ps] = bad[(rc->bad_page - 1) % 3];
-        }
+        T_FAIL("out of host memory");
+        return -1;
     }
+    for (int i = 0; i < a->npages; ++i)
+        perm[i] = i;
+    for (int i = a->npages - 1; i > 0; --i) {
+        const int j = t_rng_int(rng, 0, i), tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+    for (int i = 0; i < B * a->mpp; ++i)
+        a->table[i] = perm[i];
+    free(perm);
+    if (rc->bad_page && a->pos[1] >= 0 && a->pos[1] <= SEQ_KV - rc->n_new) {
+        /* the page of sequence 1's last new token */
+        const int32_t bad[3] = {-1, a->npages, INT_MIN};
+        a->table[a->mpp + (a->pos[1] + rc->n_new - 1) / a->ps] = bad[(rc->bad_page - 1) % 3];
+    }
+    return 0;
+}
 
-    /* the host's expected image */
-    for (int b = 0; b < B; ++b) {
-        if (pos[b] < 0 || pos[b] > SEQ_KV - rc->n_new)
-            continue;
+/* Where new token tok of (b, h) goes: its page (or batch), slot (or key) and
+ * K/V row number. 0 when it is written, -1 when its position or page is
+ * junk (nothing may be written). */
+static int token_target(const append_run *a, int b, int h, int tok, int64_t *page,
+                        int64_t *slot, int64_t *row)
+{
+    if (a->pos[b] < 0 || a->pos[b] > SEQ_KV - a->rc->n_new)
+        return -1;
+    const int j = a->pos[b] + tok;
+    if (!a->paged) {
+        *page = b;
+        *slot = j;
+        *row = ((int64_t)b * KVH + h) * SEQ_KV + j;
+        return 0;
+    }
+    *page = a->table[b * a->mpp + j / a->ps];
+    *slot = j % a->ps;
+    if (*page < 0 || *page >= a->npages)
+        return -1;
+    *row = (*page * KVH + h) * a->ps + *slot;
+    return 0;
+}
+
+/* The host's expected image of K, V and their scales. */
+static void expected_image(append_run *a)
+{
+    for (int b = 0; b < B; ++b)
         for (int h = 0; h < KVH; ++h)
-            for (int tok = 0; tok < rc->n_new; ++tok) {
-                const int j = pos[b] + tok;
-                int64_t page = b, slot = j, r;
-                if (paged) {
-                    page = table[b * mpp + j / ps];
-                    slot = j % ps;
-                    if (page < 0 || page >= npages)
-                        continue;
-                    r = (page * KVH + h) * ps + slot;
-                } else {
-                    r = ((int64_t)b * KVH + h) * SEQ_KV + j;
-                }
+            for (int tok = 0; tok < a->rc->n_new; ++tok) {
+                int64_t page, slot, r;
+                if (token_target(a, b, h, tok, &page, &slot, &r) != 0)
+                    continue;
                 for (int i = 0; i < 2; ++i) {
-                    const int64_t off = page * kv[i].st.batch + h * kv[i].st.head +
-                                        slot * kv[i].st.seq;
-                    const int64_t src = (((int64_t)b * KVH + h) * rc->n_new + tok) * dims[i];
-                    host_row(&kv[i], x[i] + src, (const uint8_t *)raw[i] + src * (int64_t)esz,
-                             rc->dtype, off, r, h);
+                    const tens *t = &a->kv[i];
+                    const int64_t off = page * t->st.batch + h * t->st.head + slot * t->st.seq;
+                    const int64_t src =
+                        (((int64_t)b * KVH + h) * a->rc->n_new + tok) * a->dims[i];
+                    host_row(&a->kv[i], a->x[i] + src,
+                             (const uint8_t *)a->raw[i] + src * (int64_t)a->esz, a->rc->dtype,
+                             off, r, h);
                 }
             }
-    }
+}
 
-    /* the device */
+/* The append on the device and its K, V and scales read back. 0, or -1
+ * after a failed check. */
+static int device_append(clattn_context *ctx, append_run *a)
+{
+    cl_context c = t_cl_context(ctx);
+    cl_command_queue q = t_queue(ctx);
+    const int before = t_failures;
+    const run_cfg *rc = a->rc;
     for (int i = 0; i < 2; ++i) {
-        newb[i] = make_buffer(c, raw[i], (size_t)B * KVH * rc->n_new * dims[i] * esz);
-        kv[i].buf = make_buffer(c, kv[i].init, kv[i].bytes + GUARD);
-        if (kv[i].sbytes)
-            kv[i].sbuf = make_buffer(c, kv[i].sinit, kv[i].sbytes + GUARD);
+        a->newb[i] = make_buffer(c, a->raw[i], (size_t)B * KVH * rc->n_new * a->dims[i] * a->esz);
+        a->kv[i].buf = make_buffer(c, a->kv[i].init, a->kv[i].bytes + GUARD);
+        if (a->kv[i].sbytes)
+            a->kv[i].sbuf = make_buffer(c, a->kv[i].sinit, a->kv[i].sbytes + GUARD);
     }
-    posb = make_buffer(c, pos, sizeof pos);
-    if (paged)
-        tabb = make_buffer(c, table, sizeof *table * (size_t)B * mpp);
+    a->posb = make_buffer(c, a->pos, sizeof a->pos);
+    if (a->paged)
+        a->tabb = make_buffer(c, a->table, sizeof *a->table * (size_t)B * a->mpp);
     if (t_failures != before)
-        goto out;
+        return -1;
     clattn_buffers cb;
     memset(&cb, 0, sizeof cb);
-    cb.k = kv[0].buf;
-    cb.v = kv[1].buf;
-    cb.k_scales = kv[0].sbuf;
-    cb.v_scales = kv[1].sbuf;
-    cb.block_table = tabb;
+    cb.k = a->kv[0].buf;
+    cb.v = a->kv[1].buf;
+    cb.k_scales = a->kv[0].sbuf;
+    cb.v_scales = a->kv[1].sbuf;
+    cb.block_table = a->tabb;
     cl_event done = NULL;
-    const clattn_status st =
-        clattn_kv_append(ctx, &p, rc->n_new, newb[0], newb[1], posb, &cb, 0, NULL, &done);
-    T_CHECK(st == CLATTN_OK && done, "%s: clattn_kv_append -> %s: %s", label,
+    const clattn_status st = clattn_kv_append(ctx, &a->p, rc->n_new, a->newb[0], a->newb[1],
+                                              a->posb, &cb, 0, NULL, &done);
+    T_CHECK(st == CLATTN_OK && done, "%s: clattn_kv_append -> %s: %s", a->label,
             clattn_status_string(st), clattn_last_error(ctx));
     if (st != CLATTN_OK)
-        goto out;
+        return -1;
     T_CL(clWaitForEvents(1, &done));
     clReleaseEvent(done);
     for (int i = 0; i < 2; ++i) {
-        T_CL(clEnqueueReadBuffer(q, kv[i].buf, CL_TRUE, 0, kv[i].bytes + GUARD, kv[i].got, 0,
-                                 NULL, NULL));
-        if (kv[i].sbuf)
-            T_CL(clEnqueueReadBuffer(q, kv[i].sbuf, CL_TRUE, 0, kv[i].sbytes + GUARD,
-                                     kv[i].sgot, 0, NULL, NULL));
+        tens *t = &a->kv[i];
+        T_CL(clEnqueueReadBuffer(q, t->buf, CL_TRUE, 0, t->bytes + GUARD, t->got, 0, NULL, NULL));
+        if (t->sbuf)
+            T_CL(clEnqueueReadBuffer(q, t->sbuf, CL_TRUE, 0, t->sbytes + GUARD, t->sgot, 0, NULL,
+                                     NULL));
         else
-            memcpy(kv[i].sgot, kv[i].sinit, kv[i].sbytes + GUARD);
+            memcpy(t->sgot, t->sinit, t->sbytes + GUARD);
     }
-    if (t_failures != before)
-        goto out;
+    return t_failures == before ? 0 : -1;
+}
+
+/* (a) and (c) on the images, then (b) on every written row; returns the
+ * rows checked. */
+static int check_append(const append_run *a)
+{
     const char *names[2][2] = {{"K", "K scales"}, {"V", "V scales"}};
     for (int i = 0; i < 2; ++i) {
-        compare_image(label, names[i][0], kv[i].got, kv[i].expect, kv[i].touched,
-                      kv[i].bytes + GUARD);
-        compare_image(label, names[i][1], kv[i].sgot, kv[i].sexpect, kv[i].stouched,
-                      kv[i].sbytes + GUARD);
+        const tens *t = &a->kv[i];
+        compare_image(a->label, names[i][0], t->got, t->expect, t->touched, t->bytes + GUARD);
+        compare_image(a->label, names[i][1], t->sgot, t->sexpect, t->stouched,
+                      t->sbytes + GUARD);
     }
-    /* (b), on the device's bytes */
-    for (int b = 0; b < B; ++b) {
-        if (pos[b] < 0 || pos[b] > SEQ_KV - rc->n_new)
-            continue;
+    int rows = 0;
+    for (int b = 0; b < B; ++b)
         for (int h = 0; h < KVH; ++h)
-            for (int tok = 0; tok < rc->n_new; ++tok) {
-                const int j = pos[b] + tok;
-                int64_t page = b, slot = j, r;
-                if (paged) {
-                    page = table[b * mpp + j / ps];
-                    slot = j % ps;
-                    if (page < 0 || page >= npages)
-                        continue;
-                    r = (page * KVH + h) * ps + slot;
-                } else {
-                    r = ((int64_t)b * KVH + h) * SEQ_KV + j;
-                }
+            for (int tok = 0; tok < a->rc->n_new; ++tok) {
+                int64_t page, slot, r;
+                if (token_target(a, b, h, tok, &page, &slot, &r) != 0)
+                    continue;
                 for (int i = 0; i < 2; ++i) {
+                    const tens *t = &a->kv[i];
                     char rl[320];
-                    snprintf(rl, sizeof rl, "%s: %s of b %d kvh %d key %d", label, names[i][0],
-                             b, h, j);
-                    const int64_t off = page * kv[i].st.batch + h * kv[i].st.head +
-                                        slot * kv[i].st.seq;
-                    const int64_t src = (((int64_t)b * KVH + h) * rc->n_new + tok) * dims[i];
-                    check_row_error(&kv[i], x[i] + src, off, r, h, rl);
+                    snprintf(rl, sizeof rl, "%s: %s of b %d kvh %d key %d", a->label,
+                             names[i][0], b, h, a->pos[b] + tok);
+                    const int64_t off = page * t->st.batch + h * t->st.head + slot * t->st.seq;
+                    const int64_t src =
+                        (((int64_t)b * KVH + h) * a->rc->n_new + tok) * a->dims[i];
+                    check_row_error(&a->kv[i], a->x[i] + src, off, r, h, rl);
                 }
-                ++rows_checked;
+                ++rows;
             }
-    }
-out:
-    t_log("%s %s (%d rows)", t_failures == before ? "ok  " : "BAD ", label, rows_checked);
+    return rows;
+}
+
+static void append_run_free(append_run *a)
+{
     for (int i = 0; i < 2; ++i) {
-        tens_free(&kv[i]);
-        free(x[i]);
-        free(raw[i]);
-        if (newb[i])
-            clReleaseMemObject(newb[i]);
+        tens_free(&a->kv[i]);
+        free(a->x[i]);
+        free(a->raw[i]);
+        if (a->newb[i])
+            clReleaseMemObject(a->newb[i]);
     }
-    if (posb)
-        clReleaseMemObject(posb);
-    if (tabb)
-        clReleaseMemObject(tabb);
-    free(table);
+    if (a->posb)
+        clReleaseMemObject(a->posb);
+    if (a->tabb)
+        clReleaseMemObject(a->tabb);
+    free(a->table);
+}
+
+/* One append with the run's configuration; returns the rows checked. */
+static int run_append(clattn_context *ctx, const run_cfg *rc)
+{
+    const int before = t_failures;
+    t_rng rng;
+    t_rng_seed(&rng, rc->seed);
+    append_run a;
+    memset(&a, 0, sizeof a);
+    a.rc = rc;
+    append_problem(&a);
+    const int64_t n0 = a.paged ? a.npages : B, n2 = a.paged ? a.ps : SEQ_KV;
+    int rows_checked = 0;
+    const spec *sps[2] = {rc->k, rc->v};
+    int ok = 1;
+    for (int i = 0; i < 2 && ok; ++i)
+        ok = tens_setup(&a.kv[i], sps[i], rc->dtype, a.dims[i], rc, n0, n2, i ? 0x3cu : 0u) == 0;
+    if (ok && (rc->layout == L_PADDED || rc->layout == L_TOKEN_MAJOR)) {
+        a.p.k_strides = a.kv[0].st;
+        a.p.v_strides = a.kv[1].st;
+    }
+    ok = ok && draw_new_tokens(&a, &rng) == 0 && draw_positions(&a, &rng) == 0;
+    if (ok) {
+        expected_image(&a);
+        if (device_append(ctx, &a) == 0)
+            rows_checked = check_append(&a);
+    }
+    t_log("%s %s (%d rows)", t_failures == before ? "ok  " : "BAD ", a.label, rows_checked);
+    append_run_free(&a);
     return rows_checked;
 }
 
