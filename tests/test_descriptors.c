@@ -1096,6 +1096,144 @@ static int small_kv_problem(const clattn_problem *p)
                                   g->num_pages >= 1 && g->num_pages <= 100000));
 }
 
+/* One stride of one view: a bad size or a small one. */
+static void mutate_view_stride(t_rng *r, clattn_problem *p)
+{
+    clattn_strides *s[4] = {&p->q_strides, &p->k_strides, &p->v_strides, &p->o_strides};
+    clattn_strides *t = s[pick(r, 4)];
+    int64_t x = chance(r, 0.7) ? k_bad_strides[pick(r, 10)] : (int64_t)t_rng_int(r, -3, 40);
+    switch (pick(r, 3)) {
+    case 0: t->batch = x; break;
+    case 1: t->head = x; break;
+    default: t->seq = x; break;
+    }
+}
+
+/* One part of the bias or boolean mask layout; returns which mask. */
+static const char *mutate_mask_layout(t_rng *r, clattn_problem *p)
+{
+    clattn_mask_layout *l = chance(r, 0.5) ? &p->bias : &p->bool_mask;
+    clattn_mask_strides *ms = &l->strides;
+    int64_t *sp[3] = {&ms->batch, &ms->head, &ms->row};
+    switch (pick(r, 7)) {
+    case 0: {
+        static const int ev[] = {0, 1, 2, -1, INT_MIN};
+        l->enabled = ev[pick(r, 5)];
+        break;
+    }
+    case 1: {
+        static const int dv[] = {0, 1, 2, 3, -1, 255};
+        l->dtype = (clattn_dtype)dv[pick(r, 6)];
+        break;
+    }
+    case 2: /* a row stride below seq_kv (or just at it) */
+        ms->row = t_rng_int(r, 1, p->seq_kv > 1 ? p->seq_kv : 2);
+        break;
+    case 3: /* two dimensions at one stride: rows and heads collide */
+        ms->row = ms->head = p->seq_kv;
+        break;
+    case 4: /* small random strides: mostly overlapping or broadcasting */
+        ms->batch = t_rng_int(r, -1, 60);
+        ms->head = t_rng_int(r, -1, 60);
+        ms->row = t_rng_int(r, -1, 60);
+        break;
+    case 5: /* sizes past 64 bits, or near the limit of a 1- or 2-byte mask */
+        *sp[pick(r, 3)] = k_bad_strides[pick(r, 10)];
+        break;
+    default: /* a full layout, enabled, in a random nesting */
+        draw_mask_layout(r, p, l, l == &p->bool_mask);
+        break;
+    }
+    return l == &p->bias ? "bias" : "bool_mask";
+}
+
+/* A K/V group, scale type or FP8 layout, on the format there or another. */
+static void mutate_kv_fields(t_rng *r, clattn_kv_storage *kst)
+{
+    static const int gv[] = {0, 32, 64, 128, 1, 16, 48, 96, 256, -32, INT_MIN};
+    static const int dv[] = {0, 1, 2, 3, -1, 255};
+    static const int hv[] = {0, 1, 2, -1, INT_MAX};
+    if (chance(r, 0.4))
+        kst->format = (clattn_kv_format)pick(r, 10);
+    switch (pick(r, 3)) {
+    case 0: kst->group = gv[pick(r, 11)]; break;
+    case 1: kst->scale_dtype = (clattn_dtype)dv[pick(r, 6)]; break;
+    default: kst->per_head = hv[pick(r, 5)]; break;
+    }
+}
+
+/* Head dims against the row rules of INT4, Q8_0, Q4_0 and groups. */
+static void mutate_kv_dims(t_rng *r, clattn_problem *p, clattn_kv_storage *kst)
+{
+    static const int dv[] = {1, 2, 3, 17, 31, 33, 48, 63, 64, 96, 32, 128, 160};
+    static const clattn_kv_format rf[] = {CLATTN_KV_INT4, CLATTN_KV_Q8_0, CLATTN_KV_Q4_0,
+                                          CLATTN_KV_INT8};
+    if (chance(r, 0.5)) {
+        memset(kst, 0, sizeof *kst);
+        kst->format = rf[pick(r, 4)];
+        kst->scale_dtype = kv_has_scales(kst->format) ? CLATTN_F32 : 0;
+        kst->group = kst->format == CLATTN_KV_INT8 && chance(r, 0.5) ? 32 : 0;
+    }
+    if (chance(r, 0.5))
+        p->head_dim = dv[pick(r, 13)];
+    else
+        p->head_dim_v = dv[pick(r, 13)];
+}
+
+/* One paging field, a sequence past the table, or paging switched on. */
+static void mutate_paging(t_rng *r, clattn_problem *p)
+{
+    static const int pv[] = {0, 1, 2, 3, 6, 48, 128, 256, 257, 512, -16, INT_MIN, INT_MAX};
+    static const int nv[] = {0, -1, 1, 2, INT_MAX, INT_MIN, 1 << 20};
+    static const int ev[] = {0, 1, 2, -1};
+    clattn_paging *g = &p->paged;
+    switch (pick(r, 6)) {
+    case 0: g->enabled = ev[pick(r, 4)]; break;
+    case 1: g->page_size = pv[pick(r, 13)]; break;
+    case 2: g->num_pages = nv[pick(r, 7)]; break;
+    case 3: g->max_pages_per_seq = nv[pick(r, 7)]; break;
+    case 4: {
+        if (!g->enabled || g->page_size < 1 || g->max_pages_per_seq < 1)
+            draw_paging(r, p);
+        const int64_t reach = (int64_t)g->max_pages_per_seq * g->page_size;
+        p->seq_kv = reach < INT_MAX ? (int)reach + (chance(r, 0.7) ? 1 : 0) : INT_MAX;
+        break;
+    }
+    default: draw_paging(r, p); break; /* on varlen problems too */
+    }
+}
+
+/* The strides of a Q8_0 or Q4_0 K or V, even or odd. */
+static void mutate_kv_strides(t_rng *r, clattn_problem *p, clattn_kv_storage *kst)
+{
+    const int is_v = kst == &p->v_storage;
+    clattn_strides *st = is_v ? &p->v_strides : &p->k_strides;
+    if (!kv_blocked(kst->format)) {
+        memset(kst, 0, sizeof *kst);
+        kst->format = chance(r, 0.5) ? CLATTN_KV_Q8_0 : CLATTN_KV_Q4_0;
+        *(is_v ? &p->head_dim_v : &p->head_dim) = chance(r, 0.5) ? 32 : 64;
+    }
+    if (small_kv_problem(p))
+        *st = draw_kv_strides(r, p, is_v);
+    int64_t *one[3] = {&st->batch, &st->head, &st->seq};
+    if (chance(r, 0.7))
+        *one[pick(r, 3)] |= 1;
+}
+
+/* Products past 32 or 64 bits. */
+static void mutate_products(t_rng *r, clattn_problem *p)
+{
+    static const int big[] = {1 << 30, INT_MAX, 1 << 16, 46341, 1 << 20};
+    p->batch = big[pick(r, 5)];
+    p->heads = big[pick(r, 5)];
+    p->kv_heads = chance(r, 0.5) ? 0 : 1;
+    if (chance(r, 0.5)) {
+        p->seq_q = 1 << 30;
+        p->seq_kv = 1 << 30;
+        p->head_dim = 256;
+    }
+}
+
 /* One random change to a problem field, of any validity. Returns the field
  * name for the statistics. */
 static const char *mutate(t_rng *r, clattn_problem *p)
@@ -1145,17 +1283,9 @@ static const char *mutate(t_rng *r, clattn_problem *p)
         else
             p->mask_head_stride = k_bad_strides[pick(r, 10)];
         return "mask_strides";
-    case 13: { /* one stride of one view */
-        clattn_strides *s[4] = {&p->q_strides, &p->k_strides, &p->v_strides, &p->o_strides};
-        clattn_strides *t = s[pick(r, 4)];
-        int64_t x = chance(r, 0.7) ? k_bad_strides[pick(r, 10)] : (int64_t)t_rng_int(r, -3, 40);
-        switch (pick(r, 3)) {
-        case 0: t->batch = x; break;
-        case 1: t->head = x; break;
-        default: t->seq = x; break;
-        }
+    case 13:
+        mutate_view_stride(r, p);
         return "strides";
-    }
     case 14: { /* a whole view of random small strides: mostly overlapping ones */
         clattn_strides *s[4] = {&p->q_strides, &p->k_strides, &p->v_strides, &p->o_strides};
         clattn_strides *t = s[pick(r, 4)];
@@ -1182,41 +1312,8 @@ static const char *mutate(t_rng *r, clattn_problem *p)
         return "chunk_size";
     }
     case 19:
-    case 20: { /* one part of a mask layout */
-        clattn_mask_layout *l = chance(r, 0.5) ? &p->bias : &p->bool_mask;
-        clattn_mask_strides *ms = &l->strides;
-        int64_t *sp[3] = {&ms->batch, &ms->head, &ms->row};
-        switch (pick(r, 7)) {
-        case 0: {
-            static const int ev[] = {0, 1, 2, -1, INT_MIN};
-            l->enabled = ev[pick(r, 5)];
-            break;
-        }
-        case 1: {
-            static const int dv[] = {0, 1, 2, 3, -1, 255};
-            l->dtype = (clattn_dtype)dv[pick(r, 6)];
-            break;
-        }
-        case 2: /* a row stride below seq_kv (or just at it) */
-            ms->row = t_rng_int(r, 1, p->seq_kv > 1 ? p->seq_kv : 2);
-            break;
-        case 3: /* two dimensions at one stride: rows and heads collide */
-            ms->row = ms->head = p->seq_kv;
-            break;
-        case 4: /* small random strides: mostly overlapping or broadcasting */
-            ms->batch = t_rng_int(r, -1, 60);
-            ms->head = t_rng_int(r, -1, 60);
-            ms->row = t_rng_int(r, -1, 60);
-            break;
-        case 5: /* sizes past 64 bits, or near the limit of a 1- or 2-byte mask */
-            *sp[pick(r, 3)] = k_bad_strides[pick(r, 10)];
-            break;
-        default: /* a full layout, enabled, in a random nesting */
-            draw_mask_layout(r, p, l, l == &p->bool_mask);
-            break;
-        }
-        return l == &p->bias ? "bias" : "bool_mask";
-    }
+    case 20:
+        return mutate_mask_layout(r, p);
     case 21: { /* token counts, with or without varlen */
         static const int tv[] = {0, -1, 1, 5, INT_MAX, INT_MIN, 64};
         if (chance(r, 0.5))
@@ -1266,83 +1363,21 @@ static const char *mutate(t_rng *r, clattn_problem *p)
         kst->format = (clattn_kv_format)(chance(r, 0.4) ? fv[pick(r, 6)] : pick(r, 10));
         return "kv_format";
     }
-    case 28: { /* group, scale type or FP8 layout, on the format there or another */
-        static const int gv[] = {0, 32, 64, 128, 1, 16, 48, 96, 256, -32, INT_MIN};
-        static const int dv[] = {0, 1, 2, 3, -1, 255};
-        static const int hv[] = {0, 1, 2, -1, INT_MAX};
-        if (chance(r, 0.4))
-            kst->format = (clattn_kv_format)pick(r, 10);
-        switch (pick(r, 3)) {
-        case 0: kst->group = gv[pick(r, 11)]; break;
-        case 1: kst->scale_dtype = (clattn_dtype)dv[pick(r, 6)]; break;
-        default: kst->per_head = hv[pick(r, 5)]; break;
-        }
+    case 28:
+        mutate_kv_fields(r, kst);
         return "kv_fields";
-    }
-    case 29: { /* head dims against the row rules of INT4, Q8_0, Q4_0 and groups */
-        static const int dv[] = {1, 2, 3, 17, 31, 33, 48, 63, 64, 96, 32, 128, 160};
-        static const clattn_kv_format rf[] = {CLATTN_KV_INT4, CLATTN_KV_Q8_0, CLATTN_KV_Q4_0,
-                                              CLATTN_KV_INT8};
-        if (chance(r, 0.5)) {
-            memset(kst, 0, sizeof *kst);
-            kst->format = rf[pick(r, 4)];
-            kst->scale_dtype = kv_has_scales(kst->format) ? CLATTN_F32 : 0;
-            kst->group = kst->format == CLATTN_KV_INT8 && chance(r, 0.5) ? 32 : 0;
-        }
-        if (chance(r, 0.5))
-            p->head_dim = dv[pick(r, 13)];
-        else
-            p->head_dim_v = dv[pick(r, 13)];
+    case 29:
+        mutate_kv_dims(r, p, kst);
         return "kv_dims";
-    }
-    case 30: { /* one paging field, a sequence past the table, or paging switched on */
-        static const int pv[] = {0, 1, 2, 3, 6, 48, 128, 256, 257, 512, -16, INT_MIN, INT_MAX};
-        static const int nv[] = {0, -1, 1, 2, INT_MAX, INT_MIN, 1 << 20};
-        static const int ev[] = {0, 1, 2, -1};
-        clattn_paging *g = &p->paged;
-        switch (pick(r, 6)) {
-        case 0: g->enabled = ev[pick(r, 4)]; break;
-        case 1: g->page_size = pv[pick(r, 13)]; break;
-        case 2: g->num_pages = nv[pick(r, 7)]; break;
-        case 3: g->max_pages_per_seq = nv[pick(r, 7)]; break;
-        case 4: {
-            if (!g->enabled || g->page_size < 1 || g->max_pages_per_seq < 1)
-                draw_paging(r, p);
-            const int64_t reach = (int64_t)g->max_pages_per_seq * g->page_size;
-            p->seq_kv = reach < INT_MAX ? (int)reach + (chance(r, 0.7) ? 1 : 0) : INT_MAX;
-            break;
-        }
-        default: draw_paging(r, p); break; /* on varlen problems too */
-        }
+    case 30:
+        mutate_paging(r, p);
         return "paged";
-    }
-    case 31: { /* the strides of a Q8_0 or Q4_0 K or V, even or odd */
-        const int is_v = kst == &p->v_storage;
-        clattn_strides *st = is_v ? &p->v_strides : &p->k_strides;
-        if (!kv_blocked(kst->format)) {
-            memset(kst, 0, sizeof *kst);
-            kst->format = chance(r, 0.5) ? CLATTN_KV_Q8_0 : CLATTN_KV_Q4_0;
-            *(is_v ? &p->head_dim_v : &p->head_dim) = chance(r, 0.5) ? 32 : 64;
-        }
-        if (small_kv_problem(p))
-            *st = draw_kv_strides(r, p, is_v);
-        int64_t *one[3] = {&st->batch, &st->head, &st->seq};
-        if (chance(r, 0.7))
-            *one[pick(r, 3)] |= 1;
+    case 31:
+        mutate_kv_strides(r, p, kst);
         return "kv_strides";
-    }
-    default: { /* products past 32 or 64 bits */
-        static const int big[] = {1 << 30, INT_MAX, 1 << 16, 46341, 1 << 20};
-        p->batch = big[pick(r, 5)];
-        p->heads = big[pick(r, 5)];
-        p->kv_heads = chance(r, 0.5) ? 0 : 1;
-        if (chance(r, 0.5)) {
-            p->seq_q = 1 << 30;
-            p->seq_kv = 1 << 30;
-            p->head_dim = 256;
-        }
+    default:
+        mutate_products(r, p);
         return "products";
-    }
     }
 }
 
