@@ -2222,6 +2222,244 @@ static void fixed_draws(fuzz_env *e, stats *st)
     }
 }
 
+/* One draw of descriptors_invalid: the base problem, the called (mutated)
+ * one, what the model says of it, the buffers it asks for. */
+typedef struct invalid_draw {
+    long n;
+    int kind, api;
+    const char *field; /* the last mutated field, or NULL */
+    clattn_problem base, p;
+    mshape m;
+    const mshape *sized; /* the shape buffers are made for */
+    verdict v;
+    unsigned want; /* buffer slots */
+    char desc[512];
+} invalid_draw;
+
+/* How often each field was mutated. */
+typedef struct field_tally {
+    long draws[40];
+    const char *names[40];
+    int n;
+} field_tally;
+
+static void tally_field(field_tally *t, const char *field)
+{
+    int f = 0;
+    while (f < t->n && strcmp(t->names[f], field) != 0)
+        f++;
+    if (f == t->n && t->n < 40)
+        t->names[t->n++] = field;
+    if (f < 40)
+        t->draws[f]++;
+}
+
+/* clattn_forward with device buffers: a buffer fault (kind 2), a bad wait
+ * list (3) or a NULL argument (6), or the mutated problem. Returns -1 when
+ * the run cannot go on. */
+static int invalid_on_device(fuzz_env *e, stats *st, t_rng *r, invalid_draw *x)
+{
+    devset d;
+    char what[256], label[1100];
+    plan_slots(r, x->sized, &d, x->want, e->align);
+    cl_uint num_wait = 0;
+    const cl_event *wait = NULL;
+    cl_event null_ev[2] = {NULL, NULL};
+    int null_problem = 0, null_buffers = 0;
+    what[0] = '\0';
+    if (x->kind == 2) {
+        buffer_fault(r, x->sized, &d, e->align, what, sizeof what);
+    } else if (x->kind == 3) {
+        num_wait = (cl_uint)t_rng_int(r, 1, 2);
+        wait = chance(r, 0.5) ? NULL : null_ev;
+        v_bad(&x->v, wait ? "wait" : "wait|num_wait");
+        snprintf(what, sizeof what, "num_wait %u, wait %s", num_wait, wait ? "{NULL}" : "NULL");
+    } else if (x->kind == 6) {
+        if (chance(r, 0.5))
+            null_problem = 1, v_bad(&x->v, "problem");
+        else
+            null_buffers = 1, v_bad(&x->v, "buffers");
+        snprintf(what, sizeof what, "%s NULL", null_problem ? "problem" : "buffers");
+    }
+    if (!null_buffers && x->m.ok)
+        model_buffers(&x->m, &x->p, &d, &x->v);
+    snprintf(label, sizeof label, "draw %ld device %s%s%s [%s]", x->n, x->field ? x->field : "",
+             what[0] ? ": " : "", what, x->desc);
+    if (x->v.valid) {
+        if (x->kind <= 1)
+            probe_valid(e, st, label, &x->p);
+        st->left_valid++;
+        return 0;
+    }
+    if (devset_create(e, &d, (uint64_t)x->n) != 0) {
+        devset_release(&d);
+        return -1;
+    }
+    clattn_buffers b = devset_buffers(&d, e->other_buf);
+    cl_event done = (cl_event)(uintptr_t)1; /* must be reset to NULL */
+    clattn_status s = clattn_forward(e->ctx, null_problem ? NULL : &x->p,
+                                     null_buffers ? NULL : &b, num_wait, wait, &done);
+    if (s == CLATTN_OK && done)
+        clWaitForEvents(1, &done);
+    T_CL(clFinish(e->q));
+    int changed = devset_changed(e, &d);
+    check_refusal(e, st, label, s, &x->v, s == CLATTN_OK ? NULL : done, changed);
+    if (s == CLATTN_OK && done)
+        clReleaseEvent(done);
+    devset_release(&d);
+    return 0;
+}
+
+/* The host APIs (api 1: clattn_forward_host, 2: the weights): a mutated
+ * problem, or the valid base with a host fault (kinds 4, 5) or NULL buffers
+ * (6). Returns -1 when the run cannot go on. */
+static int invalid_on_host(fuzz_env *e, stats *st, t_rng *r, invalid_draw *x)
+{
+    char what[256], label[1100];
+    const char *api_name = x->api == 1 ? "host" : "weights";
+    if (x->m.ok && !host_sized(&x->m, x->want)) { /* a valid problem too large to allocate */
+        snprintf(label, sizeof label, "draw %ld %s %s (too large to allocate) [%s]", x->n,
+                 api_name, x->field ? x->field : "", x->desc);
+        probe_valid(e, st, label, &x->p);
+        st->left_valid++;
+        return 0;
+    }
+    hostset h;
+    if (hostset_make(&h, x->sized, x->want, r) != 0) {
+        T_FAIL("out of host memory");
+        hostset_free(&h);
+        return -1;
+    }
+    float *probs = h.probs;
+    int null_buffers = 0;
+    what[0] = '\0';
+    if ((x->kind == 4 || x->kind == 5) && x->api == 2 && chance(r, 0.1)) {
+        static const clattn_path wp[] = {CLATTN_PATH_FUSED, CLATTN_PATH_SPLIT_KV};
+        x->p.path = wp[pick(r, 2)];
+        v_bad(&x->v, "path");
+        snprintf(what, sizeof what, "weights with path %d", (int)x->p.path);
+    } else if (x->kind == 4 || x->kind == 5) {
+        null_buffers =
+            host_fault(r, x->sized, &h, x->api, &probs, pick(r, 10), what, sizeof what);
+    } else if (x->kind == 6) {
+        null_buffers = 1;
+        snprintf(what, sizeof what, "buffers NULL");
+    }
+    clattn_host_buffers hb = hostset_buffers(&h);
+    if (x->m.ok)
+        model_host(&x->m, &x->p, null_buffers ? NULL : &hb, x->api, probs, &x->v);
+    snprintf(label, sizeof label, "draw %ld %s %s%s%s [%s]", x->n, api_name,
+             x->field ? x->field : "", what[0] ? ": " : "", what, x->desc);
+    if (x->v.valid) {
+        if (x->kind <= 1)
+            probe_valid(e, st, label, &x->p);
+        st->left_valid++;
+        hostset_free(&h);
+        return 0;
+    }
+    clattn_status s =
+        x->api == 1
+            ? clattn_forward_host(e->ctx, &x->p, null_buffers ? NULL : &hb)
+            : clattn_attention_weights_host(e->ctx, &x->p, null_buffers ? NULL : &hb, probs);
+    check_refusal(e, st, label, s, &x->v, NULL, hostset_changed(&h));
+    hostset_free(&h);
+    return 0;
+}
+
+/* Draw n: a valid base, mutated or faulted by kind, checked through one
+ * API. Returns -1 when the run cannot go on. */
+static int invalid_draw_one(fuzz_env *e, stats *st, field_tally *ft, uint64_t seed, long n)
+{
+    t_rng r;
+    invalid_draw x;
+    memset(&x, 0, sizeof x);
+    x.n = n;
+    draw_rng(&r, seed, n);
+    st->draws++;
+    draw_valid(&r, &x.base, DRAW_BASE, NULL);
+    count_features(st, &x.base);
+    x.p = x.base;
+    mshape bm;
+    x.v = (verdict){1, ""};
+    model_problem(&x.base, &bm, &x.v);
+    if (!x.v.valid) {
+        T_FAIL("draw %ld: the generator's base problem is invalid to the model (%s)", n,
+               x.v.words);
+        return -1;
+    }
+    const int with_opt = pick(&r, 8); /* bit 0 mask, 1 kv_lens, 2 lse */
+    x.kind = pick(&r, 8);
+    if (x.kind <= 1) {
+        int k = x.kind == 0 ? 1 : t_rng_int(&r, 2, 3);
+        for (int i = 0; i < k; i++)
+            x.field = mutate(&r, &x.p);
+    }
+    if (x.kind == 7)
+        x.field = mutate(&r, &x.p);
+    if (x.field)
+        tally_field(ft, x.field);
+    x.v.valid = 1;
+    x.v.words[0] = '\0';
+    model_problem(&x.p, &x.m, &x.v);
+    x.sized = x.m.ok ? &x.m : &bm;
+    /* The buffers follow the called problem's feature flags, or now and
+     * then the base's: a flag a mutation switched then meets buffers made
+     * without it (or a buffer it no longer asks for). */
+    x.want = wanted_slots(x.kind <= 1 && chance(&r, 0.3) ? &x.base : &x.p, with_opt);
+    t_describe(&x.p, NULL, x.desc, sizeof x.desc);
+    kv_describe(&x.p, x.desc, sizeof x.desc);
+
+    if (x.kind == 7) { /* clattn_supports on the problem alone */
+        char label[1100];
+        snprintf(label, sizeof label, "draw %ld supports(%s) [%s]", n, x.field, x.desc);
+        if (x.v.valid) {
+            probe_valid(e, st, label, &x.p);
+            st->left_valid++;
+            return 0;
+        }
+        st->by_kind[7]++;
+        clattn_status s = clattn_supports(e->ctx, &x.p);
+        check_refusal(e, st, label, s, &x.v, NULL, 0);
+        return 0;
+    }
+    const int kind = x.kind;
+    x.api = kind <= 1 ? pick(&r, 3) : kind <= 3 ? 0 : kind == 4 ? 1 : kind == 5 ? 2 : pick(&r, 3);
+    if (x.api == 2 && kind != 5 && x.p.path != CLATTN_PATH_AUTO &&
+        x.p.path != CLATTN_PATH_THREE_STAGE && x.m.ok)
+        x.api = 1; /* keep the weights call about the drawn fault */
+    st->by_kind[kind]++;
+    st->by_api[x.api]++;
+    if (x.api == 2 && (x.p.path == CLATTN_PATH_FUSED || x.p.path == CLATTN_PATH_SPLIT_KV))
+        v_bad(&x.v, "path"); /* clattn.h: weights need AUTO or THREE_STAGE */
+    return x.api == 0 ? invalid_on_device(e, st, &r, &x) : invalid_on_host(e, st, &r, &x);
+}
+
+static void log_invalid_stats(const stats *st, const field_tally *ft)
+{
+    t_log("descriptors_invalid: %ld draws, %ld refusals checked, %ld left valid by their "
+          "mutation (%ld of them probed: problem checks pass)",
+          st->draws, st->invalid_checked, st->left_valid, st->probed);
+    t_log("  by API: device %ld, host %ld, weights %ld; supports-only %ld", st->by_api[0],
+          st->by_api[1], st->by_api[2], st->by_kind[7]);
+    for (int k = 0; k < 8; k++)
+        t_log("  kind %-22s %ld", kind_name[k], st->by_kind[k]);
+    for (int f = 0; f < ft->n; f++)
+        t_log("  mutated field %-16s %ld", ft->names[f], ft->draws[f]);
+    for (int b = 0; b < FT_BITS; b++)
+        t_log("  base problems with %-10s %ld", feature_name[b], st->features[b]);
+    t_log("  base problems with K storage %ld, V storage %ld, paging %ld", st->kv[0], st->kv[1],
+          st->kv[2]);
+    for (int i = 0; i < N_TALLY_WORDS; i++)
+        t_log("  refusals naming %-17s %ld", k_tally_words[i], st->named[i]);
+    for (int i = 0; i < N_TALLY_PHRASES; i++)
+        t_log("  refusals saying \"%s\": %ld", k_tally_phrases[i], st->phrased[i]);
+    t_log("  interleaved (injective but not nested) views met: %d", interleaved_views);
+    t_log("  outcomes: accepted-invalid %ld, refused-valid %ld, wrong status %ld, message "
+          "naming nothing %ld, buffers modified %ld",
+          st->accepted_invalid, st->refused_valid, st->wrong_status, st->bad_message,
+          st->modified);
+}
+
 void case_descriptors_invalid(void)
 {
     fuzz_env e;
@@ -2236,203 +2474,15 @@ void case_descriptors_invalid(void)
     t_log("descriptors_invalid: %ld draws, seed 0x%llx", draws, (unsigned long long)seed);
     stats st;
     memset(&st, 0, sizeof st);
-    t_rng r;
-    long field_draws[40] = {0};
-    const char *field_names[40] = {0};
-    int n_fields = 0;
+    field_tally ft;
+    memset(&ft, 0, sizeof ft);
     if (only < 0)
         fixed_draws(&e, &st);
     for (long n = only >= 0 ? only : 0; n < (only >= 0 ? only + 1 : draws) && t_failures < 50;
-         n++) {
-        draw_rng(&r, seed, n);
-        st.draws++;
-        clattn_problem base, p;
-        draw_valid(&r, &base, DRAW_BASE, NULL);
-        count_features(&st, &base);
-        p = base;
-        verdict v = {1, ""};
-        mshape bm, m;
-        model_problem(&base, &bm, &v);
-        if (!v.valid) {
-            T_FAIL("draw %ld: the generator's base problem is invalid to the model (%s)", n,
-                   v.words);
+         n++)
+        if (invalid_draw_one(&e, &st, &ft, seed, n) != 0)
             break;
-        }
-        const int with_opt = pick(&r, 8); /* bit 0 mask, 1 kv_lens, 2 lse */
-        int kind = pick(&r, 8);
-        char what[256];
-        const char *field = NULL;
-        if (kind <= 1) {
-            int k = kind == 0 ? 1 : t_rng_int(&r, 2, 3);
-            for (int i = 0; i < k; i++)
-                field = mutate(&r, &p);
-        }
-        if (kind == 7)
-            field = mutate(&r, &p);
-        if (field) {
-            int f = 0;
-            while (f < n_fields && strcmp(field_names[f], field) != 0)
-                f++;
-            if (f == n_fields && n_fields < 40)
-                field_names[n_fields++] = field;
-            if (f < 40)
-                field_draws[f]++;
-        }
-        v.valid = 1;
-        v.words[0] = '\0';
-        model_problem(&p, &m, &v);
-        const mshape *sized = m.ok ? &m : &bm;
-        /* The buffers follow the called problem's feature flags, or now and
-         * then the base's: a flag a mutation switched then meets buffers
-         * made without it (or a buffer it no longer asks for). */
-        const unsigned want = wanted_slots(kind <= 1 && chance(&r, 0.3) ? &base : &p, with_opt);
-        char desc[512];
-        t_describe(&p, NULL, desc, sizeof desc);
-        kv_describe(&p, desc, sizeof desc);
-        char label[1100];
-
-        if (kind == 7) { /* clattn_supports on the problem alone */
-            snprintf(label, sizeof label, "draw %ld supports(%s) [%s]", n, field, desc);
-            if (v.valid) {
-                probe_valid(&e, &st, label, &p);
-                st.left_valid++;
-                continue;
-            }
-            st.by_kind[7]++;
-            clattn_status s = clattn_supports(e.ctx, &p);
-            check_refusal(&e, &st, label, s, &v, NULL, 0);
-            continue;
-        }
-        int api = kind <= 1 ? pick(&r, 3) : kind <= 3 ? 0 : kind == 4 ? 1 : kind == 5 ? 2 : pick(&r, 3);
-        if (api == 2 && kind != 5 && p.path != CLATTN_PATH_AUTO &&
-            p.path != CLATTN_PATH_THREE_STAGE && m.ok)
-            api = 1; /* keep the weights call about the drawn fault */
-        st.by_kind[kind]++;
-        st.by_api[api]++;
-        if (api == 2 && (p.path == CLATTN_PATH_FUSED || p.path == CLATTN_PATH_SPLIT_KV))
-            v_bad(&v, "path"); /* clattn.h: weights need AUTO or THREE_STAGE */
-
-        if (api == 0) {
-            devset d;
-            plan_slots(&r, sized, &d, want, e.align);
-            cl_uint num_wait = 0;
-            const cl_event *wait = NULL;
-            cl_event null_ev[2] = {NULL, NULL};
-            int null_problem = 0, null_buffers = 0;
-            what[0] = '\0';
-            if (kind == 2) {
-                buffer_fault(&r, sized, &d, e.align, what, sizeof what);
-            } else if (kind == 3) {
-                num_wait = (cl_uint)t_rng_int(&r, 1, 2);
-                wait = chance(&r, 0.5) ? NULL : null_ev;
-                v_bad(&v, wait ? "wait" : "wait|num_wait");
-                snprintf(what, sizeof what, "num_wait %u, wait %s", num_wait,
-                         wait ? "{NULL}" : "NULL");
-            } else if (kind == 6) {
-                if (chance(&r, 0.5))
-                    null_problem = 1, v_bad(&v, "problem");
-                else
-                    null_buffers = 1, v_bad(&v, "buffers");
-                snprintf(what, sizeof what, "%s NULL", null_problem ? "problem" : "buffers");
-            }
-            if (!null_buffers && m.ok)
-                model_buffers(&m, &p, &d, &v);
-            snprintf(label, sizeof label, "draw %ld device %s%s%s [%s]", n, field ? field : "",
-                     what[0] ? ": " : "", what, desc);
-            if (v.valid) {
-                if (kind <= 1)
-                    probe_valid(&e, &st, label, &p);
-                st.left_valid++;
-                continue;
-            }
-            if (devset_create(&e, &d, (uint64_t)n) != 0) {
-                devset_release(&d);
-                break;
-            }
-            clattn_buffers b = devset_buffers(&d, e.other_buf);
-            cl_event done = (cl_event)(uintptr_t)1; /* must be reset to NULL */
-            clattn_status s = clattn_forward(e.ctx, null_problem ? NULL : &p,
-                                             null_buffers ? NULL : &b, num_wait, wait, &done);
-            if (s == CLATTN_OK && done)
-                clWaitForEvents(1, &done);
-            T_CL(clFinish(e.q));
-            int changed = devset_changed(&e, &d);
-            check_refusal(&e, &st, label, s, &v, s == CLATTN_OK ? NULL : done, changed);
-            if (s == CLATTN_OK && done)
-                clReleaseEvent(done);
-            devset_release(&d);
-            continue;
-        }
-
-        /* host APIs: a mutated problem, or the valid base with a host fault */
-        if (m.ok && !host_sized(&m, want)) { /* a valid problem too large to allocate */
-            snprintf(label, sizeof label, "draw %ld %s %s (too large to allocate) [%s]", n,
-                     api == 1 ? "host" : "weights", field ? field : "", desc);
-            probe_valid(&e, &st, label, &p);
-            st.left_valid++;
-            continue;
-        }
-        hostset h;
-        if (hostset_make(&h, sized, want, &r) != 0) {
-            T_FAIL("out of host memory");
-            hostset_free(&h);
-            break;
-        }
-        float *probs = h.probs;
-        int null_buffers = 0;
-        what[0] = '\0';
-        if ((kind == 4 || kind == 5) && api == 2 && chance(&r, 0.1)) {
-            static const clattn_path wp[] = {CLATTN_PATH_FUSED, CLATTN_PATH_SPLIT_KV};
-            p.path = wp[pick(&r, 2)];
-            v_bad(&v, "path");
-            snprintf(what, sizeof what, "weights with path %d", (int)p.path);
-        } else if (kind == 4 || kind == 5) {
-            null_buffers = host_fault(&r, sized, &h, api, &probs, pick(&r, 10), what, sizeof what);
-        } else if (kind == 6) {
-            null_buffers = 1;
-            snprintf(what, sizeof what, "buffers NULL");
-        }
-        clattn_host_buffers hb = hostset_buffers(&h);
-        if (m.ok)
-            model_host(&m, &p, null_buffers ? NULL : &hb, api, probs, &v);
-        snprintf(label, sizeof label, "draw %ld %s %s%s%s [%s]", n,
-                 api == 1 ? "host" : "weights", field ? field : "", what[0] ? ": " : "", what,
-                 desc);
-        if (v.valid) {
-            if (kind <= 1)
-                probe_valid(&e, &st, label, &p);
-            st.left_valid++;
-            hostset_free(&h);
-            continue;
-        }
-        clattn_status s = api == 1
-                              ? clattn_forward_host(e.ctx, &p, null_buffers ? NULL : &hb)
-                              : clattn_attention_weights_host(e.ctx, &p, null_buffers ? NULL : &hb,
-                                                              probs);
-        check_refusal(&e, &st, label, s, &v, NULL, hostset_changed(&h));
-        hostset_free(&h);
-    }
-    t_log("descriptors_invalid: %ld draws, %ld refusals checked, %ld left valid by their "
-          "mutation (%ld of them probed: problem checks pass)",
-          st.draws, st.invalid_checked, st.left_valid, st.probed);
-    t_log("  by API: device %ld, host %ld, weights %ld; supports-only %ld", st.by_api[0],
-          st.by_api[1], st.by_api[2], st.by_kind[7]);
-    for (int k = 0; k < 8; k++)
-        t_log("  kind %-22s %ld", kind_name[k], st.by_kind[k]);
-    for (int f = 0; f < n_fields; f++)
-        t_log("  mutated field %-16s %ld", field_names[f], field_draws[f]);
-    for (int b = 0; b < FT_BITS; b++)
-        t_log("  base problems with %-10s %ld", feature_name[b], st.features[b]);
-    t_log("  base problems with K storage %ld, V storage %ld, paging %ld", st.kv[0], st.kv[1],
-          st.kv[2]);
-    for (int i = 0; i < N_TALLY_WORDS; i++)
-        t_log("  refusals naming %-17s %ld", k_tally_words[i], st.named[i]);
-    for (int i = 0; i < N_TALLY_PHRASES; i++)
-        t_log("  refusals saying \"%s\": %ld", k_tally_phrases[i], st.phrased[i]);
-    t_log("  interleaved (injective but not nested) views met: %d", interleaved_views);
-    t_log("  outcomes: accepted-invalid %ld, refused-valid %ld, wrong status %ld, message "
-          "naming nothing %ld, buffers modified %ld",
-          st.accepted_invalid, st.refused_valid, st.wrong_status, st.bad_message, st.modified);
+    log_invalid_stats(&st, &ft);
     fuzz_env_free(&e);
 }
 
