@@ -2922,6 +2922,263 @@ static unsigned feature_flags(const clattn_problem *p)
            (p->kv_start ? T_WITH_KV_START : 0u) | (p->varlen ? T_WITH_VARLEN : 0u);
 }
 
+/* What the valid draws covered, for the log. */
+typedef struct valid_counts {
+    long per_path[4], per_dtype[3], with_flags[4], strided, kvl_oob;
+    long clamped, big_dims, bias_dtype[3], broadcast;
+    long kv_fmt[2][10], paged, token_major, kv_strided, garbage;
+} valid_counts;
+
+static void log_kv_combos(const kv_combo *combos)
+{
+    for (int c = 0; c < N_KV_COMBOS; c++) {
+        clattn_problem cp;
+        memset(&cp, 0, sizeof cp);
+        cp.k_storage = combos[c].k;
+        cp.v_storage = combos[c].v;
+        char cd[160] = "";
+        kv_describe(&cp, cd, sizeof cd);
+        const unsigned f = combos[c].features ? combos[c].features->features : 0u;
+        t_log("  K/V combination %d:%s%s, %s, D%d/%d, features 0x%x", c, cd,
+              combos[c].paged ? " paged" : "", t_dtype_name(combos[c].dtype),
+              combos[c].head_dim, combos[c].head_dim_v,
+              combos[c].paged ? f & ~(unsigned)FT_VARLEN : f);
+    }
+}
+
+/* One valid draw made ready to run: the problem, its tensors (K and V in
+ * their storage), the model's shape, the API and an optional clamp fault. */
+typedef struct valid_draw {
+    clattn_problem p;
+    t_tensors t;
+    kvset x;
+    mshape m;
+    int api; /* device, host, weights */
+    char what[96];
+} valid_draw;
+
+/* Draws problem n and lays out its tensors. Returns 0 to run it, 1 to go
+ * to the next draw (nothing left allocated), -1 to stop the run. */
+static int valid_draw_setup(t_rng *r, long n, int mode, const kv_combo *combos,
+                            valid_counts *vc, valid_draw *d)
+{
+    clattn_problem *p = &d->p;
+    const int mask_policy = draw_valid(r, p, mode, mode == DRAW_QUICK ? combos : NULL);
+    verdict v = {1, ""};
+    model_problem(p, &d->m, &v);
+    if (!v.valid) {
+        T_FAIL("draw %ld: the generator drew a problem the model refuses (%s)", n, v.words);
+        return 1;
+    }
+    d->api = pick(r, 3);
+    if (d->api == 2 && p->path != CLATTN_PATH_AUTO && p->path != CLATTN_PATH_THREE_STAGE)
+        d->api = 1;
+    unsigned flags = feature_flags(p);
+    /* the device API clamps kv_lens entries outside 0..seq_kv */
+    const int kvl_out = d->api == 0 && !p->varlen && chance(r, 0.2);
+    if (!p->bias.enabled && mask_policy != MASK_NEVER &&
+        (mask_policy == MASK_ALWAYS || chance(r, 0.5)))
+        flags |= T_WITH_MASK;
+    if (!p->varlen && (kvl_out || chance(r, 0.4)))
+        flags |= T_WITH_KV_LENS | (!kvl_out && chance(r, 0.5) ? T_NAN_BEYOND_LEN : 0);
+    if (chance(r, 0.6))
+        flags |= T_WITH_LSE;
+    /* The harness lays K and V out in the problem's dtype, contiguous: it
+     * gets the problem without storage or paging, and kvset_make then puts
+     * K and V in their storage. */
+    const int kv_on = !kv_plain(p);
+    clattn_problem plain = *p;
+    if (kv_on) {
+        memset(&plain.k_storage, 0, sizeof plain.k_storage);
+        memset(&plain.v_storage, 0, sizeof plain.v_storage);
+        memset(&plain.paged, 0, sizeof plain.paged);
+        memset(&plain.k_strides, 0, sizeof plain.k_strides);
+        memset(&plain.v_strides, 0, sizeof plain.v_strides);
+    }
+    t_tensors *t = &d->t;
+    if (t_tensors_init(t, &plain, flags, 0x7a1d0000u + (uint64_t)n) != 0)
+        return -1;
+    if (kv_on) {
+        t->p.k_storage = p->k_storage;
+        t->p.v_storage = p->v_storage;
+        t->p.paged = p->paged;
+        t->p.k_strides = p->k_strides;
+        t->p.v_strides = p->v_strides;
+        ref_normalize(&t->p, &t->n);
+    }
+    if (p->varlen) { /* the harness drew the token counts: the model reads them */
+        v.valid = 1;
+        v.words[0] = '\0';
+        model_problem(&t->p, &d->m, &v);
+        if (!v.valid) {
+            T_FAIL("draw %ld: the model refuses the harness's varlen problem (%s)", n, v.words);
+            t_tensors_free(t);
+            return 1;
+        }
+    }
+    if (kvl_out) {
+        static const int32_t oob[] = {-1, INT32_MIN, INT32_MAX};
+        int b = pick(r, p->batch), w = pick(r, 4);
+        t->kv_lens[b] = w < 3 ? oob[w] : p->seq_kv + t_rng_int(r, 1, 5);
+        vc->kvl_oob++;
+    }
+    memset(&d->x, 0, sizeof d->x);
+    if (kv_on && kvset_make(t, &d->m, &d->x, r, &vc->garbage) != 0) {
+        t_tensors_free(t);
+        return -1;
+    }
+    d->what[0] = '\0';
+    if (d->api == 0 && chance(r, 0.3))
+        vc->clamped += clamp_fault(r, t, d->what, sizeof d->what);
+    return 0;
+}
+
+static void count_valid_draw(valid_counts *vc, stats *st, const valid_draw *d)
+{
+    const clattn_problem *p = &d->p;
+    const t_tensors *t = &d->t;
+    st->by_api[d->api]++;
+    vc->per_path[p->path]++;
+    vc->per_dtype[p->dtype]++;
+    vc->with_flags[0] += t->mask != NULL;
+    vc->with_flags[1] += t->kv_lens != NULL;
+    vc->with_flags[2] += t->lse != NULL;
+    vc->with_flags[3] += p->windowed != 0;
+    vc->strided += p->q_strides.seq || p->q_strides.head || p->q_strides.batch;
+    count_features(st, p);
+    vc->big_dims += p->head_dim > 64 || p->head_dim_v > 64;
+    if (p->bias.enabled)
+        vc->bias_dtype[p->bias.dtype]++;
+    vc->broadcast += (p->bias.enabled && (!p->bias.strides.batch || !p->bias.strides.head ||
+                                          !p->bias.strides.row)) ||
+                     (p->bool_mask.enabled && (!p->bool_mask.strides.batch ||
+                                               !p->bool_mask.strides.head ||
+                                               !p->bool_mask.strides.row));
+    for (int i = 0; i < 2; i++) {
+        const clattn_kv_format f = i ? p->v_storage.format : p->k_storage.format;
+        const clattn_strides *ks = i ? &p->v_strides : &p->k_strides;
+        vc->kv_fmt[i][f]++;
+        vc->kv_strided += f != CLATTN_KV_DEFAULT && (ks->batch || ks->head || ks->seq);
+    }
+    vc->paged += p->paged.enabled;
+    vc->token_major +=
+        p->paged.enabled && p->k_strides.head && p->k_strides.head < p->k_strides.seq;
+}
+
+/* clattn_forward_host, or the weights and O from
+ * clattn_attention_weights_host; both checked against the reference.
+ * Returns -1 when out of host memory. */
+static int run_valid_host(fuzz_env *e, stats *st, const char *full, valid_draw *d,
+                          clattn_host_buffers *hb)
+{
+    t_tensors *t = &d->t;
+    if (d->api == 1) {
+        clattn_status s = clattn_forward_host(e->ctx, &t->p, hb);
+        if (s != CLATTN_OK) {
+            st->refused_valid++;
+            T_FAIL("%s: clattn_forward_host -> %s: %s (the model finds it valid)", full,
+                   clattn_status_string(s), clattn_last_error(e->ctx));
+        } else {
+            int before = t_failures;
+            verify_o(full, t, &d->x);
+            st->wrong_result += t_failures != before;
+        }
+        return 0;
+    }
+    const clattn_problem *p = &d->p;
+    size_t np = (size_t)p->batch * p->heads * p->seq_q * p->seq_kv;
+    float *probs = malloc(sizeof(float) * np);
+    if (!probs) {
+        T_FAIL("out of host memory");
+        return -1;
+    }
+    for (size_t i = 0; i < np; i++)
+        probs[i] = NAN;
+    clattn_status s = clattn_attention_weights_host(e->ctx, &t->p, hb, probs);
+    if (s != CLATTN_OK) {
+        st->refused_valid++;
+        T_FAIL("%s: clattn_attention_weights_host -> %s: %s (the model finds it valid)", full,
+               clattn_status_string(s), clattn_last_error(e->ctx));
+    } else {
+        int before = t_failures;
+        if (t->p.varlen)
+            verify_probs_varlen(full, t, &d->x, probs, t_tolerance_for(p->dtype));
+        else
+            t_verify_probs(full, &t->p, hb, probs, t_tolerance_for(p->dtype));
+        verify_o(full, t, &d->x);
+        st->wrong_result += t_failures != before;
+    }
+    free(probs);
+    return 0;
+}
+
+/* Runs a prepared draw through its API unless the device cannot run it.
+ * Returns -1 when the run cannot go on. */
+static int run_valid_draw(fuzz_env *e, stats *st, t_rng *r, long n, valid_draw *d)
+{
+    char desc[1024], label[1200], full[2400];
+    clattn_host_buffers hb = host_view(&d->t, &d->x);
+    t_describe(&d->t.p, &hb, desc, sizeof desc);
+    kv_describe(&d->t.p, desc, sizeof desc);
+    snprintf(label, sizeof label, "draw %ld %s%s%s", n,
+             d->api == 0 ? "device" : d->api == 1 ? "host" : "weights", d->what[0] ? " " : "",
+             d->what);
+    clattn_status sup = clattn_supports(e->ctx, &d->t.p);
+    if (sup == CLATTN_ERR_UNSUPPORTED) {
+        st->skipped_unsupported++;
+        t_skip("%s [%s]: %s", label, desc, clattn_last_error(e->ctx));
+        return 0;
+    }
+    if (sup != CLATTN_OK) {
+        st->refused_valid++;
+        T_FAIL("%s [%s]: clattn_supports -> %s: %s (the model finds it valid)", label, desc,
+               clattn_status_string(sup), clattn_last_error(e->ctx));
+        return 0;
+    }
+    st->valid_run++;
+    snprintf(full, sizeof full, "%s [%s]", label, desc);
+    t_tensors_poison(&d->t);
+    if (d->api == 0) {
+        run_valid_device(e, st, r, full, &d->t, &d->x, &d->m);
+        return 0;
+    }
+    return run_valid_host(e, st, full, d, &hb);
+}
+
+static void log_valid_stats(const stats *st, const valid_counts *vc, const clattn_stats *cs)
+{
+    t_log("descriptors_valid: %ld draws, %ld run (%ld unsupported); device %ld, host %ld, "
+          "weights %ld",
+          st->draws, st->valid_run, st->skipped_unsupported, st->by_api[0], st->by_api[1],
+          st->by_api[2]);
+    t_log("  paths auto/fused/three_stage/split_kv %ld/%ld/%ld/%ld; f32/f16/bf16 %ld/%ld/%ld",
+          vc->per_path[0], vc->per_path[1], vc->per_path[2], vc->per_path[3], vc->per_dtype[0],
+          vc->per_dtype[1], vc->per_dtype[2]);
+    t_log("  with mask %ld, kv_lens %ld (%ld outside 0..seq_kv), lse %ld, windowed %ld, "
+          "strided q %ld",
+          vc->with_flags[0], vc->with_flags[1], vc->kvl_oob, vc->with_flags[2],
+          vc->with_flags[3], vc->strided);
+    t_log("  1.0: softcap %ld, sinks %ld, alibi %ld, bias %ld (f32/f16/bf16 %ld/%ld/%ld), "
+          "bool_mask %ld, a broadcast mask %ld, kv_start %ld, chunk %ld, varlen %ld; "
+          "entries clamped %ld; head dims past 64: %ld",
+          st->features[0], st->features[1], st->features[2], st->features[3],
+          vc->bias_dtype[0], vc->bias_dtype[1], vc->bias_dtype[2], st->features[4],
+          vc->broadcast, st->features[5], st->features[6], st->features[7], vc->clamped,
+          vc->big_dims);
+    const long(*k)[10] = vc->kv_fmt;
+    t_log("  1.1 K formats default/f32/f16/bf16/int8/int4/q8_0/q4_0/e4m3/e5m2 "
+          "%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld",
+          k[0][0], k[0][1], k[0][2], k[0][3], k[0][4], k[0][5], k[0][6], k[0][7], k[0][8],
+          k[0][9]);
+    t_log("  1.1 V formats %ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld; strided K/V in storage "
+          "%ld; paged %ld (token-major %ld), garbage table entries %ld",
+          k[1][0], k[1][1], k[1][2], k[1][3], k[1][4], k[1][5], k[1][6], k[1][7], k[1][8],
+          k[1][9], vc->kv_strided, vc->paged, vc->token_major, vc->garbage);
+    t_log("  outcomes: refused-valid %ld, wrong results %ld; programs built %llu, loaded %llu",
+          st->refused_valid, st->wrong_result, (unsigned long long)cs->programs_built,
+          (unsigned long long)cs->programs_loaded);
+}
+
 void case_descriptors_valid(void)
 {
     fuzz_env e;
@@ -2937,225 +3194,35 @@ void case_descriptors_valid(void)
     t_log("descriptors_valid: %ld draws, seed 0x%llx", draws, (unsigned long long)seed);
     kv_combo combos[N_KV_COMBOS];
     draw_kv_combos(seed, combos);
-    for (int c = 0; c < N_KV_COMBOS && mode == DRAW_QUICK; c++) {
-        clattn_problem cp;
-        memset(&cp, 0, sizeof cp);
-        cp.k_storage = combos[c].k;
-        cp.v_storage = combos[c].v;
-        char cd[160] = "";
-        kv_describe(&cp, cd, sizeof cd);
-        const unsigned f = combos[c].features ? combos[c].features->features : 0u;
-        t_log("  K/V combination %d:%s%s, %s, D%d/%d, features 0x%x", c, cd,
-              combos[c].paged ? " paged" : "", t_dtype_name(combos[c].dtype),
-              combos[c].head_dim, combos[c].head_dim_v,
-              combos[c].paged ? f & ~(unsigned)FT_VARLEN : f);
-    }
+    if (mode == DRAW_QUICK)
+        log_kv_combos(combos);
     stats st;
     memset(&st, 0, sizeof st);
-    t_rng r;
-    long per_path[4] = {0}, per_dtype[3] = {0}, with_flags[4] = {0}, strided = 0, kvl_oob = 0;
-    long clamped = 0, big_dims = 0, bias_dtype[3] = {0}, broadcast = 0;
-    long kv_fmt[2][10] = {{0}}, paged = 0, token_major = 0, kv_strided = 0, garbage = 0;
+    static valid_counts vc;
+    memset(&vc, 0, sizeof vc);
+    static valid_draw d;
     for (long n = only >= 0 ? only : 0; n < (only >= 0 ? only + 1 : draws) && t_failures < 20;
          n++) {
+        t_rng r;
         draw_rng(&r, seed, n);
         st.draws++;
-        clattn_problem p;
-        const int mask_policy = draw_valid(&r, &p, mode, mode == DRAW_QUICK ? combos : NULL);
-        verdict v = {1, ""};
-        mshape m;
-        model_problem(&p, &m, &v);
-        if (!v.valid) {
-            T_FAIL("draw %ld: the generator drew a problem the model refuses (%s)", n, v.words);
+        memset(&d, 0, sizeof d);
+        const int ready = valid_draw_setup(&r, n, mode, combos, &vc, &d);
+        if (ready > 0)
             continue;
-        }
-        int api = pick(&r, 3); /* device, host, weights */
-        if (api == 2 && p.path != CLATTN_PATH_AUTO && p.path != CLATTN_PATH_THREE_STAGE)
-            api = 1;
-        unsigned flags = feature_flags(&p);
-        /* the device API clamps kv_lens entries outside 0..seq_kv */
-        const int kvl_out = api == 0 && !p.varlen && chance(&r, 0.2);
-        if (!p.bias.enabled && mask_policy != MASK_NEVER &&
-            (mask_policy == MASK_ALWAYS || chance(&r, 0.5)))
-            flags |= T_WITH_MASK;
-        if (!p.varlen && (kvl_out || chance(&r, 0.4)))
-            flags |= T_WITH_KV_LENS | (!kvl_out && chance(&r, 0.5) ? T_NAN_BEYOND_LEN : 0);
-        if (chance(&r, 0.6))
-            flags |= T_WITH_LSE;
-        /* The harness lays K and V out in the problem's dtype, contiguous:
-         * it gets the problem without storage or paging, and kvset_make
-         * then puts K and V in their storage. */
-        const int kv_on = !kv_plain(&p);
-        clattn_problem plain = p;
-        if (kv_on) {
-            memset(&plain.k_storage, 0, sizeof plain.k_storage);
-            memset(&plain.v_storage, 0, sizeof plain.v_storage);
-            memset(&plain.paged, 0, sizeof plain.paged);
-            memset(&plain.k_strides, 0, sizeof plain.k_strides);
-            memset(&plain.v_strides, 0, sizeof plain.v_strides);
-        }
-        t_tensors t;
-        if (t_tensors_init(&t, &plain, flags, 0x7a1d0000u + (uint64_t)n) != 0)
+        if (ready < 0)
             break;
-        if (kv_on) {
-            t.p.k_storage = p.k_storage;
-            t.p.v_storage = p.v_storage;
-            t.p.paged = p.paged;
-            t.p.k_strides = p.k_strides;
-            t.p.v_strides = p.v_strides;
-            ref_normalize(&t.p, &t.n);
-        }
-        if (p.varlen) { /* the harness drew the token counts: the model reads them */
-            v.valid = 1;
-            v.words[0] = '\0';
-            model_problem(&t.p, &m, &v);
-            if (!v.valid) {
-                T_FAIL("draw %ld: the model refuses the harness's varlen problem (%s)", n,
-                       v.words);
-                t_tensors_free(&t);
-                continue;
-            }
-        }
-        if (kvl_out) {
-            static const int32_t oob[] = {-1, INT32_MIN, INT32_MAX};
-            int b = pick(&r, p.batch), w = pick(&r, 4);
-            t.kv_lens[b] = w < 3 ? oob[w] : p.seq_kv + t_rng_int(&r, 1, 5);
-            kvl_oob++;
-        }
-        kvset x;
-        memset(&x, 0, sizeof x);
-        if (kv_on && kvset_make(&t, &m, &x, &r, &garbage) != 0) {
-            t_tensors_free(&t);
+        count_valid_draw(&vc, &st, &d);
+        const int rc = run_valid_draw(&e, &st, &r, n, &d);
+        kvset_free(&d.x);
+        t_tensors_free(&d.t);
+        if (rc != 0)
             break;
-        }
-        char what[96] = "";
-        if (api == 0 && chance(&r, 0.3))
-            clamped += clamp_fault(&r, &t, what, sizeof what);
-        st.by_api[api]++;
-        per_path[p.path]++;
-        per_dtype[p.dtype]++;
-        with_flags[0] += t.mask != NULL;
-        with_flags[1] += t.kv_lens != NULL;
-        with_flags[2] += t.lse != NULL;
-        with_flags[3] += p.windowed != 0;
-        strided += p.q_strides.seq || p.q_strides.head || p.q_strides.batch;
-        count_features(&st, &p);
-        big_dims += p.head_dim > 64 || p.head_dim_v > 64;
-        if (p.bias.enabled)
-            bias_dtype[p.bias.dtype]++;
-        broadcast += (p.bias.enabled && (!p.bias.strides.batch || !p.bias.strides.head ||
-                                         !p.bias.strides.row)) ||
-                     (p.bool_mask.enabled && (!p.bool_mask.strides.batch ||
-                                              !p.bool_mask.strides.head ||
-                                              !p.bool_mask.strides.row));
-        for (int i = 0; i < 2; i++) {
-            const clattn_kv_format f = i ? p.v_storage.format : p.k_storage.format;
-            const clattn_strides *ks = i ? &p.v_strides : &p.k_strides;
-            kv_fmt[i][f]++;
-            kv_strided += f != CLATTN_KV_DEFAULT && (ks->batch || ks->head || ks->seq);
-        }
-        paged += p.paged.enabled;
-        token_major += p.paged.enabled && p.k_strides.head && p.k_strides.head < p.k_strides.seq;
-        char desc[1024], label[1200];
-        clattn_host_buffers hb = host_view(&t, &x);
-        t_describe(&t.p, &hb, desc, sizeof desc);
-        kv_describe(&t.p, desc, sizeof desc);
-        snprintf(label, sizeof label, "draw %ld %s%s%s", n,
-                 api == 0 ? "device" : api == 1 ? "host" : "weights", what[0] ? " " : "", what);
-        clattn_status sup = clattn_supports(e.ctx, &t.p);
-        if (sup == CLATTN_ERR_UNSUPPORTED) {
-            st.skipped_unsupported++;
-            t_skip("%s [%s]: %s", label, desc, clattn_last_error(e.ctx));
-            kvset_free(&x);
-            t_tensors_free(&t);
-            continue;
-        }
-        if (sup != CLATTN_OK) {
-            st.refused_valid++;
-            T_FAIL("%s [%s]: clattn_supports -> %s: %s (the model finds it valid)", label, desc,
-                   clattn_status_string(sup), clattn_last_error(e.ctx));
-            kvset_free(&x);
-            t_tensors_free(&t);
-            continue;
-        }
-        st.valid_run++;
-        char full[2400];
-        snprintf(full, sizeof full, "%s [%s]", label, desc);
-        t_tensors_poison(&t);
-        if (api == 0) {
-            run_valid_device(&e, &st, &r, full, &t, &x, &m);
-        } else if (api == 1) {
-            clattn_status s = clattn_forward_host(e.ctx, &t.p, &hb);
-            if (s != CLATTN_OK) {
-                st.refused_valid++;
-                T_FAIL("%s: clattn_forward_host -> %s: %s (the model finds it valid)", full,
-                       clattn_status_string(s), clattn_last_error(e.ctx));
-            } else {
-                int before = t_failures;
-                verify_o(full, &t, &x);
-                st.wrong_result += t_failures != before;
-            }
-        } else {
-            size_t np = (size_t)p.batch * p.heads * p.seq_q * p.seq_kv;
-            float *probs = malloc(sizeof(float) * np);
-            if (!probs) {
-                T_FAIL("out of host memory");
-                kvset_free(&x);
-                t_tensors_free(&t);
-                break;
-            }
-            for (size_t e_ = 0; e_ < np; e_++)
-                probs[e_] = NAN;
-            clattn_status s = clattn_attention_weights_host(e.ctx, &t.p, &hb, probs);
-            if (s != CLATTN_OK) {
-                st.refused_valid++;
-                T_FAIL("%s: clattn_attention_weights_host -> %s: %s (the model finds it valid)",
-                       full, clattn_status_string(s), clattn_last_error(e.ctx));
-            } else {
-                int before = t_failures;
-                if (t.p.varlen)
-                    verify_probs_varlen(full, &t, &x, probs, t_tolerance_for(p.dtype));
-                else
-                    t_verify_probs(full, &t.p, &hb, probs, t_tolerance_for(p.dtype));
-                verify_o(full, &t, &x);
-                st.wrong_result += t_failures != before;
-            }
-            free(probs);
-        }
-        kvset_free(&x);
-        t_tensors_free(&t);
     }
     clattn_stats cs;
     memset(&cs, 0, sizeof cs);
     T_CHECK(clattn_context_stats(e.ctx, &cs) == CLATTN_OK, "clattn_context_stats: %s",
             clattn_last_error(e.ctx));
-    t_log("descriptors_valid: %ld draws, %ld run (%ld unsupported); device %ld, host %ld, "
-          "weights %ld",
-          st.draws, st.valid_run, st.skipped_unsupported, st.by_api[0], st.by_api[1],
-          st.by_api[2]);
-    t_log("  paths auto/fused/three_stage/split_kv %ld/%ld/%ld/%ld; f32/f16/bf16 %ld/%ld/%ld",
-          per_path[0], per_path[1], per_path[2], per_path[3], per_dtype[0], per_dtype[1],
-          per_dtype[2]);
-    t_log("  with mask %ld, kv_lens %ld (%ld outside 0..seq_kv), lse %ld, windowed %ld, "
-          "strided q %ld",
-          with_flags[0], with_flags[1], kvl_oob, with_flags[2], with_flags[3], strided);
-    t_log("  1.0: softcap %ld, sinks %ld, alibi %ld, bias %ld (f32/f16/bf16 %ld/%ld/%ld), "
-          "bool_mask %ld, a broadcast mask %ld, kv_start %ld, chunk %ld, varlen %ld; "
-          "entries clamped %ld; head dims past 64: %ld",
-          st.features[0], st.features[1], st.features[2], st.features[3], bias_dtype[0],
-          bias_dtype[1], bias_dtype[2], st.features[4], broadcast, st.features[5],
-          st.features[6], st.features[7], clamped, big_dims);
-    t_log("  1.1 K formats default/f32/f16/bf16/int8/int4/q8_0/q4_0/e4m3/e5m2 "
-          "%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld",
-          kv_fmt[0][0], kv_fmt[0][1], kv_fmt[0][2], kv_fmt[0][3], kv_fmt[0][4], kv_fmt[0][5],
-          kv_fmt[0][6], kv_fmt[0][7], kv_fmt[0][8], kv_fmt[0][9]);
-    t_log("  1.1 V formats %ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld/%ld; strided K/V in storage "
-          "%ld; paged %ld (token-major %ld), garbage table entries %ld",
-          kv_fmt[1][0], kv_fmt[1][1], kv_fmt[1][2], kv_fmt[1][3], kv_fmt[1][4], kv_fmt[1][5],
-          kv_fmt[1][6], kv_fmt[1][7], kv_fmt[1][8], kv_fmt[1][9], kv_strided, paged,
-          token_major, garbage);
-    t_log("  outcomes: refused-valid %ld, wrong results %ld; programs built %llu, loaded %llu",
-          st.refused_valid, st.wrong_result, (unsigned long long)cs.programs_built,
-          (unsigned long long)cs.programs_loaded);
+    log_valid_stats(&st, &vc, &cs);
     fuzz_env_free(&e);
 }
