@@ -397,6 +397,79 @@ static i128 kv_scale_bytes(const clattn_kv_storage *st, i128 rows, int Hk, int d
     }
 }
 
+/* The model of view t (Q, K, V, O): its strides (given or the dense ones
+ * of its dims, numbered in its storage's units), their validity and its
+ * extent in bytes; K and V also size their scales. */
+static void model_view(mshape *m, verdict *v, int t, const clattn_kv_storage *kvs,
+                       const clattn_strides *g, const int64_t dims[3])
+{
+    const int vl = m->varlen;
+    char words[64];
+    snprintf(words, sizeof words, "%s_strides|%s", slot_name[t], slot_name[t]);
+    const clattn_kv_format f = kvs ? kvs->format : CLATTN_KV_DEFAULT;
+    const size_t unit = kvs ? kv_unit_bytes(f, m->esz) : m->esz;
+    const int64_t row = kvs ? ref_kv_row_units(f, (int)dims[2]) : dims[2];
+    /* varlen: [total][heads][dim], one "batch" whose stride must be 0;
+     * paged: [num_pages][kv_heads][page_size][row] */
+    int64_t n[4] = {kvs && m->paged ? m->np : vl ? 1 : m->B, dims[0], dims[1], row};
+    i128 s[4];
+    if (g->batch == 0 && g->head == 0 && g->seq == 0) {
+        s[3] = 1;
+        if (vl) {
+            s[1] = n[3];
+            s[2] = (i128)n[1] * n[3];
+            s[0] = 0;
+        } else {
+            s[2] = n[3];
+            s[1] = s[2] * n[2];
+            s[0] = s[1] * n[1];
+        }
+        if (s[0] > I64MAX || s[2] > I64MAX) {
+            v_bad(v, words);
+            return;
+        }
+    } else {
+        s[0] = g->batch, s[1] = g->head, s[2] = g->seq, s[3] = 1;
+        if (g->batch < 0 || g->head < 0 || g->seq < 0) {
+            v_bad(v, words);
+            return;
+        }
+        if (vl && g->batch != 0) {
+            char w2[96];
+            snprintf(w2, sizeof w2, "%s|varlen", words);
+            v_bad(v, w2);
+        }
+    }
+    m->st[t].batch = (int64_t)s[0], m->st[t].head = (int64_t)s[1];
+    m->st[t].seq = (int64_t)s[2];
+    int64_t s64[4] = {(int64_t)s[0], (int64_t)s[1], (int64_t)s[2], 1};
+    if (kv_blocked(f) && ((s64[0] | s64[1] | s64[2]) & 1))
+        v_bad(v, words);
+    i128 ext = 1;
+    for (int d = 0; d < 4; d++)
+        ext += (i128)(n[d] - 1) * s[d];
+    if (!view_nested(n, s64)) {
+        if (view_injective(n, s64) == 1)
+            interleaved_views++;
+        v_bad(v, words);
+    } else if (ext * (i128)unit > I64MAX) {
+        char w2[96];
+        snprintf(w2, sizeof w2, "%s|size|bytes|overflow|overflows", words);
+        v_bad(v, w2);
+    }
+    m->bytes[t] = ext * (i128)unit;
+    if (kvs) { /* rows are numbered over the whole tensor or pool */
+        const i128 rows = (i128)n[0] * n[1] * n[2];
+        const int slot = t == 1 ? S_KSC : S_VSC;
+        m->bytes[slot] = kv_scale_bytes(kvs, rows, m->Hk, (int)dims[2]);
+        if (rows > I64MAX || m->bytes[slot] > I64MAX) {
+            char w2[96];
+            snprintf(w2, sizeof w2, "%s|%s|overflow|overflows", words, slot_name[slot]);
+            v_bad(v, w2);
+        }
+    }
+}
+
 static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
 {
     memset(m, 0, sizeof *m);
@@ -466,75 +539,9 @@ static void model_problem(const clattn_problem *p, mshape *m, verdict *v)
                                 {m->Hk, m->paged ? m->ps : tkv, m->D},
                                 {m->Hk, m->paged ? m->ps : tkv, m->Dv},
                                 {m->H, tq, m->Dv}};
-    for (int t = 0; t < 4; t++) {
-        if (!view_ok[t])
-            continue;
-        const clattn_strides *g = given[t];
-        char words[64];
-        snprintf(words, sizeof words, "%s_strides|%s", slot_name[t], slot_name[t]);
-        const clattn_kv_format f = kvs[t] ? kvs[t]->format : CLATTN_KV_DEFAULT;
-        const size_t unit = kvs[t] ? kv_unit_bytes(f, m->esz) : m->esz;
-        const int64_t row = kvs[t] ? ref_kv_row_units(f, (int)dims[t][2]) : dims[t][2];
-        /* varlen: [total][heads][dim], one "batch" whose stride must be 0;
-         * paged: [num_pages][kv_heads][page_size][row] */
-        int64_t n[4] = {kvs[t] && m->paged ? m->np : vl ? 1 : m->B, dims[t][0], dims[t][1], row};
-        i128 s[4];
-        if (g->batch == 0 && g->head == 0 && g->seq == 0) {
-            s[3] = 1;
-            if (vl) {
-                s[1] = n[3];
-                s[2] = (i128)n[1] * n[3];
-                s[0] = 0;
-            } else {
-                s[2] = n[3];
-                s[1] = s[2] * n[2];
-                s[0] = s[1] * n[1];
-            }
-            if (s[0] > I64MAX || s[2] > I64MAX) {
-                v_bad(v, words);
-                continue;
-            }
-        } else {
-            s[0] = g->batch, s[1] = g->head, s[2] = g->seq, s[3] = 1;
-            if (g->batch < 0 || g->head < 0 || g->seq < 0) {
-                v_bad(v, words);
-                continue;
-            }
-            if (vl && g->batch != 0) {
-                char w2[96];
-                snprintf(w2, sizeof w2, "%s|varlen", words);
-                v_bad(v, w2);
-            }
-        }
-        m->st[t].batch = (int64_t)s[0], m->st[t].head = (int64_t)s[1];
-        m->st[t].seq = (int64_t)s[2];
-        int64_t s64[4] = {(int64_t)s[0], (int64_t)s[1], (int64_t)s[2], 1};
-        if (kv_blocked(f) && ((s64[0] | s64[1] | s64[2]) & 1))
-            v_bad(v, words);
-        i128 ext = 1;
-        for (int d = 0; d < 4; d++)
-            ext += (i128)(n[d] - 1) * s[d];
-        if (!view_nested(n, s64)) {
-            if (view_injective(n, s64) == 1)
-                interleaved_views++;
-            v_bad(v, words);
-        } else if (ext * (i128)unit > I64MAX) {
-            char w2[96];
-            snprintf(w2, sizeof w2, "%s|size|bytes|overflow|overflows", words);
-            v_bad(v, w2);
-        }
-        m->bytes[t] = ext * (i128)unit;
-        if (kvs[t]) { /* rows are numbered over the whole tensor or pool */
-            const i128 rows = (i128)n[0] * n[1] * n[2];
-            const int slot = t == 1 ? S_KSC : S_VSC;
-            m->bytes[slot] = kv_scale_bytes(kvs[t], rows, m->Hk, (int)dims[t][2]);
-            if (rows > I64MAX || m->bytes[slot] > I64MAX) {
-                char w2[96];
-                snprintf(w2, sizeof w2, "%s|%s|overflow|overflows", words, slot_name[slot]);
-                v_bad(v, w2);
-            }
-        }
-    }
+    for (int t = 0; t < 4; t++)
+        if (view_ok[t])
+            model_view(m, v, t, kvs[t], given[t], dims[t]);
     /* the block table is a tensor too: int32 [batch][max_pages_per_seq] */
     m->bytes[S_TABLE] = (i128)m->B * (m->paged ? m->mp : 1) * 4;
     if (m->bytes[S_TABLE] > I64MAX)
