@@ -268,6 +268,125 @@ static void base_call(env *e, call *cl, int idx)
     cl->b = e->good;
 }
 
+/* Breaks problem p as case i of case_errors_problem's list says. */
+static void break_problem(int i, clattn_problem *p)
+{
+    const int64_t I64 = INT64_MAX;
+    const int Sq = p->seq_q, Skv = p->seq_kv, D = p->head_dim, Dv = p->head_dim_v;
+    const int H = p->heads, Hkv = p->kv_heads;
+    switch (i) {
+    case 0: p->batch = 0; break;
+    case 1: p->batch = -1; break;
+    case 2: p->heads = 0; break;
+    case 3: p->seq_q = 0; break;
+    case 4: p->seq_kv = -3; break;
+    case 5: p->head_dim = 0; break;
+    case 6: p->head_dim = 513; break; /* 1..512 or 576 since 1.0 */
+    case 7: p->head_dim_v = 513; break;
+    case 8: p->head_dim_v = -1; break;
+    case 9: p->heads = 4; p->kv_heads = 3; break;
+    case 10: p->kv_heads = -2; break;
+    case 11: p->kv_heads = 8; break;
+    case 12: p->scale = NAN; break;
+    case 13: p->scale = INFINITY; break;
+    case 14: p->scale = -INFINITY; break;
+    case 15: p->dtype = (clattn_dtype)3; break;
+    case 16: p->dtype = (clattn_dtype)-1; break;
+    case 17: p->path = (clattn_path)4; break;
+    case 18: p->path = (clattn_path)-1; break;
+    case 19: p->causal = 3; break;
+    case 20: p->causal = -1; break;
+    case 21:
+        p->o_strides.seq = Dv - 1;
+        p->o_strides.head = (int64_t)Sq * Dv;
+        p->o_strides.batch = (int64_t)H * Sq * Dv;
+        break;
+    case 22:
+        p->q_strides.batch = 0;
+        p->q_strides.head = (int64_t)Sq * D;
+        p->q_strides.seq = D;
+        break;
+    case 23: /* head h, row s at (h + s) * D: heads and rows collide */
+        p->k_strides.batch = (int64_t)(Hkv + Skv) * D;
+        p->k_strides.head = D;
+        p->k_strides.seq = D;
+        break;
+    case 24:
+        p->v_strides.batch = (int64_t)Hkv * Skv * Dv;
+        p->v_strides.head = (int64_t)Skv * Dv;
+        p->v_strides.seq = -Dv;
+        break;
+    case 25:
+        p->q_strides.batch = I64 - 3;
+        p->q_strides.head = (int64_t)Sq * D;
+        p->q_strides.seq = D;
+        break;
+    case 26: /* fits in elements, not in bytes */
+        p->k_strides.batch = (int64_t)1 << 61;
+        p->k_strides.head = (int64_t)Skv * D;
+        p->k_strides.seq = D;
+        break;
+    case 27: /* (heads - 1) * head stride overflows */
+        p->o_strides.batch = Dv;
+        p->o_strides.head = (int64_t)1 << 62;
+        p->o_strides.seq = (int64_t)2 * Dv;
+        break;
+    case 28:
+        p->batch = INT_MAX;
+        p->heads = INT_MAX;
+        p->kv_heads = INT_MAX;
+        p->seq_q = INT_MAX;
+        p->seq_kv = INT_MAX;
+        p->head_dim = 256;
+        p->head_dim_v = 256;
+        p->mask_batch_stride = 0;
+        p->mask_head_stride = 0;
+        break;
+    case 29: /* each product of two fits; the whole tensor does not */
+        p->batch = 1 << 20;
+        p->heads = 1 << 20;
+        p->kv_heads = 1 << 20;
+        p->seq_q = 1 << 20;
+        p->seq_kv = 1 << 20;
+        p->head_dim = 128;
+        p->head_dim_v = 128;
+        p->mask_batch_stride = 0;
+        p->mask_head_stride = 0;
+        break;
+    case 30: p->head_dim = INT_MAX; break;
+    case 31: /* every size within its own limit; q has 2^68 elements */
+        p->batch = 1 << 15;
+        p->heads = 1 << 15;
+        p->kv_heads = 1 << 15;
+        p->seq_q = 1 << 30;
+        p->seq_kv = 1 << 30;
+        p->head_dim = 256;
+        p->head_dim_v = 256;
+        p->mask_batch_stride = 0;
+        p->mask_head_stride = 0;
+        break;
+    }
+}
+
+/* NULL context everywhere, and clattn_supports without a problem. */
+static void check_null_context(env *e)
+{
+    clattn_host_buffers hb = t_tensors_host(&e->t);
+    float probs[1];
+    T_CHECK(clattn_forward(NULL, &e->t.p, &e->good, 0, NULL, NULL) == CLATTN_ERR_INVALID_ARGUMENT,
+            "clattn_forward(NULL ctx) is not INVALID_ARGUMENT");
+    T_CHECK(clattn_forward_host(NULL, &e->t.p, &hb) == CLATTN_ERR_INVALID_ARGUMENT,
+            "clattn_forward_host(NULL ctx) is not INVALID_ARGUMENT");
+    T_CHECK(clattn_attention_weights_host(NULL, &e->t.p, &hb, probs) ==
+                CLATTN_ERR_INVALID_ARGUMENT,
+            "clattn_attention_weights_host(NULL ctx) is not INVALID_ARGUMENT");
+    T_CHECK(clattn_supports(NULL, &e->t.p) == CLATTN_ERR_INVALID_ARGUMENT,
+            "clattn_supports(NULL ctx) is not INVALID_ARGUMENT");
+    T_CHECK(clattn_supports(e->ctx, NULL) == CLATTN_ERR_INVALID_ARGUMENT,
+            "clattn_supports(NULL problem) is not INVALID_ARGUMENT");
+    t_log("ok   null_context (forward, forward_host, weights_host, supports)");
+}
+
 void case_errors_problem(void)
 {
     env e;
@@ -276,7 +395,6 @@ void case_errors_problem(void)
             env_free(&e);
         return;
     }
-    const int64_t I64 = INT64_MAX;
     static const char *const names[] = {
         "batch_zero",        "batch_negative",      "heads_zero",          "seq_q_zero",
         "seq_kv_negative",   "head_dim_zero",       "head_dim_513",        "head_dim_v_513",
@@ -306,123 +424,13 @@ void case_errors_problem(void)
     for (int i = 0; i < n; i++) {
         call cl;
         base_call(&e, &cl, i);
-        clattn_problem *p = &cl.p;
-        const int Sq = p->seq_q, Skv = p->seq_kv, D = p->head_dim, Dv = p->head_dim_v;
-        const int H = p->heads, Hkv = p->kv_heads;
-        switch (i) {
-        case 0: p->batch = 0; break;
-        case 1: p->batch = -1; break;
-        case 2: p->heads = 0; break;
-        case 3: p->seq_q = 0; break;
-        case 4: p->seq_kv = -3; break;
-        case 5: p->head_dim = 0; break;
-        case 6: p->head_dim = 513; break; /* 1..512 or 576 since 1.0 */
-        case 7: p->head_dim_v = 513; break;
-        case 8: p->head_dim_v = -1; break;
-        case 9: p->heads = 4; p->kv_heads = 3; break;
-        case 10: p->kv_heads = -2; break;
-        case 11: p->kv_heads = 8; break;
-        case 12: p->scale = NAN; break;
-        case 13: p->scale = INFINITY; break;
-        case 14: p->scale = -INFINITY; break;
-        case 15: p->dtype = (clattn_dtype)3; break;
-        case 16: p->dtype = (clattn_dtype)-1; break;
-        case 17: p->path = (clattn_path)4; break;
-        case 18: p->path = (clattn_path)-1; break;
-        case 19: p->causal = 3; break;
-        case 20: p->causal = -1; break;
-        case 21:
-            p->o_strides.seq = Dv - 1;
-            p->o_strides.head = (int64_t)Sq * Dv;
-            p->o_strides.batch = (int64_t)H * Sq * Dv;
-            break;
-        case 22:
-            p->q_strides.batch = 0;
-            p->q_strides.head = (int64_t)Sq * D;
-            p->q_strides.seq = D;
-            break;
-        case 23: /* head h, row s at (h + s) * D: heads and rows collide */
-            p->k_strides.batch = (int64_t)(Hkv + Skv) * D;
-            p->k_strides.head = D;
-            p->k_strides.seq = D;
-            break;
-        case 24:
-            p->v_strides.batch = (int64_t)Hkv * Skv * Dv;
-            p->v_strides.head = (int64_t)Skv * Dv;
-            p->v_strides.seq = -Dv;
-            break;
-        case 25:
-            p->q_strides.batch = I64 - 3;
-            p->q_strides.head = (int64_t)Sq * D;
-            p->q_strides.seq = D;
-            break;
-        case 26: /* fits in elements, not in bytes */
-            p->k_strides.batch = (int64_t)1 << 61;
-            p->k_strides.head = (int64_t)Skv * D;
-            p->k_strides.seq = D;
-            break;
-        case 27: /* (heads - 1) * head stride overflows */
-            p->o_strides.batch = Dv;
-            p->o_strides.head = (int64_t)1 << 62;
-            p->o_strides.seq = (int64_t)2 * Dv;
-            break;
-        case 28:
-            p->batch = INT_MAX;
-            p->heads = INT_MAX;
-            p->kv_heads = INT_MAX;
-            p->seq_q = INT_MAX;
-            p->seq_kv = INT_MAX;
-            p->head_dim = 256;
-            p->head_dim_v = 256;
-            p->mask_batch_stride = 0;
-            p->mask_head_stride = 0;
-            break;
-        case 29: /* each product of two fits; the whole tensor does not */
-            p->batch = 1 << 20;
-            p->heads = 1 << 20;
-            p->kv_heads = 1 << 20;
-            p->seq_q = 1 << 20;
-            p->seq_kv = 1 << 20;
-            p->head_dim = 128;
-            p->head_dim_v = 128;
-            p->mask_batch_stride = 0;
-            p->mask_head_stride = 0;
-            break;
-        case 30: p->head_dim = INT_MAX; break;
-        case 31: /* every size within its own limit; q has 2^68 elements */
-            p->batch = 1 << 15;
-            p->heads = 1 << 15;
-            p->kv_heads = 1 << 15;
-            p->seq_q = 1 << 30;
-            p->seq_kv = 1 << 30;
-            p->head_dim = 256;
-            p->head_dim_v = 256;
-            p->mask_batch_stride = 0;
-            p->mask_head_stride = 0;
-            break;
-        }
+        break_problem(i, &cl.p);
         /* k's bytes overflow int64 though its elements do not: not OK, at least */
         expect_invalid(&e, names[i], words[i], &cl, i == 26 ? 2 : 1);
         env_release_extra(&e);
     }
 
-    /* NULL context everywhere */
-    {
-        clattn_host_buffers hb = t_tensors_host(&e.t);
-        float probs[1];
-        T_CHECK(clattn_forward(NULL, &e.t.p, &e.good, 0, NULL, NULL) == CLATTN_ERR_INVALID_ARGUMENT,
-                "clattn_forward(NULL ctx) is not INVALID_ARGUMENT");
-        T_CHECK(clattn_forward_host(NULL, &e.t.p, &hb) == CLATTN_ERR_INVALID_ARGUMENT,
-                "clattn_forward_host(NULL ctx) is not INVALID_ARGUMENT");
-        T_CHECK(clattn_attention_weights_host(NULL, &e.t.p, &hb, probs) ==
-                    CLATTN_ERR_INVALID_ARGUMENT,
-                "clattn_attention_weights_host(NULL ctx) is not INVALID_ARGUMENT");
-        T_CHECK(clattn_supports(NULL, &e.t.p) == CLATTN_ERR_INVALID_ARGUMENT,
-                "clattn_supports(NULL ctx) is not INVALID_ARGUMENT");
-        T_CHECK(clattn_supports(e.ctx, NULL) == CLATTN_ERR_INVALID_ARGUMENT,
-                "clattn_supports(NULL problem) is not INVALID_ARGUMENT");
-        t_log("ok   null_context (forward, forward_host, weights_host, supports)");
-    }
+    check_null_context(&e);
     env_free(&e);
 }
 

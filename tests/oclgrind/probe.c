@@ -12,7 +12,7 @@ int main(int argc, char **argv)
     static char src[1 << 16];
     FILE *f = argc == 2 ? fopen(argv[1], "rb") : NULL;
     if (!f) {
-        fprintf(stderr, "usage: %s KERNEL.cl (a kernel named probe, one global float *)\n", argv[0]);
+        fprintf(stderr, "usage: %s KERNEL.cl (a kernel probe(global float *))\n", argv[0]);
         return 2;
     }
     const size_t n = fread(src, 1, sizeof src - 1, f);
