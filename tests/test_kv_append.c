@@ -1665,6 +1665,127 @@ static void errors_problem(aenv *e)
     }
 }
 
+/* Breaks one buffer of an append as case `which` of errors_buffers says.
+ * Returns -1 when the case cannot be set up here (it is skipped). */
+static int break_buffers(aenv *e, int which, cl_context other, clattn_problem *p,
+                         clattn_buffers *cb, call *k)
+{
+    const size_t rows = (size_t)E_NP * E_KVH * E_PS;
+    cl_int err = CL_SUCCESS;
+    switch (which) {
+    case 0:
+        cb->k = NULL;
+        break;
+    case 1:
+        cb->v = NULL;
+        break;
+    case 2:
+        cb->block_table = NULL;
+        break;
+    case 3:
+        cb->k_scales = NULL;
+        break;
+    case 4:
+        cb->v_scales = NULL;
+        break;
+    case 5:
+        p->paged.enabled = 0;
+        p->paged.page_size = p->paged.num_pages = p->paged.max_pages_per_seq = 0;
+        /* a contiguous cache of 2 x 2 x 16 rows fits the paged buffers */
+        break;
+    case 6:
+        p->k_storage.format = CLATTN_KV_F16;
+        p->k_storage.group = 0;
+        p->k_storage.scale_dtype = CLATTN_F32;
+        break;
+    case 7:
+        cb->q = e->k_new;
+        break;
+    case 8:
+        cb->o = aenv_buffer(e, 4096, 1);
+        break;
+    case 9:
+        cb->kv_lens = e->pos;
+        break;
+    case 10:
+        cb->reserved[0] = e->pos;
+        break;
+    case 11:
+        cb->k = aenv_buffer(e, rows * E_D - 1, 1);
+        break;
+    case 12:
+        cb->v = aenv_buffer(e, rows * E_DV - 1, 1);
+        break;
+    case 13:
+        cb->k_scales = aenv_buffer(e, rows * (E_D / 32) * 2 - 1, 1);
+        break;
+    case 14:
+        cb->v_scales = aenv_buffer(e, E_KVH * 4 - 1, 1);
+        break;
+    case 15:
+        cb->block_table = aenv_buffer(e, E_B * E_MPP * 4 - 4, 1);
+        break;
+    case 16:
+        k->pos = aenv_buffer(e, E_B * 4 - 4, 1);
+        break;
+    case 17:
+        k->k_new = aenv_buffer(e, (size_t)E_B * E_KVH * E_N * E_D * 2 - 1, 1);
+        break;
+    case 18:
+        k->v_new = aenv_buffer(e, (size_t)E_B * E_KVH * E_N * E_DV * 2 - 1, 1);
+        break;
+    case 19:
+        p->v_storage = p->k_storage;
+        cb->v = cb->k;
+        cb->v_scales = aenv_buffer(e, rows * (E_DV / 32) * 2, 1);
+        break;
+    case 20:
+        k->v_new = cb->k;
+        break;
+    case 21:
+        cb->k_scales = cb->v;
+        break;
+    case 22:
+    case 23: {
+        if (!other)
+            return -1;
+        const size_t n = which == 22 ? rows * E_D : E_KVH * 4;
+        cl_mem m = clCreateBuffer(other, CL_MEM_READ_WRITE, n, NULL, &err);
+        T_CHECK(err == CL_SUCCESS, "clCreateBuffer in the second context -> %d", (int)err);
+        if (err != CL_SUCCESS)
+            return -1;
+        e->extra[e->n_extra++] = m;
+        if (which == 22)
+            cb->k = m;
+        else
+            cb->v_scales = m;
+        break;
+    }
+    }
+    return 0;
+}
+
+/* The attention's own buffers in the struct are ignored, so a decode loop
+ * can hand over the clattn_buffers of its clattn_forward. */
+static void check_forward_buffers_ignored(aenv *e)
+{
+    clattn_problem p = e->p;
+    clattn_buffers cb = e->cb;
+    cb.q = e->k_new;
+    cb.o = aenv_buffer(e, 4096, 1);
+    cb.kv_lens = e->pos;
+    call k = base_call(e, &p, &cb);
+    cl_event done = NULL;
+    const clattn_status st = clattn_kv_append(k.ctx, k.p, k.n_new, k.k_new, k.v_new, k.pos, k.cb,
+                                              k.num_wait, k.wait, &done);
+    T_CHECK(st == CLATTN_OK && done, "forward's q, o and kv_lens beside the cache: %s: %s",
+            clattn_status_string(st), clattn_last_error(e->ctx));
+    if (done) {
+        T_CL(clWaitForEvents(1, &done));
+        clReleaseEvent(done);
+    }
+}
+
 static void errors_buffers(aenv *e)
 {
     struct {
@@ -1693,7 +1814,6 @@ static void errors_buffers(aenv *e)
         {"k from another cl_context", "cache_buffers.k|k", 22},
         {"v_scales from another cl_context", "cache_buffers.v_scales|v_scales", 23},
     };
-    const size_t rows = (size_t)E_NP * E_KVH * E_PS;
     cl_context other = NULL;
     {
         cl_device_id dev = NULL;
@@ -1706,119 +1826,14 @@ static void errors_buffers(aenv *e)
         clattn_problem p = e->p;
         clattn_buffers cb = e->cb;
         call k = base_call(e, &p, &cb);
-        cl_int err = CL_SUCCESS;
-        switch (cases[i].which) {
-        case 0:
-            cb.k = NULL;
-            break;
-        case 1:
-            cb.v = NULL;
-            break;
-        case 2:
-            cb.block_table = NULL;
-            break;
-        case 3:
-            cb.k_scales = NULL;
-            break;
-        case 4:
-            cb.v_scales = NULL;
-            break;
-        case 5:
-            p.paged.enabled = 0;
-            p.paged.page_size = p.paged.num_pages = p.paged.max_pages_per_seq = 0;
-            /* a contiguous cache of 2 x 2 x 16 rows fits the paged buffers */
-            break;
-        case 6:
-            p.k_storage.format = CLATTN_KV_F16;
-            p.k_storage.group = 0;
-            p.k_storage.scale_dtype = CLATTN_F32;
-            break;
-        case 7:
-            cb.q = e->k_new;
-            break;
-        case 8:
-            cb.o = aenv_buffer(e, 4096, 1);
-            break;
-        case 9:
-            cb.kv_lens = e->pos;
-            break;
-        case 10:
-            cb.reserved[0] = e->pos;
-            break;
-        case 11:
-            cb.k = aenv_buffer(e, rows * E_D - 1, 1);
-            break;
-        case 12:
-            cb.v = aenv_buffer(e, rows * E_DV - 1, 1);
-            break;
-        case 13:
-            cb.k_scales = aenv_buffer(e, rows * (E_D / 32) * 2 - 1, 1);
-            break;
-        case 14:
-            cb.v_scales = aenv_buffer(e, E_KVH * 4 - 1, 1);
-            break;
-        case 15:
-            cb.block_table = aenv_buffer(e, E_B * E_MPP * 4 - 4, 1);
-            break;
-        case 16:
-            k.pos = aenv_buffer(e, E_B * 4 - 4, 1);
-            break;
-        case 17:
-            k.k_new = aenv_buffer(e, (size_t)E_B * E_KVH * E_N * E_D * 2 - 1, 1);
-            break;
-        case 18:
-            k.v_new = aenv_buffer(e, (size_t)E_B * E_KVH * E_N * E_DV * 2 - 1, 1);
-            break;
-        case 19:
-            p.v_storage = p.k_storage;
-            cb.v = cb.k;
-            cb.v_scales = aenv_buffer(e, rows * (E_DV / 32) * 2, 1);
-            break;
-        case 20:
-            k.v_new = cb.k;
-            break;
-        case 21:
-            cb.k_scales = cb.v;
-            break;
-        case 22:
-        case 23: {
-            if (!other)
-                continue;
-            const size_t n = cases[i].which == 22 ? rows * E_D : E_KVH * 4;
-            cl_mem m = clCreateBuffer(other, CL_MEM_READ_WRITE, n, NULL, &err);
-            T_CHECK(err == CL_SUCCESS, "clCreateBuffer in the second context -> %d", (int)err);
-            if (err != CL_SUCCESS)
-                continue;
-            e->extra[e->n_extra++] = m;
-            if (cases[i].which == 22)
-                cb.k = m;
-            else
-                cb.v_scales = m;
-            break;
-        }
-        }
+        if (break_buffers(e, cases[i].which, other, &p, &cb, &k) != 0)
+            continue;
         expect_refused(e, cases[i].name, cases[i].words, &k);
     }
     if (other)
         clReleaseContext(other);
 
-    /* The attention's own buffers in the struct are ignored, so a decode
-     * loop can hand over the clattn_buffers of its clattn_forward. */
-    clattn_problem p = e->p;
-    clattn_buffers cb = e->cb;
-    cb.q = e->k_new;
-    cb.o = aenv_buffer(e, 4096, 1);
-    cb.kv_lens = e->pos;
-    call k = base_call(e, &p, &cb);
-    cl_event done = NULL;
-    const clattn_status st = clattn_kv_append(k.ctx, k.p, k.n_new, k.k_new, k.v_new, k.pos, k.cb,
-                                              k.num_wait, k.wait, &done);
-    T_CHECK(st == CLATTN_OK && done, "forward's q, o and kv_lens beside the cache: %s: %s",
-            clattn_status_string(st), clattn_last_error(e->ctx));
-    if (done) {
-        T_CL(clWaitForEvents(1, &done));
-        clReleaseEvent(done);
-    }
+    check_forward_buffers_ignored(e);
 }
 
 void case_kv_append_errors(void)
