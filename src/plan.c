@@ -162,38 +162,54 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
 /* The vector widths OpenCL has: 4, 8 or 16. */
 static int vec_width(int w) { return w >= 16 ? 16 : w >= 8 ? 8 : 4; }
 
-/* Floats of accumulators an AV work-item keeps on a CPU. */
-#define AV_ACCUMULATORS_CPU 256
+/* Native vectors of accumulators an AV work-item keeps on a CPU: sixteen,
+ * half the register file of AVX-512 and all of AVX2's (where four rows of
+ * four 8-wide vectors, covering half of head_dim 64 a pass, measured faster
+ * than two vectors a row over four passes: BENCHMARKS.md). */
+#define AV_ACCUMULATORS_CPU 16
 
-/* Built-in three-stage tiles, the table's defaults fitted to the shape.
- * CPUs (PoCL runs a work-group as a loop, one core each): one work-item per
- * group, and per work-item a block of rows x vectors of keys (QK: 2 x 4
- * float16, the fastest measured on AVX-512, where 8 x 1 spent its time on 8
- * row addresses) or of value dims (AV: 4 x 4) that keeps 8 to 16 vector
- * accumulators busy; softmax one row per work-item in float16 vectors.
- * GPUs: many work-items, narrow vectors. */
+/* Built-in three-stage tiles, the table's defaults fitted to the shape and
+ * device. CPUs (PoCL runs a work-group as a loop, one core each): one
+ * work-item per group, and per work-item a block of rows x vectors of keys
+ * (QK: 2 x 4 vectors, the fastest measured on AVX-512, where 8 x 1 spent
+ * its time on 8 row addresses) or of value dims (AV: 4 x 4) that keeps 8 to
+ * 16 vector accumulators busy; softmax one row per work-item. Vectors as
+ * wide as the device's native ones: float16 on AVX-512, float8 on AVX2,
+ * where float16 accumulators took two registers each and QK spilled (1.5x
+ * slower on P1, BENCHMARKS.md). GPUs: many work-items, narrow vectors. */
 static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s,
-                                 clattn__device_class cls)
+                                 const clattn__device_info *d)
 {
     const clattn_problem *p = &s->p;
+    const clattn__device_class cls = d->dev_class;
     const int cpu = cls != CLATTN__CLASS_GPU;
     const int dv = p->head_dim_v;
     plan->qk = config(CLATTN__K_QK, s, cls);
     plan->softmax = config(CLATTN__K_SOFTMAX, s, cls);
     plan->av = config(CLATTN__K_AV, s, cls);
     if (cpu) {
+        const int native = vec_width((int)d->native_vec_float);
+        clattn__cfg_set(&plan->qk, CLATTN__T_QK_VEC,
+                        min_int(native, clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC)));
+        clattn__cfg_set(&plan->softmax, CLATTN__T_SM_VEC,
+                        min_int(native, clattn__cfg_get(&plan->softmax, CLATTN__T_SM_VEC)));
         /* no wider a tile of keys than there are keys */
         const int w = clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC);
         clattn__cfg_set(&plan->qk, CLATTN__T_QK_CV,
                         min_int(ceil_div(p->seq_kv, w), clattn__cfg_get(&plan->qk, CLATTN__T_QK_CV)));
-        /* AV: the widest vector that divides head_dim_v (a partial last
-         * vector is loaded element by element), and enough vectors to
-         * cover head_dim_v within the accumulator budget. */
-        const int vw = dv % 16 == 0 ? 16 : dv % 8 == 0 ? 8 : dv % 4 == 0 ? 4 : 16;
+        /* AV: the widest vector up to the native one that divides
+         * head_dim_v (a partial last vector is loaded element by element),
+         * and enough vectors to cover head_dim_v within the accumulator
+         * budget. */
+        int vw = native;
+        while (vw > 4 && dv % vw)
+            vw /= 2;
+        if (dv % vw)
+            vw = native;
         const int rows = clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS);
         clattn__cfg_set(&plan->av, CLATTN__T_AV_VEC, vw);
         clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
-                        min_int(ceil_div(dv, vw), AV_ACCUMULATORS_CPU / (rows * vw)));
+                        min_int(ceil_div(dv, vw), AV_ACCUMULATORS_CPU * native / (rows * vw)));
     } else {
         clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
                         min_int(ceil_div(dv, clattn__cfg_get(&plan->av, CLATTN__T_AV_VEC)),
@@ -377,7 +393,7 @@ static clattn_status plan_three_stage(clattn_context *ctx, const clattn__shape *
                                       const clattn__tune_entry *ovr, clattn__plan *plan)
 {
     const clattn__device_info *d = &ctx->dev;
-    three_stage_defaults(plan, s, d->dev_class);
+    three_stage_defaults(plan, s, d);
     clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
     const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
     const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);

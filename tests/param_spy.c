@@ -80,6 +80,37 @@ cl_kernel clCreateKernel(cl_program p, const char *name, cl_int *err)
     return real_fn(p, name, err);
 }
 
+/* 0: the device's own CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT. Set between
+ * contexts, from one thread (t_spy_native_float). */
+static cl_uint native_float;
+
+void t_spy_native_float(cl_uint width) { native_float = width; }
+
+cl_int clGetDeviceInfo(cl_device_id dev, cl_device_info what, size_t size, void *value,
+                       size_t *size_ret)
+{
+    REAL(clGetDeviceInfo);
+    if (native_float && what == CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT &&
+        (!value || size >= sizeof native_float)) {
+        if (value)
+            memcpy(value, &native_float, sizeof native_float);
+        if (size_ret)
+            *size_ret = sizeof native_float;
+        return CL_SUCCESS;
+    }
+    return real_fn(dev, what, size, value, size_ret);
+}
+
+int t_spy_builds_of(const char *kernel)
+{
+    int n = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nbuilds; i++)
+        n += strcmp(builds[i].kernel, kernel) == 0;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 void t_spy_reset(void)
 {
     pthread_mutex_lock(&lock);

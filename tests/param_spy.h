@@ -1,10 +1,10 @@
 /*
  * Whether a configuration forced through CLATTN_PARAMS reached the kernels.
  *
- * clattn_tests defines clBuildProgram and clCreateKernel itself and forwards
- * them to the OpenCL library (dlsym(RTLD_NEXT)); the dynamic linker binds
- * libclattn's and CLBlast's calls to these definitions first, as in
- * tests/faults/. Every build's options and kernel names are kept, so a test
+ * clattn_tests defines clBuildProgram, clCreateKernel and clGetDeviceInfo
+ * itself and forwards them to the OpenCL library (dlsym(RTLD_NEXT)); the
+ * dynamic linker binds libclattn's and CLBlast's calls to these definitions
+ * first, as in tests/faults/. Every build's options and kernel names are kept, so a test
  * can tell a forced tile size that was compiled in from one the library
  * dropped, renamed or replaced by its default: a run with a dropped tunable
  * still passes every numerical check, it just tests the default again.
@@ -12,8 +12,18 @@
 #ifndef CLATTN_TESTS_PARAM_SPY_H
 #define CLATTN_TESTS_PARAM_SPY_H
 
+#include <CL/cl.h>
+
 /* Forgets the builds seen so far. */
 void t_spy_reset(void);
+
+/* Builds since t_spy_reset whose first kernel is `kernel`. */
+int t_spy_builds_of(const char *kernel);
+
+/* Makes clGetDeviceInfo report `width` as the native float vector width
+ * (0: the device's own) to contexts created from now on, so that the plan's
+ * choices for other CPU classes (AVX2: 8) can be checked on this one. */
+void t_spy_native_float(cl_uint width);
 
 /* Checks params ("NAME=value,...", CLATTN_PARAMS' form) against the builds
  * since t_spy_reset, failing the case (t_failures) for each forced value no

@@ -292,3 +292,61 @@ void case_params_errors(void)
     t_tensors_free(&t);
     clattn_context_destroy(ctx);
 }
+
+/* ==== plan_native_width ===================================================
+ * The three-stage kernels' vectors follow the device's native width on a
+ * CPU: this device made to report 8 (an AVX2 host) gets 8-wide QK, softmax
+ * and AV kernels, with four AV vectors a row (head_dim_v 64), and correct
+ * results; reporting 16 again gives float16 as before. */
+void case_plan_native_width(void)
+{
+    static const struct {
+        cl_uint width;
+        const char *expect;
+    } runs[] = {{8, "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
+                {16, "QK_VEC=16,SM_VEC=16,AV_VEC=16,AV_CV=4"}};
+    const char *keep = getenv("CLATTN_PARAMS");
+    if (keep && *keep) {
+        t_skip("plan_native_width: CLATTN_PARAMS is set (%s): the defaults are not in use", keep);
+        return;
+    }
+    clattn_problem p;
+    memset(&p, 0, sizeof p);
+    p.batch = 1;
+    p.heads = 2;
+    p.seq_q = 13;
+    p.seq_kv = 45;
+    p.head_dim = 64;
+    p.dtype = CLATTN_F32;
+    p.path = CLATTN_PATH_THREE_STAGE;
+    t_tensors t;
+    if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7a71eu) != 0)
+        return;
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        t_spy_native_float(runs[i].width);
+        clattn_context *ctx = t_context();
+        t_spy_native_float(0);
+        if (!ctx)
+            break;
+        cl_device_id dev = NULL;
+        cl_device_type type = 0;
+        if (clattn_context_get_cl(ctx, NULL, NULL, &dev) != CLATTN_OK ||
+            clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS ||
+            !(type & CL_DEVICE_TYPE_CPU)) {
+            t_skip("plan_native_width: not a CPU device (the rule is for CPUs)");
+            clattn_context_destroy(ctx);
+            break;
+        }
+        t_spy_reset();
+        char label[64];
+        snprintf(label, sizeof label, "three-stage, native width %u", runs[i].width);
+        t_check_run(ctx, label, &t, 0);
+        T_CHECK(t_spy_builds_of("attn_qk") > 0 && t_spy_builds_of("attn_softmax") > 0 &&
+                    t_spy_builds_of("attn_av") > 0,
+                "%s: the three-stage kernels were not built", label);
+        t_spy_check_params(runs[i].expect, label);
+        t_log("ok   %s: %s", label, runs[i].expect);
+        clattn_context_destroy(ctx);
+    }
+    t_tensors_free(&t);
+}
