@@ -294,17 +294,26 @@ void case_params_errors(void)
 }
 
 /* ==== plan_native_width ===================================================
- * The three-stage kernels' vectors follow the device's native width on a
- * CPU: this device made to report 8 (an AVX2 host) gets 8-wide QK, softmax
- * and AV kernels, with four AV vectors a row (head_dim_v 64), and correct
- * results; reporting 16 again gives float16 as before. */
+ * Kernel shapes follow the device's native vector width on a CPU. This
+ * device, made to report 8 (an AVX2 host) and then 16 (AVX-512), gets:
+ * three-stage QK, softmax and AV kernels in vectors of that width (four AV
+ * vectors a row at head_dim_v 64); and the rows-in-lanes fused kernel with
+ * 16 rows in lanes, scoring keys and updating value dims 4 at a time with 8
+ * (a float16 is two AVX2 registers), 8 at a time with 16. Results are
+ * checked against the reference each time. */
 void case_plan_native_width(void)
 {
     static const struct {
         cl_uint width;
+        clattn_path path;
         const char *expect;
-    } runs[] = {{8, "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
-                {16, "QK_VEC=16,SM_VEC=16,AV_VEC=16,AV_CV=4"}};
+    } runs[] = {
+        {8, CLATTN_PATH_THREE_STAGE, "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
+        {16, CLATTN_PATH_THREE_STAGE, "QK_VEC=16,SM_VEC=16,AV_VEC=16,AV_CV=4"},
+        {8, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
+        {16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"}};
+    static const char *const kernels[2][3] = {{"attn_qk", "attn_softmax", "attn_av"},
+                                              {"attn_fwd_fused_lanes", NULL, NULL}};
     const char *keep = getenv("CLATTN_PARAMS");
     if (keep && *keep) {
         t_skip("plan_native_width: CLATTN_PARAMS is set (%s): the defaults are not in use", keep);
@@ -314,39 +323,44 @@ void case_plan_native_width(void)
     memset(&p, 0, sizeof p);
     p.batch = 1;
     p.heads = 2;
-    p.seq_q = 13;
+    p.seq_q = 67;
     p.seq_kv = 45;
     p.head_dim = 64;
     p.dtype = CLATTN_F32;
-    p.path = CLATTN_PATH_THREE_STAGE;
-    t_tensors t;
-    if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7a71eu) != 0)
-        return;
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        p.path = runs[i].path;
+        t_tensors t;
+        if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7a71eu + i) != 0)
+            return;
         t_spy_native_float(runs[i].width);
         clattn_context *ctx = t_context();
         t_spy_native_float(0);
-        if (!ctx)
-            break;
+        if (!ctx) {
+            t_tensors_free(&t);
+            return;
+        }
         cl_device_id dev = NULL;
         cl_device_type type = 0;
         if (clattn_context_get_cl(ctx, NULL, NULL, &dev) != CLATTN_OK ||
             clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS ||
-            !(type & CL_DEVICE_TYPE_CPU)) {
-            t_skip("plan_native_width: not a CPU device (the rule is for CPUs)");
+            (type & CL_DEVICE_TYPE_GPU) || !(type & CL_DEVICE_TYPE_CPU)) {
+            /* src/device.c's order: a device that says GPU is planned as one */
+            t_skip("plan_native_width: not planned as a CPU (the rules are for CPUs)");
             clattn_context_destroy(ctx);
-            break;
+            t_tensors_free(&t);
+            return;
         }
         t_spy_reset();
-        char label[64];
-        snprintf(label, sizeof label, "three-stage, native width %u", runs[i].width);
+        char label[96];
+        snprintf(label, sizeof label, "%s, native width %u",
+                 runs[i].path == CLATTN_PATH_FUSED ? "fused" : "three-stage", runs[i].width);
         t_check_run(ctx, label, &t, 0);
-        T_CHECK(t_spy_builds_of("attn_qk") > 0 && t_spy_builds_of("attn_softmax") > 0 &&
-                    t_spy_builds_of("attn_av") > 0,
-                "%s: the three-stage kernels were not built", label);
+        const char *const *want = kernels[runs[i].path == CLATTN_PATH_FUSED];
+        for (int k = 0; k < 3 && want[k]; k++)
+            T_CHECK(t_spy_builds_of(want[k]) > 0, "%s: %s was not built", label, want[k]);
         t_spy_check_params(runs[i].expect, label);
         t_log("ok   %s: %s", label, runs[i].expect);
         clattn_context_destroy(ctx);
+        t_tensors_free(&t);
     }
-    t_tensors_free(&t);
 }
