@@ -113,7 +113,7 @@ __attribute__((always_inline)) inline void accumulate(
     }
 }
 
-kernel __attribute__((reqd_work_group_size(AV_WG, 1, 1))) void attn_av(
+kernel CLATTN_WG_SIZE(AV_WG) void attn_av(
     CLATTN_CALL_PARAMS, global const float *probs, int row0, int nrows, int bh0)
 {
     const clattn_call call = CLATTN_CALL_INIT;

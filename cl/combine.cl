@@ -14,7 +14,7 @@
 #define COMBINE_WG 64
 #endif
 
-kernel __attribute__((reqd_work_group_size(COMBINE_WG, 1, 1))) void attn_splitkv_combine(
+kernel CLATTN_WG_SIZE(COMBINE_WG) void attn_splitkv_combine(
     CLATTN_CALL_PARAMS, int nsplit, global const float *part_o, global const float *part_ml)
 {
     const clattn_call call = CLATTN_CALL_INIT;

@@ -21,6 +21,14 @@
 #define HEAD_DIM_V HEAD_DIM
 #endif
 
+/* A kernel's fixed work-group size, for the compiler; left out where the
+ * driver mishandles it (PoCL's CPU drivers before 6.0: src/device.c). */
+#ifdef CLATTN_NO_REQD_WG
+#define CLATTN_WG_SIZE(n)
+#else
+#define CLATTN_WG_SIZE(n) __attribute__((reqd_work_group_size(n, 1, 1)))
+#endif
+
 #define CLATTN_LOG2E 1.4426950408889634f
 #define CLATTN_LN2 0.6931471805599453f
 

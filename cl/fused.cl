@@ -26,7 +26,7 @@
 #define SPLIT_KV 0
 #endif
 
-kernel __attribute__((reqd_work_group_size(BLOCK_M, 1, 1))) void attn_fwd_fused(
+kernel CLATTN_WG_SIZE(BLOCK_M) void attn_fwd_fused(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
     local float ks[BLOCK_N][HEAD_DIM];

@@ -250,7 +250,7 @@ FL_STEP void tile_pv(const clattn_call *cl, const clattn_seq *sq, global const v
 
 #undef FL_V
 
-kernel __attribute__((reqd_work_group_size(FL_WG, 1, 1))) void attn_fwd_fused_lanes(
+kernel CLATTN_WG_SIZE(FL_WG) void attn_fwd_fused_lanes(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
     const clattn_call call = CLATTN_CALL_INIT;

@@ -531,7 +531,7 @@ FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global cons
 }
 #endif
 
-kernel __attribute__((reqd_work_group_size(FV_WG, 1, 1))) void attn_fwd_fused_vec(
+kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
     CLATTN_CALL_PARAMS, int keys_per_split, global float *part_o, global float *part_ml)
 {
 #if !FV_DIRECT

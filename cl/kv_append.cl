@@ -235,7 +235,7 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
  * (channels per work-item), sdt (scales: 0 fp32, 1 fp16), ph (FP8 scale per
  * kv head), strides sb (batch, or page when paged), sh, ss. page_size 0 =
  * a contiguous cache. */
-kernel __attribute__((reqd_work_group_size(APPEND_WG, 1, 1))) void attn_kv_append(
+kernel CLATTN_WG_SIZE(APPEND_WG) void attn_kv_append(
     global const store_t *k_new, global const store_t *v_new, global const int *positions,
     global const int *block_table, global uchar *k_cache, global uchar *v_cache,
     global uchar *k_scales, global uchar *v_scales, int batch, int kv_heads, int n_new,

@@ -43,7 +43,7 @@ inline float clattn_merge_weight(float x, float m)
     return x == m ? 1.0f : exp(x - m);
 }
 
-kernel __attribute__((reqd_work_group_size(MERGE_WG, 1, 1))) void attn_merge(
+kernel CLATTN_WG_SIZE(MERGE_WG) void attn_merge(
     MERGE_FOR_PARTS(MERGE_PART_PARAMS) int count, int heads, int seq_q, long osb, long osh,
     long oss, int has_acc, int to_acc, global float *acc, long lse_in, long lse_out,
     global store_t *o, global float *lse, int has_lse)

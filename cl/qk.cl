@@ -42,7 +42,7 @@
 
 #define qk_score_v CLATTN_CAT(clattn_score_v, QK_VEC)
 
-kernel __attribute__((reqd_work_group_size(QK_WG, 1, 1))) void attn_qk(
+kernel CLATTN_WG_SIZE(QK_WG) void attn_qk(
     CLATTN_CALL_PARAMS, global float *scores, int row0, int nrows, int bh0)
 {
     local float kt[HEAD_DIM * TILE_KEYS]; /* kt[d * TILE_KEYS + key] */

@@ -32,7 +32,7 @@
 #define sm_hsum CLATTN_CAT(clattn_hsum, SM_VEC)
 #define sm_exp2 CLATTN_CAT(clattn_exp2_, SM_VEC) /* arguments <= 0 here */
 
-kernel __attribute__((reqd_work_group_size(SM_WG, 1, 1))) void attn_softmax(
+kernel CLATTN_WG_SIZE(SM_WG) void attn_softmax(
     CLATTN_CALL_PARAMS, global float *scores, int row0, int nrows, int bh0, int raw)
 {
     local float red[SM_WG];

@@ -139,6 +139,31 @@ static cl_int get_str(cl_device_id d, cl_device_info what, char *buf, size_t siz
     return err;
 }
 
+/* Whether the platform is PoCL older than the given major version.
+ *
+ * PoCL's CPU drivers before 6.0 keep one process-wide list of loaded
+ * work-group functions, and a finished launch gives its reference back to
+ * the first entry with the same kernel hash and local size, which need not
+ * be the entry it took (PoCL 3.1 lib/CL/devices/common.c; fixed upstream in
+ * 6.0). Building a program binary (the first CL_PROGRAM_BINARY_SIZES or
+ * BINARIES query, which clattn's binary cache makes) adds an entry per
+ * kernel with reference count 0 and, when the kernel declares
+ * reqd_work_group_size, with that local size: the launches' own. A launch of
+ * the same program running meanwhile, in this context or any other of the
+ * process, then releases that entry instead of its own and PoCL aborts
+ * (assertion `found->ref_count > 0'). Without the attribute the entry's
+ * local size is 0-0-0, which no launch has, and the mix-up cannot happen
+ * (tests/test_pocl_binary.c is the probe). */
+static int pocl_before(const clattn__device_info *info, int major)
+{
+    const char *v = strstr(info->platform_version, "PoCL ");
+    if (!v)
+        return 0;
+    char *end;
+    long m = strtol(v + 5, &end, 10);
+    return end != v + 5 && m < major;
+}
+
 clattn_status clattn__device_query(cl_device_id d, clattn__device_info *info, char *msg,
                                    size_t msg_size)
 {
@@ -202,6 +227,7 @@ clattn_status clattn__device_query(cl_device_id d, clattn__device_info *info, ch
             got = 0;
         info->platform_version[got < sizeof info->platform_version ? got : 0] = '\0';
     }
+    info->no_reqd_wg = info->dev_class == CLATTN__CLASS_CPU && pocl_before(info, 6);
     return CLATTN_OK;
 }
 

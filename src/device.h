@@ -18,6 +18,8 @@ typedef struct clattn__device_info {
     cl_uint native_vec_float; /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats a
                                * vector register holds (AVX-512 16, AVX 8) */
     int vector_regs;          /* an estimate of the vector registers a core has */
+    int no_reqd_wg;           /* kernels must not carry reqd_work_group_size
+                               * (PoCL's CPU drivers before 6.0: device.c) */
 } clattn__device_info;
 
 /* Picks the device: explicit indices, else env CLATTN_DEVICE "P:D", else the

@@ -167,10 +167,12 @@ int clattn__kernel_source(clattn__kernel_id id, char **out, char *msg, size_t ms
 int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_config *cfg,
                           char *buf, size_t size)
 {
-    (void)dev; /* per-vendor workarounds go here when a driver needs one */
     /* No -cl-fast-relaxed-math / -cl-finite-math-only: masks use -INFINITY. */
     int n = snprintf(buf, size, "-cl-std=CL1.2 -DDTYPE=%d -DHEAD_DIM=%d -DHEAD_DIM_V=%d",
                      (int)cfg->dtype, cfg->head_dim, cfg->head_dim_v);
+    /* Per-driver workarounds (src/device.c says why) */
+    if (dev->no_reqd_wg && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " -DCLATTN_NO_REQD_WG=1");
     clattn__tunable_id ids[CLATTN__MAX_PARAMS];
     const int np = clattn__kernel_tunables(cfg->id, ids);
     for (int i = 0; i < np && n >= 0 && (size_t)n < size; ++i)

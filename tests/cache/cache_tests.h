@@ -19,6 +19,9 @@ int child_first_call(int argc, char **argv);
 int test_launch_code(int argc, char **argv);
 int child_launch_code(int argc, char **argv);
 
+/* test_in_flight.c */
+int test_store_while_running(int argc, char **argv);
+
 /* test_corrupt.c */
 int test_corrupt_binary(int argc, char **argv);
 

@@ -13,6 +13,7 @@ static const struct {
     {"tuned_new_process", test_tuned_new_process},
     {"binary_reuse", test_binary_reuse},
     {"launch_code", test_launch_code},
+    {"store_while_running", test_store_while_running},
     {"corrupt_binary", test_corrupt_binary},
     {"dir_refused", test_dir_refused},
     {"unwritable_dir", test_unwritable_dir},
