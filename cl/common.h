@@ -23,7 +23,7 @@
 
 /* A kernel's fixed work-group size, for the compiler; left out where the
  * driver mishandles it (PoCL's CPU drivers before 6.0: src/device.c). */
-#ifdef CLATTN_NO_REQD_WG
+#if defined(CLATTN_NO_REQD_WG) && CLATTN_NO_REQD_WG
 #define CLATTN_WG_SIZE(n)
 #else
 #define CLATTN_WG_SIZE(n) __attribute__((reqd_work_group_size(n, 1, 1)))
