@@ -7,8 +7,9 @@
 #      Open MPI's own allocations would read as leaks);
 #   3. the parser fuzzers for a bounded time each (when clang is installed);
 #   4. the Python package: built and installed with pip into a virtual
-#      environment (build-python/venv) with the pinned test requirements,
-#      then its pytest suite.
+#      environment (build-python/venv) with the pinned test requirements
+#      (about 9 GB of disk at the peak, torch's CUDA libraries included;
+#      pip's cache is not used), then its pytest suite.
 # CLATTN_LONG=1 runs the long versions (longer fuzzing, full fault sweeps,
 # every truncation offset, long soak). Exit status: non-zero when any failed.
 set -uo pipefail
@@ -70,6 +71,13 @@ fuzz() {
 python_package() (
     set -e
     venv=build-python/venv
+    # torch from PyPI brings its CUDA libraries: the install peaks at about
+    # 9 GB of disk and leaves about 6 GB. pip's own cache would add a copy of
+    # every wheel (about 3 GB more, and it is what ran a CI machine out of
+    # space), so it is off; the free space is printed to tell a full disk
+    # from other failures.
+    export PIP_NO_CACHE_DIR=1
+    echo "disk: $(df -Ph . | awk 'NR == 2 {print $4}') free for the Python package"
     if [ ! -x "$venv/bin/python" ]; then
         "${PYTHON:-python3}" -m venv "$venv"
     fi
