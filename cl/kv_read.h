@@ -186,9 +186,36 @@ CLATTN_DEFINE_FP8(float16, int16, 16)
                    mag >= (U)(0x7c00u));                                                        \
         return CLATTN_CAT(as_float, W)(CLATTN_CAT(as_uint, W)(x) | ((h & (U)(0x8000u)) << 16)); \
     }
+CLATTN_DEFINE_F16V(2)
 CLATTN_DEFINE_F16V(4)
 CLATTN_DEFINE_F16V(8)
 CLATTN_DEFINE_F16V(16)
+
+/* Value i of the n scales (fp16 or fp32, by sdt) that start at index base
+ * of sc: a row's scales. A power-of-two n up to 16 is read and converted
+ * as one vector, the same load for every vector of the row's channels, so
+ * the compiler keeps one per row; each scalar vload_half was about ten
+ * instructions on PoCL (no F16C conversion), four of them per 128-channel
+ * row with groups of 32. Other n read the one value. */
+#define CLATTN_KV_SCALES_N(W)                                                                   \
+    if (n == W) {                                                                               \
+        float t[W];                                                                             \
+        CLATTN_CAT(vstore, W)                                                                   \
+        (sdt ? CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(                     \
+                   CLATTN_CAT(vload, W)(0, (global const ushort *)sc + base)))                 \
+             : CLATTN_CAT(vload, W)(0, (global const float *)sc + base),                       \
+         0, t);                                                                                 \
+        return t[i];                                                                            \
+    }
+CLATTN_KV_INLINE float clattn_kv_scale_of(global const uchar *sc, const int sdt, long base, int i,
+                                          const int n)
+{
+    CLATTN_KV_SCALES_N(2)
+    CLATTN_KV_SCALES_N(4)
+    CLATTN_KV_SCALES_N(8)
+    CLATTN_KV_SCALES_N(16)
+    return clattn_kv_scale(sc, sdt, base + i);
+}
 
 /* INT4 channels 2c, 2c + 1 from the low and high nibbles of byte c: the
  * lanes of the two halves interleaved. */
@@ -246,7 +273,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
 #define CLATTN_DEFINE_KV_VEC(W)                                                                 \
     CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
         global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
-        const int fmt, const int group, const int sdt, const int unscaled)                      \
+        const int fmt, const int group, const int sdt, const int unscaled, const int dims)      \
     {                                                                                           \
         typedef CLATTN_CAT(float, W) T;                                                         \
         global const uchar *u = (global const uchar *)p;                                        \
@@ -271,7 +298,8 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             if (fmt == CLATTN_KV_INT8)                                                          \
                 return CLATTN_CAT(convert_float, W)(                                            \
                            CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
-                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc + d0 / group));         \
+                       (unscaled ? 1.0f                                                         \
+                                 : clattn_kv_scale_of(sc, sdt, r.sc, d0 / group, dims / group)); \
             if (fmt == CLATTN_KV_INT4) {                                                        \
                 typedef CLATTN_CAT(float, CLATTN_CAT(CLATTN_HALF_OF, W)) H;                     \
                 const CLATTN_CAT(uint, CLATTN_CAT(CLATTN_HALF_OF, W)) b =                       \
@@ -279,10 +307,10 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                         CLATTN_CAT(vload, CLATTN_CAT(CLATTN_HALF_OF, W))(0, u + r.off + d0 / 2)); \
                 const H lo = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b & 15u);  \
                 const H hi = CLATTN_CAT(convert_float, CLATTN_CAT(CLATTN_HALF_OF, W))(b >> 4);   \
-                const long g = r.sc + 2 * (d0 / group);                                         \
-                const float s = clattn_kv_scale(sc, sdt, g);                                    \
+                const int g = 2 * (d0 / group), ng = 2 * (dims / group);                        \
+                const float s = clattn_kv_scale_of(sc, sdt, r.sc, g, ng);                       \
                 return fma(shuffle2(lo, hi, CLATTN_CAT(CLATTN_NIBBLES, W)), (T)(s),             \
-                           (T)(-clattn_kv_scale(sc, sdt, g + 1) * s));                          \
+                           (T)(-clattn_kv_scale_of(sc, sdt, r.sc, g + 1, ng) * s));             \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q8_0) {                                                        \
                 const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
@@ -317,9 +345,9 @@ CLATTN_DEFINE_KV_VEC(16)
 #define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)
 #define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT, 0)
 #define clattn_k_vec(W, c, r, d0, n)                                                            \
-    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, 0)
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, 0, HEAD_DIM)
 #define clattn_v_vec(W, c, r, d0, n)                                                            \
-    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, 0)
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, 0, HEAD_DIM_V)
 
 /* Storage with one scale for a whole row (INT8 per token, FP8): a kernel
  * may read the channels without it (the _raw loaders) and apply
@@ -331,9 +359,11 @@ CLATTN_DEFINE_KV_VEC(16)
 #define K_ROW_SCALED CLATTN_ROW_SCALED(K_FMT, K_GROUP, HEAD_DIM)
 #define V_ROW_SCALED CLATTN_ROW_SCALED(V_FMT, V_GROUP, HEAD_DIM_V)
 #define clattn_k_vec_raw(W, c, r, d0, n)                                                        \
-    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, K_ROW_SCALED)
+    CLATTN_CAT(clattn_kv_v, W)(k, (c)->ksc, (r), (d0), (n), K_FMT, K_GROUP, K_SDT, K_ROW_SCALED, \
+                               HEAD_DIM)
 #define clattn_v_vec_raw(W, c, r, d0, n)                                                        \
-    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, V_ROW_SCALED)
+    CLATTN_CAT(clattn_kv_v, W)(v, (c)->vsc, (r), (d0), (n), V_FMT, V_GROUP, V_SDT, V_ROW_SCALED, \
+                               HEAD_DIM_V)
 #define clattn_k_row_scale(c, r) (K_ROW_SCALED ? clattn_kv_scale((c)->ksc, K_SDT, (r).sc) : 1.0f)
 #define clattn_v_row_scale(c, r) (V_ROW_SCALED ? clattn_kv_scale((c)->vsc, V_SDT, (r).sc) : 1.0f)
 

@@ -452,6 +452,20 @@ void case_kv_formats(void)
                      k_formats[mixed[m][1]].name, t_path_name(k_paths[pi]));
             run_kv(ctx, label, &p, 0, seed++, pi == 0); /* host API once per storage */
         }
+    /* Wide heads: 4, 8 and 16 group scales a row (read as one vector) for
+     * int8 and int4 (whose scale and zero pairs make 8, 16 and 32). */
+    const int wide[][2] = {{128, 256}, {512, 128}};
+    for (int w = 0; w < 2; w++)
+        for (int f = 4; f <= 5; f++)
+            for (int pi = 0; pi < 3; pi += 2) {
+                clattn_problem p = base_problem(CLATTN_F32, k_path_rows[pi], k_paths[pi]);
+                p.head_dim = wide[w][0];
+                p.head_dim_v = wide[w][1];
+                p.k_storage = p.v_storage = k_formats[f].st;
+                snprintf(label, sizeof label, "kv/%s/D%d-%d/%s", k_formats[f].name, p.head_dim,
+                         p.head_dim_v, t_path_name(k_paths[pi]));
+                run_kv(ctx, label, &p, 0, seed++, 0);
+            }
     const clattn_dtype qdt[2] = {CLATTN_F16, CLATTN_BF16};
     for (int d = 0; d < 2; d++)
         for (int f = 0; f < 4; f += 3) {
@@ -538,7 +552,8 @@ void case_kv_sweep(void)
                 p.kv_heads = 1;
                 p.seq_q = pi == 2 ? 1 : 3;
                 p.seq_kv = 11;
-                p.head_dim = 32;
+                /* group scales: four a row (read as one vector) */
+                p.head_dim = f >= 0 && k_formats[f].st.group ? 128 : 32;
                 p.path = k_paths[pi];
                 p.causal = pi == 0 ? CLATTN_CAUSAL_BOTTOM_RIGHT : CLATTN_CAUSAL_NONE;
                 if (f >= 0)
