@@ -153,7 +153,7 @@ static cl_int get_str(cl_device_id d, cl_device_info what, char *buf, size_t siz
  * process, then releases that entry instead of its own and PoCL aborts
  * (assertion `found->ref_count > 0'). Without the attribute the entry's
  * local size is 0-0-0, which no launch has, and the mix-up cannot happen
- * (tests/test_pocl_binary.c is the probe). */
+ * (tests/cache/test_in_flight.c is the probe). */
 static int pocl_before(const clattn__device_info *info, int major)
 {
     const char *v = strstr(info->platform_version, "PoCL ");
