@@ -72,46 +72,6 @@ typedef int4 ivec_t;
  * before it moves (see fused_vec.cl's row_probs). */
 #define FL_LAZY_MAX 8.0f
 
-/* The score steps of cl/common.h for key j in every lane (lane r is query
- * row i0 + r, clamped to the last row so that every read stays in bounds).
- * Softcap and ALiBi are lane-wise vector operations; a mask is one load
- * broadcast when its row stride is 0 ([B,1,1,S] padding masks), else a
- * gather, lane by lane. */
-FL_STEP vec_t score_rows(const clattn_call *c, const clattn_seq *s, vec_t x, int i0, int last,
-                         int j)
-{
-#if SOFTCAP
-    x = (c->softcap * CLATTN_LOG2E) * CLATTN_VTANH(FL_LANES, x);
-#endif
-#if ALIBI
-    /* j - i' per lane; exact in fp32 up to 2^24 positions */
-    x += (CLATTN_LOG2E * s->slope) *
-         ((float)((long)j - clattn_ip(s, i0)) - CLATTN_CAT(convert_float, FL_LANES)(LANES));
-#endif
-#if BIAS
-    if (c->bsr == 0) { /* every row the same: one load */
-        x += (vec_t)(CLATTN_LOG2E * LOAD_BIAS(c->bias, s->bias + j));
-    } else {
-        float t[FL_LANES];
-        for (int r = 0; r < FL_LANES; ++r)
-            t[r] = LOAD_BIAS(c->bias, s->bias + min(i0 + r, last) * c->bsr + j);
-        x += CLATTN_LOG2E * CLATTN_CAT(vload, FL_LANES)(0, t);
-    }
-#endif
-#if BMASK
-    if (c->msr == 0) {
-        if (!c->bmask[s->bmask + j])
-            x = (vec_t)(-INFINITY);
-    } else {
-        int t[FL_LANES];
-        for (int r = 0; r < FL_LANES; ++r)
-            t[r] = c->bmask[s->bmask + min(i0 + r, last) * c->msr + j] ? 0 : -1;
-        x = select(x, (vec_t)(-INFINITY), CLATTN_CAT(vload, FL_LANES)(0, t));
-    }
-#endif
-    return x;
-}
-
 /* Scores of keys n0 .. n0+FL_KEYS-1 (keys at or past hi are read as key
  * hi - 1, in bounds; the caller hides them), FL_KB keys at a time. */
 FL_STEP void tile_scores(const clattn_call *cl, const clattn_seq *sq, global const kstore_t *k,
@@ -308,7 +268,8 @@ kernel CLATTN_WG_SIZE(FL_WG) void attn_fwd_fused_lanes(
 #if CLATTN_SCORE_STEPS
 #pragma unroll
         for (int t = 0; t < FL_KEYS; ++t)
-            sc[t] = score_rows(c, &s, sc[t], i0, last, min(n0 + t, hi - 1));
+            sc[t] = CLATTN_CAT(clattn_score_rows_v, FL_LANES)(c, &s, sc[t], i0, last,
+                                                               min(n0 + t, hi - 1), CLATTN_LOG2E);
 #endif
         if (!(n0 >= all_lo && n0 + FL_KEYS <= all_hi)) {
             /* a tile not every lane sees whole */

@@ -86,9 +86,12 @@ CLATTN_DEFINE_EXP2(16)
 
 /* ---- the score pipeline --------------------------------------------------------
  * Kernels multiply q by clattn_qscale once; the dot product with a key then
- * goes through clattn_score (scalar) or clattn_score_vW (W consecutive keys
- * in the lanes of a vector), which apply the steps of clattn.h after the
- * scaling: softcap, ALiBi, the additive mask, the boolean mask. Scores come
+ * goes through clattn_score (scalar), clattn_score_vW (W consecutive keys
+ * in the lanes of a vector) or clattn_score_rows_vW (one key, W query rows
+ * in the lanes), which apply the steps of clattn.h after the scaling:
+ * softcap, ALiBi, the additive mask, the boolean mask. A new step is a
+ * -D switch (0 when absent) and its code in each of the three forms, here;
+ * its row in src/feature_table.c turns it on. Scores come
  * out in units of U natural-log units: U = log2(e) for kernels that
  * exponentiate with exp2, 1 for natural units. Causal, window, lengths and
  * chunks are the key bounds above, applied by the caller. */
@@ -116,6 +119,17 @@ CLATTN_DEFINE_EXP2(16)
     select(CLATTN_TANH_FAST((x), CLATTN_CAT(clattn_exp2_, W)), CLATTN_TANH_POLY(x),            \
            fabs(x) < (CLATTN_CAT(float, W))(CLATTN_TANH_SMALL))
 
+/* ALiBi's distance j - i'; with ALIBI_SYM (clattn.h's alibi_mode
+ * CLATTN_ALIBI_SYMMETRIC) -|j - i'|. */
+#ifndef ALIBI_SYM
+#define ALIBI_SYM 0
+#endif
+#if ALIBI_SYM
+#define CLATTN_ALIBI_DIST(d) (-fabs(d))
+#else
+#define CLATTN_ALIBI_DIST(d) (d)
+#endif
+
 inline float clattn_qscale(const clattn_call *c, float U)
 {
 #if SOFTCAP
@@ -132,7 +146,7 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
     x = c->softcap * U * CLATTN_TANH(x);
 #endif
 #if ALIBI
-    x += U * s->slope * (float)((long)j - clattn_ip(s, i));
+    x += U * s->slope * CLATTN_ALIBI_DIST((float)((long)j - clattn_ip(s, i)));
 #endif
 #if BIAS
     x += U * LOAD_BIAS(c->bias, s->bias + i * c->bsr + j);
@@ -166,7 +180,7 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
 /* j - i' is exact in fp32 up to 2^24 positions. */
 #define CLATTN_VALIBI(W)                                                                       \
     x += (U * s->slope) *                                                                      \
-         (CLATTN_CAT(CLATTN_LANES, W) + (float)((long)j0 - clattn_ip(s, i)));
+         CLATTN_ALIBI_DIST(CLATTN_CAT(CLATTN_LANES, W) + (float)((long)j0 - clattn_ip(s, i)));
 #else
 #define CLATTN_VALIBI(W)
 #endif
@@ -224,6 +238,58 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
 CLATTN_DEFINE_SCORE_VEC(4)
 CLATTN_DEFINE_SCORE_VEC(8)
 CLATTN_DEFINE_SCORE_VEC(16)
+
+/* The same steps for one key j and W query rows in the lanes (lane r is
+ * row i0 + r, clamped to row `last` so that every read stays in bounds):
+ * softcap and ALiBi are lane-wise; a mask is one load broadcast when its row
+ * stride is 0 ([B,1,1,S] padding masks), else a gather, lane by lane. */
+#define CLATTN_DEFINE_SCORE_ROWS(W)                                                            \
+    inline __attribute__((always_inline)) CLATTN_CAT(float, W)                                 \
+        CLATTN_CAT(clattn_score_rows_v, W)(const clattn_call *c, const clattn_seq *s,           \
+                                           CLATTN_CAT(float, W) x, int i0, int last, int j,     \
+                                           float U)                                             \
+    {                                                                                          \
+        CLATTN_SCORE_ROWS_BODY(W)                                                              \
+        return x;                                                                              \
+    }
+#if ALIBI
+#define CLATTN_RALIBI(W)                                                                       \
+    x += (U * s->slope) *                                                                      \
+         CLATTN_ALIBI_DIST((float)((long)j - clattn_ip(s, i0)) - CLATTN_CAT(CLATTN_LANES, W));
+#else
+#define CLATTN_RALIBI(W)
+#endif
+#if BIAS
+#define CLATTN_RBIAS(W)                                                                        \
+    if (c->bsr == 0) { /* every row the same: one load */                                      \
+        x += (CLATTN_CAT(float, W))(U * LOAD_BIAS(c->bias, s->bias + j));                      \
+    } else {                                                                                   \
+        float t[W];                                                                            \
+        for (int r = 0; r < W; ++r)                                                            \
+            t[r] = LOAD_BIAS(c->bias, s->bias + min(i0 + r, last) * c->bsr + j);               \
+        x += U * CLATTN_CAT(vload, W)(0, t);                                                   \
+    }
+#else
+#define CLATTN_RBIAS(W)
+#endif
+#if BMASK
+#define CLATTN_RBMASK(W)                                                                       \
+    if (c->msr == 0) {                                                                         \
+        if (!c->bmask[s->bmask + j])                                                           \
+            x = (CLATTN_CAT(float, W))(-INFINITY);                                             \
+    } else {                                                                                   \
+        int t[W];                                                                              \
+        for (int r = 0; r < W; ++r)                                                            \
+            t[r] = c->bmask[s->bmask + min(i0 + r, last) * c->msr + j] ? 0 : -1;               \
+        x = select(x, (CLATTN_CAT(float, W))(-INFINITY), CLATTN_CAT(vload, W)(0, t));          \
+    }
+#else
+#define CLATTN_RBMASK(W)
+#endif
+#define CLATTN_SCORE_ROWS_BODY(W) CLATTN_VSOFTCAP(W) CLATTN_RALIBI(W) CLATTN_RBIAS(W) CLATTN_RBMASK(W)
+CLATTN_DEFINE_SCORE_ROWS(4)
+CLATTN_DEFINE_SCORE_ROWS(8)
+CLATTN_DEFINE_SCORE_ROWS(16)
 
 /* 1 when a score step reads per-key data or may hide a key inside the key
  * bounds, so that a tile cannot take a shortcut that skips clattn_score. */

@@ -59,7 +59,7 @@
 #endif
 
 #define CLATTN_VERSION_MAJOR 1
-#define CLATTN_VERSION_MINOR 3
+#define CLATTN_VERSION_MINOR 4
 #define CLATTN_VERSION_PATCH 0
 
 #if defined(_WIN32) && defined(CLATTN_SHARED_BUILD)
@@ -130,6 +130,10 @@ typedef enum clattn_path {
 #define CLATTN_CAUSAL_BOTTOM_RIGHT 1
 /* Query i sees keys j <= i (PyTorch's is_causal). */
 #define CLATTN_CAUSAL_TOP_LEFT 2
+
+/* clattn_problem.alibi_mode: the distance ALiBi multiplies by its slope. */
+#define CLATTN_ALIBI_LINEAR 0    /* slope * (j - i'): causal decoders (Bloom, MPT) */
+#define CLATTN_ALIBI_SYMMETRIC 1 /* -slope * |j - i'|: bidirectional encoders */
 
 /* Strides in elements (not bytes) of a 4-d tensor [batch][heads][seq][dim].
  * All three zero means packed: seq = dim, head = seq_len * dim,
@@ -251,7 +255,10 @@ typedef struct clattn_paging {
  *                                      T5 uses 1.0, Gemma
  *                                      query_pre_attn_scalar^-0.5)
  *   2. softcap > 0:  s = softcap * tanh(s / softcap)   (Gemma 2, Grok)
- *   3. alibi:        s += slope[h] * (j - i')          (i' below)
+ *   3. alibi:        s += slope[h] * (j - i')          (i' below);
+ *                    with alibi_mode CLATTN_ALIBI_SYMMETRIC
+ *                    s -= slope[h] * |j - i'|  (bidirectional encoders:
+ *                    jina-embeddings-v2, MosaicBERT)
  *   4. additive masks: s += mask[...] (the 0.1 fp32 mask) or bias[...]
  *   5. visibility: an invisible key gets probability 0 (below)
  *   6. softmax over the visible keys, whose denominator also holds
@@ -335,7 +342,10 @@ typedef struct clattn_problem {
     /* ---- since 1.1 (in what was reserved[0..5]) ---- */
     clattn_kv_storage k_storage, v_storage; /* zero: the problem's dtype */
     clattn_paging paged;                    /* zero: contiguous K and V */
-    int64_t reserved[2];   /* must be zero (see ABI above) */
+    /* ---- since 1.4 (in what was reserved[0]) ---- */
+    int alibi_mode;        /* CLATTN_ALIBI_*; needs alibi = 1 */
+    int padding_1_4_;      /* ignored */
+    int64_t reserved[1];   /* must be zero (see ABI above) */
 } clattn_problem;
 
 /* Device buffers of one call. q, k, v, o are required; mask (fp32), kv_lens

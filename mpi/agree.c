@@ -58,7 +58,7 @@ static int64_t strides_hash(const clattn_mask_strides *st)
                      1);
 }
 
-#define NUM_FIELDS 30
+#define NUM_FIELDS 31
 
 /* The fields every rank must give alike, with the names a message uses. */
 static void problem_fields(const mpi_shape *s, int64_t *f, const char **names)
@@ -83,6 +83,7 @@ static void problem_fields(const mpi_shape *s, int64_t *f, const char **names)
     FIELD("chunk_size", p->chunk_size);
     FIELD("sinks", p->sinks);
     FIELD("alibi", p->alibi);
+    FIELD("alibi_mode", p->alibi_mode);
     FIELD("kv_start", p->kv_start);
     FIELD("kv_lens given", s->has_kv_lens);
     FIELD("bias.enabled", p->bias.enabled);

@@ -1,5 +1,6 @@
 /* The three-stage path's GEMMs through CLBlast (row-major, fp32). */
 #include "blas.h"
+#include "feature_table.h"
 #include "internal.h"
 
 #ifdef CLATTN_HAVE_CLBLAST
@@ -16,24 +17,22 @@ static int in_order(const clattn_context *ctx)
 }
 
 /* The softmax kernel applies every score step to a GEMM's raw scores but
- * softcapping, which must see the scores before they are scaled whole; a
- * batched GEMM cannot follow variable-length sequences, pages or a storage
- * other than fp32. */
+ * those that must see the scores before they are scaled whole
+ * (feature_table.c says which); a batched GEMM cannot follow
+ * variable-length sequences, pages or a storage other than fp32. */
 int clattn__blas_qk_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
-    const unsigned f = clattn__shape_features(s);
     return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->kv.k_fmt && !s->kv.paged &&
-           !(f & (CLATTN__F_SOFTCAP | CLATTN__F_VARLEN));
+           clattn__features_have(clattn__shape_features(s), CLATTN__FT_GEMM_QK);
 }
 
 /* A GEMM cannot skip keys: only problems where every row sees every key. */
 int clattn__blas_av_eligible(const clattn_context *ctx, const clattn__shape *s)
 {
-    const unsigned f = clattn__shape_features(s);
     return s->p.dtype == CLATTN_F32 && in_order(ctx) && !s->kv.v_fmt && !s->kv.paged &&
            !s->has_mask && !s->has_kv_lens &&
            s->p.causal == CLATTN_CAUSAL_NONE && !s->p.windowed &&
-           !(f & ~(CLATTN__F_SINKS | CLATTN__F_SOFTCAP | CLATTN__F_ALIBI));
+           clattn__features_have(clattn__shape_features(s), CLATTN__FT_ALL_KEYS);
 }
 
 static clattn_status blas_fail(clattn_context *ctx, CLBlastStatusCode code, const char *what)

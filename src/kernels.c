@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feature_table.h"
 #include "kernels.h"
-#include "problem.h"
 
 static const struct {
     const char *file, *kernel;
@@ -180,7 +180,7 @@ int clattn__build_options(const clattn__device_info *dev, const clattn__kernel_c
                       clattn__cfg_get(cfg, ids[i]));
     /* Score features: each a switch of cl/common.h, absent when off, so a
      * plain problem builds exactly the plain kernels. */
-    for (const clattn__feature_define *f = clattn__feature_defines; f->define; ++f)
+    for (const clattn__feature *f = clattn__features; f->define; ++f)
         if ((cfg->features & f->bit) && n >= 0 && (size_t)n < size)
             n += snprintf(buf + n, size - (size_t)n, " -D%s=1", f->define);
     const unsigned bias_dtype = cfg->features >> CLATTN__F_BIAS_DTYPE_SHIFT & 3u;

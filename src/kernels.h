@@ -35,7 +35,7 @@ typedef struct clattn__kernel_config {
     clattn__kernel_id id;
     clattn_dtype dtype;
     int head_dim, head_dim_v;
-    unsigned features; /* CLATTN__F_* of the problem (problem.h): -D switches */
+    unsigned features; /* CLATTN__F_* of the problem (feature_table.h): -D switches */
     clattn__kv_layout kv; /* K/V storage and paging: all zero = the dtype's, contiguous */
     int values[CLATTN__MAX_PARAMS]; /* by clattn__tunable_slot: use clattn__cfg_* */
 } clattn__kernel_config;

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "blas.h"
+#include "feature_table.h"
+#include "internal.h"
 #include "plan.h"
 
 /* AUTO: split the keys when few query rows face a long KV (decoding), where

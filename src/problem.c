@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "feature_table.h"
 #include "internal.h"
 #include "problem.h"
 
@@ -119,39 +120,6 @@ static clattn_status check_mask(struct clattn_context *ctx, const char *name,
     char label[32];
     snprintf(label, sizeof label, "%s.strides", name);
     return check_layout(ctx, label, n, sd, dn, 1, extent);
-}
-
-/* The 1.0 fields other than the masks and views. */
-static clattn_status check_features(struct clattn_context *ctx, const clattn_problem *p)
-{
-    for (size_t i = 0; i < sizeof p->reserved / sizeof p->reserved[0]; ++i)
-        if (p->reserved[i] != 0)
-            return BAD("reserved[%zu] must be zero (a field of a newer clattn than this %s?)", i,
-                       clattn_version());
-    if (!isfinite(p->softcap) || p->softcap < 0.0f)
-        return BAD("softcap must be 0 (off) or positive and finite (got %g)", (double)p->softcap);
-    const struct {
-        const char *name;
-        int v;
-    } flags[4] = {{"sinks", p->sinks}, {"alibi", p->alibi}, {"kv_start", p->kv_start},
-                  {"varlen", p->varlen}};
-    for (int i = 0; i < 4; ++i)
-        if (flags[i].v != 0 && flags[i].v != 1)
-            return BAD("%s must be 0 or 1 (got %d)", flags[i].name, flags[i].v);
-    if (p->chunk_size < 0)
-        return BAD("chunk_size must be 0 (off) or positive (got %d)", p->chunk_size);
-    if (!p->varlen && (p->total_q != 0 || p->total_kv != 0))
-        return BAD("total_q and total_kv are for varlen problems (varlen is 0; got %d, %d)",
-                   p->total_q, p->total_kv);
-    if (p->varlen) {
-        if (p->total_q <= 0 || p->total_kv <= 0)
-            return BAD("varlen: total_q and total_kv must be positive (got %d, %d)", p->total_q,
-                       p->total_kv);
-        if (p->kv_start)
-            return BAD("kv_start cannot be combined with varlen (each sequence starts at its "
-                       "own cu_seqlens_kv entry)");
-    }
-    return CLATTN_OK;
 }
 
 /* ---- K and V storage (clattn_kv_format) and paging --------------------- */
@@ -326,34 +294,6 @@ static void kv_layout(const clattn_problem *p, clattn__kv_layout *kv)
     kv->paged = (unsigned char)p->paged.enabled;
 }
 
-/* Each feature bit is the -D switch of cl/common.h named here: a new
- * feature is a line in this table, its bit in problem.h, and its test in
- * clattn__shape_features. */
-const clattn__feature_define clattn__feature_defines[] = {
-    {CLATTN__F_SOFTCAP, "SOFTCAP"}, {CLATTN__F_SINKS, "SINKS"},
-    {CLATTN__F_ALIBI, "ALIBI"},     {CLATTN__F_BIAS, "BIAS"},
-    {CLATTN__F_BMASK, "BMASK"},     {CLATTN__F_KV_START, "KV_START"},
-    {CLATTN__F_CHUNK, "CHUNK"},     {CLATTN__F_VARLEN, "VARLEN"},
-    {0, NULL},
-};
-
-unsigned clattn__shape_features(const clattn__shape *s)
-{
-    const clattn_problem *p = &s->p;
-    unsigned f = 0;
-    f |= p->softcap > 0.0f ? CLATTN__F_SOFTCAP : 0u;
-    f |= p->sinks ? CLATTN__F_SINKS : 0u;
-    f |= p->alibi ? CLATTN__F_ALIBI : 0u;
-    f |= p->bias.enabled || s->has_mask ? CLATTN__F_BIAS : 0u;
-    f |= p->bool_mask.enabled ? CLATTN__F_BMASK : 0u;
-    f |= p->kv_start ? CLATTN__F_KV_START : 0u;
-    f |= p->chunk_size > 0 ? CLATTN__F_CHUNK : 0u;
-    f |= p->varlen ? CLATTN__F_VARLEN : 0u;
-    if (f & CLATTN__F_BIAS)
-        f |= (unsigned)s->bias_dtype << CLATTN__F_BIAS_DTYPE_SHIFT;
-    return f;
-}
-
 void clattn__shape_set_mask(clattn__shape *s, int has_mask, int has_kv_lens)
 {
     s->has_mask = has_mask;
@@ -420,7 +360,7 @@ clattn_status clattn__problem_normalize(struct clattn_context *ctx, const clattn
     if (!mul_ok(p.batch, p.heads, &bh) || bh > INT32_MAX)
         return BAD("batch * heads (%d * %d) must fit in 32 bits", p.batch, p.heads);
 
-    CLATTN_TRY(check_features(ctx, &p));
+    CLATTN_TRY(clattn__features_check(ctx, &p));
     /* varlen: the sequences' tokens one after another, [total][heads][dim]. */
     const int vl = p.varlen;
     struct {

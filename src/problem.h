@@ -11,27 +11,6 @@
 #define CLATTN__MLA_HEAD_DIM 576 /* the one head_dim above the limit: MLA, absorbed */
 #define CLATTN__MAX_HEAD_DIM_V 512
 
-/* Score features of a problem: each is a -D switch of the kernels (cl/common.h)
- * and a bit of the tuning key. The bit values are stored in tuning dbs: never
- * renumber them. */
-#define CLATTN__F_SOFTCAP 0x1u
-#define CLATTN__F_SINKS 0x2u
-#define CLATTN__F_ALIBI 0x4u
-#define CLATTN__F_BIAS 0x8u /* an additive mask: the 0.1 fp32 mask or problem.bias */
-#define CLATTN__F_BMASK 0x10u
-#define CLATTN__F_KV_START 0x20u
-#define CLATTN__F_CHUNK 0x40u
-#define CLATTN__F_VARLEN 0x80u
-/* Bits 8-9 of the key hold the additive mask's storage type. */
-#define CLATTN__F_BIAS_DTYPE_SHIFT 8
-
-/* The kernels' -D switch of each feature bit; NULL-name ended. */
-typedef struct clattn__feature_define {
-    unsigned bit;
-    const char *define;
-} clattn__feature_define;
-extern const clattn__feature_define clattn__feature_defines[];
-
 /* A validated problem with every default filled in. Extents are in elements:
  * one more than the largest offset a view touches. */
 typedef struct clattn__shape {
@@ -77,10 +56,6 @@ int64_t clattn__kv_row_units(clattn_kv_format f, int dims);
  * sizes.c): what clattn_forward checks device buffers against, and host
  * arrays when their sizes are given. */
 void clattn__buffer_sizes(const clattn__shape *s, clattn_buffer_sizes *out);
-
-/* The CLATTN__F_* bits of a normalised problem (its additive mask's storage
- * type included), once has_mask is known. */
-unsigned clattn__shape_features(const clattn__shape *s);
 
 /* Takes the buffers' presence into account: records has_mask/has_kv_lens
  * and maps the 0.1 fp32 mask onto the additive mask the kernels read. */

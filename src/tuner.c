@@ -29,6 +29,7 @@
 
 #include "attention.h"
 #include "cache_fs.h"
+#include "feature_table.h"
 #include "internal.h"
 #include "tuner_bench.h"
 #include "tuner_space.h"
@@ -624,14 +625,15 @@ clattn_status clattn_tune(clattn_context *ctx, const clattn_problem *shapes, siz
         /* The tuner makes up its inputs; masks, left padding and packed
          * sequences have layouts it does not invent (their problems use the
          * plain problem's entries). */
-        const clattn_problem *p = &shapes[i];
-        if (st == CLATTN_OK && (p->bias.enabled || p->bool_mask.enabled || p->kv_start ||
-                                p->varlen))
+        const clattn__feature *f =
+            st == CLATTN_OK ? clattn__features_lacking(clattn__shape_features(&s),
+                                                       CLATTN__FT_TUNABLE)
+                            : NULL;
+        if (f)
             st = clattn__fail(ctx, CLATTN_ERR_INVALID_ARGUMENT,
-                              "shapes[%zu]: tuning takes softcap, sinks, ALiBi and chunks but "
-                              "not bias, bool_mask, kv_start or varlen (such problems use the "
-                              "entries of the same problem without them)",
-                              i);
+                              "shapes[%zu]: tuning does not take %s (such problems use the "
+                              "entries of the same problem without it)",
+                              i, f->field);
     }
     if (st != CLATTN_OK) {
         pthread_mutex_unlock(&ctx->lock);

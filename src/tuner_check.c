@@ -1,12 +1,13 @@
 /* Host reference for the tuner, on sampled rows. Tuning shapes are packed,
  * without masks, kv_lens, left padding or varlen; causal, window, chunks,
- * softcap, sinks and ALiBi apply. K and V come decoded from their storage
- * (kv_host.c), whatever it is, so one reference serves every format and
- * paging. */
+ * sinks and every score step of feature_table.c apply. K and V come
+ * decoded from their storage (kv_host.c), whatever it is, so one reference
+ * serves every format and paging. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "feature_table.h"
 #include "kv_host.h"
 #include "tuner_check.h"
 
@@ -101,11 +102,8 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const float *k,
             double dot = 0;
             for (int d = 0; d < D; ++d)
                 dot += (double)load(q, p->dtype, qo + d) * (double)k[ko + (size_t)j * D + d];
-            sc[j] = dot * p->scale;
-            if (p->softcap > 0)
-                sc[j] = p->softcap * tanh(sc[j] / p->softcap);
-            if (p->alibi)
-                sc[j] += slopes[h] * (double)(j - ip);
+            const clattn__score_at at = {p, slopes, h, ip, j};
+            sc[j] = clattn__features_score(&at, dot * p->scale);
             if (sc[j] > mx)
                 mx = sc[j];
         }

@@ -34,7 +34,7 @@
     X(large_scores, "numerics", 600)                                \
     X(weights, "numerics three_stage", 600)                         \
     X(three_stage_chunks, "numerics three_stage", 600)              \
-    X(kernel_sweep, "sweep", 600)                                   \
+    X(kernel_sweep, "sweep", 1200)                                  \
     X(descriptors_invalid, "descriptors", 600)                      \
     X(descriptors_valid, "descriptors", 900)                        \
     X(nan_inputs, "numerics", 900)                                  \

@@ -579,8 +579,11 @@ static int ref_core(const clattn_problem *problem, const clattn_host_buffers *in
                     double sc = scale * dot;
                     if (softcap)
                         sc = cap * tanh(sc / cap);
-                    if (slopes)
-                        sc += (double)slopes[h] * (double)((int64_t)j - ip);
+                    if (slopes) {
+                        const double dist = (double)((int64_t)j - ip);
+                        sc += (double)slopes[h] *
+                              (p.alibi_mode == CLATTN_ALIBI_SYMMETRIC ? -fabs(dist) : dist);
+                    }
                     if (in->mask)
                         sc += (double)in->mask[b * p.mask_batch_stride + h * p.mask_head_stride +
                                                (int64_t)i * Skv + j];

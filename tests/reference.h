@@ -75,7 +75,8 @@ void ref_alibi_slopes(int heads, double *out);
  * applied when the problem enables it and its host buffer is given (the
  * legacy fp32 mask whenever in->mask is given, as before 1.0).
  *  - scores, in clattn.h's order: s = scale * q.k; softcap > 0:
- *    s = softcap * tanh(s / softcap); alibi: s += slope[h] * (j - i');
+ *    s = softcap * tanh(s / softcap); alibi: s += slope[h] * (j - i')
+ *    (alibi_mode CLATTN_ALIBI_SYMMETRIC: s -= slope[h] * |j - i'|);
  *    then the fp32 mask (row stride seq_kv, mask_batch/head_stride) or the
  *    bias (read with bias.dtype at bias.strides); -inf hides the key.
  *  - visibility: S <= j < L with L = kv_lens[b] and S = kv_start[b] (each

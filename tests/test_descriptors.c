@@ -277,6 +277,10 @@ static void model_features(const clattn_problem *p, verdict *v)
     for (int i = 0; i < 4; i++)
         if (flags[i].value != 0 && flags[i].value != 1)
             v_bad(v, flags[i].name);
+    if (p->alibi_mode != CLATTN_ALIBI_LINEAR && p->alibi_mode != CLATTN_ALIBI_SYMMETRIC)
+        v_bad(v, "alibi_mode");
+    else if (p->alibi_mode != CLATTN_ALIBI_LINEAR && p->alibi != 1)
+        v_bad(v, "alibi_mode");
     if (p->chunk_size < 0)
         v_bad(v, "chunk_size");
     if (p->varlen == 0 && (p->total_q != 0 || p->total_kv != 0))
@@ -756,6 +760,7 @@ static void apply_features(t_rng *r, clattn_problem *p, unsigned f, int mode)
     }
     p->sinks = (f & FT_SINKS) != 0;
     p->alibi = (f & FT_ALIBI) != 0;
+    p->alibi_mode = p->alibi && chance(r, 0.4) ? CLATTN_ALIBI_SYMMETRIC : CLATTN_ALIBI_LINEAR;
     p->kv_start = (f & FT_KV_START) != 0;
     if (f & FT_CHUNK) {
         switch (pick(r, 4)) {
@@ -1309,8 +1314,8 @@ static const char *mutate(t_rng *r, clattn_problem *p)
     }
     case 17: { /* an on/off flag out of range, or switched */
         static const int fv[] = {2, -1, INT_MIN, INT_MAX, 0, 1, 1, 0};
-        int *f[4] = {&p->sinks, &p->alibi, &p->kv_start, &p->varlen};
-        *f[pick(r, 4)] = fv[pick(r, 8)];
+        int *f[5] = {&p->sinks, &p->alibi, &p->kv_start, &p->varlen, &p->alibi_mode};
+        *f[pick(r, 5)] = fv[pick(r, 8)];
         return "flags";
     }
     case 18: {

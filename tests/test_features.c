@@ -1,7 +1,8 @@
 /*
  * The 1.0 features of clattn.h: logit softcap, attention sinks, ALiBi, the
  * typed additive bias, the boolean mask, kv_start, chunked attention, packed
- * variable-length batches and head_dim up to 512 / 576.
+ * variable-length batches and head_dim up to 512 / 576; the symmetric ALiBi
+ * of 1.4.
  *   features_reference: the reference's new semantics on closed forms, and
  *     varlen / bias / bool_mask against equivalent plain problems.
  *   features_paths: each feature combination on every path and dtype, on
@@ -145,6 +146,29 @@ static void ref_closed_forms(void)
     T_CHECK(close_to(o[0], e1 / (e1 + e2), 1e-14), "softcap+alibi: O %.17g, expected %.17g", o[0],
             e1 / (e1 + e2));
 
+    /* symmetric ALiBi: equal scores, i' = i; row i weighs key j by
+     * exp(-slope |j - i|) (the linear form would favour the later keys) */
+    tiny_problem(&p, 3, 3);
+    p.alibi = 1;
+    p.alibi_mode = CLATTN_ALIBI_SYMMETRIC;
+    k[0] = k[1] = k[2] = 0.0f;
+    v[0] = 1.0f, v[1] = 2.0f, v[2] = 4.0f;
+    slope = 0.5f;
+    memset(&in, 0, sizeof in);
+    in.q = q, in.k = k, in.v = v, in.alibi_slopes = &slope;
+    ref_attention(&p, &in, o, lse, NULL);
+    for (int i = 0; i < 3; i++) {
+        double num = 0, den = 0;
+        for (int j = 0; j < 3; j++) {
+            const double w = exp(-0.5 * fabs((double)(j - i)));
+            num += w * v[j];
+            den += w;
+        }
+        T_CHECK(close_to(o[i], num / den, 1e-14) && close_to(lse[i], log(den), 1e-14),
+                "symmetric alibi row %d: O %.17g LSE %.17g, expected %.17g %.17g", i, o[i], lse[i],
+                num / den, log(den));
+    }
+
     /* chunks with a negative i' - S: seq_q 4 over 2 keys, chunk 2. Rows 0 and
      * 1 (i' = -2, -1) lie in chunk -1 and see nothing; truncating division
      * would put row 1 in chunk 0. Rows 2, 3 (i' = 0, 1) see both keys. */
@@ -177,7 +201,7 @@ static void ref_closed_forms(void)
     ref_attention_ex(&p, &in, o, lse, NULL, seen);
     T_CHECK(o[0] == 0.0 && lse[0] == -INFINITY && seen[0] == 0,
             "kv_start 7 of 3: O %g LSE %g seen %d", o[0], lse[0], seen[0]);
-    t_log("ok   closed forms: sinks, softcap, alibi, chunks, kv_start");
+    t_log("ok   closed forms: sinks, softcap, alibi (both modes), chunks, kv_start");
 }
 
 static void ref_slopes_known(void)
@@ -393,6 +417,8 @@ typedef enum {
     F_EVERYTHING,
     F_HD512,
     F_HD576,
+    F_ALIBI_SYM_PAD,
+    F_ALIBI_SYM_SOFTCAP_WINDOW,
     F_COUNT
 } feature_combo;
 
@@ -403,7 +429,8 @@ static const char *const k_combo_names[F_COUNT] = {
     "bias_static_cache", "bias_f16",                "bias_bf16_gaps",
     "chunk+causal",      "kv_start+causal+kv_lens", "chunk+kv_start",
     "chunk+short_kv+causal_tl", "varlen+bias+bool+sinks", "varlen_strided+causal_tl", "everything",
-    "head_dim_512",      "head_dim_576"};
+    "head_dim_512",      "head_dim_576",            "alibi_sym+bool_pad",
+    "alibi_sym+softcap+window+gqa"};
 
 /* Shape of a combination: batch, heads, kv_heads, seq_q, seq_kv, head_dim, head_dim_v. */
 static const int k_combo_shape[F_COUNT][7] = {
@@ -428,6 +455,8 @@ static const int k_combo_shape[F_COUNT][7] = {
     {2, 6, 3, 33, 100, 64, 0},  /* everything */
     {1, 2, 1, 7, 33, 512, 0},   /* head_dim 512 */
     {1, 2, 2, 7, 17, 576, 512}, /* head_dim 576 / 512 */
+    {3, 4, 4, 33, 33, 64, 0},   /* alibi_sym+bool_pad (an encoder) */
+    {2, 6, 2, 33, 129, 80, 0},  /* alibi_sym+softcap+window+gqa */
 };
 
 /* The problem and tensor flags of one combination on one path and dtype.
@@ -589,6 +618,22 @@ static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt
         p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
         p->sinks = 1;
         flags |= T_WITH_SINKS;
+        break;
+    case F_ALIBI_SYM_PAD: /* jina-embeddings-v2: -slope |j - i|, a [B,1,1,S] padding mask */
+        p->alibi = 1;
+        p->alibi_mode = CLATTN_ALIBI_SYMMETRIC;
+        p->bool_mask.enabled = 1;
+        p->bool_mask.strides = mstrides(Skv, 0, 0);
+        flags |= T_WITH_ALIBI | T_WITH_BOOL_MASK;
+        break;
+    case F_ALIBI_SYM_SOFTCAP_WINDOW: /* keys on both sides of i', capped first */
+        p->alibi = 1;
+        p->alibi_mode = CLATTN_ALIBI_SYMMETRIC;
+        p->softcap = 4.0f;
+        p->windowed = 1;
+        p->window_left = 40;
+        p->window_right = 25;
+        flags |= T_WITH_ALIBI;
         break;
     default:
         break;
@@ -1298,10 +1343,11 @@ static void errors_problem_fields(fenv *e)
         "head_dim_513",       "head_dim_v_513",     "head_dim_577",
         "head_dim_576_default_dv", "head_dim_0_dv_512", "softcap_negative",
         "softcap_nan",        "softcap_inf",        "chunk_size_negative",
-        "reserved_problem_0", "reserved_problem_7", "bias_row_stride_1",
+        "reserved_problem_0", "reserved_problem_min", "bias_row_stride_1",
         "bias_heads_rows_overlap", "bias_negative_stride", "bias_dtype_3",
         "bool_row_stride_lt_seq_kv", "bool_mask_dtype_f16", "bool_mask_negative_stride",
-        "bias_strides_overflow"};
+        "bias_strides_overflow", "alibi_mode_2",   "alibi_mode_without_alibi",
+        "alibi_mode_negative"};
     static const char *const words[] = {
         "head_dim",          "head_dim_v",         "head_dim",
         "head_dim_v|head_dim", "head_dim",         "softcap",
@@ -1309,7 +1355,8 @@ static void errors_problem_fields(fenv *e)
         "reserved",          "reserved",           "bias|bias.strides|bias.strides.row",
         "bias|bias.strides|bias.strides.head", "bias|bias.strides", "bias|bias.dtype|dtype",
         "bool_mask|bool_mask.strides|bool_mask.strides.row", "bool_mask|bool_mask.dtype",
-        "bool_mask|bool_mask.strides", "bias|bias.strides|overflow|overflows|size"};
+        "bool_mask|bool_mask.strides", "bias|bias.strides|overflow|overflows|size",
+        "alibi_mode",        "alibi_mode",         "alibi_mode"};
     (void)sizeof(char[sizeof names / sizeof names[0] == sizeof words / sizeof words[0] ? 1 : -1]);
     const int n = (int)(sizeof names / sizeof names[0]);
     for (int i = 0; i < n; i++) {
@@ -1326,7 +1373,7 @@ static void errors_problem_fields(fenv *e)
         case 7: p.softcap = INFINITY; break;
         case 8: p.chunk_size = -8; break;
         case 9: p.reserved[0] = 1; break;
-        case 10: p.reserved[1] = INT64_MIN; break;
+        case 10: p.reserved[0] = INT64_MIN; break;
         case 11: p.bias.strides = mstrides((int64_t)H * Sq * Skv, (int64_t)Sq * Skv, 1); break;
         case 12: /* heads and rows collide: head h row i at (h + i) * Skv */
             p.bias.strides = mstrides((int64_t)(H + Sq) * Skv, Skv, Skv);
@@ -1337,6 +1384,9 @@ static void errors_problem_fields(fenv *e)
         case 16: p.bool_mask.dtype = CLATTN_F16; break;
         case 17: p.bool_mask.strides.batch = -1; break;
         case 18: p.bias.strides.batch = INT64_MAX / 2; break;
+        case 19: p.alibi_mode = 2; break;
+        case 20: p.alibi = 0; p.alibi_mode = CLATTN_ALIBI_SYMMETRIC; break;
+        case 21: p.alibi_mode = -1; break;
         }
         expect_refused(e, names[i], words[i], &p, &e->plain_b, 1);
     }

@@ -40,7 +40,8 @@ enum {
     MK_MASK_WINDOW, /* additive mask broadcast over heads, with a window */
     MK_SOFTCAP_SINKS, /* softcap, sinks and a window */
     MK_ALIBI_CAUSAL,  /* ALiBi with causal bottom-right */
-    MK_BIAS_BOOL,     /* per-head fp16 bias with a [B,1,1,Skv] boolean padding mask */
+    MK_BIAS_BOOL,     /* per-head fp16 bias with a [B,1,1,Skv] boolean padding mask,
+                       * and symmetric ALiBi (an encoder's bidirectional rows) */
     MK_KV_START,      /* left padding with kv_lens and causal bottom-right */
     MK_CHUNK,         /* chunked local attention, causal */
     MK_VARLEN,        /* packed sequences with causal and ALiBi */
@@ -116,7 +117,9 @@ static unsigned sweep_problem(clattn_problem *p, const sweep_shape *s, int mk, c
         p->bias.strides = (clattn_mask_strides){0, (int64_t)s->sq * s->skv, s->skv};
         p->bool_mask.enabled = 1;
         p->bool_mask.strides = (clattn_mask_strides){s->skv, 0, 0};
-        flags |= T_WITH_BIAS | T_WITH_BOOL_MASK;
+        p->alibi = 1;
+        p->alibi_mode = CLATTN_ALIBI_SYMMETRIC;
+        flags |= T_WITH_BIAS | T_WITH_BOOL_MASK | T_WITH_ALIBI;
         break;
     case MK_KV_START:
         p->kv_start = 1;

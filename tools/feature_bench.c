@@ -156,6 +156,8 @@ int main(int argc, char **argv)
     ADD("softcap 30", p->softcap = 30.0f);
     ADD("sinks", (p->sinks = 1, b->sinks = sink_m));
     ADD("alibi", (p->alibi = 1, b->alibi_slopes = slope_m));
+    ADD("alibi symmetric",
+        (p->alibi = 1, p->alibi_mode = CLATTN_ALIBI_SYMMETRIC, b->alibi_slopes = slope_m));
     ADD("bool mask [B,1,1,S]",
         (p->bool_mask.enabled = 1, p->bool_mask.strides = bcast, b->bool_mask = pad_m));
     ADD("f32 bias [B,1,1,S]",

@@ -65,7 +65,9 @@ class Problem(ctypes.Structure):
         ("padding_", c_int),
         # since 1.1
         ("k_storage", KVStorage), ("v_storage", KVStorage), ("paged", Paging),
-        ("reserved", c_int64 * 2),
+        # since 1.4
+        ("alibi_mode", c_int), ("padding_1_4_", c_int),
+        ("reserved", c_int64 * 1),
     ]
 
 

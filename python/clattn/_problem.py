@@ -42,7 +42,7 @@ def problem_from_dict(d, where="shape"):
             left, right = value if key == "window" else (
                 (value, p.window_right) if key == "window_left" else (p.window_left, value))
             p.windowed, p.window_left, p.window_right = 1, int(left), int(right)
-        elif key in known and key not in ("reserved", "padding_"):
+        elif key in known and key not in ("reserved", "padding_", "padding_1_4_"):
             setattr(p, key, value)
         else:
             raise ValueError(f"{where}: unknown field {key!r}")
