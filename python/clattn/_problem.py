@@ -177,8 +177,13 @@ def _is_bool(x):
         isinstance(x, np.ndarray) and x.dtype == np.bool_)
 
 
+# clattn.h's CLATTN_ALIBI_LINEAR (slope * (j - i')) and CLATTN_ALIBI_SYMMETRIC
+# (-slope * |j - i'|: flash_attn's alibi_slopes without causal).
+_ALIBI_MODES = {"linear": 0, "symmetric": 1}
+
+
 def build(query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window,
-          softcap, sinks, alibi_slopes, kv_lens, path, bias=None):
+          softcap, sinks, alibi_slopes, kv_lens, path, bias=None, alibi_mode="linear"):
     """The problem, inputs {field: (address, bytes, keepalive)} and output
     shape for PyTorch-style arguments; exceptions name the argument."""
     kinds = {T.is_torch(x) for x in (query, key, value) if x is not None}
@@ -261,6 +266,11 @@ def build(query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, wi
         if not (math.isfinite(softcap) and softcap > 0):
             raise ValueError(f"softcap: must be a positive finite number (got {softcap})")
         p.softcap = softcap
+    if alibi_mode not in _ALIBI_MODES:
+        raise ValueError(f"alibi_mode: expected 'linear' or 'symmetric', got {alibi_mode!r}")
+    if alibi_mode != "linear" and alibi_slopes is None:
+        raise ValueError("alibi_mode: 'symmetric' needs alibi_slopes")
+    p.alibi_mode = _ALIBI_MODES[alibi_mode]
     if path not in N.PATHS:
         raise ValueError(f"path: expected one of {sorted(N.PATHS)}, got {path!r}")
     p.path = N.PATHS[path]

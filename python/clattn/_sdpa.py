@@ -13,8 +13,9 @@ from ._context import default_context
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False, *,
                                  causal=None, window=None, softcap=None, sinks=None,
-                                 alibi_slopes=None, kv_lens=None, bias=None,
-                                 return_lse=False, path="auto", context=None, split="auto"):
+                                 alibi_slopes=None, alibi_mode="linear", kv_lens=None,
+                                 bias=None, return_lse=False, path="auto", context=None,
+                                 split="auto"):
     """torch.nn.functional.scaled_dot_product_attention, computed by clattn
     on its OpenCL device. Takes CPU torch tensors or NumPy arrays
     (float32/float16; bfloat16 through torch) and returns the same kind.
@@ -29,7 +30,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     clattn's additions (keyword only): causal='bottom_right' (the last query
     row faces the last key; decode) or 'top_left', combinable with a mask;
     window=(left, right) as flash_attn's window_size (-1: unbounded);
-    softcap; sinks (per-head logits, gpt-oss); alibi_slopes (per head);
+    softcap; sinks (per-head logits, gpt-oss); alibi_slopes (per head),
+    added as slope * (j - i') with alibi_mode='linear' (Bloom, MPT) or as
+    -slope * |j - i'| with 'symmetric' (bidirectional encoders; what
+    flash_attn's alibi_slopes means without causal);
     kv_lens (valid keys per batch entry, trailing padding); bias (an
     additive float mask, broadcast like attn_mask, that combines with a
     boolean attn_mask: T5's relative bias with a padding mask); return_lse
@@ -49,7 +53,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     ctx = ctxs[0] if ctxs else (context or default_context())
     p, inputs, keep, out_shape, lse_shape, trivial, code = P.build(
         query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window, softcap,
-        sinks, alibi_slopes, kv_lens, path, bias)
+        sinks, alibi_slopes, kv_lens, path, bias, alibi_mode)
     out = T.empty_like_kind(query, out_shape, code)
     lse = T.empty_f32(query, lse_shape) if return_lse else None
     if trivial:  # nothing to attend to (S == 0) or an empty output
@@ -101,7 +105,8 @@ def _ptr(x):
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None,
                       enable_gqa=False, *, causal=None, window=None, softcap=None,
-                      sinks=None, alibi_slopes=None, kv_lens=None, bias=None, context=None):
+                      sinks=None, alibi_slopes=None, alibi_mode="linear", kv_lens=None, bias=None,
+                      context=None):
     """The softmax probabilities, float32 (..., H, L, S), of the attention
     scaled_dot_product_attention would compute with the same arguments (keys
     a row cannot see are 0): for inspection and heatmaps."""
@@ -111,7 +116,7 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None,
              else np.zeros(vshape, dtype=key.dtype))
     p, inputs, keep, out_shape, _, trivial, code = P.build(
         query, key, value, attn_mask, is_causal, scale, enable_gqa, causal, window, softcap,
-        sinks, alibi_slopes, kv_lens, "three_stage", bias)
+        sinks, alibi_slopes, kv_lens, "three_stage", bias, alibi_mode)
     probs_shape = out_shape[:-1] + (key.shape[-2],)
     probs = T.empty_f32(query, probs_shape)
     if trivial:

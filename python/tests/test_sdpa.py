@@ -219,6 +219,30 @@ def test_extras_against_reference():
     assert torch.allclose(lse.double(), ref_lse, atol=1e-5), "LSE"
 
 
+@pytest.mark.parametrize("path", ["fused", "three_stage"])
+def test_symmetric_alibi_encoder(path):
+    """alibi_mode='symmetric' (-slope * |j - i|, jina-embeddings-v2) with a
+    boolean [B, 1, 1, S] padding mask, against a float64 eager version."""
+    B, H, S, D = 2, 4, 13, 16
+    q, k, v = rnd(B, H, S, D), rnd(B, H, S, D), rnd(B, H, S, D)
+    slopes = torch.from_numpy(clattn.alibi_slopes(H))
+    pad = torch.ones(B, 1, 1, S, dtype=torch.bool)
+    pad[1, ..., 9:] = False
+    out = clattn.scaled_dot_product_attention(q, k, v, attn_mask=pad, alibi_slopes=slopes,
+                                              alibi_mode="symmetric", path=path)
+    i = torch.arange(S).view(S, 1)
+    j = torch.arange(S).view(1, S)
+    bias = -slopes.double().view(H, 1, 1) * (j - i).abs()
+    s = (q.double() @ k.double().transpose(-1, -2)) / D ** 0.5 + bias
+    s = s.masked_fill(~pad, float("-inf"))
+    ref = torch.softmax(s, dim=-1) @ v.double()
+    check(out, ref, torch.float32, "symmetric alibi")
+    # the linear form differs on the keys after i, so the mode reached the kernels
+    lin = clattn.scaled_dot_product_attention(q, k, v, attn_mask=pad, alibi_slopes=slopes,
+                                              path=path)
+    assert (lin - out).abs().max() > 1e-3
+
+
 def test_bf16_per_head_vectors():
     q = rnd(1, 2, 4, 16, dtype=torch.bfloat16)
     sinks = torch.tensor([0.5, -1.0], dtype=torch.bfloat16)
