@@ -12,11 +12,7 @@ static clattn_status flag(struct clattn_context *ctx, const char *name, int v)
 }
 
 /* ---- logit softcap ---- */
-static int softcap_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->softcap > 0.0f;
-}
+static int softcap_on(const clattn__shape *s) { return s->p.softcap > 0.0f; }
 static clattn_status softcap_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     if (!isfinite(p->softcap) || p->softcap < 0.0f)
@@ -29,22 +25,14 @@ static double softcap_step(const clattn__score_at *at, double s)
 }
 
 /* ---- attention sinks (a softmax start, not a score step) ---- */
-static int sinks_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->sinks;
-}
+static int sinks_on(const clattn__shape *s) { return s->p.sinks; }
 static clattn_status sinks_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     return flag(ctx, "sinks", p->sinks);
 }
 
 /* ---- ALiBi ---- */
-static int alibi_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->alibi;
-}
+static int alibi_on(const clattn__shape *s) { return s->p.alibi; }
 static clattn_status alibi_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     return flag(ctx, "alibi", p->alibi);
@@ -56,10 +44,9 @@ static double alibi_step(const clattn__score_at *at, double s)
 }
 
 /* ---- ALiBi's symmetric distance (a switch of the ALiBi step) ---- */
-static int alibi_sym_on(const clattn_problem *p, int has_mask)
+static int alibi_sym_on(const clattn__shape *s)
 {
-    (void)has_mask;
-    return p->alibi && p->alibi_mode == CLATTN_ALIBI_SYMMETRIC;
+    return s->p.alibi && s->p.alibi_mode == CLATTN_ALIBI_SYMMETRIC;
 }
 static clattn_status alibi_mode_check(struct clattn_context *ctx, const clattn_problem *p)
 {
@@ -73,33 +60,18 @@ static clattn_status alibi_mode_check(struct clattn_context *ctx, const clattn_p
 }
 
 /* ---- masks (their layouts are checked with the views, problem.c) ---- */
-static int bias_on(const clattn_problem *p, int has_mask)
-{
-    return p->bias.enabled || has_mask;
-}
-static int bmask_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->bool_mask.enabled;
-}
+static int bias_on(const clattn__shape *s) { return s->p.bias.enabled || s->has_mask; }
+static int bmask_on(const clattn__shape *s) { return s->p.bool_mask.enabled; }
 
 /* ---- left padding ---- */
-static int kv_start_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->kv_start;
-}
+static int kv_start_on(const clattn__shape *s) { return s->p.kv_start; }
 static clattn_status kv_start_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     return flag(ctx, "kv_start", p->kv_start);
 }
 
 /* ---- chunked local attention ---- */
-static int chunk_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->chunk_size > 0;
-}
+static int chunk_on(const clattn__shape *s) { return s->p.chunk_size > 0; }
 static clattn_status chunk_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     if (p->chunk_size < 0)
@@ -108,11 +80,7 @@ static clattn_status chunk_check(struct clattn_context *ctx, const clattn_proble
 }
 
 /* ---- packed variable-length batches ---- */
-static int varlen_on(const clattn_problem *p, int has_mask)
-{
-    (void)has_mask;
-    return p->varlen;
-}
+static int varlen_on(const clattn__shape *s) { return s->p.varlen; }
 static clattn_status varlen_check(struct clattn_context *ctx, const clattn_problem *p)
 {
     CLATTN_TRY(flag(ctx, "varlen", p->varlen));
@@ -170,7 +138,7 @@ unsigned clattn__shape_features(const clattn__shape *s)
 {
     unsigned bits = 0;
     for (const clattn__feature *f = clattn__features; f->define; ++f)
-        if (f->on(&s->p, s->has_mask))
+        if (f->on(s))
             bits |= f->bit;
     if (bits & CLATTN__F_BIAS)
         bits |= (unsigned)s->bias_dtype << CLATTN__F_BIAS_DTYPE_SHIFT;
@@ -193,7 +161,7 @@ int clattn__features_have(unsigned bits, unsigned traits)
 double clattn__features_score(const clattn__score_at *at, double s)
 {
     for (const clattn__feature *f = clattn__features; f->define; ++f)
-        if (f->step && f->on(at->p, 0))
+        if (f->step && (at->bits & f->bit))
             s = f->step(at, s);
     return s;
 }

@@ -26,6 +26,7 @@ enum {
 /* The problem's values that the host score steps read. */
 typedef struct clattn__score_at {
     const clattn_problem *p;
+    unsigned bits;       /* clattn__shape_features of the problem, once */
     const float *slopes; /* ALiBi slopes ([heads]) when the problem has them */
     int h;               /* query head */
     int64_t ip, j;       /* the query's position among the keys, the key */
@@ -36,9 +37,8 @@ typedef struct clattn__feature {
     const char *define; /* the kernels' -D switch (cl/common.h, cl/score.h) */
     const char *field;  /* its field in clattn_problem, for messages */
     unsigned traits;    /* CLATTN__FT_* */
-    /* 1 when the normalised problem uses it (has_mask: a 0.1 fp32 mask
-     * buffer is given) */
-    int (*on)(const clattn_problem *p, int has_mask);
+    /* 1 when the normalised problem uses it */
+    int (*on)(const clattn__shape *s);
     /* validation of its fields (NULL: nothing beyond the common checks) */
     clattn_status (*check)(struct clattn_context *ctx, const clattn_problem *p);
     /* a score step of the pipeline (clattn.h), in double on the host; NULL
@@ -63,7 +63,7 @@ int clattn__features_have(unsigned bits, unsigned traits);
 /* The first feature in `bits` without all of `traits`, or NULL. */
 const clattn__feature *clattn__features_lacking(unsigned bits, unsigned traits);
 
-/* s after the score steps of every feature of the problem that has one
+/* s after the score steps of every feature in at->bits that has one
  * (softcap, ALiBi, ...), in the pipeline's order. */
 double clattn__features_score(const clattn__score_at *at, double s);
 

@@ -53,6 +53,7 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const float *k,
     const clattn_problem *p = &s->p;
     const int64_t bh_n = (int64_t)p->batch * p->heads;
     const int D = p->head_dim, Dv = p->head_dim_v;
+    const unsigned bits = clattn__shape_features(s);
     memset(ref, 0, sizeof *ref);
     /* Up to 4 heads (first, last, two between) x up to 16 rows (ends and
      * evenly spaced) cover edges of both. */
@@ -102,7 +103,7 @@ int clattn__ref_rows_make(const clattn__shape *s, const void *q, const float *k,
             double dot = 0;
             for (int d = 0; d < D; ++d)
                 dot += (double)load(q, p->dtype, qo + d) * (double)k[ko + (size_t)j * D + d];
-            const clattn__score_at at = {p, slopes, h, ip, j};
+            const clattn__score_at at = {p, bits, slopes, h, ip, j};
             sc[j] = clattn__features_score(&at, dot * p->scale);
             if (sc[j] > mx)
                 mx = sc[j];

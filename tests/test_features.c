@@ -462,65 +462,18 @@ static const int k_combo_shape[F_COUNT][7] = {
 /* The problem and tensor flags of one combination on one path and dtype.
  * split-KV gets a decode shape (seq_q 1..4, seq_kv >= 256) so that its real
  * partitioned kernels run. */
-static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt,
-                              clattn_problem *p)
+/* The combinations with masks or packed/strided layouts: their flags on
+ * top of T_WITH_LSE (0 for a combination that is not one of them). */
+static unsigned combo_masks(feature_combo c, clattn_problem *p)
 {
-    const int *s = k_combo_shape[c];
-    memset(p, 0, sizeof *p);
-    p->batch = s[0];
-    p->heads = s[1];
-    p->kv_heads = s[2];
-    p->seq_q = s[3];
-    p->seq_kv = s[4];
-    p->head_dim = s[5];
-    p->head_dim_v = s[6];
-    p->dtype = dt;
-    p->path = path;
-    if (path == CLATTN_PATH_SPLIT_KV) {
-        p->seq_q = p->seq_q > 4 ? 1 + p->seq_q % 4 : p->seq_q;
-        p->seq_kv = p->seq_kv < 256 ? p->seq_kv + 257 : p->seq_kv;
-    }
     const int H = p->heads, Sq = p->seq_q, Skv = p->seq_kv, D = p->head_dim;
-    unsigned flags = T_WITH_LSE;
+    unsigned flags = 0;
     switch (c) {
-    case F_SOFTCAP: /* q.k of a few units unscaled: the cap bends them */
-        p->scale = 1.0f;
-        p->softcap = 3.0f;
-        break;
-    case F_SOFTCAP_CAUSAL_KV_START:
-        p->scale = 1.5f;
-        p->softcap = 5.0f;
-        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-        p->kv_start = 1;
-        flags |= T_WITH_KV_START;
-        break;
-    case F_SINKS:
-        p->sinks = 1;
-        flags |= T_WITH_SINKS;
-        break;
-    case F_SINKS_WINDOW_GQA:
-        p->sinks = 1;
-        p->windowed = 1;
-        p->window_left = 20;
-        p->window_right = 3;
-        flags |= T_WITH_SINKS;
-        break;
     case F_SINKS_ALL_MASKED:
         p->sinks = 1;
         p->bool_mask.enabled = 1;
         p->bool_mask.strides = mstrides(Skv, 0, 0);
         flags |= T_WITH_SINKS | T_WITH_BOOL_MASK;
-        break;
-    case F_ALIBI_CAUSAL:
-        p->alibi = 1;
-        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-        flags |= T_WITH_ALIBI;
-        break;
-    case F_VARLEN_CAUSAL_ALIBI:
-        p->varlen = 1;
-        p->alibi = 1;
-        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-        flags |= T_WITH_VARLEN | T_WITH_ALIBI;
         break;
     case F_T5_BIAS_BOOL: /* T5: unscaled, a per-head bias and a padding mask */
         p->scale = 1.0f;
@@ -558,24 +511,6 @@ static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt
         flags |= T_WITH_BIAS;
         break;
     }
-    case F_CHUNK_CAUSAL:
-        p->chunk_size = 8;
-        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-        break;
-    case F_KV_START_CAUSAL_KV_LENS:
-        p->kv_start = 1;
-        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
-        flags |= T_WITH_KV_START | T_WITH_KV_LENS | T_NAN_BEYOND_LEN;
-        break;
-    case F_CHUNK_KV_START: /* chunks counted from kv_start[b] */
-        p->chunk_size = 16;
-        p->kv_start = 1;
-        flags |= T_WITH_KV_START;
-        break;
-    case F_CHUNK_SHORT_KV: /* i' < 0 in the top rows: chunk -1, -2 (floor, not 0) */
-        p->chunk_size = 8;
-        p->causal = CLATTN_CAUSAL_TOP_LEFT;
-        break;
     case F_VARLEN_MASKS_SINKS: /* masks indexed by sequence, row and key inside it */
         p->varlen = 1;
         p->sinks = 1;
@@ -611,6 +546,90 @@ static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt
         p->mask_batch_stride = 0;
         flags |= T_WITH_ALIBI | T_WITH_SINKS | T_WITH_BOOL_MASK | T_WITH_MASK;
         break;
+    case F_ALIBI_SYM_PAD: /* jina-embeddings-v2: -slope |j - i|, a [B,1,1,S] padding mask */
+        p->alibi = 1;
+        p->alibi_mode = CLATTN_ALIBI_SYMMETRIC;
+        p->bool_mask.enabled = 1;
+        p->bool_mask.strides = mstrides(Skv, 0, 0);
+        flags |= T_WITH_ALIBI | T_WITH_BOOL_MASK;
+        break;
+    default:
+        break;
+    }
+    return flags;
+}
+
+static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt,
+                              clattn_problem *p)
+{
+    const int *s = k_combo_shape[c];
+    memset(p, 0, sizeof *p);
+    p->batch = s[0];
+    p->heads = s[1];
+    p->kv_heads = s[2];
+    p->seq_q = s[3];
+    p->seq_kv = s[4];
+    p->head_dim = s[5];
+    p->head_dim_v = s[6];
+    p->dtype = dt;
+    p->path = path;
+    if (path == CLATTN_PATH_SPLIT_KV) {
+        p->seq_q = p->seq_q > 4 ? 1 + p->seq_q % 4 : p->seq_q;
+        p->seq_kv = p->seq_kv < 256 ? p->seq_kv + 257 : p->seq_kv;
+    }
+    unsigned flags = T_WITH_LSE | combo_masks(c, p);
+    switch (c) {
+    case F_SOFTCAP: /* q.k of a few units unscaled: the cap bends them */
+        p->scale = 1.0f;
+        p->softcap = 3.0f;
+        break;
+    case F_SOFTCAP_CAUSAL_KV_START:
+        p->scale = 1.5f;
+        p->softcap = 5.0f;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        p->kv_start = 1;
+        flags |= T_WITH_KV_START;
+        break;
+    case F_SINKS:
+        p->sinks = 1;
+        flags |= T_WITH_SINKS;
+        break;
+    case F_SINKS_WINDOW_GQA:
+        p->sinks = 1;
+        p->windowed = 1;
+        p->window_left = 20;
+        p->window_right = 3;
+        flags |= T_WITH_SINKS;
+        break;
+    case F_ALIBI_CAUSAL:
+        p->alibi = 1;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        flags |= T_WITH_ALIBI;
+        break;
+    case F_VARLEN_CAUSAL_ALIBI:
+        p->varlen = 1;
+        p->alibi = 1;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        flags |= T_WITH_VARLEN | T_WITH_ALIBI;
+        break;
+    case F_CHUNK_CAUSAL:
+        p->chunk_size = 8;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        break;
+    case F_KV_START_CAUSAL_KV_LENS:
+        p->kv_start = 1;
+        p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+        flags |= T_WITH_KV_START | T_WITH_KV_LENS | T_NAN_BEYOND_LEN;
+        break;
+    case F_CHUNK_KV_START: /* chunks counted from kv_start[b] */
+        p->chunk_size = 16;
+        p->kv_start = 1;
+        flags |= T_WITH_KV_START;
+        break;
+    case F_CHUNK_SHORT_KV: /* i' < 0 in the top rows: chunk -1, -2 (floor, not 0) */
+        p->chunk_size = 8;
+        p->causal = CLATTN_CAUSAL_TOP_LEFT;
+        break;
     case F_HD512:
         p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
         break;
@@ -618,13 +637,6 @@ static unsigned combo_problem(feature_combo c, clattn_path path, clattn_dtype dt
         p->causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
         p->sinks = 1;
         flags |= T_WITH_SINKS;
-        break;
-    case F_ALIBI_SYM_PAD: /* jina-embeddings-v2: -slope |j - i|, a [B,1,1,S] padding mask */
-        p->alibi = 1;
-        p->alibi_mode = CLATTN_ALIBI_SYMMETRIC;
-        p->bool_mask.enabled = 1;
-        p->bool_mask.strides = mstrides(Skv, 0, 0);
-        flags |= T_WITH_ALIBI | T_WITH_BOOL_MASK;
         break;
     case F_ALIBI_SYM_SOFTCAP_WINDOW: /* keys on both sides of i', capped first */
         p->alibi = 1;

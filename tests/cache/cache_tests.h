@@ -41,6 +41,9 @@ int child_tune(int argc, char **argv);
 /* test_kv_tune.c */
 int test_tuned_kv_formats(int argc, char **argv);
 
+/* test_feature_tune.c */
+int test_tuned_features(int argc, char **argv);
+
 /* test_cli.c: argv[2] is the attn-tune executable */
 int test_cli_tune(int argc, char **argv);
 int test_cli_shape_errors(int argc, char **argv);

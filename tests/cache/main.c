@@ -22,6 +22,7 @@ static const struct {
     {"interrupted_tuner", test_interrupted_tuner},
     {"export_clear_import", test_export_clear_import},
     {"tuned_kv_formats", test_tuned_kv_formats},
+    {"tuned_features", test_tuned_features},
     {"cli_tune", test_cli_tune},
     {"cli_shape_errors", test_cli_shape_errors},
     {"disk_missing_dir", test_disk_missing_dir},
