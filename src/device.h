@@ -17,6 +17,10 @@ typedef struct clattn__device_info {
     int local_mem_is_global; /* CL_GLOBAL local memory (CPU devices) */
     cl_uint native_vec_float; /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: floats a
                                * vector register holds (AVX-512 16, AVX 8) */
+    cl_uint plan_vec_float;   /* the floats a register holds as the planner
+                               * sizes kernels: from the device name's CPU
+                               * (device_isa.c) where it names one, else the
+                               * native width */
     int vector_regs;          /* an estimate of the vector registers a core has */
     int no_reqd_wg;           /* kernels must not carry reqd_work_group_size
                                * (PoCL's CPU drivers before 6.0: device.c) */
@@ -31,6 +35,11 @@ clattn_status clattn__choose_device(int platform, int device, cl_platform_id *ou
 /* Reads the device's facts. */
 clattn_status clattn__device_query(cl_device_id device, clattn__device_info *info, char *msg,
                                    size_t msg_size);
+
+/* From a CPU device's name (PoCL: "pthread-<LLVM cpu>[-model]"): the floats
+ * a vector register of its code holds and how many registers it has. Returns
+ * 0 and leaves both untouched when the name names no known CPU. */
+int clattn__device_isa(const char *name, unsigned *floats, int *regs);
 
 /* The device fingerprint: everything that must match for a compiled binary
  * to be reused (a driver update is a new fingerprint). One line of text. */

@@ -189,7 +189,7 @@ static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s,
     plan->softmax = config(CLATTN__K_SOFTMAX, s, cls);
     plan->av = config(CLATTN__K_AV, s, cls);
     if (cpu) {
-        const int native = vec_width((int)d->native_vec_float);
+        const int native = vec_width((int)d->plan_vec_float);
         clattn__cfg_set(&plan->qk, CLATTN__T_QK_VEC,
                         min_int(native, clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC)));
         clattn__cfg_set(&plan->softmax, CLATTN__T_SM_VEC,
@@ -491,7 +491,7 @@ static void fused_lanes_defaults(const clattn__device_info *d, const clattn__sha
                                  clattn__kernel_config *c)
 {
     const int lanes = clattn__cfg_get(c, CLATTN__T_FL_LANES);
-    const int per = lanes > (int)d->native_vec_float ? lanes / (int)d->native_vec_float : 1;
+    const int per = lanes > (int)d->plan_vec_float ? lanes / (int)d->plan_vec_float : 1;
     clattn__cfg_set(c, CLATTN__T_FL_KB,
                     register_block(clattn__cfg_get(c, CLATTN__T_FL_KEYS), per, d->vector_regs));
     clattn__cfg_set(c, CLATTN__T_FL_DB, register_block(s->p.head_dim_v, per, d->vector_regs));

@@ -86,6 +86,11 @@ static cl_uint native_float;
 
 void t_spy_native_float(cl_uint width) { native_float = width; }
 
+/* NULL: the device's own CL_DEVICE_NAME; set like native_float. */
+static const char *device_name;
+
+void t_spy_device_name(const char *name) { device_name = name; }
+
 cl_int clGetDeviceInfo(cl_device_id dev, cl_device_info what, size_t size, void *value,
                        size_t *size_ret)
 {
@@ -96,6 +101,16 @@ cl_int clGetDeviceInfo(cl_device_id dev, cl_device_info what, size_t size, void 
             memcpy(value, &native_float, sizeof native_float);
         if (size_ret)
             *size_ret = sizeof native_float;
+        return CL_SUCCESS;
+    }
+    if (device_name && what == CL_DEVICE_NAME) {
+        const size_t n = strlen(device_name) + 1;
+        if (value && size < n)
+            return CL_INVALID_VALUE;
+        if (value)
+            memcpy(value, device_name, n);
+        if (size_ret)
+            *size_ret = n;
         return CL_SUCCESS;
     }
     return real_fn(dev, what, size, value, size_ret);

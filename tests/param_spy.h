@@ -24,6 +24,9 @@ int t_spy_builds_of(const char *kernel);
  * (0: the device's own) to contexts created from now on, so that the plan's
  * choices for other CPU classes (AVX2: 8) can be checked on this one. */
 void t_spy_native_float(cl_uint width);
+/* Makes CL_DEVICE_NAME answer `name` for contexts created while it is set
+ * (NULL: the device's own name). */
+void t_spy_device_name(const char *name);
 
 /* Checks params ("NAME=value,...", CLATTN_PARAMS' form) against the builds
  * since t_spy_reset, failing the case (t_failures) for each forced value no

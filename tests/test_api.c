@@ -294,24 +294,36 @@ void case_params_errors(void)
 }
 
 /* ==== plan_native_width ===================================================
- * Kernel shapes follow the device's native vector width on a CPU. This
- * device, made to report 8 (an AVX2 host) and then 16 (AVX-512), gets:
- * three-stage QK, softmax and AV kernels in vectors of that width (four AV
- * vectors a row at head_dim_v 64); and the rows-in-lanes fused kernel with
- * 16 rows in lanes, scoring keys and updating value dims 4 at a time with 8
- * (a float16 is two AVX2 registers), 8 at a time with 16. Results are
+ * Kernel shapes follow the CPU's vector registers: what the device's name
+ * says PoCL compiles for where it names an LLVM CPU, else the native width
+ * the device reports. This device, given the names and widths below through
+ * an interposed clGetDeviceInfo, gets: three-stage QK, softmax and AV
+ * kernels in vectors of the register's width (four AV vectors a row at
+ * head_dim_v 64); and the rows-in-lanes fused kernel with 16 rows in lanes,
+ * scoring keys and updating value dims 4 at a time on AVX2 (a float16 is two
+ * of its 16 registers), 8 at a time on AVX-512, 4 at a time on AArch64 (four
+ * of its 32 registers). The third and fourth rows are PoCL built for haswell
+ * on an AVX-512 host, which still reports 16: the name decides. Results are
  * checked against the reference each time. */
 void case_plan_native_width(void)
 {
     static const struct {
+        const char *name; /* NULL: the device's own */
         cl_uint width;
         clattn_path path;
         const char *expect;
     } runs[] = {
-        {8, CLATTN_PATH_THREE_STAGE, "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
-        {16, CLATTN_PATH_THREE_STAGE, "QK_VEC=16,SM_VEC=16,AV_VEC=16,AV_CV=4"},
-        {8, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
-        {16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"}};
+        {"pthread-haswell", 8, CLATTN_PATH_THREE_STAGE, "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
+        {"pthread-skylake-avx512", 16, CLATTN_PATH_THREE_STAGE,
+         "QK_VEC=16,SM_VEC=16,AV_VEC=16,AV_CV=4"},
+        {"pthread-haswell-AMD EPYC", 16, CLATTN_PATH_THREE_STAGE,
+         "QK_VEC=8,SM_VEC=8,AV_VEC=8,AV_CV=4"},
+        {"pthread-haswell-AMD EPYC", 16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
+        {"pthread-haswell", 8, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
+        {"cpu-znver4-AMD EPYC", 16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"},
+        {"Vendor Q CPU model 7", 8, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
+        {"Vendor Q CPU model 9", 16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"},
+        {"cpu-neoverse-n1", 4, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"}};
     static const char *const kernels[2][3] = {{"attn_qk", "attn_softmax", "attn_av"},
                                               {"attn_fwd_fused_lanes", NULL, NULL}};
     const char *keep = getenv("CLATTN_PARAMS");
@@ -333,8 +345,10 @@ void case_plan_native_width(void)
         if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7a71eu + i) != 0)
             return;
         t_spy_native_float(runs[i].width);
+        t_spy_device_name(runs[i].name);
         clattn_context *ctx = t_context();
         t_spy_native_float(0);
+        t_spy_device_name(NULL);
         if (!ctx) {
             t_tensors_free(&t);
             return;
@@ -351,9 +365,10 @@ void case_plan_native_width(void)
             return;
         }
         t_spy_reset();
-        char label[96];
-        snprintf(label, sizeof label, "%s, native width %u",
-                 runs[i].path == CLATTN_PATH_FUSED ? "fused" : "three-stage", runs[i].width);
+        char label[128];
+        snprintf(label, sizeof label, "%s, '%s', native width %u",
+                 runs[i].path == CLATTN_PATH_FUSED ? "fused" : "three-stage", runs[i].name,
+                 runs[i].width);
         t_check_run(ctx, label, &t, 0);
         const char *const *want = kernels[runs[i].path == CLATTN_PATH_FUSED];
         for (int k = 0; k < 3 && want[k]; k++)
