@@ -455,6 +455,13 @@ static void fused_vec_defaults(const clattn__device_info *d, const clattn__shape
         wg /= 2;
     clattn__cfg_set(c, CLATTN__T_FV_ROWS, rows);
     clattn__cfg_set(c, CLATTN__T_FV_WG, wg);
+    /* A vector of keys no wider than a register: float16 is two AVX2
+     * registers, and D1's decode ran 1.5x faster with float8 on PoCL's
+     * haswell code (BENCHMARKS.md, "Plans from the device name's CPU"). */
+    if (d->dev_class == CLATTN__CLASS_CPU)
+        clattn__cfg_set(c, CLATTN__T_FV_VEC,
+                        min_int(vec_width((int)d->plan_vec_float),
+                                clattn__cfg_get(c, CLATTN__T_FV_VEC)));
     /* a K/V tile serves the GQA group */
     clattn__cfg_set(c, CLATTN__T_FV_GQA, clattn__cfg_get(c, CLATTN__T_FV_GQA) && s->group > 1);
     /* A group of one work-item (decode) has no one to share a staged tile

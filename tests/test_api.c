@@ -302,9 +302,10 @@ void case_params_errors(void)
  * head_dim_v 64); and the rows-in-lanes fused kernel with 16 rows in lanes,
  * scoring keys and updating value dims 4 at a time on AVX2 (a float16 is two
  * of its 16 registers), 8 at a time on AVX-512, 4 at a time on AArch64 (four
- * of its 32 registers). The third and fourth rows are PoCL built for haswell
- * on an AVX-512 host, which still reports 16: the name decides. Results are
- * checked against the reference each time. */
+ * of its 32 registers); and decode's key-vector kernel with as many keys a
+ * vector as a register holds. The third and fourth rows are PoCL built for
+ * haswell on an AVX-512 host, which still reports 16: the name decides.
+ * Results are checked against the reference each time. */
 void case_plan_native_width(void)
 {
     static const struct {
@@ -323,9 +324,13 @@ void case_plan_native_width(void)
         {"cpu-znver4-AMD EPYC", 16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"},
         {"Vendor Q CPU model 7", 8, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
         {"Vendor Q CPU model 9", 16, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=8,FL_DB=8"},
-        {"cpu-neoverse-n1", 4, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"}};
-    static const char *const kernels[2][3] = {{"attn_qk", "attn_softmax", "attn_av"},
-                                              {"attn_fwd_fused_lanes", NULL, NULL}};
+        {"cpu-neoverse-n1", 4, CLATTN_PATH_FUSED, "FUSED_VEC=2,FL_LANES=16,FL_KB=4,FL_DB=4"},
+        /* decode (one query row): the key-vector kernel, keys in a register */
+        {"pthread-haswell-AMD EPYC", 16, CLATTN_PATH_FUSED, "FUSED_VEC=1,FV_VEC=8"},
+        {"pthread-skylake-avx512", 16, CLATTN_PATH_FUSED, "FUSED_VEC=1,FV_VEC=16"}};
+    static const char *const kernels[3][3] = {{"attn_qk", "attn_softmax", "attn_av"},
+                                              {"attn_fwd_fused_lanes", NULL, NULL},
+                                              {"attn_fwd_fused_vec", NULL, NULL}};
     const char *keep = getenv("CLATTN_PARAMS");
     if (keep && *keep) {
         t_skip("plan_native_width: CLATTN_PARAMS is set (%s): the defaults are not in use", keep);
@@ -341,6 +346,7 @@ void case_plan_native_width(void)
     p.dtype = CLATTN_F32;
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         p.path = runs[i].path;
+        p.seq_q = strstr(runs[i].expect, "FV_VEC") ? 1 : 67;
         t_tensors t;
         if (t_tensors_init(&t, &p, T_WITH_LSE, 0x7a71eu + i) != 0)
             return;
@@ -370,7 +376,8 @@ void case_plan_native_width(void)
                  runs[i].path == CLATTN_PATH_FUSED ? "fused" : "three-stage", runs[i].name,
                  runs[i].width);
         t_check_run(ctx, label, &t, 0);
-        const char *const *want = kernels[runs[i].path == CLATTN_PATH_FUSED];
+        const char *const *want =
+            kernels[runs[i].path != CLATTN_PATH_FUSED ? 0 : p.seq_q > 1 ? 1 : 2];
         for (int k = 0; k < 3 && want[k]; k++)
             T_CHECK(t_spy_builds_of(want[k]) > 0, "%s: %s was not built", label, want[k]);
         t_spy_check_params(runs[i].expect, label);
