@@ -456,7 +456,7 @@ static void fused_vec_defaults(const clattn__device_info *d, const clattn__shape
     clattn__cfg_set(c, CLATTN__T_FV_ROWS, rows);
     clattn__cfg_set(c, CLATTN__T_FV_WG, wg);
     /* A vector of keys no wider than a register: float16 is two AVX2
-     * registers, and D1's decode ran 1.5x faster with float8 on PoCL's
+     * registers, and D1's decode ran ~1.2x faster with float8 on PoCL's
      * haswell code (BENCHMARKS.md, "Plans from the device name's CPU"). */
     if (d->dev_class == CLATTN__CLASS_CPU)
         clattn__cfg_set(c, CLATTN__T_FV_VEC,
