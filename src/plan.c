@@ -9,6 +9,7 @@
 #include "feature_table.h"
 #include "internal.h"
 #include "plan.h"
+#include "plan_defaults.h"
 
 /* AUTO: split the keys when few query rows face a long KV (decoding), where
  * the fused kernel would leave most of the device idle; otherwise fused. The
@@ -115,18 +116,6 @@ int clattn__plan_shrink(clattn__kernel_config *c, int for_wg)
     }
 }
 
-static int next_pow2(int x)
-{
-    int p = 1;
-    while (p < x && p < (1 << 30))
-        p *= 2;
-    return p;
-}
-
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
-
-static int min_int(int a, int b) { return a < b ? a : b; }
-
 /* Shrinks cfg until the device's limits can hold it; -1 if they never do. */
 static int fit(const clattn__device_info *d, clattn__kernel_config *c)
 {
@@ -158,69 +147,6 @@ static clattn__kernel_config config(clattn__kernel_id id, const clattn__shape *s
         c.kv = s->kv;
     clattn__cfg_defaults(&c, id, cls);
     return c;
-}
-
-/* The vector widths OpenCL has: 4, 8 or 16. */
-static int vec_width(int w) { return w >= 16 ? 16 : w >= 8 ? 8 : 4; }
-
-/* Native vectors of accumulators an AV work-item keeps on a CPU: sixteen,
- * half the register file of AVX-512 and all of AVX2's (where four rows of
- * four 8-wide vectors, covering half of head_dim 64 a pass, measured faster
- * than two vectors a row over four passes: BENCHMARKS.md). */
-#define AV_ACCUMULATORS_CPU 16
-
-/* Built-in three-stage tiles, the table's defaults fitted to the shape and
- * device. CPUs (PoCL runs a work-group as a loop, one core each): one
- * work-item per group, and per work-item a block of rows x vectors of keys
- * (QK: 2 x 4 vectors, the fastest measured on AVX-512, where 8 x 1 spent
- * its time on 8 row addresses) or of value dims (AV: 4 x 4) that keeps 8 to
- * 16 vector accumulators busy; softmax one row per work-item. Vectors as
- * wide as the device's native ones: float16 on AVX-512, float8 on AVX2,
- * where float16 accumulators took two registers each and QK spilled (1.5x
- * slower on P1, BENCHMARKS.md). GPUs: many work-items, narrow vectors. */
-static void three_stage_defaults(clattn__plan *plan, const clattn__shape *s,
-                                 const clattn__device_info *d)
-{
-    const clattn_problem *p = &s->p;
-    const clattn__device_class cls = d->dev_class;
-    const int cpu = cls != CLATTN__CLASS_GPU;
-    const int dv = p->head_dim_v;
-    plan->qk = config(CLATTN__K_QK, s, cls);
-    plan->softmax = config(CLATTN__K_SOFTMAX, s, cls);
-    plan->av = config(CLATTN__K_AV, s, cls);
-    if (cpu) {
-        const int native = vec_width((int)d->plan_vec_float);
-        clattn__cfg_set(&plan->qk, CLATTN__T_QK_VEC,
-                        min_int(native, clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC)));
-        clattn__cfg_set(&plan->softmax, CLATTN__T_SM_VEC,
-                        min_int(native, clattn__cfg_get(&plan->softmax, CLATTN__T_SM_VEC)));
-        /* no wider a tile of keys than there are keys */
-        const int w = clattn__cfg_get(&plan->qk, CLATTN__T_QK_VEC);
-        clattn__cfg_set(&plan->qk, CLATTN__T_QK_CV,
-                        min_int(ceil_div(p->seq_kv, w), clattn__cfg_get(&plan->qk, CLATTN__T_QK_CV)));
-        /* AV: the widest vector up to the native one that divides
-         * head_dim_v (a partial last vector is loaded element by element),
-         * and enough vectors to cover head_dim_v within the accumulator
-         * budget. */
-        int vw = native;
-        while (vw > 4 && dv % vw)
-            vw /= 2;
-        if (dv % vw)
-            vw = native;
-        const int rows = clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS);
-        clattn__cfg_set(&plan->av, CLATTN__T_AV_VEC, vw);
-        clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
-                        min_int(ceil_div(dv, vw), AV_ACCUMULATORS_CPU * native / (rows * vw)));
-    } else {
-        clattn__cfg_set(&plan->av, CLATTN__T_AV_CV,
-                        min_int(ceil_div(dv, clattn__cfg_get(&plan->av, CLATTN__T_AV_VEC)),
-                                clattn__cfg_get(&plan->av, CLATTN__T_AV_CV)));
-    }
-    /* Fewer query rows than a block: no work-item computes idle rows. */
-    clattn__cfg_set(&plan->qk, CLATTN__T_QK_ROWS,
-                    min_int(p->seq_q, clattn__cfg_get(&plan->qk, CLATTN__T_QK_ROWS)));
-    clattn__cfg_set(&plan->av, CLATTN__T_AV_ROWS,
-                    min_int(p->seq_q, clattn__cfg_get(&plan->av, CLATTN__T_AV_ROWS)));
 }
 
 /* The key's kv code (tuning_db.h) of the shape's K/V layout: what the
@@ -394,7 +320,10 @@ static clattn_status plan_three_stage(clattn_context *ctx, const clattn__shape *
                                       const clattn__tune_entry *ovr, clattn__plan *plan)
 {
     const clattn__device_info *d = &ctx->dev;
-    three_stage_defaults(plan, s, d);
+    plan->qk = config(CLATTN__K_QK, s, d->dev_class);
+    plan->softmax = config(CLATTN__K_SOFTMAX, s, d->dev_class);
+    plan->av = config(CLATTN__K_AV, s, d->dev_class);
+    clattn__three_stage_defaults(d, s, plan);
     clattn__kernel_config *cfgs[3] = {&plan->qk, &plan->softmax, &plan->av};
     const clattn__tune_entry *tq = tuned(ctx, s, "qk", flags);
     const clattn__tune_entry *ta = tuned(ctx, s, "av", flags);
@@ -418,104 +347,11 @@ static clattn_status plan_three_stage(clattn_context *ctx, const clattn__shape *
     clattn__cfg_set(&plan->softmax, CLATTN__T_SM_WG, sm_wg);
     const clattn__tunable_id vecs[3] = {CLATTN__T_QK_VEC, CLATTN__T_SM_VEC, CLATTN__T_AV_VEC};
     for (int i = 0; i < 3; ++i)
-        clattn__cfg_set(cfgs[i], vecs[i], vec_width(clattn__cfg_get(cfgs[i], vecs[i])));
+        clattn__cfg_set(cfgs[i], vecs[i], clattn__vec_width(clattn__cfg_get(cfgs[i], vecs[i])));
     if (fit(d, &plan->qk) || fit(d, &plan->softmax) || fit(d, &plan->av))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
                             "three-stage path: no tile size fits this device's limits");
     return three_stage_chunks(ctx, s, scratch_limit, plan);
-}
-
-/* Rows a vector fused work-item takes by default, and past how many dims
- * (q plus accumulators) it takes fewer: sixteen rows of MLA's 576 + 512
- * dims are ~70 KiB a work-item, four keep them near the core. */
-#define FV_ROWS_WIDE_DIMS (2 * 256)
-#define FV_ROWS_WIDE 4
-
-/* The vector fused kernel's built-in configuration fitted to the shape:
- * FV_ROWS rows a work-item (each staged K/V tile serves many rows; fewer
- * rows measured up to 2x slower on PoCL), FV_WG work-items a group; fewer
- * when there are fewer rows (decode), so no work-item idles, and smaller
- * groups where there would be too few to fill the compute units. */
-static void fused_vec_defaults(const clattn__device_info *d, const clattn__shape *s,
-                               clattn__kernel_config *c)
-{
-    const clattn_problem *p = &s->p;
-    const int vrows = p->seq_q * s->group; /* GQA: query heads' rows interleaved */
-    int rows = clattn__cfg_get(c, CLATTN__T_FV_ROWS);
-    if (vrows < rows)
-        rows = next_pow2(vrows);
-    if (p->head_dim + p->head_dim_v > FV_ROWS_WIDE_DIMS && rows > FV_ROWS_WIDE)
-        rows = FV_ROWS_WIDE;
-    int wg = clattn__cfg_get(c, CLATTN__T_FV_WG);
-    if (ceil_div(vrows, rows) < wg)
-        wg = next_pow2(ceil_div(vrows, rows));
-    const int64_t heads_groups = (int64_t)p->batch * (s->group > 1 ? p->kv_heads : p->heads);
-    const int64_t enough = 2 * (int64_t)(d->compute_units ? d->compute_units : 1);
-    while (wg > 1 && (int64_t)ceil_div(vrows, rows * wg) * heads_groups < enough)
-        wg /= 2;
-    clattn__cfg_set(c, CLATTN__T_FV_ROWS, rows);
-    clattn__cfg_set(c, CLATTN__T_FV_WG, wg);
-    /* A vector of keys no wider than a register: float16 is two AVX2
-     * registers, and D1's decode ran ~1.2x faster with float8 on PoCL's
-     * haswell code (BENCHMARKS.md, "Plans from the device name's CPU"). */
-    if (d->dev_class == CLATTN__CLASS_CPU)
-        clattn__cfg_set(c, CLATTN__T_FV_VEC,
-                        min_int(vec_width((int)d->plan_vec_float),
-                                clattn__cfg_get(c, CLATTN__T_FV_VEC)));
-    /* a K/V tile serves the GQA group */
-    clattn__cfg_set(c, CLATTN__T_FV_GQA, clattn__cfg_get(c, CLATTN__T_FV_GQA) && s->group > 1);
-    /* A group of one work-item (decode) has no one to share a staged tile
-     * with: reading K and V directly skips the scalar staging. */
-    clattn__cfg_set(c, CLATTN__T_FV_DIRECT, wg == 1);
-}
-
-/* The rows-in-lanes kernel needs blocks of this many query rows to pay off
- * (fewer rows leave lanes idle: decode keeps the vector kernel), and keeps
- * its queries and accumulators per work-item, up to this many dims. */
-#define FL_MIN_ROWS 8
-#define FL_MAX_DIMS 512
-
-static int fused_lanes_fits(const clattn__shape *s)
-{
-    return s->p.seq_q >= FL_MIN_ROWS && s->p.head_dim + s->p.head_dim_v <= FL_MAX_DIMS;
-}
-
-/* The largest of 8, 4, 2, 1 that divides n and whose accumulators (each
- * `per` registers), with one operand, fit three quarters of regs. */
-static int register_block(int n, int per, int regs)
-{
-    for (int b = 8; b > 1; b /= 2)
-        if (n % b == 0 && (b + 1) * per <= regs * 3 / 4)
-            return b;
-    return 1;
-}
-
-/* The rows-in-lanes kernel's configuration from the device's vector width
- * and registers: FL_LANES rows (a float16 is one AVX-512 register, two
- * AVX2 ones), and as many keys scored (FL_KB) and value dims updated
- * (FL_DB) at once as keep their accumulators in registers. */
-static void fused_lanes_defaults(const clattn__device_info *d, const clattn__shape *s,
-                                 clattn__kernel_config *c)
-{
-    const int lanes = clattn__cfg_get(c, CLATTN__T_FL_LANES);
-    const int per = lanes > (int)d->plan_vec_float ? lanes / (int)d->plan_vec_float : 1;
-    clattn__cfg_set(c, CLATTN__T_FL_KB,
-                    register_block(clattn__cfg_get(c, CLATTN__T_FL_KEYS), per, d->vector_regs));
-    clattn__cfg_set(c, CLATTN__T_FL_DB, register_block(s->p.head_dim_v, per, d->vector_regs));
-}
-
-/* Makes blocks a forced or tuned value left that do not divide. */
-static void fused_lanes_fix(const clattn__shape *s, clattn__kernel_config *c)
-{
-    clattn__cfg_set(c, CLATTN__T_FL_LANES, vec_width(clattn__cfg_get(c, CLATTN__T_FL_LANES)));
-    const int keys = clattn__cfg_get(c, CLATTN__T_FL_KEYS);
-    int kb = clattn__cfg_get(c, CLATTN__T_FL_KB), db = clattn__cfg_get(c, CLATTN__T_FL_DB);
-    while (kb > 1 && keys % kb)
-        --kb;
-    while (db > 1 && s->p.head_dim_v % db)
-        --db;
-    clattn__cfg_set(c, CLATTN__T_FL_KB, kb);
-    clattn__cfg_set(c, CLATTN__T_FL_DB, db);
 }
 
 /* Split-KV partitions by default: enough for this many groups a compute
@@ -535,28 +371,28 @@ static clattn_status plan_fused(clattn_context *ctx, const clattn__shape *s, int
     const clattn__tune_entry *tf = tuned(ctx, s, split ? "splitkv" : "fused", flags);
     const int col = d->dev_class == CLATTN__CLASS_GPU ? CLATTN__DFLT_GPU : CLATTN__DFLT_CPU;
     int dflt = clattn__tunables[CLATTN__T_FUSED_VEC].dflt[col];
-    if (dflt == 1 && !split && fused_lanes_fits(s))
+    if (dflt == 1 && !split && clattn__fused_lanes_fits(s))
         dflt = 2;
     const int kind = clattn__db_param(ovr, "FUSED_VEC", clattn__db_param(tf, "FUSED_VEC", dflt));
     plan->combine = config(CLATTN__K_COMBINE, s, d->dev_class);
     plan->fused = config(clattn__fused_kernel(kind), s, d->dev_class);
     if (plan->fused.id == CLATTN__K_FUSED_VEC)
-        fused_vec_defaults(d, s, &plan->fused);
+        clattn__fused_vec_defaults(d, s, &plan->fused);
     else if (plan->fused.id == CLATTN__K_FUSED_LANES)
-        fused_lanes_defaults(d, s, &plan->fused);
+        clattn__fused_lanes_defaults(d, s, &plan->fused);
     else if (split && p->seq_q < clattn__cfg_get(&plan->fused, CLATTN__T_BLOCK_M))
-        clattn__cfg_set(&plan->fused, CLATTN__T_BLOCK_M, next_pow2(p->seq_q));
+        clattn__cfg_set(&plan->fused, CLATTN__T_BLOCK_M, clattn__next_pow2(p->seq_q));
     clattn__kernel_config *cfgs[2] = {&plan->fused, &plan->combine};
     apply(tf, cfgs, 2);
     apply(ovr, cfgs, 2);
     clattn__cfg_set(&plan->fused, clattn__split_tunable(plan->fused.id), split);
     if (plan->fused.id == CLATTN__K_FUSED_VEC) {
         clattn__cfg_set(&plan->fused, CLATTN__T_FV_VEC,
-                        vec_width(clattn__cfg_get(&plan->fused, CLATTN__T_FV_VEC)));
+                        clattn__vec_width(clattn__cfg_get(&plan->fused, CLATTN__T_FV_VEC)));
         clattn__cfg_set(&plan->fused, CLATTN__T_FV_GQA,
                         clattn__cfg_get(&plan->fused, CLATTN__T_FV_GQA) && s->group > 1);
     } else if (plan->fused.id == CLATTN__K_FUSED_LANES) {
-        fused_lanes_fix(s, &plan->fused);
+        clattn__fused_lanes_fix(s, &plan->fused);
     }
     if (fit(d, &plan->fused))
         return clattn__fail(ctx, CLATTN_ERR_UNSUPPORTED,
@@ -613,15 +449,15 @@ clattn_status clattn__plan_split(struct clattn_context *ctx, const clattn__shape
     const clattn_problem *p = &s->p;
     const int64_t bh = (int64_t)p->batch * p->heads;
     const int block_n = clattn__plan_tile_keys(plan);
-    const int max_split = ceil_div(p->seq_kv, block_n);
+    const int max_split = clattn__ceil_div(p->seq_kv, block_n);
     if (nsplit > max_split)
         nsplit = max_split;
     if (nsplit < 1)
         nsplit = 1;
     for (;;) {
         /* Partitions are whole tiles of keys. */
-        int kps = ceil_div(ceil_div(p->seq_kv, nsplit), block_n) * block_n;
-        int n = ceil_div(p->seq_kv, kps);
+        int kps = clattn__ceil_div(clattn__ceil_div(p->seq_kv, nsplit), block_n) * block_n;
+        int n = clattn__ceil_div(p->seq_kv, kps);
         size_t rows = (size_t)bh * (size_t)n * (size_t)p->seq_q;
         size_t o_bytes = rows * (size_t)p->head_dim_v * sizeof(float);
         size_t ml_bytes = rows * 2 * sizeof(float);
