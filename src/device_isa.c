@@ -19,29 +19,24 @@ typedef struct {
     int regs;         /* vector registers */
 } isa_row;
 
-/* Longer names first where one starts another ("skylake-avx512" before
- * "skylake"). x86-64: AVX-512 has 32 zmm registers; AVX and AVX2 16 ymm; SSE
+/* x86-64: AVX-512 has 32 zmm registers; AVX and AVX2 16 ymm; SSE
  * 16 xmm. AArch64 NEON: 32 q registers of 4 floats. */
 static const isa_row rows[] = {
-    {"skylake-avx512", 16, 32}, {"cascadelake", 16, 32},   {"cooperlake", 16, 32},
-    {"cannonlake", 16, 32},     {"icelake-client", 16, 32}, {"icelake-server", 16, 32},
-    {"tigerlake", 16, 32},      {"rocketlake", 16, 32},    {"sapphirerapids", 16, 32},
-    {"emeraldrapids", 16, 32},  {"graniterapids", 16, 32}, {"znver4", 16, 32},
-    {"znver5", 16, 32},         {"x86-64-v4", 16, 32},     {"knl", 16, 32},
-    {"knm", 16, 32},            {"haswell", 8, 16},        {"broadwell", 8, 16},
-    {"skylake", 8, 16},         {"alderlake", 8, 16},      {"raptorlake", 8, 16},
-    {"meteorlake", 8, 16},      {"arrowlake", 8, 16},      {"lunarlake", 8, 16},
-    {"gracemont", 8, 16},       {"znver1", 8, 16},         {"znver2", 8, 16},
-    {"znver3", 8, 16},          {"x86-64-v3", 8, 16},      {"bdver4", 8, 16},
-    {"sandybridge", 8, 16},     {"ivybridge", 8, 16},      {"bdver1", 8, 16},
-    {"bdver2", 8, 16},          {"bdver3", 8, 16},         {"btver2", 8, 16},
-    {"x86-64-v2", 4, 16},       {"nehalem", 4, 16},        {"westmere", 4, 16},
-    {"silvermont", 4, 16},      {"goldmont", 4, 16},       {"tremont", 4, 16},
-    {"core2", 4, 16},           {"neoverse", 4, 32},       {"apple-", 4, 32},
-    {"cortex-a53", 4, 32},      {"cortex-a55", 4, 32},     {"cortex-a57", 4, 32},
-    {"cortex-a72", 4, 32},      {"cortex-a73", 4, 32},     {"cortex-a75", 4, 32},
-    {"cortex-a76", 4, 32},      {"cortex-a77", 4, 32},     {"cortex-a78", 4, 32},
-    {"cortex-x", 4, 32},
+    {"skylake-avx512", 16, 32}, {"cascadelake", 16, 32}, {"cooperlake", 16, 32},
+    {"cannonlake", 16, 32}, {"icelake-client", 16, 32}, {"icelake-server", 16, 32},
+    {"tigerlake", 16, 32}, {"rocketlake", 16, 32}, {"sapphirerapids", 16, 32},
+    {"emeraldrapids", 16, 32}, {"graniterapids", 16, 32}, {"znver4", 16, 32}, {"znver5", 16, 32},
+    {"x86-64-v4", 16, 32}, {"knl", 16, 32}, {"knm", 16, 32}, {"haswell", 8, 16},
+    {"broadwell", 8, 16}, {"skylake", 8, 16}, {"alderlake", 8, 16}, {"raptorlake", 8, 16},
+    {"meteorlake", 8, 16}, {"arrowlake", 8, 16}, {"lunarlake", 8, 16}, {"gracemont", 8, 16},
+    {"znver1", 8, 16}, {"znver2", 8, 16}, {"znver3", 8, 16}, {"x86-64-v3", 8, 16},
+    {"bdver4", 8, 16}, {"sandybridge", 8, 16}, {"ivybridge", 8, 16}, {"bdver1", 8, 16},
+    {"bdver2", 8, 16}, {"bdver3", 8, 16}, {"btver2", 8, 16}, {"x86-64-v2", 4, 16},
+    {"x86-64", 4, 16}, {"nehalem", 4, 16}, {"westmere", 4, 16}, {"silvermont", 4, 16},
+    {"goldmont", 4, 16}, {"tremont", 4, 16}, {"core2", 4, 16}, {"neoverse", 4, 32},
+    {"apple-", 4, 32}, {"cortex-a53", 4, 32}, {"cortex-a55", 4, 32}, {"cortex-a57", 4, 32},
+    {"cortex-a72", 4, 32}, {"cortex-a73", 4, 32}, {"cortex-a75", 4, 32}, {"cortex-a76", 4, 32},
+    {"cortex-a77", 4, 32}, {"cortex-a78", 4, 32}, {"cortex-x", 4, 32},
 };
 
 /* Whether `at` starts a word of `name`: the start, or after '-' or ' ' (so
@@ -51,23 +46,35 @@ static int word_start(const char *name, const char *at)
     return at == name || at[-1] == '-' || at[-1] == ' ';
 }
 
-/* The first row whose CPU name occurs as a word start in the device name. A
- * name that follows it must end the word too, except for the family
- * prefixes that end in '-' or are open ("neoverse", "cortex-x"). */
+/* The row whose CPU name starts a word earliest in the device name (PoCL
+ * puts the LLVM CPU before the model's name), the longer name where two
+ * start at the same place ("skylake-avx512", not "skylake"). The name must
+ * end the word too, except for the open family prefixes ("apple-",
+ * "neoverse", "cortex-x"). */
 int clattn__device_isa(const char *name, unsigned *floats, int *regs)
 {
+    const isa_row *best = NULL;
+    size_t best_at = 0, best_len = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const size_t n = strlen(rows[i].cpu);
         const int open = rows[i].cpu[n - 1] == '-' || strcmp(rows[i].cpu, "neoverse") == 0 ||
                          strcmp(rows[i].cpu, "cortex-x") == 0;
         for (const char *at = strstr(name, rows[i].cpu); at; at = strstr(at + 1, rows[i].cpu)) {
             const char end = at[n];
-            if (word_start(name, at) && (open || end == '\0' || end == '-' || end == ' ')) {
-                *floats = rows[i].floats;
-                *regs = rows[i].regs;
-                return 1;
+            if (!word_start(name, at) || !(open || end == '\0' || end == '-' || end == ' '))
+                continue;
+            const size_t pos = (size_t)(at - name);
+            if (!best || pos < best_at || (pos == best_at && n > best_len)) {
+                best = &rows[i];
+                best_at = pos;
+                best_len = n;
             }
+            break;
         }
     }
-    return 0;
+    if (!best)
+        return 0;
+    *floats = best->floats;
+    *regs = best->regs;
+    return 1;
 }
