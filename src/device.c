@@ -209,17 +209,10 @@ clattn_status clattn__device_query(cl_device_id d, clattn__device_info *info, ch
                                                     : CLATTN__CLASS_ACCEL;
     info->local_mem_is_global = lmt == CL_GLOBAL;
     get_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
-    unsigned isa_floats = 0;
-    int isa_regs = 0;
-    if (info->dev_class == CLATTN__CLASS_CPU &&
-        clattn__device_isa(info->name, &isa_floats, &isa_regs)) {
-        info->plan_vec_float = isa_floats;
-        info->vector_regs = isa_regs;
-    } else {
-        /* x86-64: 32 vector registers with AVX-512 (16 floats), 16 before it. */
-        info->plan_vec_float = info->native_vec_float;
-        info->vector_regs = info->native_vec_float >= 16 ? 32 : 16;
-    }
+    unsigned floats = 0;
+    clattn__plan_registers(info->dev_class == CLATTN__CLASS_CPU, info->name,
+                           info->native_vec_float, &floats, &info->vector_regs, NULL);
+    info->plan_vec_float = floats;
     get_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
     get_str(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
     get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,

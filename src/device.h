@@ -37,9 +37,18 @@ clattn_status clattn__device_query(cl_device_id device, clattn__device_info *inf
                                    size_t msg_size);
 
 /* From a CPU device's name (PoCL: "pthread-<LLVM cpu>[-model]"): the floats
- * a vector register of its code holds and how many registers it has. Returns
- * 0 and leaves both untouched when the name names no known CPU. */
-int clattn__device_isa(const char *name, unsigned *floats, int *regs);
+ * a vector register of its code holds, how many registers it has and (cpu,
+ * when not NULL) the CPU name it matched. Returns 0 and leaves all three
+ * untouched when the name names no known CPU. Pure: attn-tune compiles it
+ * too, to show the plan's view of a device. */
+int clattn__device_isa(const char *name, unsigned *floats, int *regs, const char **cpu);
+
+/* The registers the planner sizes kernels for: the name's CPU (a CPU device
+ * whose name gives one; returns 1), else the reported native width
+ * (`native`, 0 for none: 4) with 32 registers from 16 floats up, 16 below
+ * (returns 0, *cpu NULL). */
+int clattn__plan_registers(int is_cpu, const char *name, unsigned native, unsigned *floats,
+                           int *regs, const char **cpu);
 
 /* The device fingerprint: everything that must match for a compiled binary
  * to be reused (a driver update is a new fingerprint). One line of text. */

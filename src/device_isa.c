@@ -51,7 +51,7 @@ static int word_start(const char *name, const char *at)
  * start at the same place ("skylake-avx512", not "skylake"). The name must
  * end the word too, except for the open family prefixes ("apple-",
  * "neoverse", "cortex-x"). */
-int clattn__device_isa(const char *name, unsigned *floats, int *regs)
+int clattn__device_isa(const char *name, unsigned *floats, int *regs, const char **cpu)
 {
     const isa_row *best = NULL;
     size_t best_at = 0, best_len = 0;
@@ -76,5 +76,20 @@ int clattn__device_isa(const char *name, unsigned *floats, int *regs)
         return 0;
     *floats = best->floats;
     *regs = best->regs;
+    if (cpu)
+        *cpu = best->cpu;
     return 1;
+}
+
+int clattn__plan_registers(int is_cpu, const char *name, unsigned native, unsigned *floats,
+                           int *regs, const char **cpu)
+{
+    if (is_cpu && clattn__device_isa(name, floats, regs, cpu))
+        return 1;
+    /* x86-64: 32 vector registers with AVX-512 (16 floats), 16 before it. */
+    *floats = native ? native : 4;
+    *regs = *floats >= 16 ? 32 : 16;
+    if (cpu)
+        *cpu = NULL;
+    return 0;
 }

@@ -1,6 +1,7 @@
 /* attn-tune devices: every OpenCL platform and device, and which one clattn
  * picks when asked for none. */
 #include "attn_tune.h"
+#include "device.h" /* clattn__plan_registers: pure, compiled in (CMakeLists.txt) */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,24 @@ static void print_device(int p, int d, cl_device_id dev, int is_default)
     printf("        %u compute units, local memory %s, max work-group %zu\n", units, local,
            max_wg);
     printf("        global memory %s, max allocation %s\n", mem, alloc);
+    if (type & CL_DEVICE_TYPE_CPU) {
+        /* what clattn sizes its CPU kernels for (src/device_isa.c) */
+        cl_uint native = 0;
+        if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof native, &native,
+                            NULL) != CL_SUCCESS)
+            native = 0;
+        unsigned floats = 0;
+        int regs = 0;
+        const char *cpu = NULL;
+        if (clattn__plan_registers(1, name, native, &floats, &regs, &cpu))
+            printf("        kernels planned for %d vector registers of %u floats (%s, from the "
+                   "name)\n",
+                   regs, floats, cpu);
+        else
+            printf("        kernels planned for %d vector registers of %u floats (native width "
+                   "%u; the name gives no CPU)\n",
+                   regs, floats, (unsigned)native);
+    }
 }
 
 int cmd_devices(int argc, char **argv)
