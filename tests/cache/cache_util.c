@@ -450,3 +450,14 @@ int ct_wait(long pid)
         fprintf(stderr, "child %ld was killed by signal %d\n", pid, WTERMSIG(status));
     return -1;
 }
+
+int ct_db_lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *s = text; (s = strstr(s, "\nkernel=")) != NULL; s++) {
+        const char *end = strchr(s + 1, '\n');
+        const char *hit = strstr(s + 1, needle);
+        n += hit && (!end || hit < end);
+    }
+    return n;
+}

@@ -132,4 +132,8 @@ int ct_exited(long pid, int *rc);
 /* A monotonic clock in seconds (for reports; no test asserts on time). */
 double ct_now(void);
 
+/* How many entry lines ("\nkernel=...") of a tuning db's text hold needle
+ * ("" counts every entry). */
+int ct_db_lines_with(const char *text, const char *needle);
+
 #endif

@@ -13,18 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* db lines holding needle */
-static int db_lines_with(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *s = text; (s = strstr(s, "\nkernel=")) != NULL; s++) {
-        const char *end = strchr(s + 1, '\n');
-        const char *hit = strstr(s + 1, needle);
-        n += hit && (!end || hit < end);
-    }
-    return n;
-}
-
 int test_tuned_features(int argc, char **argv)
 {
     char root[PATH_MAX], dir[PATH_MAX + 16], path[PATH_MAX * 2], *dbs[4];
@@ -74,9 +62,9 @@ int test_tuned_features(int argc, char **argv)
         char *text = (char *)ct_read(path, &len);
         CHECK(text != NULL, "cannot read %s", path);
         if (text) {
-            const int f7 = db_lines_with(text, " feat=7 |"),
-                      f1092 = db_lines_with(text, " feat=1092 |"),
-                      all = db_lines_with(text, "");
+            const int f7 = ct_db_lines_with(text, " feat=7 |"),
+                      f1092 = ct_db_lines_with(text, " feat=1092 |"),
+                      all = ct_db_lines_with(text, "");
             CHECK(f7 >= 1 && f1092 >= 1 && f7 + f1092 == all,
                   "db lines: %d with feat=7, %d with feat=1092, %d in all:\n%s", f7, f1092, all,
                   text);

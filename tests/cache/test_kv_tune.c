@@ -109,18 +109,6 @@ static void int8_forward_ok(clattn_context *ctx, const clattn_problem *p, const 
     free(gl);
 }
 
-/* Entry lines of a db text holding needle. */
-static int lines_with(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *s = text; (s = strstr(s, "\nkernel=")) != NULL; s++) {
-        const char *end = strchr(s + 1, '\n');
-        const char *hit = strstr(s + 1, needle);
-        n += hit && (!end || hit < end);
-    }
-    return n;
-}
-
 /* The tune: entries keyed by the format, and nothing of plain K/V. Leaves
  * the db's name and its header lines (magic, fingerprint) in name / head,
  * and the current source hash of the fused unit in src. */
@@ -193,8 +181,10 @@ static int tune_formats(char *name, size_t name_size, char *head, size_t head_si
         CHECK(text != NULL, "cannot read %s", path);
         if (text) {
             /* K and V INT8 (4 | 4 << 4); Q4_0 (7 | 7 << 4) and paged (1 << 16) */
-            const int with_kv = lines_with(text, " kv="), int8 = lines_with(text, " kv=68 |"),
-                      q4 = lines_with(text, " kv=65655 |"), all = lines_with(text, "");
+            const int with_kv = ct_db_lines_with(text, " kv="),
+                      int8 = ct_db_lines_with(text, " kv=68 |"),
+                      q4 = ct_db_lines_with(text, " kv=65655 |"),
+                      all = ct_db_lines_with(text, "");
             CHECK(int8 >= 1 && q4 >= 1 && int8 + q4 == all && with_kv == all,
                   "db lines: %d with kv=68, %d with kv=65655, %d in all:\n%s", int8, q4, all,
                   text);
