@@ -33,10 +33,11 @@ static const isa_row rows[] = {
     {"bdver4", 8, 16}, {"sandybridge", 8, 16}, {"ivybridge", 8, 16}, {"bdver1", 8, 16},
     {"bdver2", 8, 16}, {"bdver3", 8, 16}, {"btver2", 8, 16}, {"x86-64-v2", 4, 16},
     {"x86-64", 4, 16}, {"nehalem", 4, 16}, {"westmere", 4, 16}, {"silvermont", 4, 16},
-    {"goldmont", 4, 16}, {"tremont", 4, 16}, {"core2", 4, 16}, {"neoverse", 4, 32},
+    {"goldmont", 4, 16}, {"tremont", 4, 16}, {"core2", 4, 16}, {"neoverse-", 4, 32},
     {"apple-", 4, 32}, {"cortex-a53", 4, 32}, {"cortex-a55", 4, 32}, {"cortex-a57", 4, 32},
     {"cortex-a72", 4, 32}, {"cortex-a73", 4, 32}, {"cortex-a75", 4, 32}, {"cortex-a76", 4, 32},
-    {"cortex-a77", 4, 32}, {"cortex-a78", 4, 32}, {"cortex-x", 4, 32},
+    {"cortex-a77", 4, 32}, {"cortex-a78", 4, 32}, {"cortex-x1", 4, 32},
+    {"cortex-x2", 4, 32}, {"cortex-x3", 4, 32}, {"cortex-x4", 4, 32},
 };
 
 /* Whether `at` starts a word of `name`: the start, or after '-' or ' ' (so
@@ -49,16 +50,15 @@ static int word_start(const char *name, const char *at)
 /* The row whose CPU name starts a word earliest in the device name (PoCL
  * puts the LLVM CPU before the model's name), the longer name where two
  * start at the same place ("skylake-avx512", not "skylake"). The name must
- * end the word too, except for the open family prefixes ("apple-",
- * "neoverse", "cortex-x"). */
+ * end the word too, except for family prefixes, which end in '-' ("apple-",
+ * "neoverse-"). */
 int clattn__device_isa(const char *name, unsigned *floats, int *regs, const char **cpu)
 {
     const isa_row *best = NULL;
     size_t best_at = 0, best_len = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const size_t n = strlen(rows[i].cpu);
-        const int open = rows[i].cpu[n - 1] == '-' || strcmp(rows[i].cpu, "neoverse") == 0 ||
-                         strcmp(rows[i].cpu, "cortex-x") == 0;
+        const int open = rows[i].cpu[n - 1] == '-'; /* a family prefix */
         for (const char *at = strstr(name, rows[i].cpu); at; at = strstr(at + 1, rows[i].cpu)) {
             const char end = at[n];
             if (!word_start(name, at) || !(open || end == '\0' || end == '-' || end == ' '))
