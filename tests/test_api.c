@@ -309,7 +309,7 @@ void case_params_errors(void)
 void case_plan_native_width(void)
 {
     static const struct {
-        const char *name; /* NULL: the device's own */
+        const char *name; /* the CL_DEVICE_NAME it reports */
         cl_uint width;
         clattn_path path;
         const char *expect;
