@@ -9,6 +9,19 @@
 #ifndef CLATTN_COMMON_INCLUDED
 #define CLATTN_COMMON_INCLUDED
 
+/* Clang warns (-Wpsabi) at every call that passes a vector wider than the
+ * target's registers, e.g. a float16 on an AVX2 CPU (PoCL pthread-haswell):
+ * the calling convention for it would differ from code built with
+ * AVX-512. No such boundary exists here, since the kernel, its helpers and
+ * the built-in library are one module built for one target and inlined,
+ * so the warning says nothing about our code and would otherwise fill the
+ * build log of every kernel that keeps 16 lanes on a CPU of 8. PoCL refuses
+ * -Wno-psabi as a build option (CL_INVALID_BUILD_OPTIONS), hence the
+ * pragma; other warnings stay on. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
+
 /* DTYPE: 0 = fp32, 1 = fp16 (through vload_half/vstore_half, so no
  * cl_khr_fp16 is needed), 2 = bf16 (the top half of an fp32). */
 #ifndef DTYPE
