@@ -222,9 +222,11 @@ static void entry_line(char *buf, size_t size, int skv, unsigned kv, const char 
 
 /* A fresh root holding only db (file name), a forward of p (fused path) in
  * it, and the build options of the one fused binary it stored: must hold
- * every " -DNAME=v" of want, and none of refuse (each may be NULL). */
+ * every " -DNAME=v" of want, and none of refuse (each may be NULL); the
+ * options go to opts when it is not NULL. */
 static void check_case(const char *label, const char *name, const char *db, size_t entries,
-                       clattn_problem p, const char *const *want, const char *const *refuse)
+                       clattn_problem p, const char *const *want, const char *const *refuse,
+                       char *opts, size_t opts_size)
 {
     char root[PATH_MAX], dir[PATH_MAX + 16], path[PATH_MAX * 2], *bins[16];
     ct_log log;
@@ -265,6 +267,7 @@ static void check_case(const char *label, const char *name, const char *db, size
                 memcpy(line, opt + 1, (size_t)(end - opt - 1));
                 strcpy(line + (end - opt - 1), " ");
                 NOTE("  %-40s %s", label, line);
+                if (opts) snprintf(opts, opts_size, "%s", line);
                 for (int w = 0; want && want[w]; w++)
                     CHECK(strstr(line, want[w]) != NULL, "%s: built without '%s': %s", label,
                           want[w], line);
@@ -289,7 +292,8 @@ int test_tuned_kv_formats(int argc, char **argv)
 
     /* Plain entries as clattn 1.0 wrote them (no kv=) at buckets 256 and
      * 1024, an INT8 entry at 256 and a paged INT8 one at 256, each with
-     * values of its own (the CPU default is FV_VEC=16, FV_GQA=1). */
+     * values of its own (the CPU default is FV_VEC=16 on AVX-512, 8 on
+     * AVX2, and FV_GQA=1). */
     entry_line(lines[0], sizeof lines[0], 256, 0, "FUSED_VEC=1 FV_VEC=4", src);
     entry_line(lines[1], sizeof lines[1], 1024, 0, "FUSED_VEC=1 FV_VEC=4", src);
     entry_line(lines[2], sizeof lines[2], 256, 68, "FUSED_VEC=1 FV_VEC=8", src);
@@ -299,26 +303,41 @@ int test_tuned_kv_formats(int argc, char **argv)
     {
         const char *want[] = {" -DK_FMT=4 ", " -DV_FMT=4 ", " -DFV_VEC=8 ", " -DFV_GQA=1 ", NULL};
         const char *refuse[] = {" -DPAGED=", NULL};
-        check_case("int8, its exact bucket", name, db, 4, int8_decode(256, 0), want, refuse);
+        check_case("int8, its exact bucket", name, db, 4, int8_decode(256, 0), want, refuse,
+                   NULL, 0);
         /* bucket 1024: the plain entry is exact, the INT8 one the nearest */
         check_case("int8, the nearest int8 bucket", name, db, 4, int8_decode(1000, 0), want,
-                   refuse);
+                   refuse, NULL, 0);
     }
     {
         const char *want[] = {" -DK_FMT=4 ", " -DPAGED=1 ", " -DFV_VEC=8 ", " -DFV_GQA=0 ", NULL};
-        check_case("paged int8", name, db, 4, int8_decode(256, 16), want, NULL);
+        check_case("paged int8", name, db, 4, int8_decode(256, 16), want, NULL, NULL, 0);
     }
     {
         const char *want[] = {" -DFV_VEC=4 ", NULL};
         const char *refuse[] = {" -DK_FMT=", " -DPAGED=", NULL};
         check_case("plain, an old line without kv=", name, db, 4, ct_shape_decode(), want,
-                   refuse);
+                   refuse, NULL, 0);
     }
-    /* Only plain entries: an INT8 problem runs the built-in defaults. */
-    snprintf(db, sizeof db, "%s%s%s", head, lines[0], lines[1]);
+    /* Only plain entries: an INT8 problem runs the built-in defaults, the
+     * FV_VEC of an empty db (16 on AVX-512, 8 on AVX2: the device's own),
+     * not the plain entries' 4. */
     {
-        const char *want[] = {" -DK_FMT=4 ", " -DFV_VEC=16 ", NULL};
-        check_case("int8 with only plain entries", name, db, 2, int8_decode(256, 0), want, NULL);
+        char opts[1024] = "", vec[24] = "";
+        const char *at;
+        snprintf(db, sizeof db, "%s", head);
+        check_case("int8 with no entries", name, db, 0, int8_decode(256, 0), NULL, NULL, opts,
+                   sizeof opts);
+        at = strstr(opts, " -DFV_VEC=");
+        if (at) sscanf(at, " %23s", vec);
+        CHECK(vec[0] != '\0', "no FV_VEC in the default options: %s", opts);
+        snprintf(db, sizeof db, "%s%s%s", head, lines[0], lines[1]);
+        char want_vec[32];
+        snprintf(want_vec, sizeof want_vec, " %s ", vec);
+        const char *want[] = {" -DK_FMT=4 ", want_vec, NULL};
+        const char *refuse[] = {strcmp(vec, "-DFV_VEC=4") ? " -DFV_VEC=4 " : NULL, NULL};
+        check_case("int8 with only plain entries", name, db, 2, int8_decode(256, 0), want,
+                   refuse, NULL, 0);
     }
     return ct_failures ? 1 : 0;
 }
