@@ -10,6 +10,20 @@ static cl_mem upload(const bert *m, tensor_bytes t, size_t floats)
     return ops_buffer(m->o, floats * sizeof(float), t);
 }
 
+/* A torch.nn.Linear weight [n][k] (n * k floats from src, which may be
+ * unaligned) to the device as [k][n], the layout ops_linear multiplies
+ * without copies. */
+static cl_mem upload_transposed(const bert *m, const unsigned char *src, size_t n, size_t k)
+{
+    float *w = xmalloc(n * k * sizeof *w), *wt = xmalloc(n * k * sizeof *wt);
+    memcpy(w, src, n * k * sizeof *w);
+    ops_transpose(wt, w, n, k);
+    cl_mem d = ops_buffer(m->o, n * k * sizeof *wt, wt);
+    free(w);
+    free(wt);
+    return d;
+}
+
 static void upload_layer(bert *m, const layer_tensors *t, device_layer *d)
 {
     const size_t h = (size_t)m->cfg.hidden, inter = (size_t)m->cfg.intermediate;
@@ -22,17 +36,17 @@ static void upload_layer(bert *m, const layer_tensors *t, device_layer *d)
     memcpy(b, t->bq, vec);
     memcpy(b + vec, t->bk, vec);
     memcpy(b + 2 * vec, t->bv, vec);
-    d->wqkv = ops_buffer(m->o, 3 * mat, w);
+    d->wqkv = upload_transposed(m, w, 3 * h, h);
     d->bqkv = ops_buffer(m->o, 3 * vec, b);
     free(w);
     free(b);
-    d->wo = upload(m, t->wo, h * h);
+    d->wo = upload_transposed(m, t->wo, h, h);
     d->bo = upload(m, t->bo, h);
     d->ln1_g = upload(m, t->ln1_g, h);
     d->ln1_b = upload(m, t->ln1_b, h);
-    d->w1 = upload(m, t->w1, inter * h);
+    d->w1 = upload_transposed(m, t->w1, inter, h);
     d->b1 = upload(m, t->b1, inter);
-    d->w2 = upload(m, t->w2, h * inter);
+    d->w2 = upload_transposed(m, t->w2, h, inter);
     d->b2 = upload(m, t->b2, h);
     d->ln2_g = upload(m, t->ln2_g, h);
     d->ln2_b = upload(m, t->ln2_b, h);
@@ -68,7 +82,19 @@ static void release_activations(bert *m)
             clReleaseMemObject(all[i]);
 }
 
-/* Grows the activations to hold rows tokens of batch sentences. */
+static cl_mem zeros(const bert *m, size_t bytes)
+{
+    cl_mem b = ops_buffer(m->o, bytes, NULL);
+    const float zero = 0.0f;
+    check_cl(clEnqueueFillBuffer(m->o->queue, b, &zero, sizeof zero, 0, bytes, 0, NULL, NULL),
+             "clEnqueueFillBuffer");
+    return b;
+}
+
+/* Grows the activations to hold rows tokens of batch sentences. rows is a
+ * multiple of MINILM_GEMM_ROWS. The rows past a call's tokens hold zeros
+ * (filled here) or an earlier call's finite values: the GEMMs carry them
+ * along row by row, never into a token's row, and nothing else reads them. */
 static void reserve(bert *m, size_t rows, int batch)
 {
     if (rows <= m->max_rows && batch <= m->max_batch)
@@ -81,14 +107,14 @@ static void reserve(bert *m, size_t rows, int batch)
     const size_t h = (size_t)m->cfg.hidden, f = sizeof(float);
     m->ids = ops_buffer(m->o, rows * sizeof(int32_t), NULL);
     m->lens = ops_buffer(m->o, (size_t)batch * sizeof(int32_t), NULL);
-    m->x = ops_buffer(m->o, rows * h * f, NULL);
-    m->qkv = ops_buffer(m->o, rows * 3 * h * f, NULL);
+    m->x = zeros(m, rows * h * f);
+    m->qkv = zeros(m, rows * 3 * h * f);
     m->q = ops_buffer(m->o, rows * h * f, NULL);
     m->k = ops_buffer(m->o, rows * h * f, NULL);
     m->v = ops_buffer(m->o, rows * h * f, NULL);
-    m->attn = ops_buffer(m->o, rows * h * f, NULL);
-    m->y = ops_buffer(m->o, rows * h * f, NULL);
-    m->h = ops_buffer(m->o, rows * (size_t)m->cfg.intermediate * f, NULL);
+    m->attn = zeros(m, rows * h * f);
+    m->y = zeros(m, rows * h * f);
+    m->h = zeros(m, rows * (size_t)m->cfg.intermediate * f);
     m->out = ops_buffer(m->o, (size_t)batch * h * f, NULL);
     m->max_rows = rows;
     m->max_batch = batch;
@@ -131,13 +157,14 @@ static clattn_problem attention_problem(const bert *m, int batch, int seq)
     return p;
 }
 
-static void layer(bert *m, int index, const clattn_problem *attn, int rows)
+/* rows tokens, multiplied as gemm_rows (a multiple of MINILM_GEMM_ROWS). */
+static void layer(bert *m, int index, const clattn_problem *attn, int rows, int gemm_rows)
 {
     const device_layer *d = &m->layers[index];
     const ops *o = m->o;
     const int h = m->cfg.hidden, inter = m->cfg.intermediate;
     const float eps = m->cfg.layer_norm_eps;
-    ops_linear(o, rows, 3 * h, h, m->x, d->wqkv, m->qkv);
+    ops_linear(o, gemm_rows, 3 * h, h, m->x, d->wqkv, m->qkv);
     ops_split_qkv(o, m->qkv, d->bqkv, rows, m->q, m->k, m->v);
     if (index == m->dump_layer) {
         ops_read(o, m->q, (size_t)rows * h * sizeof(float), m->dump_q);
@@ -151,11 +178,11 @@ static void layer(bert *m, int index, const clattn_problem *attn, int rows)
     buf.o = m->attn;
     buf.kv_lens = m->lens;
     check_attn(m->ctx, clattn_forward(m->ctx, attn, &buf, 0, NULL, NULL), "clattn_forward");
-    ops_linear(o, rows, h, h, m->attn, d->wo, m->y);
+    ops_linear(o, gemm_rows, h, h, m->attn, d->wo, m->y);
     ops_add_layer_norm(o, m->y, d->bo, d->ln1_g, d->ln1_b, eps, rows, m->x);
-    ops_linear(o, rows, inter, h, m->x, d->w1, m->h);
+    ops_linear(o, gemm_rows, inter, h, m->x, d->w1, m->h);
     ops_bias_gelu(o, m->h, d->b1, rows, inter);
-    ops_linear(o, rows, h, inter, m->h, d->w2, m->y);
+    ops_linear(o, gemm_rows, h, inter, m->h, d->w2, m->y);
     ops_add_layer_norm(o, m->y, d->b2, d->ln2_g, d->ln2_b, eps, rows, m->x);
 }
 
@@ -163,7 +190,8 @@ void bert_encode(bert *m, const int32_t *ids, const int32_t *lens, int batch, in
                  float *out)
 {
     const int rows = batch * seq;
-    reserve(m, (size_t)rows, batch);
+    const int gemm_rows = (rows + MINILM_GEMM_ROWS - 1) / MINILM_GEMM_ROWS * MINILM_GEMM_ROWS;
+    reserve(m, (size_t)gemm_rows, batch);
     const ops *o = m->o;
     ops_write(o, m->ids, (size_t)rows * sizeof *ids, ids);
     ops_write(o, m->lens, (size_t)batch * sizeof *lens, lens);
@@ -171,7 +199,7 @@ void bert_encode(bert *m, const int32_t *ids, const int32_t *lens, int batch, in
                          m->emb_ln_b, m->cfg.layer_norm_eps, rows, seq, m->cfg.vocab_size, m->x);
     const clattn_problem attn = attention_problem(m, batch, seq);
     for (int l = 0; l < m->cfg.layers; ++l)
-        layer(m, l, &attn, rows);
+        layer(m, l, &attn, rows, gemm_rows);
     ops_mean_pool(o, m->x, m->lens, batch, seq, m->cfg.normalize, m->out);
     ops_read(o, m->out, (size_t)batch * (size_t)m->cfg.hidden * sizeof *out, out);
 }

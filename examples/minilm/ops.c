@@ -12,21 +12,29 @@ extern const char minilm_kernels_cl[];
 
 #define ROW_WG 64
 
-/* CLBlast's Xgemm parameters for CPU devices, and the size (cube root of
- * m * n * k) from which it switches from its direct GEMM kernel to the
- * indirect one. CLBlast's database has no entry for PoCL, and its generic
- * defaults (local-memory tiles of 32 with vector width 2-4) reached 7-11
- * GFLOP/s on the encoder's GEMMs there; these (64 x 64 tiles of 4 x 4
- * work-items, float8 loads, no local memory) reached 40-60 GFLOP/s on the
- * same shapes, measured on PoCL 3.1 (2 cores, AVX-512) over a grid of tile
- * sizes, work-group shapes and vector widths; README.md has the numbers.
- * Below m ~ 48 rows the direct kernel is faster, hence the threshold. */
+/* CLBlast's Xgemm parameters for CPU devices. CLBlast's database has no
+ * entry for PoCL, and its generic defaults (local-memory tiles of 32 with
+ * vector width 2-4) reached 7-11 GFLOP/s on the encoder's GEMMs there.
+ * These select CLBlast's second GEMM kernel (GEMMK 1: A read along its
+ * rows, B along its columns, C written row-major), which for a row-major
+ * product with W stored [k][n] and m a multiple of MINILM_GEMM_ROWS needs
+ * no transposed or padded copy of any operand: the first kernel (GEMMK 0)
+ * transposes A, W and C around every call, a quarter of the time. Each
+ * work-item keeps an 8 x 8 block of C in eight float8 accumulators (they
+ * fit AVX2's sixteen registers with the loads), two values of k at a time,
+ * in work-groups of 2 x 2. The kernel's M and N tiles must be equal: with
+ * MWG != NWG CLBlast 1.5.3 computed wrong results on PoCL (measured).
+ * Measured over a grid on PoCL 3.1 (2 cores, AVX2 Zen 3): 60-99 GFLOP/s on
+ * the encoder's shapes, against 25-38 for the GEMMK 0 parameters used
+ * before; BENCHMARKS.md has the runs. The indirect kernel is used at every
+ * size: without copies it beat the direct one even at 16 rows. */
 static const char *k_xgemm_names[] = {"GEMMK", "KREG", "KWG",   "KWI",   "MDIMA", "MDIMC",
                                       "MWG",   "NDIMB", "NDIMC", "NWG",   "SA",    "SB",
                                       "STRM",  "STRN",  "VWM",   "VWN"};
-static const size_t k_xgemm_cpu[] = {0, 1, 16, 2, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 8, 8};
+static const size_t k_xgemm_cpu[] = {1, 2, 1, 1, 2, 2, MINILM_GEMM_ROWS, 2, 2, MINILM_GEMM_ROWS,
+                                     0, 0, 0, 0, 8, 1};
 static const char *k_routine_names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-static const size_t k_routine_cpu[] = {192};
+static const size_t k_routine_cpu[] = {1};
 
 void check_cl(cl_int err, const char *what)
 {
@@ -225,14 +233,21 @@ static void override_cpu_gemm(const ops *o)
         die("CLBlastOverrideParameters failed: CLBlast status %d", (int)st);
 }
 
-void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem w, cl_mem c)
+void ops_transpose(float *dst, const float *src, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c)
+            dst[c * rows + r] = src[r * cols + c];
+}
+
+void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c)
 {
     cl_command_queue q = o->queue;
     if (o->cpu_gemm)
         override_cpu_gemm(o);
     const CLBlastStatusCode st =
-        CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, (size_t)m,
-                     (size_t)n, (size_t)k, 1.0f, a, 0, (size_t)k, w, 0, (size_t)k, 0.0f, c, 0,
+        CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, (size_t)m,
+                     (size_t)n, (size_t)k, 1.0f, a, 0, (size_t)k, wt, 0, (size_t)n, 0.0f, c, 0,
                      (size_t)n, &q, NULL);
     if (st != CLBlastSuccess)
         die("CLBlastSgemm (%d x %d x %d) failed: CLBlast status %d", m, n, k, (int)st);

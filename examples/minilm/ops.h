@@ -7,6 +7,10 @@
 
 #include <clattn.h>
 
+/* Activations are allocated and multiplied in multiples of this many rows
+ * (the GEMM tile of ops.c); the extra rows hold zeros. */
+#define MINILM_GEMM_ROWS 16
+
 typedef struct ops {
     cl_context cl;
     cl_command_queue queue;
@@ -42,7 +46,12 @@ void ops_bias_gelu(const ops *o, cl_mem h, cl_mem bias, int rows, int width);
 void ops_mean_pool(const ops *o, cl_mem x, cl_mem lens, int batch, int seq, int normalize,
                    cl_mem out);
 
-/* Row-major c[m][n] = a[m][k] * w^T, w a torch.nn.Linear weight [n][k]. */
-void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem w, cl_mem c);
+/* Row-major c[m][n] = a[m][k] * wt[k][n], wt a torch.nn.Linear weight
+ * transposed (ops_transpose). m should be a multiple of MINILM_GEMM_ROWS:
+ * CLBlast then multiplies the buffers as they are (on CPU devices; ops.c). */
+void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c);
+
+/* dst[cols][rows] = src[rows][cols]^T, on the host. */
+void ops_transpose(float *dst, const float *src, size_t rows, size_t cols);
 
 #endif
