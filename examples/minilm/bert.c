@@ -91,8 +91,8 @@ static cl_mem zeros(const bert *m, size_t bytes)
     return b;
 }
 
-/* Grows the activations to hold rows tokens of batch sentences. rows is a
- * multiple of MINILM_GEMM_ROWS. The rows past a call's tokens hold zeros
+/* Grows the activations to hold rows tokens of batch sentences. rows comes
+ * from ops_gemm_rows. The rows past a call's tokens hold zeros
  * (filled here) or an earlier call's finite values: the GEMMs carry them
  * along row by row, never into a token's row, and nothing else reads them. */
 static void reserve(bert *m, size_t rows, int batch)
@@ -157,7 +157,7 @@ static clattn_problem attention_problem(const bert *m, int batch, int seq)
     return p;
 }
 
-/* rows tokens, multiplied as gemm_rows (a multiple of MINILM_GEMM_ROWS). */
+/* rows tokens, multiplied as gemm_rows (ops_gemm_rows). */
 static void layer(bert *m, int index, const clattn_problem *attn, int rows, int gemm_rows)
 {
     const device_layer *d = &m->layers[index];
@@ -190,7 +190,7 @@ void bert_encode(bert *m, const int32_t *ids, const int32_t *lens, int batch, in
                  float *out)
 {
     const int rows = batch * seq;
-    const int gemm_rows = (rows + MINILM_GEMM_ROWS - 1) / MINILM_GEMM_ROWS * MINILM_GEMM_ROWS;
+    const int gemm_rows = ops_gemm_rows(rows);
     reserve(m, (size_t)gemm_rows, batch);
     const ops *o = m->o;
     ops_write(o, m->ids, (size_t)rows * sizeof *ids, ids);

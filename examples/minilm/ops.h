@@ -7,8 +7,9 @@
 
 #include <clattn.h>
 
-/* Activations are allocated and multiplied in multiples of this many rows
- * (the GEMM tile of ops.c); the extra rows hold zeros. */
+/* GEMMs multiply a whole number of row tiles (ops.c): m must be a multiple
+ * of MINILM_GEMM_ROWS, and ops_gemm_rows gives the m to use for rows
+ * (rows rounded up to 16 or to 48, whichever is faster). */
 #define MINILM_GEMM_ROWS 16
 
 typedef struct ops {
@@ -46,9 +47,11 @@ void ops_bias_gelu(const ops *o, cl_mem h, cl_mem bias, int rows, int width);
 void ops_mean_pool(const ops *o, cl_mem x, cl_mem lens, int batch, int seq, int normalize,
                    cl_mem out);
 
+int ops_gemm_rows(int rows);
+
 /* Row-major c[m][n] = a[m][k] * wt[k][n], wt a torch.nn.Linear weight
- * transposed (ops_transpose). m should be a multiple of MINILM_GEMM_ROWS:
- * CLBlast then multiplies the buffers as they are (on CPU devices; ops.c). */
+ * transposed (ops_transpose); m from ops_gemm_rows, so that CLBlast
+ * multiplies the buffers as they are (on CPU devices; ops.c). */
 void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c);
 
 /* dst[cols][rows] = src[rows][cols]^T, on the host. */
