@@ -52,7 +52,7 @@ static void upload_layer(bert *m, const layer_tensors *t, device_layer *d)
     d->ln2_b = upload(m, t->ln2_b, h);
 }
 
-void bert_create(bert *m, const minilm_config *c, const model_weights *w, const ops *o,
+void bert_create(bert *m, const minilm_config *c, const model_weights *w, ops *o,
                  clattn_context *ctx)
 {
     memset(m, 0, sizeof *m);
@@ -161,7 +161,7 @@ static clattn_problem attention_problem(const bert *m, int batch, int seq)
 static void layer(bert *m, int index, const clattn_problem *attn, int rows, int gemm_rows)
 {
     const device_layer *d = &m->layers[index];
-    const ops *o = m->o;
+    ops *o = m->o;
     const int h = m->cfg.hidden, inter = m->cfg.intermediate;
     const float eps = m->cfg.layer_norm_eps;
     ops_linear(o, gemm_rows, 3 * h, h, m->x, d->wqkv, m->qkv);

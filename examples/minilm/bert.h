@@ -18,7 +18,7 @@ typedef struct device_layer {
 
 typedef struct bert {
     minilm_config cfg;
-    const ops *o;
+    ops *o;
     clattn_context *ctx;
     cl_mem word, position, token_type, emb_ln_g, emb_ln_b;
     device_layer *layers;
@@ -34,7 +34,7 @@ typedef struct bert {
 } bert;
 
 /* Copies the weights to the device (w may be freed afterwards). */
-void bert_create(bert *m, const minilm_config *c, const model_weights *w, const ops *o,
+void bert_create(bert *m, const minilm_config *c, const model_weights *w, ops *o,
                  clattn_context *ctx);
 void bert_release(bert *m);
 

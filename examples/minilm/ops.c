@@ -102,6 +102,7 @@ void ops_init(ops *o, clattn_context *ctx, int hidden)
     cl_device_type type = 0;
     check_cl(clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL), "clGetDeviceInfo");
     o->cpu_gemm = (type & CL_DEVICE_TYPE_CPU) != 0;
+    o->gemm_set = NULL;
     build_program(o, dev);
     o->embed_layer_norm = kernel(o, "embed_layer_norm");
     o->add_layer_norm = kernel(o, "add_layer_norm");
@@ -235,19 +236,27 @@ void ops_mean_pool(const ops *o, cl_mem x, cl_mem lens, int batch, int seq, int 
     launch_rows(o, k, batch, "mean_pool");
 }
 
-/* Set before every GEMM, not once: CLBlast keeps its overrides per process,
- * and clattn sets its own for the GEMMs of its three-stage path. */
-static void override_cpu_gemm(const ops *o, int m)
+/* CLBlastOverrideParameters rebuilds CLBlast's parameter database for the
+ * device (~0.9 ms a call, measured), so a set is given only when it changes.
+ * CLBlast keeps it per device for the whole process. clattn overrides
+ * CLBlast only for a three-stage attention plan tuned with a CLBlast
+ * parameter set (clattn.h, tuning); were the encoder's attention tuned
+ * into one, its GemmRoutine threshold could send these GEMMs to CLBlast's
+ * direct kernel: slower, still correct. */
+static void override_cpu_gemm(ops *o, int m)
 {
     const size_t *set = m % WIDE_ROWS == 0 ? k_xgemm_wide : k_xgemm_narrow;
+    if (set == o->gemm_set)
+        return;
     CLBlastStatusCode st = CLBlastOverrideParameters(
         o->device, "Xgemm", CLBlastPrecisionSingle,
         sizeof k_xgemm_names / sizeof k_xgemm_names[0], k_xgemm_names, set);
-    if (st == CLBlastSuccess)
+    if (st == CLBlastSuccess && !o->gemm_set)
         st = CLBlastOverrideParameters(o->device, "GemmRoutine", CLBlastPrecisionSingle, 1,
                                        k_routine_names, k_routine_cpu);
     if (st != CLBlastSuccess)
         die("CLBlastOverrideParameters failed: CLBlast status %d", (int)st);
+    o->gemm_set = set;
 }
 
 void ops_transpose(float *dst, const float *src, size_t rows, size_t cols)
@@ -257,7 +266,7 @@ void ops_transpose(float *dst, const float *src, size_t rows, size_t cols)
             dst[c * rows + r] = src[r * cols + c];
 }
 
-void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c)
+void ops_linear(ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c)
 {
     cl_command_queue q = o->queue;
     if (o->cpu_gemm)

@@ -20,6 +20,7 @@ typedef struct ops {
     cl_device_id device;
     int hidden;
     int cpu_gemm; /* a CPU device: CLBlast gets the GEMM parameters of ops.c */
+    const size_t *gemm_set; /* the parameters last given to CLBlast, or NULL */
 } ops;
 
 void check_cl(cl_int err, const char *what);
@@ -52,7 +53,7 @@ int ops_gemm_rows(int rows);
 /* Row-major c[m][n] = a[m][k] * wt[k][n], wt a torch.nn.Linear weight
  * transposed (ops_transpose); m from ops_gemm_rows, so that CLBlast
  * multiplies the buffers as they are (on CPU devices; ops.c). */
-void ops_linear(const ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c);
+void ops_linear(ops *o, int m, int n, int k, cl_mem a, cl_mem wt, cl_mem c);
 
 /* dst[cols][rows] = src[rows][cols]^T, on the host. */
 void ops_transpose(float *dst, const float *src, size_t rows, size_t cols);
