@@ -21,6 +21,7 @@ typedef struct ops {
     int hidden;
     int cpu_gemm; /* a CPU device: CLBlast gets the GEMM parameters of ops.c */
     const size_t *gemm_set; /* the parameters last given to CLBlast, or NULL */
+    int row_wg;             /* work-items sharing a row in the row kernels */
 } ops;
 
 void check_cl(cl_int err, const char *what);
