@@ -5,49 +5,17 @@
 
 #include <clblast_c.h>
 
+#include "gemm_params.h"
 #include "util.h"
 
 /* minilm_kernels.cl, embedded at build time (CMakeLists.txt). */
 extern const char minilm_kernels_cl[];
 
-
-/* CLBlast's Xgemm parameters for CPU devices. CLBlast's database has no
- * entry for PoCL, and its generic defaults (local-memory tiles of 32 with
- * vector width 2-4) reached 7-11 GFLOP/s on the encoder's GEMMs there.
- * These select CLBlast's second GEMM kernel (GEMMK 1: A read along its
- * rows, B along its columns, C written row-major), which for a row-major
- * product with W stored [k][n] and m a multiple of the tile needs no
- * transposed or padded copy of any operand: the first kernel (GEMMK 0)
- * transposes A, W and C around every call, a quarter of the time. The
- * kernel's M and N tiles must be equal: with MWG != NWG CLBlast 1.5.3
- * computed wrong results on PoCL (measured); its work-group may be
- * rectangular.
- *
- * The wide set: each work-item keeps 6 rows x 16 columns of C in twelve
- * float8 accumulators (they fit AVX2's sixteen registers with a B row and
- * a broadcast A value), four values of k at a time, in work-groups of 3 x 8
- * over tiles of 48. The narrow set (8 x 8 a work-item, tiles of 16) wastes
- * fewer padding rows on short inputs. Measured over a grid on PoCL 3.1
- * (2 cores, AVX2 Zen 3), GFLOP/s on the encoder's shapes: wide 100-127,
- * narrow 60-90, the GEMMK 0 parameters used before 25-38; BENCHMARKS.md has
- * the runs. The indirect kernel is used at every size: without copies it
- * beat the direct one even at 16 rows. */
-static const char *k_xgemm_names[] = {"GEMMK", "KREG", "KWG",   "KWI",   "MDIMA", "MDIMC",
-                                      "MWG",   "NDIMB", "NDIMC", "NWG",   "SA",    "SB",
-                                      "STRM",  "STRN",  "VWM",   "VWN"};
-#define WIDE_ROWS 48
-static const size_t k_xgemm_wide[] = {1, 4, 1, 1, 3, 3, WIDE_ROWS, 8, 8, WIDE_ROWS,
-                                      0, 0, 0, 0, 8, 1};
-static const size_t k_xgemm_narrow[] = {1, 2, 1, 1, 2, 2, MINILM_GEMM_ROWS, 2, 2, MINILM_GEMM_ROWS,
-                                        0, 0, 0, 0, 8, 1};
-static const char *k_routine_names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-static const size_t k_routine_cpu[] = {1};
-
 int ops_gemm_rows(int rows)
 {
     const int narrow = (rows + MINILM_GEMM_ROWS - 1) / MINILM_GEMM_ROWS * MINILM_GEMM_ROWS;
-    const int wide = (rows + WIDE_ROWS - 1) / WIDE_ROWS * WIDE_ROWS;
-    /* The wide tiles are ~1.5x faster a row (above). */
+    const int wide = (rows + MINILM_WIDE_ROWS - 1) / MINILM_WIDE_ROWS * MINILM_WIDE_ROWS;
+    /* The wide tiles are ~1.5x faster a row (gemm_params.h). */
     return 2 * wide <= 3 * narrow ? wide : narrow;
 }
 
@@ -249,12 +217,12 @@ void ops_mean_pool(const ops *o, cl_mem x, cl_mem lens, int batch, int seq, int 
  * direct kernel: slower, still correct. */
 static void override_cpu_gemm(ops *o, int m)
 {
-    const size_t *set = m % WIDE_ROWS == 0 ? k_xgemm_wide : k_xgemm_narrow;
+    const size_t *set = m % MINILM_WIDE_ROWS == 0 ? k_xgemm_wide : k_xgemm_narrow;
     if (set == o->gemm_set)
         return;
     CLBlastStatusCode st = CLBlastOverrideParameters(
         o->device, "Xgemm", CLBlastPrecisionSingle,
-        sizeof k_xgemm_names / sizeof k_xgemm_names[0], k_xgemm_names, set);
+        XGEMM_NPARAM, k_xgemm_names, set);
     if (st == CLBlastSuccess && !o->gemm_set)
         st = CLBlastOverrideParameters(o->device, "GemmRoutine", CLBlastPrecisionSingle, 1,
                                        k_routine_names, k_routine_cpu);

@@ -7,10 +7,7 @@
 
 #include <clattn.h>
 
-/* GEMMs multiply a whole number of row tiles (ops.c): m must be a multiple
- * of MINILM_GEMM_ROWS, and ops_gemm_rows gives the m to use for rows
- * (rows rounded up to 16 or to 48, whichever is faster). */
-#define MINILM_GEMM_ROWS 16
+#include "gemm_params.h"
 
 typedef struct ops {
     cl_context cl;
