@@ -16,13 +16,14 @@
  * The wide set: each work-item keeps 6 rows x 16 columns of C in twelve
  * float8 accumulators (they fit AVX2's sixteen vector registers with a row
  * of B and a broadcast value of A), four values of k at a time, in
- * work-groups of 3 x 8 over tiles of 48. The narrow set (8 x 8 a work-item,
- * tiles of 16) wastes fewer padding rows on short inputs. On PoCL 3.1 (2
- * cores, AVX2 Zen 3), GFLOP/s on the encoder's shapes: wide 100-127, narrow
- * 60-90, the GEMMK 0 parameters used before 25-38 (BENCHMARKS.md). Not
- * measured on AVX-512 hosts. The indirect kernel is used at every size
- * (XGEMM_MIN_INDIRECT_SIZE 1): without copies it beat the direct one even
- * at 16 rows. */
+ * work-groups of 3 x 8 over tiles of 48. The narrow set (4 rows x 16
+ * columns a work-item, work-groups of 1 x 4, tiles of 16) wastes fewer
+ * padding rows on short inputs. Both were the best of a grid
+ * (clattn-minilm-gemm-grid) on PoCL 3.1 (2 cores, AVX2 Zen 3); GFLOP/s on
+ * the encoder's shapes, three runs: wide 107-120, narrow 82-104, the GEMMK 0
+ * parameters used before 22-28 (BENCHMARKS.md). Not measured on AVX-512
+ * hosts. The indirect kernel is used at every size (XGEMM_MIN_INDIRECT_SIZE
+ * 1): without copies it beat the direct one even at 16 rows. */
 #ifndef MINILM_GEMM_PARAMS_H
 #define MINILM_GEMM_PARAMS_H
 
