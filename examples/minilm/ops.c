@@ -91,6 +91,11 @@ void ops_release(ops *o)
     clReleaseKernel(o->bias_gelu);
     clReleaseKernel(o->mean_pool);
     clReleaseProgram(o->program);
+    /* CLBlast caches its programs process-wide, each holding the cl_context;
+     * left there, they are released by CLBlast's static destructors at exit,
+     * which under Oclgrind aborted (heap corruption in LLVM, torn down
+     * first). clattn clears the cache only where it used CLBlast itself. */
+    CLBlastClearCache();
 }
 
 cl_mem ops_buffer(const ops *o, size_t bytes, const void *init)

@@ -28,6 +28,8 @@ void check_attn(const clattn_context *ctx, clattn_status st, const char *what);
 /* Takes the context's OpenCL objects (borrowed, as clattn does) and builds
  * minilm_kernels.cl for rows of `hidden` floats. */
 void ops_init(ops *o, clattn_context *ctx, int hidden);
+/* Also empties CLBlast's program cache: call it before the clattn context
+ * (and with it the cl_context) is destroyed. */
 void ops_release(ops *o);
 
 /* A device buffer of bytes, filled from init when it is not NULL. */
