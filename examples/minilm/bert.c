@@ -92,9 +92,11 @@ static cl_mem zeros(const bert *m, size_t bytes)
 }
 
 /* Grows the activations to hold rows tokens of batch sentences. rows comes
- * from ops_gemm_rows. The rows past a call's tokens hold zeros
- * (filled here) or an earlier call's finite values: the GEMMs carry them
- * along row by row, never into a token's row, and nothing else reads them. */
+ * from ops_gemm_rows, so the GEMMs also read rows past a call's tokens of
+ * their two inputs that no kernel of ours writes there, x and attn: those
+ * start as zeros (filled here) and later hold an earlier call's finite
+ * values. The GEMMs carry them along row by row, never into a token's row;
+ * their outputs (qkv, y, h) are written whole by the GEMMs themselves. */
 static void reserve(bert *m, size_t rows, int batch)
 {
     if (rows <= m->max_rows && batch <= m->max_batch)
@@ -108,13 +110,13 @@ static void reserve(bert *m, size_t rows, int batch)
     m->ids = ops_buffer(m->o, rows * sizeof(int32_t), NULL);
     m->lens = ops_buffer(m->o, (size_t)batch * sizeof(int32_t), NULL);
     m->x = zeros(m, rows * h * f);
-    m->qkv = zeros(m, rows * 3 * h * f);
+    m->qkv = ops_buffer(m->o, rows * 3 * h * f, NULL);
     m->q = ops_buffer(m->o, rows * h * f, NULL);
     m->k = ops_buffer(m->o, rows * h * f, NULL);
     m->v = ops_buffer(m->o, rows * h * f, NULL);
     m->attn = zeros(m, rows * h * f);
-    m->y = zeros(m, rows * h * f);
-    m->h = zeros(m, rows * (size_t)m->cfg.intermediate * f);
+    m->y = ops_buffer(m->o, rows * h * f, NULL);
+    m->h = ops_buffer(m->o, rows * (size_t)m->cfg.intermediate * f, NULL);
     m->out = ops_buffer(m->o, (size_t)batch * h * f, NULL);
     m->max_rows = rows;
     m->max_batch = batch;
