@@ -22,8 +22,9 @@
 #pragma clang diagnostic ignored "-Wpsabi"
 #endif
 
-/* DTYPE: 0 = fp32, 1 = fp16 (through vload_half/vstore_half, so no
- * cl_khr_fp16 is needed), 2 = bf16 (the top half of an fp32). */
+/* DTYPE: 0 = fp32, 1 = fp16 (read as bits through clattn_half*, written by
+ * vstore_half, so no cl_khr_fp16 is needed), 2 = bf16 (the top half of an
+ * fp32). */
 #ifndef DTYPE
 #define DTYPE 0
 #endif
@@ -45,13 +46,33 @@
 #define CLATTN_LOG2E 1.4426950408889634f
 #define CLATTN_LN2 0.6931471805599453f
 
+/* fp16 bits to fp32, through vload_halfN (N >= 4) of a private copy. On x86
+ * PoCL 3.1 compiles that to F16C's vcvtph2ps, one instruction for up to 8
+ * (16 with AVX-512) values, whereas a scalar or 2-wide vload_half is a
+ * software conversion of 10-20 instructions (a branch for the scalar) and
+ * vload_halfN from global memory is compiled as an aligned load (read from
+ * the .so of probe kernels). Exact on every device, as vload_half is. */
+inline float clattn_half1(ushort h)
+{
+    const ushort4 t = (ushort4)(h, (ushort)0, (ushort)0, (ushort)0);
+    return vload_half4(0, (private const half *)&t).s0;
+}
+inline float2 clattn_half2(ushort2 h)
+{
+    const ushort4 t = (ushort4)(h, (ushort)0, (ushort)0);
+    return vload_half4(0, (private const half *)&t).lo;
+}
+inline float4 clattn_half4(ushort4 h) { return vload_half4(0, (private const half *)&h); }
+inline float8 clattn_half8(ushort8 h) { return vload_half8(0, (private const half *)&h); }
+inline float16 clattn_half16(ushort16 h) { return vload_half16(0, (private const half *)&h); }
+
 #if DTYPE == 0
 typedef float store_t;
 #define LOAD(p, i) ((p)[(i)])
 #define STORE(p, i, x) ((p)[(i)] = (x))
 #elif DTYPE == 1
 typedef half store_t;
-#define LOAD(p, i) vload_half((size_t)(i), (p))
+#define LOAD(p, i) clattn_half1(((global const ushort *)(p))[(i)])
 #define STORE(p, i, x) vstore_half_rte((x), (size_t)(i), (p))
 #elif DTYPE == 2
 typedef ushort store_t;
@@ -142,7 +163,7 @@ typedef float bias_t;
 #define LOAD_BIAS(p, i) ((p)[(i)])
 #elif BIAS_DTYPE == 1
 typedef half bias_t;
-#define LOAD_BIAS(p, i) vload_half((size_t)(i), (p))
+#define LOAD_BIAS(p, i) clattn_half1(((global const ushort *)(p))[(i)])
 #else
 typedef ushort bias_t;
 #define LOAD_BIAS(p, i) as_float((uint)(p)[(i)] << 16)

@@ -140,7 +140,7 @@ CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, 
 
 CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, long i)
 {
-    return sdt ? vload_half((size_t)i, (global const half *)sc) : ((global const float *)sc)[i];
+    return sdt ? clattn_half1(((global const ushort *)sc)[i]) : ((global const float *)sc)[i];
 }
 
 /* OCP 8-bit floats from their bits (in an int), exactly: normal numbers by
@@ -170,39 +170,16 @@ CLATTN_DEFINE_FP8(float4, int4, 4)
 CLATTN_DEFINE_FP8(float8, int8, 8)
 CLATTN_DEFINE_FP8(float16, int16, 16)
 
-/* fp16 bits (in uints) to fp32, exactly: normal numbers by moving the
- * exponent, subnormals as mantissa * 2^-24, infinities and NaN with their
- * payload. Whole vectors, so fp16 K/V need no vload_halfN (PoCL 3.1 crashed
- * on vload_half16 at 2-byte alignment in unrolled loops). */
-#define CLATTN_DEFINE_F16V(W)                                                                   \
-    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(uint, W) h)  \
-    {                                                                                           \
-        typedef CLATTN_CAT(float, W) T;                                                         \
-        typedef CLATTN_CAT(uint, W) U;                                                          \
-        const U mag = h & (U)(0x7fffu);                                                         \
-        T x = CLATTN_CAT(as_float, W)((mag << 13) + (U)(112u << 23));                           \
-        x = select(x, CLATTN_CAT(convert_float, W)(mag) * (T)(0x1p-24f), mag < (U)(0x400u));    \
-        x = select(x, CLATTN_CAT(as_float, W)((mag << 13) | (U)(0x7f800000u)),                  \
-                   mag >= (U)(0x7c00u));                                                        \
-        return CLATTN_CAT(as_float, W)(CLATTN_CAT(as_uint, W)(x) | ((h & (U)(0x8000u)) << 16)); \
-    }
-CLATTN_DEFINE_F16V(2)
-CLATTN_DEFINE_F16V(4)
-CLATTN_DEFINE_F16V(8)
-CLATTN_DEFINE_F16V(16)
-
 /* Value i of the n scales (fp16 or fp32, by sdt) that start at index base
  * of sc: a row's scales. A power-of-two n up to 16 is read and converted
  * as one vector, the same load for every vector of the row's channels, so
- * the compiler keeps one per row; each scalar vload_half was about ten
- * instructions on PoCL (no F16C conversion), four of them per 128-channel
- * row with groups of 32. Other n read the one value. */
+ * the compiler keeps one per row (four scales a 128-channel row with
+ * groups of 32). Other n read the one value. */
 #define CLATTN_KV_SCALES_N(W)                                                                   \
     if (n == W) {                                                                               \
         float t[W];                                                                             \
         CLATTN_CAT(vstore, W)                                                                   \
-        (sdt ? CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(                     \
-                   CLATTN_CAT(vload, W)(0, (global const ushort *)sc + base)))                 \
+        (sdt ? CLATTN_CAT(clattn_half, W)(CLATTN_CAT(vload, W)(0, (global const ushort *)sc + base)) \
              : CLATTN_CAT(vload, W)(0, (global const float *)sc + base),                       \
          0, t);                                                                                 \
         return t[i];                                                                            \
@@ -258,12 +235,16 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                                   const int unscaled)
 {
     global const uchar *u = (global const uchar *)p;
+#if DTYPE == 1
+    if (fmt == CLATTN_KV_DTYPE || fmt == CLATTN_KV_F16)
+#else
+    if (fmt == CLATTN_KV_F16)
+#endif
+        return clattn_half1(((global const ushort *)p)[r.off + d]);
     if (fmt == CLATTN_KV_DTYPE)
         return LOAD((global const store_t *)p, r.off + d);
     if (fmt == CLATTN_KV_F32)
         return ((global const float *)p)[r.off + d];
-    if (fmt == CLATTN_KV_F16)
-        return vload_half((size_t)(r.off + d), (global const half *)p);
     if (fmt == CLATTN_KV_BF16)
         return as_float((uint)((global const ushort *)p)[r.off + d] << 16);
     if (fmt == CLATTN_KV_INT8)
@@ -278,13 +259,13 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
     if (fmt == CLATTN_KV_Q8_0) {
         const long blk = r.off + (long)(d >> 5) * 34;
         return (float)((global const char *)p)[blk + 2 + (d & 31)] *
-               vload_half((size_t)(blk / 2), (global const half *)p);
+               clattn_half1(((global const ushort *)p)[blk / 2]);
     }
     if (fmt == CLATTN_KV_Q4_0) {
         const long blk = r.off + (long)(d >> 5) * 18;
         const uint byte = u[blk + 2 + (d & 15)];
         const float q = (float)((d & 31) < 16 ? byte & 15u : byte >> 4);
-        return (q - 8.0f) * vload_half((size_t)(blk / 2), (global const half *)p);
+        return (q - 8.0f) * clattn_half1(((global const ushort *)p)[blk / 2]);
     }
     return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
            (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
@@ -303,15 +284,8 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
                 return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
-            {                                                                                   \
-                /* vload_halfW converts in hardware where there is any (F16C), but      \
-                 * PoCL 3.1 compiles it to an aligned load: only aligned vectors. */     \
-                global const half *h = (global const half *)p + r.off + d0;                     \
-                if (((size_t)h & (2 * W - 1)) == 0)                                             \
-                    return CLATTN_CAT(vload_half, W)(0, h);                                     \
-                return CLATTN_CAT(clattn_f16_bits_, W)(CLATTN_CAT(convert_uint, W)(             \
-                    CLATTN_CAT(vload, W)(0, (global const ushort *)h)));                        \
-            }                                                                                   \
+                return CLATTN_CAT(clattn_half, W)(                                              \
+                    CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0));            \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
                 return CLATTN_CAT(as_float, W)(                                                 \
                     CLATTN_CAT(convert_uint, W)(                                                \
@@ -332,14 +306,14 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
                 return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
                            0, (global const char *)p + blk + 2 + (d0 & 31))) *                    \
-                       vload_half((size_t)(blk / 2), (global const half *)p);                   \
+                       clattn_half1(((global const ushort *)p)[blk / 2]);                       \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q4_0) {                                                        \
                 const long blk = r.off + (long)(d0 >> 5) * 18;                                  \
                 const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
                     CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
                 const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
-                const float s = vload_half((size_t)(blk / 2), (global const half *)p);          \
+                const float s = clattn_half1(((global const ushort *)p)[blk / 2]);              \
                 return fma(CLATTN_CAT(convert_float, W)(qv), (T)(s), (T)(-8.0f * s));           \
             }                                                                                   \
             if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \

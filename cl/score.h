@@ -185,10 +185,13 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
 #define CLATTN_VALIBI(W)
 #endif
 #if BIAS
-/* Whole vectors load as vectors where the storage allows (fp16 goes element
- * by element: PoCL 3.1 crashed on vload_half16 at 2-byte alignment). */
+/* Whole vectors load as vectors (fp16 as bits: PoCL 3.1 compiles
+ * vload_halfN from global memory to an aligned load). */
 #if BIAS_DTYPE == 0
 #define CLATTN_VBIAS_WHOLE(W, p) CLATTN_CAT(vload, W)(0, p)
+#elif BIAS_DTYPE == 1
+#define CLATTN_VBIAS_WHOLE(W, p)                                                               \
+    CLATTN_CAT(clattn_half, W)(CLATTN_CAT(vload, W)(0, (global const ushort *)(p)))
 #elif BIAS_DTYPE == 2
 #define CLATTN_VBIAS_WHOLE(W, p)                                                               \
     CLATTN_CAT(as_float, W)(CLATTN_CAT(convert_uint, W)(CLATTN_CAT(vload, W)(0, p)) << 16)
