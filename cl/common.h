@@ -59,7 +59,9 @@ inline float clattn_half1(ushort h)
 }
 inline float2 clattn_half2(ushort2 h)
 {
-    const ushort4 t = (ushort4)(h, (ushort)0, (ushort)0);
+    /* (h, h), not (h, 0, 0): Oclgrind 21.10's uninitialised-value check
+     * crashed on the vector built with zeros (probe kernels). */
+    const ushort4 t = (ushort4)(h, h);
     return vload_half4(0, (private const half *)&t).lo;
 }
 inline float4 clattn_half4(ushort4 h) { return vload_half4(0, (private const half *)&h); }
