@@ -37,19 +37,21 @@ def auto(path):
     for s in d["shapes"]:
         for v in s["variants"]:
             if v["variant"] == "AUTO" and v["status"] == "ok":
-                out[s["name"]] = (v["median_ms"], s["shape"])
+                # unnamed shapes (from --shapes FILE) go by their text
+                out[s["name"] or s["shape"]] = (v["median_ms"], s["shape"])
     return out
 runs = {x: [auto(f"{work}/{x}-{r}.json") for r in range(1, rounds + 1)] for x in "ab"}
 names = sorted({n for r in runs["a"] + runs["b"] for n in r})
-print(f"{'shape':6} {'A ms':>9} {'B ms':>9} {'B/A':>7}  (medians of {rounds} interleaved rounds)")
+w = max([6] + [len(n) for n in names])
+print(f"{'shape':{w}} {'A ms':>9} {'B ms':>9} {'B/A':>7}  (medians of {rounds} interleaved rounds)")
 for n in names:
     ta = [r[n][0] for r in runs["a"] if n in r]
     tb = [r[n][0] for r in runs["b"] if n in r]
     if not ta or not tb:
-        print(f"{n:6} missing")
+        print(f"{n:{w}} missing")
         continue
     ma, mb = statistics.median(ta), statistics.median(tb)
     # also the median of per-round ratios (pairs run back to back)
     pr = [y / x for x, y in zip(ta, tb)]
-    print(f"{n:6} {ma:9.3f} {mb:9.3f} {mb / ma:7.3f}  per-round ratio median {statistics.median(pr):.3f}")
+    print(f"{n:{w}} {ma:9.3f} {mb:9.3f} {mb / ma:7.3f}  per-round ratio median {statistics.median(pr):.3f}")
 PY
