@@ -67,6 +67,8 @@ inline float2 clattn_half2(ushort2 h)
 inline float4 clattn_half4(ushort4 h) { return vload_half4(0, (private const half *)&h); }
 inline float8 clattn_half8(ushort8 h) { return vload_half8(0, (private const half *)&h); }
 inline float16 clattn_half16(ushort16 h) { return vload_half16(0, (private const half *)&h); }
+/* Element i of fp16 data at p (global memory). */
+#define CLATTN_HALF_AT(p, i) clattn_half1(((global const ushort *)(p))[(i)])
 
 #if DTYPE == 0
 typedef float store_t;
@@ -74,7 +76,7 @@ typedef float store_t;
 #define STORE(p, i, x) ((p)[(i)] = (x))
 #elif DTYPE == 1
 typedef half store_t;
-#define LOAD(p, i) clattn_half1(((global const ushort *)(p))[(i)])
+#define LOAD(p, i) CLATTN_HALF_AT(p, i)
 #define STORE(p, i, x) vstore_half_rte((x), (size_t)(i), (p))
 #elif DTYPE == 2
 typedef ushort store_t;
@@ -165,7 +167,7 @@ typedef float bias_t;
 #define LOAD_BIAS(p, i) ((p)[(i)])
 #elif BIAS_DTYPE == 1
 typedef half bias_t;
-#define LOAD_BIAS(p, i) clattn_half1(((global const ushort *)(p))[(i)])
+#define LOAD_BIAS(p, i) CLATTN_HALF_AT(p, i)
 #else
 typedef ushort bias_t;
 #define LOAD_BIAS(p, i) as_float((uint)(p)[(i)] << 16)

@@ -220,8 +220,7 @@ inline void kva_unit(global const store_t *x, global uchar *dst, global uchar *s
         }
     } else {
         const long si = ph ? kvh : 0;
-        const float s = sdt ? vload_half((size_t)si, (global const half *)sc)
-                            : ((global const float *)sc)[si];
+        const float s = clattn_kv_scale(sc, sdt, si);
         for (int c = c0; c < c1; ++c) {
             const float v = kva_div(LOAD(x, c), s);
             dst[off + c] = fmt == KVA_E4M3

@@ -140,7 +140,7 @@ CLATTN_KV_INLINE void clattn_kv_rows(const clattn_call *c, const clattn_seq *s, 
 
 CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, long i)
 {
-    return sdt ? clattn_half1(((global const ushort *)sc)[i]) : ((global const float *)sc)[i];
+    return sdt ? CLATTN_HALF_AT(sc, i) : ((global const float *)sc)[i];
 }
 
 /* OCP 8-bit floats from their bits (in an int), exactly: normal numbers by
@@ -235,16 +235,12 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                                   const int unscaled)
 {
     global const uchar *u = (global const uchar *)p;
-#if DTYPE == 1
-    if (fmt == CLATTN_KV_DTYPE || fmt == CLATTN_KV_F16)
-#else
-    if (fmt == CLATTN_KV_F16)
-#endif
-        return clattn_half1(((global const ushort *)p)[r.off + d]);
     if (fmt == CLATTN_KV_DTYPE)
         return LOAD((global const store_t *)p, r.off + d);
     if (fmt == CLATTN_KV_F32)
         return ((global const float *)p)[r.off + d];
+    if (fmt == CLATTN_KV_F16)
+        return CLATTN_HALF_AT(p, r.off + d);
     if (fmt == CLATTN_KV_BF16)
         return as_float((uint)((global const ushort *)p)[r.off + d] << 16);
     if (fmt == CLATTN_KV_INT8)
@@ -259,13 +255,13 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
     if (fmt == CLATTN_KV_Q8_0) {
         const long blk = r.off + (long)(d >> 5) * 34;
         return (float)((global const char *)p)[blk + 2 + (d & 31)] *
-               clattn_half1(((global const ushort *)p)[blk / 2]);
+               CLATTN_HALF_AT(p, blk / 2);
     }
     if (fmt == CLATTN_KV_Q4_0) {
         const long blk = r.off + (long)(d >> 5) * 18;
         const uint byte = u[blk + 2 + (d & 15)];
         const float q = (float)((d & 31) < 16 ? byte & 15u : byte >> 4);
-        return (q - 8.0f) * clattn_half1(((global const ushort *)p)[blk / 2]);
+        return (q - 8.0f) * CLATTN_HALF_AT(p, blk / 2);
     }
     return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
            (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
@@ -306,14 +302,14 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                 const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
                 return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
                            0, (global const char *)p + blk + 2 + (d0 & 31))) *                    \
-                       clattn_half1(((global const ushort *)p)[blk / 2]);                       \
+                       CLATTN_HALF_AT(p, blk / 2);                                              \
             }                                                                                   \
             if (fmt == CLATTN_KV_Q4_0) {                                                        \
                 const long blk = r.off + (long)(d0 >> 5) * 18;                                  \
                 const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
                     CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
                 const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
-                const float s = clattn_half1(((global const ushort *)p)[blk / 2]);              \
+                const float s = CLATTN_HALF_AT(p, blk / 2);                                     \
                 return fma(CLATTN_CAT(convert_float, W)(qv), (T)(s), (T)(-8.0f * s));           \
             }                                                                                   \
             if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
