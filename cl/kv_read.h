@@ -143,32 +143,29 @@ CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, lo
     return sdt ? CLATTN_HALF_AT(sc, i) : ((global const float *)sc)[i];
 }
 
-/* OCP 8-bit floats from their bits (in an int), exactly: normal numbers by
- * moving the exponent into fp32's field (no denormal fp32 on the way, which
- * a device may flush), subnormals as mantissa * 2^(1 - bias - mantissa
- * bits), and E4M3's single NaN code / E5M2's infinities and NaNs. */
-#define CLATTN_DEFINE_FP8(T, IT, SUF)                                                           \
-    CLATTN_KV_INLINE T CLATTN_CAT(clattn_fp8_, SUF)(IT b, const int e5)                         \
+/* OCP 8-bit floats from their bits (in a ushort), exactly, through fp16,
+ * which converts in hardware where the device has it (F16C's vcvtph2ps
+ * under PoCL on x86: the fp32 bit arithmetic this replaced, with its
+ * subnormal and NaN selects, made fp8 K/V slower to decode than fp32 K/V).
+ * E5M2 is the upper byte of an fp16, infinities and NaNs included. E4M3's
+ * exponent and mantissa placed in an fp16's fields make a value 2^8 too
+ * small (bias 15, not 7), subnormals included; its one NaN code
+ * (S.1111.111) lands on 480 after the 2^8, and every finite code stays at
+ * or below 448, so |x| > 448 marks it. */
+#define CLATTN_DEFINE_FP8(T, UT, SUF)                                                           \
+    CLATTN_KV_INLINE T CLATTN_CAT(clattn_fp8_, SUF)(UT b, const int e5)                         \
     {                                                                                           \
-        const IT mag = b & (IT)(0x7f);                                                          \
-        const IT sign = (b & (IT)(0x80)) << 24;                                                 \
-        T x;                                                                                    \
-        if (e5) {                                                                               \
-            x = select(CLATTN_CAT(as_, T)((mag << 21) + (IT)(112 << 23)),                       \
-                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-16f), mag < (IT)(4));            \
-            x = select(x, (T)(INFINITY), mag == (IT)(0x7c));                                    \
-            x = select(x, (T)(NAN), mag > (IT)(0x7c));                                          \
-        } else {                                                                                \
-            x = select(CLATTN_CAT(as_, T)((mag << 20) + (IT)(120 << 23)),                       \
-                       CLATTN_CAT(convert_, T)(mag) * (T)(0x1p-9f), mag < (IT)(8));             \
-            x = select(x, (T)(NAN), mag == (IT)(0x7f));                                         \
-        }                                                                                       \
-        return CLATTN_CAT(as_, T)(CLATTN_CAT(as_, IT)(x) | sign);                               \
+        if (e5)                                                                                 \
+            return CLATTN_CAT(clattn_half, SUF)(b << (UT)(8));                                  \
+        const T x = CLATTN_CAT(clattn_half, SUF)(((b & (UT)(0x7f)) << (UT)(7)) |                 \
+                                                 ((b & (UT)(0x80)) << (UT)(8))) *               \
+                    (T)(0x1p8f);                                                                \
+        return select(x, (T)(NAN), fabs(x) > (T)(448.0f));                                     \
     }
-CLATTN_DEFINE_FP8(float, int, 1)
-CLATTN_DEFINE_FP8(float4, int4, 4)
-CLATTN_DEFINE_FP8(float8, int8, 8)
-CLATTN_DEFINE_FP8(float16, int16, 16)
+CLATTN_DEFINE_FP8(float, ushort, 1)
+CLATTN_DEFINE_FP8(float4, ushort4, 4)
+CLATTN_DEFINE_FP8(float8, ushort8, 8)
+CLATTN_DEFINE_FP8(float16, ushort16, 16)
 
 /* Value i of the n scales (fp16 or fp32, by sdt) that start at index base
  * of sc: a row's scales. A power-of-two n up to 16 is read and converted
@@ -263,7 +260,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
         const float q = (float)((d & 31) < 16 ? byte & 15u : byte >> 4);
         return (q - 8.0f) * CLATTN_HALF_AT(p, blk / 2);
     }
-    return clattn_fp8_1((int)u[r.off + d], fmt == CLATTN_KV_E5M2) *
+    return clattn_fp8_1((ushort)u[r.off + d], fmt == CLATTN_KV_E5M2) *
            (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
 }
 
@@ -314,7 +311,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             }                                                                                   \
             if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
                 return CLATTN_CAT(clattn_fp8_, W)(                                              \
-                           CLATTN_CAT(convert_int, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
+                           CLATTN_CAT(convert_ushort, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
                            fmt == CLATTN_KV_E5M2) *                                             \
                        (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));                      \
         }                                                                                       \

@@ -48,6 +48,7 @@
     X(alibi_slopes, "features api quick", 900)                      \
     X(kv_formats, "kv", 1200)                                       \
     X(kv_paged, "kv", 1200)                                         \
+    X(kv_fp8_codes, "kv", 600)                                      \
     X(kv_errors, "kv errors", 300)                                  \
     X(kv_sweep, "kv", 900)                                          \
     X(merge, "kv merge", 600)                                       \

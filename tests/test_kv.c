@@ -577,6 +577,99 @@ void case_kv_sweep(void)
     clattn_context_destroy(ctx);
 }
 
+/* Every FP8 code decodes exactly, through each path: V is a single key
+ * whose channels hold the 256 codes of the format (past 256, on the second
+ * width, a tail the kernels' vector loads do not cover), so O is that row as
+ * the kernels decoded it, infinities and NaNs included. Compared bit for bit
+ * with the reference's decoding (tests/reference.c, from the formats'
+ * definitions), NaN against NaN; O starts as a value no code decodes to. */
+void case_kv_fp8_codes(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    const clattn_kv_format fmts[2] = {CLATTN_KV_FP8_E4M3, CLATTN_KV_FP8_E5M2};
+    const int dvs[2] = {256, 259};
+    enum { HEADS = 2, D = 64, MAX_DV = 259 };
+    float q[HEADS * D], k[D], o[HEADS * MAX_DV], lse[HEADS], vscale = 1.0f;
+    unsigned char v[MAX_DV];
+    t_rng r;
+    t_rng_seed(&r, 4242);
+    for (int i = 0; i < HEADS * D; i++)
+        q[i] = (float)t_rng_uniform(&r, -1.0, 1.0);
+    for (int i = 0; i < D; i++)
+        k[i] = (float)t_rng_uniform(&r, -1.0, 1.0);
+    for (int d = 0; d < MAX_DV; d++)
+        v[d] = (unsigned char)(d % 256);
+    for (int f = 0; f < 2; f++)
+        for (int w = 0; w < 2; w++)
+            for (int pi = 0; pi < 3; pi++)
+                for (int paged = 0; paged < 2; paged++) {
+                    clattn_problem p = {0};
+                    p.batch = 1;
+                    p.heads = HEADS;
+                    p.kv_heads = 1; /* the decode kernel's GQA form reads V once for both */
+                    p.seq_q = 1;
+                    p.seq_kv = 1;
+                    p.head_dim = D;
+                    p.head_dim_v = dvs[w];
+                    p.dtype = CLATTN_F32;
+                    p.path = k_paths[pi];
+                    p.v_storage.format = fmts[f];
+                    p.v_storage.scale_dtype = CLATTN_F32;
+                    const int32_t table[1] = {0};
+                    if (paged) {
+                        p.paged.enabled = 1;
+                        p.paged.page_size = 1;
+                        p.paged.max_pages_per_seq = 1;
+                        p.paged.num_pages = 1;
+                    }
+                    clattn_host_buffers hb = {0};
+                    hb.q = q;
+                    hb.k = k;
+                    hb.v = v;
+                    hb.o = o;
+                    hb.lse = lse;
+                    hb.v_scales = &vscale;
+                    hb.block_table = paged ? table : NULL;
+                    clattn_buffer_sizes sz;
+                    const clattn_status ss = clattn_buffer_sizes_of(ctx, &p, &sz);
+                    T_CHECK(ss == CLATTN_OK, "fp8 codes: clattn_buffer_sizes_of -> %s: %s",
+                            clattn_status_string(ss), clattn_last_error(ctx));
+                    if (ss != CLATTN_OK)
+                        continue;
+                    hb.sizes = &sz;
+                    for (int i = 0; i < HEADS * MAX_DV; i++)
+                        o[i] = -7777.0f;
+                    const clattn_status st = clattn_forward_host(ctx, &p, &hb);
+                    char label[96];
+                    snprintf(label, sizeof label, "fp8_codes/%s/dv%d/%s%s",
+                             f ? "e5m2" : "e4m3", dvs[w], t_path_name(k_paths[pi]),
+                             paged ? "/paged" : "");
+                    T_CHECK(st == CLATTN_OK, "%s: clattn_forward_host -> %s: %s", label,
+                            clattn_status_string(st), clattn_last_error(ctx));
+                    if (st != CLATTN_OK)
+                        continue;
+                    clattn_problem n;
+                    ref_normalize(&p, &n);
+                    int bad = 0;
+                    for (int h = 0; h < HEADS; h++)
+                        for (int d = 0; d < dvs[w]; d++) {
+                            const float want = (float)ref_kv_value(&n, &hb, 1, 0, 0, 0, d);
+                            const float got = o[h * dvs[w] + d];
+                            /* -0 adds to the accumulators' +0 as +0: zeros
+                             * compare without their sign */
+                            const int same = isnan(want) ? isnan(got) : got == want;
+                            if (!same && bad++ < 4)
+                                T_CHECK(0, "%s: head %d code 0x%02x: O %a, want %a", label, h,
+                                        v[d], (double)got, (double)want);
+                        }
+                    T_CHECK(bad == 0, "%s: %d channels decoded wrongly", label, bad);
+                    t_log("%s %s", bad ? "BAD " : "ok  ", label);
+                }
+    clattn_context_destroy(ctx);
+}
+
 static void expect_refused(clattn_context *ctx, const clattn_problem *p, const char *field)
 {
     const clattn_status st = clattn_supports(ctx, p);
