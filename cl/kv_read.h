@@ -152,20 +152,21 @@ CLATTN_KV_INLINE float clattn_kv_scale(global const uchar *sc, const int sdt, lo
  * small (bias 15, not 7), subnormals included; its one NaN code
  * (S.1111.111) lands on 480 after the 2^8, and every finite code stays at
  * or below 448, so |x| > 448 marks it. */
-#define CLATTN_DEFINE_FP8(T, UT, SUF)                                                           \
+#define CLATTN_DEFINE_FP8(T, UT, ST, SUF)                                                       \
     CLATTN_KV_INLINE T CLATTN_CAT(clattn_fp8_, SUF)(UT b, const int e5)                         \
     {                                                                                           \
+        const UT hi = (UT)(b << (UT)(8)); /* the code in an fp16's upper byte */               \
         if (e5)                                                                                 \
-            return CLATTN_CAT(clattn_half, SUF)(b << (UT)(8));                                  \
-        const T x = CLATTN_CAT(clattn_half, SUF)(((b & (UT)(0x7f)) << (UT)(7)) |                 \
-                                                 ((b & (UT)(0x80)) << (UT)(8))) *               \
-                    (T)(0x1p8f);                                                                \
+            return CLATTN_CAT(clattn_half, SUF)(hi);                                            \
+        /* E4M3: the sign stays, exponent and mantissa move one bit down */                    \
+        const UT h = CLATTN_CAT(as_, UT)((ST)(CLATTN_CAT(as_, ST)(hi) >> (ST)(1))) & (UT)(0xbfff); \
+        const T x = CLATTN_CAT(clattn_half, SUF)(h) * (T)(0x1p8f);                              \
         return select(x, (T)(NAN), fabs(x) > (T)(448.0f));                                     \
     }
-CLATTN_DEFINE_FP8(float, ushort, 1)
-CLATTN_DEFINE_FP8(float4, ushort4, 4)
-CLATTN_DEFINE_FP8(float8, ushort8, 8)
-CLATTN_DEFINE_FP8(float16, ushort16, 16)
+CLATTN_DEFINE_FP8(float, ushort, short, 1)
+CLATTN_DEFINE_FP8(float4, ushort4, short4, 4)
+CLATTN_DEFINE_FP8(float8, ushort8, short8, 8)
+CLATTN_DEFINE_FP8(float16, ushort16, short16, 16)
 
 /* Value i of the n scales (fp16 or fp32, by sdt) that start at index base
  * of sc: a row's scales. A power-of-two n up to 16 is read and converted
