@@ -665,6 +665,15 @@ void case_kv_fp8_codes(void)
                                         v[d], (double)got, (double)want);
                         }
                     T_CHECK(bad == 0, "%s: %d channels decoded wrongly", label, bad);
+                    /* One key: each head's LSE is its score. */
+                    for (int h = 0; h < HEADS; h++) {
+                        double sc = 0.0;
+                        for (int d = 0; d < D; d++)
+                            sc += (double)q[h * D + d] * (double)k[d];
+                        sc /= sqrt((double)D);
+                        T_CHECK(fabs((double)lse[h] - sc) <= 1e-5 * (1.0 + fabs(sc)),
+                                "%s: head %d LSE %.9g, want %.9g", label, h, (double)lse[h], sc);
+                    }
                     t_log("%s %s", bad ? "BAD " : "ok  ", label);
                 }
     clattn_context_destroy(ctx);
