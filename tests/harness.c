@@ -88,6 +88,16 @@ clattn_context *t_context(void)
     return ctx;
 }
 
+int t_context_between_runs(clattn_context **ctx)
+{
+    const char *fresh = getenv("CLATTN_SWEEP_FRESH");
+    if (!fresh || strcmp(fresh, "1") != 0)
+        return 0;
+    clattn_context_destroy(*ctx);
+    *ctx = t_context();
+    return *ctx ? 0 : -1;
+}
+
 cl_command_queue t_queue(clattn_context *ctx)
 {
     cl_command_queue q = NULL;

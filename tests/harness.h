@@ -62,6 +62,13 @@ int t_rng_int(t_rng *r, int lo, int hi); /* inclusive */
 
 /* clattn_context_create(NULL) or a failed case (returns NULL). */
 clattn_context *t_context(void);
+/* Between the runs of a sweep: with CLATTN_SWEEP_FRESH=1 destroys *ctx and
+ * makes a new one (0, or -1 with *ctx NULL when that fails); otherwise keeps
+ * it. Oclgrind's --uninitialized gives a new buffer the shadow of the
+ * released one whose number it takes (tests/oclgrind/reuse_probe.c), so
+ * within one OpenCL context it reports written memory as uninitialised and
+ * misses unwritten memory; its runs set this so each run starts clean. */
+int t_context_between_runs(clattn_context **ctx);
 /* Queue and cl_context of a clattn context. */
 cl_command_queue t_queue(clattn_context *ctx);
 cl_context t_cl_context(clattn_context *ctx);
@@ -216,11 +223,12 @@ extern const clattn_path t_all_paths[4];
 int t_same_bytes(const void *a, const void *b, size_t n);
 
 /* Takes *m (sets it NULL) and releases it only at t_release_kept, at the
- * end of a case. Oclgrind 21.10 gives a new buffer the id of a released one
- * and keeps that one's size in its record of initialised bytes, so the
- * bytes of a larger buffer made later read as uninitialised past it,
- * whatever a kernel wrote there; cases run under Oclgrind that make and
- * release buffers as they go keep them instead. */
+ * end of a case or run. Oclgrind 21.10 gives a new buffer the id of a
+ * released one and keeps that one's record of initialised bytes
+ * (tests/oclgrind/reuse_probe.c), so the bytes of a larger buffer made
+ * later read as uninitialised past it, whatever a kernel wrote there, and
+ * unwritten bytes within it as initialised; cases run under Oclgrind that
+ * make and release buffers as they go keep them instead. */
 void t_keep_until_end(cl_mem *m);
 void t_release_kept(void);
 

@@ -572,6 +572,8 @@ void case_kv_sweep(void)
                 snprintf(label, sizeof label, "kv_sweep/%s/%s/%s", f < 0 ? "dtype" : k_formats[f].name,
                          paged == 0 ? "contiguous" : paged == 1 ? "paged4" : "paged8_window",
                          t_path_name(k_paths[pi]));
+                if (t_context_between_runs(&ctx) != 0)
+                    return;
                 run_kv(ctx, label, &p, 0, seed++, 0);
             }
     clattn_context_destroy(ctx);
@@ -605,6 +607,8 @@ void case_kv_fp8_codes(void)
         for (int w = 0; w < 2; w++)
             for (int pi = 0; pi < 3; pi++)
                 for (int paged = 0; paged < 2; paged++) {
+                    if (t_context_between_runs(&ctx) != 0)
+                        return;
                     clattn_problem p = {0};
                     p.batch = 1;
                     p.heads = HEADS;

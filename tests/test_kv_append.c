@@ -1233,6 +1233,8 @@ void case_kv_append(void)
                 rc.bad_pos = (i + l + n) % 5 == 0 ? 1 + (i + n) % 4 : 0;
                 rc.bad_page = l >= L_PAGED1 && (i + n) % 4 == 1 ? 1 + i % 3 : 0;
                 rc.seed = 0xa99e0d00u + (uint64_t)(i * 64 + l * 8 + n);
+                if (t_context_between_runs(&ctx) != 0)
+                    return;
                 rows += run_append(ctx, &rc);
                 ++runs;
             }
@@ -1248,6 +1250,8 @@ void case_kv_append(void)
         rc.head_dim = 128;
         rc.head_dim_v = 96;
         rc.seed = 0x70cea000u + (uint64_t)i;
+        if (t_context_between_runs(&ctx) != 0)
+            return;
         rows += run_append(ctx, &rc);
         ++runs;
     }

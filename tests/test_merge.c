@@ -626,17 +626,22 @@ void case_merge(void)
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
-    cl_device_id dev = NULL;
-    clattn_context_get_cl(ctx, NULL, NULL, &dev);
-    cl_int err = CL_SUCCESS;
-    cl_command_queue side = clCreateCommandQueue(t_cl_context(ctx), dev, 0, &err);
-    T_CHECK(err == CL_SUCCESS, "clCreateCommandQueue(side) -> %d", (int)err);
     const int counts[5] = {1, 2, 3, 9, 17};
     for (int d = 0; d < 3; d++)
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < 5; k++) {
+            /* the buffers kept from a run belong to its context */
+            t_release_kept();
+            if (t_context_between_runs(&ctx) != 0)
+                return;
+            cl_device_id dev = NULL;
+            clattn_context_get_cl(ctx, NULL, NULL, &dev);
+            cl_int err = CL_SUCCESS;
+            cl_command_queue side = clCreateCommandQueue(t_cl_context(ctx), dev, 0, &err);
+            T_CHECK(err == CL_SUCCESS, "clCreateCommandQueue(side) -> %d", (int)err);
             merge_case(ctx, k_dtypes[d], counts[k], side);
-    if (side)
-        clReleaseCommandQueue(side);
+            if (side)
+                clReleaseCommandQueue(side);
+        }
     t_release_kept();
     clattn_context_destroy(ctx);
 }

@@ -154,15 +154,8 @@ static int sweep_selected(const char *label)
 
 void case_kernel_sweep(void)
 {
-    /* CLATTN_SWEEP_FRESH=1: a new context for every run. Oclgrind 21.10's
-     * --uninitialized reports reads of a scratch buffer that the library
-     * re-allocated after releasing a smaller one, although the kernel before
-     * wrote every element read: never releasing the old buffer, or a fresh
-     * context, makes the reports go away, and natively the same sequence with
-     * NaN-filled new scratch gives correct results (RELIABILITY.md). The
-     * plain run keeps one context so buffer reuse is still covered. */
-    const char *fresh_env = getenv("CLATTN_SWEEP_FRESH");
-    const int fresh = fresh_env && strcmp(fresh_env, "1") == 0;
+    /* One context for every run, natively, so that buffer reuse is covered;
+     * the Oclgrind runs make a new one per run (t_context_between_runs). */
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
@@ -191,13 +184,9 @@ void case_kernel_sweep(void)
                     continue;
                 if (flags & T_NAN_BEYOND_LEN)
                     t_tensors_nan_beyond_len(&t);
-                if (fresh) {
-                    clattn_context_destroy(ctx);
-                    ctx = t_context();
-                    if (!ctx) {
-                        t_tensors_free(&t);
-                        return;
-                    }
+                if (t_context_between_runs(&ctx) != 0) {
+                    t_tensors_free(&t);
+                    return;
                 }
                 if (t_check_run(ctx, label, &t, 0) < 0)
                     unsupported++;

@@ -316,6 +316,8 @@ void case_tile_masks(void)
     static const clattn_path paths[3] = {CLATTN_PATH_FUSED, CLATTN_PATH_THREE_STAGE,
                                          CLATTN_PATH_SPLIT_KV};
     for (int i = 0; i < 3; ++i) {
+        if (t_context_between_runs(&ctx) != 0)
+            return;
         clattn_problem p = {0};
         p.batch = 2;
         p.heads = 2;
@@ -522,6 +524,8 @@ void case_tile_merge(void)
         {CLATTN_CAUSAL_BOTTOM_RIGHT, 0, 0, 0, 0, 0, 1, 1, CLATTN_F32, CLATTN_PATH_AUTO},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
+        if (t_context_between_runs(&ctx) != 0)
+            return;
         clattn_problem p = {0};
         p.batch = 2;
         p.heads = 4;
