@@ -453,17 +453,19 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 
 #endif
 
-#if FV_DIRECT && PAGED && CLATTN_HAS_PREFETCH
-/* How many tiles ahead of the one it computes a work-item prefetches with
- * pages: 2 and 4 measured alike on D1 (pages of 16), 1 was 1.1-1.35x
- * slower. */
+#if FV_DIRECT && CLATTN_HAS_PREFETCH
+/* How many tiles ahead of the one it computes a work-item prefetches: 2
+ * and 4 measured alike on D1 with pages of 16, 1 was 1.1-1.35x slower.
+ * Contiguous K/V too: on a Xeon (pthread-skylake-avx512) its hardware
+ * prefetchers left D1 1.05-1.35x slower than with these (BENCHMARKS.md,
+ * 2026-12-03). */
 #define FV_PREFETCH 2
 
-/* Prefetches the K and V rows (and the first scales) of the tile at n0,
- * which lies inside one page. Rolled loops: unrolled, the prefetches
- * changed the scheduling of the whole tile (5-10x more spills). */
+/* Prefetches the K and V rows (and the first scales) of the n keys from n0,
+ * which lie inside one page with pages. Rolled loops: unrolled, the
+ * prefetches changed the scheduling of the whole tile (5-10x more spills). */
 FV_STEP void prefetch_tile(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
-                          global const vstore_t *v, int n0)
+                          global const vstore_t *v, int n0, int n)
 {
     const clattn_kvrow kn = clattn_k_row(c, s0, n0), vn = clattn_v_row(c, s0, n0);
     global const char *kp = (global const char *)(k + kn.off);
@@ -472,7 +474,7 @@ FV_STEP void prefetch_tile(const clattn_call *c, const clattn_seq *s0, global co
     const int kbytes = CLATTN_KV_ROW_BYTES(K_FMT, HEAD_DIM, (int)sizeof(kstore_t));
     const int vbytes = CLATTN_KV_ROW_BYTES(V_FMT, HEAD_DIM_V, (int)sizeof(vstore_t));
 #pragma unroll 1
-    for (int e = 0; e < FV_VEC; ++e) {
+    for (int e = 0; e < n; ++e) {
 #pragma unroll 1
         for (int b = 0; b < kbytes; b += 64)
             CLATTN_PREFETCH(kp + b);
@@ -524,9 +526,14 @@ FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global cons
         kind[r] = row_probs(c, &rs[r], s[r], qi[r], n0, s0->L, rlo[r], rhi[r], &m[r], &l[r],
                             acc[r], pj[r]);
     pv_update(V_ARGS, n0, kind, pj, acc);
-#if PAGED && CLATTN_HAS_PREFETCH
-    if (lin && n0 + FV_PREFETCH * FV_VEC < hi)
-        prefetch_tile(c, s0, k, v, n0 + FV_PREFETCH * FV_VEC);
+#if CLATTN_HAS_PREFETCH
+    const int ahead = n0 + FV_PREFETCH * FV_VEC;
+#if PAGED
+    if (lin && ahead < hi) /* not in pages of fewer than FV_VEC keys */
+#else
+    if (ahead < hi)
+#endif
+        prefetch_tile(c, s0, k, v, ahead, min(FV_VEC, hi - ahead));
 #endif
 }
 #endif
