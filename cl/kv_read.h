@@ -80,8 +80,9 @@ CLATTN_KV_INLINE clattn_kvrow clattn_kv_page_next(clattn_kvrow r, int e, long ss
                                : (dim) * (unit))
 
 /* Software prefetch, where the compiler targets an x86 CPU (PoCL, Intel's
- * CPU runtime): the hardware prefetchers follow a contiguous K/V but not
- * the jumps from page to page, and a load that misses stalls the core
+ * CPU runtime): the hardware prefetchers do not follow the jumps from page
+ * to page (nor, on a Xeon, keep up with a contiguous K/V: 1.05-1.4x on D1),
+ * and a load that misses stalls the core
  * (measured on D1 with pages of 16: the first load of each page's rows was
  * the kernel's hottest instruction). Into L2 (locality 2, prefetcht1):
  * measured 1.2-1.5x faster than into L1 (locality 3) with pages, whose
