@@ -44,7 +44,7 @@ inline avec_t load_v(global const store_t *v, long i)
 #if DTYPE == 0
     return CLATTN_CAT(vload, AV_VEC)(0, v + i);
 #elif DTYPE == 1
-    return CLATTN_CAT(clattn_half, AV_VEC)(CLATTN_CAT(vload, AV_VEC)(0, (global const ushort *)v + i));
+    return CLATTN_CAT(clattn_half_at, AV_VEC)((global const ushort *)v + i);
 #else
     return CLATTN_CAT(as_float, AV_VEC)(CLATTN_CAT(convert_uint, AV_VEC)(CLATTN_CAT(vload, AV_VEC)(0, v + i))
                                      << 16);

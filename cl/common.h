@@ -67,6 +67,16 @@ inline float2 clattn_half2(ushort2 h)
 inline float4 clattn_half4(ushort4 h) { return vload_half4(0, (private const half *)&h); }
 inline float8 clattn_half8(ushort8 h) { return vload_half8(0, (private const half *)&h); }
 inline float16 clattn_half16(ushort16 h) { return vload_half16(0, (private const half *)&h); }
+/* N fp16 values at p (global memory) as floats. The 16-wide one is two
+ * 8-wide loads and conversions: PoCL 3.1 (LLVM 15, AVX-512) converted a
+ * 16-wide load's lower 8 with one vcvtph2ps from memory and its upper 8
+ * through two 4-value loads and four shuffles (perf annotate of D1). */
+inline float4 clattn_half_at4(global const ushort *p) { return clattn_half4(vload4(0, p)); }
+inline float8 clattn_half_at8(global const ushort *p) { return clattn_half8(vload8(0, p)); }
+inline float16 clattn_half_at16(global const ushort *p)
+{
+    return (float16)(clattn_half8(vload8(0, p)), clattn_half8(vload8(1, p)));
+}
 /* Element i of fp16 data at p (global memory). */
 #define CLATTN_HALF_AT(p, i) clattn_half1(((global const ushort *)(p))[(i)])
 

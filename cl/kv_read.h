@@ -279,8 +279,7 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
                 return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
-                return CLATTN_CAT(clattn_half, W)(                                              \
-                    CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0));            \
+                return CLATTN_CAT(clattn_half_at, W)((global const ushort *)p + r.off + d0);     \
             if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
                 return CLATTN_CAT(as_float, W)(                                                 \
                     CLATTN_CAT(convert_uint, W)(                                                \

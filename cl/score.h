@@ -190,8 +190,7 @@ inline float clattn_score(const clattn_call *c, const clattn_seq *s, float x, in
 #if BIAS_DTYPE == 0
 #define CLATTN_VBIAS_WHOLE(W, p) CLATTN_CAT(vload, W)(0, p)
 #elif BIAS_DTYPE == 1
-#define CLATTN_VBIAS_WHOLE(W, p)                                                               \
-    CLATTN_CAT(clattn_half, W)(CLATTN_CAT(vload, W)(0, (global const ushort *)(p)))
+#define CLATTN_VBIAS_WHOLE(W, p) CLATTN_CAT(clattn_half_at, W)((global const ushort *)(p))
 #elif BIAS_DTYPE == 2
 #define CLATTN_VBIAS_WHOLE(W, p)                                                               \
     CLATTN_CAT(as_float, W)(CLATTN_CAT(convert_uint, W)(CLATTN_CAT(vload, W)(0, p)) << 16)
