@@ -457,7 +457,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 /* How many tiles ahead of the one it computes a work-item prefetches: 2
  * and 4 measured alike on D1 with pages of 16, 1 was 1.1-1.35x slower.
  * Contiguous K/V too: on a Xeon (pthread-skylake-avx512) its hardware
- * prefetchers left D1 1.05-1.35x slower than with these (BENCHMARKS.md,
+ * prefetchers left D1 1.02-1.4x slower than with these (BENCHMARKS.md,
  * 2026-12-03). */
 #define FV_PREFETCH 2
 

@@ -1,6 +1,7 @@
 /*
  * Shows how Oclgrind's --uninitialized treats a buffer created after another
- * was released: reuse_check.sh runs it under Oclgrind in three forms.
+ * was released: reuse_check.sh runs it under Oclgrind four times, each
+ * mode with FIRST_BYTES 0 and with one other size.
  *
  *   reuse_probe fill FIRST_BYTES   a FIRST_BYTES buffer, initialised from the
  *       host, is created and released; then a 1 KiB buffer is created, a
