@@ -83,6 +83,22 @@ typedef int4 ivec_t;
 #error "FV_VEC must be 4, 8 or 16"
 #endif
 
+/* The direct path reads INT4 K and V in split order (kv_read.h): the
+ * queries are loaded in K's order, the output is put back from V's.
+ * Measured on D1 with int4 K/V (AVX-512 Xeon): BENCHMARKS.md, 2026-12-03. */
+#if FV_DIRECT
+#define K_SPLIT CLATTN_KV_SPLIT(K_FMT, K_GROUP, HEAD_DIM, FV_VEC)
+#define V_SPLIT CLATTN_KV_SPLIT(V_FMT, V_GROUP, HEAD_DIM_V, FV_VEC)
+#else
+#define K_SPLIT 0
+#define V_SPLIT 0
+#endif
+/* Vector i (0-based, FV_VEC channels) of a K row, in the kernel's order. */
+#define K_VEC(kr, i)                                                                           \
+    (K_SPLIT ? CLATTN_CAT(clattn_int4_split_v, FV_VEC)(k, cl->ksc, (kr), (i), K_GROUP, K_SDT,   \
+                                                       HEAD_DIM)                                \
+             : clattn_k_vec_raw(FV_VEC, cl, (kr), (i)*FV_VEC, HEAD_DIM - (i)*FV_VEC))
+
 #define DV_VECS ((HEAD_DIM_V + FV_VEC - 1) / FV_VEC)
 #define DV_PAD (DV_VECS * FV_VEC)
 /* Rows updated together in P*V: enough accumulator chains to hide the FMA
@@ -138,7 +154,7 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
             part[r] = (vec_t)(0.0f);
 #pragma unroll
         for (int c = 0; c < DK_VECS; ++c) {
-            const vec_t kv = clattn_k_vec_raw(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
+            const vec_t kv = K_VEC(kr, c);
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[r] = fma(VLOAD(c, qr[r]), kv, part[r]);
@@ -188,8 +204,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                 part[u][r] = (vec_t)(0.0f);
 #pragma unroll
             for (int c = 0; c < DK_VECS; ++c) {
-                const vec_t kv =
-                    clattn_k_vec_raw(FV_VEC, cl, kr, c * FV_VEC, HEAD_DIM - c * FV_VEC);
+                const vec_t kv = K_VEC(kr, c);
 #pragma unroll
                 for (int r = 0; r < FV_ROWS; ++r)
                     part[u][r] = fma(VLOAD(c, qr[r]), kv, part[u][r]);
@@ -322,7 +337,10 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #else
 #define V_ROWOF(e) clattn_v_row(cl, s0, min(n0 + (e), hi - 1))
 #endif
-#define V_ROW(e, c) clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c) * FV_VEC, HEAD_DIM_V - (c) * FV_VEC)
+#define V_ROW(e, c)                                                                            \
+    (V_SPLIT ? CLATTN_CAT(clattn_int4_split_v, FV_VEC)(v, cl->vsc, V_ROWOF(e), (c), V_GROUP,     \
+                                                       V_SDT, HEAD_DIM_V)                       \
+             : clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c)*FV_VEC, HEAD_DIM_V - (c)*FV_VEC))
 /* A row-scaled V's scale goes into the weight of its key (V_ROW reads it
  * unscaled). */
 #define V_SCALE(e) clattn_v_row_scale(cl, V_ROWOF(e))
@@ -602,7 +620,8 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
 #endif
         const long qoff = rs[r].q + (long)i * qss;
         for (int d = 0; d < DK_PAD; ++d)
-            qr[r][d] = ok && d < HEAD_DIM ? LOAD(q, qoff + d) * qscale : 0.0f;
+            qr[r][K_SPLIT ? clattn_split_pos(d, FV_VEC) : d] =
+                ok && d < HEAD_DIM ? LOAD(q, qoff + d) * qscale : 0.0f;
         for (int cc = 0; cc < DV_VECS; ++cc)
             acc[r][cc] = (vec_t)(0.0f);
         clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l[r]);
@@ -639,6 +658,13 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
         float out[DV_PAD];
         for (int cc = 0; cc < DV_VECS; ++cc)
             VSTORE(acc[r][cc], cc, out);
+#if V_SPLIT
+        float held[DV_PAD];
+        for (int d = 0; d < DV_PAD; ++d)
+            held[d] = out[d];
+        for (int d = 0; d < DV_PAD; ++d)
+            out[d] = held[clattn_split_pos(d, FV_VEC)];
+#endif
         clattn_store_row(c, &rs[r], b, QHEAD(row0 + r), QROW(row0 + r), split, nsplit, out, m[r],
                          l[r], o, lse, part_o, part_ml);
     }

@@ -219,9 +219,10 @@ CLATTN_KV_INLINE float8 clattn_nib8(global const uchar *b)
 }
 CLATTN_KV_INLINE float16 clattn_nib16(global const uchar *b)
 {
-    const uint8 w = convert_uint8(vload8(0, b));
-    return shuffle2(convert_float8(w & 15u), convert_float8(w >> 4),
-                    (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15));
+    const uint16 w = shuffle(convert_uint8(vload8(0, b)),
+                             (uint16)(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+    return convert_float16((w >> (uint16)(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4)) &
+                           15u);
 }
 
 /* Block positions use shifts and masks, not / and %: a division next to
@@ -324,6 +325,35 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
 CLATTN_DEFINE_KV_VEC(4)
 CLATTN_DEFINE_KV_VEC(8)
 CLATTN_DEFINE_KV_VEC(16)
+
+/* INT4 in split order, for kernels free to order a row's channels as they
+ * like (a dot product, or accumulators put back in order at the end):
+ * vectors 2i and 2i + 1 of a row are the even and the odd channels of
+ * channels 2iW .. 2iW + 2W - 1, the low and the high nibbles of the same W
+ * bytes, so a pair is one byte load, a mask, a shift and two conversions,
+ * with no interleaving shuffle. Needs rows and groups in whole pairs
+ * (CLATTN_KV_SPLIT). clattn_split_pos gives channel d's place in that order. */
+#define CLATTN_KV_SPLIT(fmt, group, dims, W)                                                   \
+    ((fmt) == CLATTN_KV_INT4 && (dims) % (2 * (W)) == 0 && (group) % (2 * (W)) == 0)
+#define clattn_split_pos(d, W)                                                                 \
+    (((d) & ~(2 * (W)-1)) | ((d)&1) * (W) | ((d) & (2 * (W)-1)) >> 1)
+#define CLATTN_DEFINE_KV_SPLIT(W)                                                               \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_int4_split_v, W)(                   \
+        global const void *p, global const uchar *sc, clattn_kvrow r, const int i,            \
+        const int group, const int sdt, const int dims)                                         \
+    {                                                                                           \
+        const int d0 = (i >> 1) * 2 * (W); /* the pair's first channel */                      \
+        const int g = 2 * (d0 / group), ng = 2 * (dims / group);                                \
+        const float s = clattn_kv_scale_of(sc, sdt, r.sc, g, ng);                               \
+        const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                              \
+            CLATTN_CAT(vload, W)(0, (global const uchar *)p + r.off + d0 / 2));                 \
+        return fma(CLATTN_CAT(convert_float, W)((i & 1) ? b >> 4 : b & 15u),                    \
+                   (CLATTN_CAT(float, W))(s),                                                   \
+                   (CLATTN_CAT(float, W))(-clattn_kv_scale_of(sc, sdt, r.sc, g + 1, ng) * s));  \
+    }
+CLATTN_DEFINE_KV_SPLIT(4)
+CLATTN_DEFINE_KV_SPLIT(8)
+CLATTN_DEFINE_KV_SPLIT(16)
 
 /* K and V of the call, by their -D storage. */
 #define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)

@@ -466,6 +466,27 @@ void case_kv_formats(void)
                          p.head_dim_v, t_path_name(k_paths[pi]));
                 run_kv(ctx, label, &p, 0, seed++, 0);
             }
+    /* INT4 rows the decode kernel reads in split order (pairs of vectors,
+     * even and odd channels) and rows it cannot (not whole pairs at
+     * 16-wide vectors: 48 and 80 channels), alone and mixed, each side
+     * with its own width; paged too. */
+    const int odd[][2] = {{48, 80}, {96, 48}, {80, 128}};
+    for (int w = 0; w < 3; w++)
+        for (int pi = 0; pi < 3; pi += 2) {
+            clattn_problem p = base_problem(CLATTN_F32, k_path_rows[pi], k_paths[pi]);
+            p.head_dim = odd[w][0];
+            p.head_dim_v = odd[w][1];
+            p.k_storage = p.v_storage = k_formats[6].st;
+            if (w == 1) {
+                p.paged.enabled = 1;
+                p.paged.page_size = 16;
+                p.paged.max_pages_per_seq = (p.seq_kv + 15) / 16;
+                p.paged.num_pages = p.batch * p.paged.max_pages_per_seq + 1;
+            }
+            snprintf(label, sizeof label, "kv/%s/D%d-%d%s/%s", k_formats[6].name, p.head_dim,
+                     p.head_dim_v, w == 1 ? "/paged16" : "", t_path_name(k_paths[pi]));
+            run_kv(ctx, label, &p, 0, seed++, 0);
+        }
     const clattn_dtype qdt[2] = {CLATTN_F16, CLATTN_BF16};
     for (int d = 0; d < 2; d++)
         for (int f = 0; f < 4; f += 3) {
