@@ -201,8 +201,9 @@ CLATTN_KV_INLINE float clattn_kv_scale_of(global const uchar *sc, const int sdt,
  * into one (unaligned) load where the target allows it; vload4/vload2 of
  * uchar became byte-by-byte extracts and inserts on PoCL's haswell code,
  * and D1 with int4 K/V measured 1.45-1.55x faster this way (AVX2, Zen 3).
- * 16 channels (AVX-512 plans) keep the two half vectors interleaved, as
- * measured there; the word form is untimed on such a CPU. */
+ * 16 channels (AVX-512 plans): each byte to two lanes by one shuffle, then
+ * a shift per lane (0 or 4); interleaving the converted low and high
+ * halves, as before, measured 1.15x slower on a Xeon (BENCHMARKS.md). */
 CLATTN_KV_INLINE uint clattn_le32(global const uchar *b)
 {
     return (uint)b[0] | (uint)b[1] << 8 | (uint)b[2] << 16 | (uint)b[3] << 24;
