@@ -656,14 +656,15 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
 
     for (int r = 0; r < FV_ROWS && row0 + r < nrows; ++r) {
         float out[DV_PAD];
-        for (int cc = 0; cc < DV_VECS; ++cc)
-            VSTORE(acc[r][cc], cc, out);
-#if V_SPLIT
+#if V_SPLIT /* the accumulators hold V's split order */
         float held[DV_PAD];
-        for (int d = 0; d < DV_PAD; ++d)
-            held[d] = out[d];
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            VSTORE(acc[r][cc], cc, held);
         for (int d = 0; d < DV_PAD; ++d)
             out[d] = held[clattn_split_pos(d, FV_VEC)];
+#else
+        for (int cc = 0; cc < DV_VECS; ++cc)
+            VSTORE(acc[r][cc], cc, out);
 #endif
         clattn_store_row(c, &rs[r], b, QHEAD(row0 + r), QROW(row0 + r), split, nsplit, out, m[r],
                          l[r], o, lse, part_o, part_ml);

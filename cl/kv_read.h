@@ -193,6 +193,22 @@ CLATTN_KV_INLINE float clattn_kv_scale_of(global const uchar *sc, const int sdt,
     return clattn_kv_scale(sc, sdt, base + i);
 }
 
+/* INT4 codes q of W channels from d0, inside one scale group of a row
+ * with `dims` channels, dequantized: (q - zero) * scale as one FMA. */
+#define CLATTN_DEFINE_INT4_DEQ(W)                                                              \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_int4_deq, W)(                      \
+        CLATTN_CAT(float, W) q, global const uchar *sc, const int sdt, clattn_kvrow r, int d0, \
+        const int group, const int dims)                                                       \
+    {                                                                                          \
+        const int g = 2 * (d0 / group), ng = 2 * (dims / group);                               \
+        const float s = clattn_kv_scale_of(sc, sdt, r.sc, g, ng);                              \
+        return fma(q, (CLATTN_CAT(float, W))(s),                                               \
+                   (CLATTN_CAT(float, W))(-clattn_kv_scale_of(sc, sdt, r.sc, g + 1, ng) * s)); \
+    }
+CLATTN_DEFINE_INT4_DEQ(4)
+CLATTN_DEFINE_INT4_DEQ(8)
+CLATTN_DEFINE_INT4_DEQ(16)
+
 /* INT4 channels c .. c + W - 1 (c even) as their nibble values, from the W/2
  * bytes at b: channel 2i in the low nibble of byte i, 2i + 1 in its high
  * one, so channel c + t is bits 4t .. 4t + 3 of the bytes read as one
@@ -292,12 +308,9 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
                            CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
                        (unscaled ? 1.0f                                                         \
                                  : clattn_kv_scale_of(sc, sdt, r.sc, d0 / group, dims / group)); \
-            if (fmt == CLATTN_KV_INT4) {                                                        \
-                const int g = 2 * (d0 / group), ng = 2 * (dims / group);                        \
-                const float s = clattn_kv_scale_of(sc, sdt, r.sc, g, ng);                       \
-                return fma(CLATTN_CAT(clattn_nib, W)(u + r.off + d0 / 2), (T)(s),               \
-                           (T)(-clattn_kv_scale_of(sc, sdt, r.sc, g + 1, ng) * s));             \
-            }                                                                                   \
+            if (fmt == CLATTN_KV_INT4)                                                          \
+                return CLATTN_CAT(clattn_int4_deq, W)(CLATTN_CAT(clattn_nib, W)(u + r.off + d0 / 2), \
+                                                      sc, sdt, r, d0, group, dims);             \
             if (fmt == CLATTN_KV_Q8_0) {                                                        \
                 const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
                 return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
@@ -344,13 +357,10 @@ CLATTN_DEFINE_KV_VEC(16)
         const int group, const int sdt, const int dims)                                         \
     {                                                                                           \
         const int d0 = (i >> 1) * 2 * (W); /* the pair's first channel */                      \
-        const int g = 2 * (d0 / group), ng = 2 * (dims / group);                                \
-        const float s = clattn_kv_scale_of(sc, sdt, r.sc, g, ng);                               \
         const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                              \
             CLATTN_CAT(vload, W)(0, (global const uchar *)p + r.off + d0 / 2));                 \
-        return fma(CLATTN_CAT(convert_float, W)((i & 1) ? b >> 4 : b & 15u),                    \
-                   (CLATTN_CAT(float, W))(s),                                                   \
-                   (CLATTN_CAT(float, W))(-clattn_kv_scale_of(sc, sdt, r.sc, g + 1, ng) * s));  \
+        return CLATTN_CAT(clattn_int4_deq, W)(                                                  \
+            CLATTN_CAT(convert_float, W)((i & 1) ? b >> 4 : b & 15u), sc, sdt, r, d0, group, dims); \
     }
 CLATTN_DEFINE_KV_SPLIT(4)
 CLATTN_DEFINE_KV_SPLIT(8)
