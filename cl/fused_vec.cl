@@ -180,6 +180,50 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
 #define K_TILE_ROW(e) clattn_k_row(cl, s0, min(n0 + (e), hi - 1))
 #endif
 
+#if CLATTN_HAS_PREFETCH
+/* How many tiles ahead of the one it computes a work-item prefetches: 2
+ * and 4 measured alike on D1 with pages of 16, 1 was 1.1-1.35x slower.
+ * Contiguous K/V too: on a Xeon (pthread-skylake-avx512) its hardware
+ * prefetchers left D1 1.02-1.4x slower than with these (BENCHMARKS.md,
+ * 2026-12-03). */
+#define FV_PREFETCH 2
+
+/* The rows of the tile FV_PREFETCH ahead: n keys from kp and vp, rows ks
+ * and vs bytes apart (n 0: nothing to prefetch). */
+typedef struct {
+    global const char *kp, *vp;
+    long ks, vs;
+    int n;
+} fv_ahead;
+
+/* Prefetches key e's K and V rows of the tile ahead. The scores call it at
+ * each of their keys, so the prefetches are spread over the tile: issued in
+ * one burst after it they ran out of the core's miss slots and stalled it
+ * (a fifth of int8 decode's samples), 1.1-1.4x slower on D1 on a Xeon
+ * (BENCHMARKS.md, 2026-12-03). Rolled loops: unrolled, prefetches change the
+ * scheduling of the whole tile (5-10x more spills, measured). */
+FV_STEP void prefetch_key(const fv_ahead *pf, int e)
+{
+    if (e >= pf->n)
+        return;
+    const int kbytes = CLATTN_KV_ROW_BYTES(K_FMT, HEAD_DIM, (int)sizeof(kstore_t));
+    const int vbytes = CLATTN_KV_ROW_BYTES(V_FMT, HEAD_DIM_V, (int)sizeof(vstore_t));
+    global const char *kp = pf->kp + e * pf->ks;
+    global const char *vp = pf->vp + e * pf->vs;
+#pragma unroll 1
+    for (int b = 0; b < kbytes; b += 64)
+        CLATTN_PREFETCH(kp + b);
+#pragma unroll 1
+    for (int b = 0; b < vbytes; b += 64)
+        CLATTN_PREFETCH(vp + b);
+}
+#define PF_PARAM , const fv_ahead *pf
+#define PF_ARG , &pf
+#else
+#define PF_PARAM
+#define PF_ARG
+#endif
+
 /* Scores of keys n0 .. n0+FV_VEC-1 for every row, read straight from
  * global memory (FV_DIRECT): each key's K row is read (and dequantized)
  * once, as vectors along the head dimension, for all the rows, and the
@@ -189,7 +233,7 @@ FV_STEP void scores_direct_keys(const clattn_call *cl, const clattn_seq *s0,
  * hi - 1 again (in bounds); the caller's visibility select discards them. */
 FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global const kstore_t *k,
                           int n0, int hi, const clattn_kvrow kb,
-                          const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
+                          const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS] PF_PARAM)
 {
     vec_t pend[LOG_VEC][FV_ROWS];
 #pragma unroll
@@ -199,6 +243,9 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
         for (int u = 0; u < 2; ++u) {
             /* computed in place: an array of rows cost 8% on decode (measured) */
             const clattn_kvrow kr = K_TILE_ROW(e2 + u);
+#if CLATTN_HAS_PREFETCH
+            prefetch_key(pf, e2 + u);
+#endif
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
                 part[u][r] = (vec_t)(0.0f);
@@ -471,46 +518,6 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 
 #endif
 
-#if FV_DIRECT && CLATTN_HAS_PREFETCH
-/* How many tiles ahead of the one it computes a work-item prefetches: 2
- * and 4 measured alike on D1 with pages of 16, 1 was 1.1-1.35x slower.
- * Contiguous K/V too: on a Xeon (pthread-skylake-avx512) its hardware
- * prefetchers left D1 1.02-1.4x slower than with these (BENCHMARKS.md,
- * 2026-12-03). */
-#define FV_PREFETCH 2
-
-/* Prefetches the K and V rows (and the first scales) of the n keys from n0,
- * which lie inside one page with pages. Rolled loops: unrolled, the
- * prefetches changed the scheduling of the whole tile (5-10x more spills). */
-FV_STEP void prefetch_tile(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
-                          global const vstore_t *v, int n0, int n)
-{
-    const clattn_kvrow kn = clattn_k_row(c, s0, n0), vn = clattn_v_row(c, s0, n0);
-    global const char *kp = (global const char *)(k + kn.off);
-    global const char *vp = (global const char *)(v + vn.off);
-    const long ks = c->kss * (long)sizeof(kstore_t), vs = c->vss * (long)sizeof(vstore_t);
-    const int kbytes = CLATTN_KV_ROW_BYTES(K_FMT, HEAD_DIM, (int)sizeof(kstore_t));
-    const int vbytes = CLATTN_KV_ROW_BYTES(V_FMT, HEAD_DIM_V, (int)sizeof(vstore_t));
-#pragma unroll 1
-    for (int e = 0; e < n; ++e) {
-#pragma unroll 1
-        for (int b = 0; b < kbytes; b += 64)
-            CLATTN_PREFETCH(kp + b);
-#pragma unroll 1
-        for (int b = 0; b < vbytes; b += 64)
-            CLATTN_PREFETCH(vp + b);
-        kp += ks;
-        vp += vs;
-    }
-#if K_FMT == CLATTN_KV_INT8 || K_FMT == CLATTN_KV_INT4
-    CLATTN_PREFETCH(c->ksc + kn.sc * (K_SDT ? 2 : 4));
-#endif
-#if V_FMT == CLATTN_KV_INT8 || V_FMT == CLATTN_KV_INT4
-    CLATTN_PREFETCH(c->vsc + vn.sc * (V_SDT ? 2 : 4));
-#endif
-}
-#endif
-
 #if FV_DIRECT
 /* One tile, keys n0 .. n0+FV_VEC-1, read straight from global memory: the
  * scores, each row's softmax step (row r is query row qi[r]), P*V. With
@@ -526,17 +533,42 @@ FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global cons
     vec_t s[FV_ROWS];
     clattn_kvrow kb = {0, 0}, vb = {0, 0};
     clattn_kvrow vrow[FV_VEC];
+#if CLATTN_HAS_PREFETCH
+    /* The tile FV_PREFETCH ahead (inside one page, with pages), whose rows
+     * the scores prefetch key by key; its first scale lines here. */
+    const int ahead = n0 + FV_PREFETCH * FV_VEC;
+    fv_ahead pf = {0, 0, 0, 0, 0};
+#if PAGED
+    if (lin && ahead < hi) /* not in pages of fewer than FV_VEC keys */
+#else
+    if (ahead < hi)
+#endif
+    {
+        const clattn_kvrow kn = clattn_k_row(c, s0, ahead), vn = clattn_v_row(c, s0, ahead);
+        pf.kp = (global const char *)(k + kn.off);
+        pf.vp = (global const char *)(v + vn.off);
+        pf.ks = c->kss * (long)sizeof(kstore_t);
+        pf.vs = c->vss * (long)sizeof(vstore_t);
+        pf.n = min(FV_VEC, hi - ahead);
+#if K_FMT == CLATTN_KV_INT8 || K_FMT == CLATTN_KV_INT4
+        CLATTN_PREFETCH(c->ksc + kn.sc * (K_SDT ? 2 : 4));
+#endif
+#if V_FMT == CLATTN_KV_INT8 || V_FMT == CLATTN_KV_INT4
+        CLATTN_PREFETCH(c->vsc + vn.sc * (V_SDT ? 2 : 4));
+#endif
+    }
+#endif
 #if PAGED
     if (lin) {
         kb = clattn_k_row(c, s0, n0);
         vb = clattn_v_row(c, s0, n0);
-        scores_direct(c, s0, k, n0, hi, kb, qr, s);
+        scores_direct(c, s0, k, n0, hi, kb, qr, s PF_ARG);
     } else {
         scores_direct_keys(c, s0, k, n0, hi, qr, s);
         clattn_v_rows(c, s0, n0, hi, FV_VEC, vrow);
     }
 #else
-    scores_direct(c, s0, k, n0, hi, kb, qr, s);
+    scores_direct(c, s0, k, n0, hi, kb, qr, s PF_ARG);
 #endif
     float pj[FV_ROWS][FV_VEC];
     int kind[FV_ROWS];
@@ -544,15 +576,6 @@ FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global cons
         kind[r] = row_probs(c, &rs[r], s[r], qi[r], n0, s0->L, rlo[r], rhi[r], &m[r], &l[r],
                             acc[r], pj[r]);
     pv_update(V_ARGS, n0, kind, pj, acc);
-#if CLATTN_HAS_PREFETCH
-    const int ahead = n0 + FV_PREFETCH * FV_VEC;
-#if PAGED
-    if (lin && ahead < hi) /* not in pages of fewer than FV_VEC keys */
-#else
-    if (ahead < hi)
-#endif
-        prefetch_tile(c, s0, k, v, ahead, min(FV_VEC, hi - ahead));
-#endif
 }
 #endif
 
