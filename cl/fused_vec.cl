@@ -99,6 +99,35 @@ typedef int4 ivec_t;
                                                        HEAD_DIM)                                \
              : clattn_k_vec_raw(FV_VEC, cl, (kr), (i)*FV_VEC, HEAD_DIM - (i)*FV_VEC))
 
+/* INT4 in split order in the direct scores and P*V: each row's (scale,
+ * zero) pairs are read and turned into (scale, -zero * scale) once a tile,
+ * for the tile's FV_VEC keys together, into private tables (int4_scales),
+ * instead of at each vector of the row: the conversions and shuffles of a
+ * pair per group and key were a quarter of int4 decode's vector
+ * instructions (measured, BENCHMARKS.md 2026-12-03). */
+#define K_NG (HEAD_DIM / K_GROUP)
+#define V_NG (HEAD_DIM_V / V_GROUP)
+#define K_VEC_T(e, kr, i)                                                                      \
+    (K_SPLIT ? fma(CLATTN_CAT(clattn_int4_split_q, FV_VEC)(k, (kr), (i)),                     \
+                   (vec_t)(ksa[e][clattn_split_group(i, FV_VEC, K_GROUP)]),                    \
+                   (vec_t)(kza[e][clattn_split_group(i, FV_VEC, K_GROUP)]))                    \
+             : K_VEC(kr, i))
+
+/* The scale table of n rows (scales from index sc0 of sc, the next row's
+ * sstep on): s[e][g] the scale of row e's group g, z[e][g] -zero * scale.
+ * rowsc(e) gives row e's first scale index. */
+#define INT4_SCALES(sc, sdt, ng, rowsc, s, z)                                                  \
+    for (int e_ = 0; e_ < FV_VEC; ++e_) {                                                    \
+        const long b_ = (rowsc);                                                              \
+        float t_[2 * (ng)];                                                                   \
+        for (int g_ = 0; g_ < 2 * (ng); ++g_)                                                 \
+            t_[g_] = clattn_kv_scale((sc), (sdt), b_ + g_);                                   \
+        for (int g_ = 0; g_ < (ng); ++g_) {                                                   \
+            (s)[e_][g_] = t_[2 * g_];                                                         \
+            (z)[e_][g_] = -t_[2 * g_ + 1] * t_[2 * g_];                                       \
+        }                                                                                     \
+    }
+
 #define DV_VECS ((HEAD_DIM_V + FV_VEC - 1) / FV_VEC)
 #define DV_PAD (DV_VECS * FV_VEC)
 /* Rows updated together in P*V: enough accumulator chains to hide the FMA
@@ -236,6 +265,9 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                           const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS] PF_PARAM)
 {
     vec_t pend[LOG_VEC][FV_ROWS];
+    float ksa[K_SPLIT ? FV_VEC : 1][K_SPLIT ? K_NG : 1], kza[K_SPLIT ? FV_VEC : 1][K_SPLIT ? K_NG : 1];
+    if (K_SPLIT)
+        INT4_SCALES(cl->ksc, K_SDT, K_NG, K_TILE_ROW(e_).sc, ksa, kza);
 #pragma unroll
     for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
         vec_t part[2][FV_ROWS];
@@ -251,7 +283,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                 part[u][r] = (vec_t)(0.0f);
 #pragma unroll
             for (int c = 0; c < DK_VECS; ++c) {
-                const vec_t kv = K_VEC(kr, c);
+                const vec_t kv = K_VEC_T(e2 + u, kr, c);
 #pragma unroll
                 for (int r = 0; r < FV_ROWS; ++r)
                     part[u][r] = fma(VLOAD(c, qr[r]), kv, part[u][r]);
@@ -385,9 +417,15 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #define V_ROWOF(e) clattn_v_row(cl, s0, min(n0 + (e), hi - 1))
 #endif
 #define V_ROW(e, c)                                                                            \
-    (V_SPLIT ? CLATTN_CAT(clattn_int4_split_v, FV_VEC)(v, cl->vsc, V_ROWOF(e), (c), V_GROUP,     \
-                                                       V_SDT, HEAD_DIM_V)                       \
+    (V_SPLIT ? fma(CLATTN_CAT(clattn_int4_split_q, FV_VEC)(v, V_ROWOF(e), (c)),                 \
+                   (vec_t)(vsa[e][clattn_split_group(c, FV_VEC, V_GROUP)]),                    \
+                   (vec_t)(vza[e][clattn_split_group(c, FV_VEC, V_GROUP)]))                    \
              : clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c)*FV_VEC, HEAD_DIM_V - (c)*FV_VEC))
+/* V's scale table of the tile (INT4 in split order), in each P*V. */
+#define V_TABLE                                                                                \
+    float vsa[V_SPLIT ? FV_VEC : 1][V_SPLIT ? V_NG : 1], vza[V_SPLIT ? FV_VEC : 1][V_SPLIT ? V_NG : 1]; \
+    if (V_SPLIT)                                                                               \
+        INT4_SCALES(cl->vsc, V_SDT, V_NG, V_ROWOF(e_).sc, vsa, vza)
 /* A row-scaled V's scale goes into the weight of its key (V_ROW reads it
  * unscaled). */
 #define V_SCALE(e) clattn_v_row_scale(cl, V_ROWOF(e))
@@ -397,6 +435,7 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #define V_ARGS c, s0, v, hi, lin, vb, vrow
 #else
 #define V_ROW(e, c) VLOAD((c), vt + (e) * DV_PAD)
+#define V_TABLE
 #define V_SCALE(e) 1.0f
 #define V_SRC local const float *vt
 #define V_ARGS vt
@@ -430,6 +469,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
     }
     if (!any)
         return;
+    V_TABLE;
 #pragma unroll
     for (int c0 = 0; c0 < DV_VECS; c0 += PV_CB) {
         if (fast) {
@@ -476,6 +516,7 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV_ROWS][FV_VEC],
                        vec_t acc[FV_ROWS][DV_VECS])
 {
+    V_TABLE;
 #pragma unroll
     for (int r = 0; r < FV_ROWS; r += PV_ROWS) {
         bool fast = true, any = false;

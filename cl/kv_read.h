@@ -351,16 +351,23 @@ CLATTN_DEFINE_KV_VEC(16)
     ((fmt) == CLATTN_KV_INT4 && (dims) % (2 * (W)) == 0 && (group) % (2 * (W)) == 0)
 #define clattn_split_pos(d, W)                                                                 \
     (((d) & ~(2 * (W)-1)) | ((d)&1) * (W) | ((d) & (2 * (W)-1)) >> 1)
+#define clattn_split_group(i, W, group) (((i) >> 1) * 2 * (W) / (group))
 #define CLATTN_DEFINE_KV_SPLIT(W)                                                               \
-    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_int4_split_v, W)(                   \
-        global const void *p, global const uchar *sc, clattn_kvrow r, const int i,            \
-        const int group, const int sdt, const int dims)                                         \
+    /* the codes of vector i, not dequantized */                                              \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_int4_split_q, W)(                   \
+        global const void *p, clattn_kvrow r, const int i)                                      \
     {                                                                                           \
         const int d0 = (i >> 1) * 2 * (W); /* the pair's first channel */                      \
         const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                              \
             CLATTN_CAT(vload, W)(0, (global const uchar *)p + r.off + d0 / 2));                 \
-        return CLATTN_CAT(clattn_int4_deq, W)(                                                  \
-            CLATTN_CAT(convert_float, W)((i & 1) ? b >> 4 : b & 15u), sc, sdt, r, d0, group, dims); \
+        return CLATTN_CAT(convert_float, W)((i & 1) ? b >> 4 : b & 15u);                        \
+    }                                                                                           \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_int4_split_v, W)(                   \
+        global const void *p, global const uchar *sc, clattn_kvrow r, const int i,            \
+        const int group, const int sdt, const int dims)                                         \
+    {                                                                                           \
+        return CLATTN_CAT(clattn_int4_deq, W)(CLATTN_CAT(clattn_int4_split_q, W)(p, r, i), sc,  \
+                                              sdt, r, (i >> 1) * 2 * (W), group, dims);         \
     }
 CLATTN_DEFINE_KV_SPLIT(4)
 CLATTN_DEFINE_KV_SPLIT(8)
