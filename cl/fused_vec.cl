@@ -99,34 +99,42 @@ typedef int4 ivec_t;
                                                        HEAD_DIM)                                \
              : clattn_k_vec_raw(FV_VEC, cl, (kr), (i)*FV_VEC, HEAD_DIM - (i)*FV_VEC))
 
-/* INT4 in split order in the direct scores and P*V: each row's (scale,
- * zero) pairs are read and turned into (scale, -zero * scale) once a tile,
- * for the tile's FV_VEC keys together, into private tables (int4_scales),
- * instead of at each vector of the row: the conversions and shuffles of a
- * pair per group and key were a quarter of int4 decode's vector
- * instructions (measured, BENCHMARKS.md 2026-12-03). */
-#define K_NG (HEAD_DIM / K_GROUP)
-#define V_NG (HEAD_DIM_V / V_GROUP)
+/* Quantized K/V with scales per group (kv_read.h, CLATTN_KV_TABBED): the
+ * direct scores and P*V read the tile's rows' scales (and offsets) once, into
+ * private tables of FV_VEC rows (KV_TABLE), and dequantize each vector with
+ * one FMA or multiply from them, instead of reading and converting a group's
+ * fp16 scale at each vector: for int4 the conversions and shuffles were a
+ * quarter of the decode's vector instructions (measured, BENCHMARKS.md
+ * 2026-12-03). */
+#if FV_DIRECT
+#define K_TAB CLATTN_KV_TABBED(K_FMT, K_GROUP, HEAD_DIM, FV_VEC)
+#define V_TAB CLATTN_KV_TABBED(V_FMT, V_GROUP, HEAD_DIM_V, FV_VEC)
+#else
+#define K_TAB 0
+#define V_TAB 0
+#endif
+#define K_NG (K_TAB ? HEAD_DIM / CLATTN_KV_TAB_GROUP(K_FMT, K_GROUP) : 1)
+#define V_NG (V_TAB ? HEAD_DIM_V / CLATTN_KV_TAB_GROUP(V_FMT, V_GROUP) : 1)
+/* Vector i of key e's K row kr, from the table (ksa, kza) where K has one. */
 #define K_VEC_T(e, kr, i)                                                                      \
-    (K_SPLIT ? fma(CLATTN_CAT(clattn_int4_split_q, FV_VEC)(k, (kr), (i)),                     \
-                   (vec_t)(ksa[e][clattn_split_group(i, FV_VEC, K_GROUP)]),                    \
-                   (vec_t)(kza[e][clattn_split_group(i, FV_VEC, K_GROUP)]))                    \
-             : K_VEC(kr, i))
+    (K_TAB ? clattn_kv_tab_deq(K_FMT, CLATTN_CAT(clattn_kv_codes, FV_VEC)(k, (kr), (i), K_FMT), \
+                               (vec_t)(ksa[e][clattn_kv_tab_g(K_FMT, K_GROUP, i, FV_VEC)]),     \
+                               (vec_t)(kza[e][clattn_kv_tab_g(K_FMT, K_GROUP, i, FV_VEC)]))     \
+           : K_VEC(kr, i))
 
-/* The scale table of n rows (scales from index sc0 of sc, the next row's
- * sstep on): s[e][g] the scale of row e's group g, z[e][g] -zero * scale.
- * rowsc(e) gives row e's first scale index. */
-#define INT4_SCALES(sc, sdt, ng, rowsc, s, z)                                                  \
-    for (int e_ = 0; e_ < FV_VEC; ++e_) {                                                    \
-        const long b_ = (rowsc);                                                              \
-        float t_[2 * (ng)];                                                                   \
-        for (int g_ = 0; g_ < 2 * (ng); ++g_)                                                 \
-            t_[g_] = clattn_kv_scale((sc), (sdt), b_ + g_);                                   \
-        for (int g_ = 0; g_ < (ng); ++g_) {                                                   \
-            (s)[e_][g_] = t_[2 * g_];                                                         \
-            (z)[e_][g_] = -t_[2 * g_ + 1] * t_[2 * g_];                                       \
-        }                                                                                     \
-    }
+/* Declares the table s, z of the tile's rows and fills it where tab:
+ * rowof(e_) is row e_. */
+#define KV_TABLE(tab, fmt, p, sc, sdt, ng, rowof, s, z)                                        \
+    float s[tab ? FV_VEC : 1][ng], z[tab ? FV_VEC : 1][ng];                                    \
+    if (tab)                                                                                   \
+        for (int e_ = 0; e_ < FV_VEC; ++e_) {                                                  \
+            const clattn_kvrow r_ = (rowof);                                                   \
+            for (int g_ = 0; g_ < (ng); ++g_) {                                                \
+                const float2 t_ = clattn_kv_tab_entry((p), (sc), (sdt), r_, g_, (fmt));        \
+                s[e_][g_] = t_.x;                                                              \
+                z[e_][g_] = t_.y;                                                              \
+            }                                                                                  \
+        }
 
 #define DV_VECS ((HEAD_DIM_V + FV_VEC - 1) / FV_VEC)
 #define DV_PAD (DV_VECS * FV_VEC)
@@ -265,9 +273,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                           const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS] PF_PARAM)
 {
     vec_t pend[LOG_VEC][FV_ROWS];
-    float ksa[K_SPLIT ? FV_VEC : 1][K_SPLIT ? K_NG : 1], kza[K_SPLIT ? FV_VEC : 1][K_SPLIT ? K_NG : 1];
-    if (K_SPLIT)
-        INT4_SCALES(cl->ksc, K_SDT, K_NG, K_TILE_ROW(e_).sc, ksa, kza);
+    KV_TABLE(K_TAB, K_FMT, k, cl->ksc, K_SDT, K_NG, K_TILE_ROW(e_), ksa, kza);
 #pragma unroll
     for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
         vec_t part[2][FV_ROWS];
@@ -417,15 +423,12 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
 #define V_ROWOF(e) clattn_v_row(cl, s0, min(n0 + (e), hi - 1))
 #endif
 #define V_ROW(e, c)                                                                            \
-    (V_SPLIT ? fma(CLATTN_CAT(clattn_int4_split_q, FV_VEC)(v, V_ROWOF(e), (c)),                 \
-                   (vec_t)(vsa[e][clattn_split_group(c, FV_VEC, V_GROUP)]),                    \
-                   (vec_t)(vza[e][clattn_split_group(c, FV_VEC, V_GROUP)]))                    \
-             : clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c)*FV_VEC, HEAD_DIM_V - (c)*FV_VEC))
-/* V's scale table of the tile (INT4 in split order), in each P*V. */
-#define V_TABLE                                                                                \
-    float vsa[V_SPLIT ? FV_VEC : 1][V_SPLIT ? V_NG : 1], vza[V_SPLIT ? FV_VEC : 1][V_SPLIT ? V_NG : 1]; \
-    if (V_SPLIT)                                                                               \
-        INT4_SCALES(cl->vsc, V_SDT, V_NG, V_ROWOF(e_).sc, vsa, vza)
+    (V_TAB ? clattn_kv_tab_deq(V_FMT, CLATTN_CAT(clattn_kv_codes, FV_VEC)(v, V_ROWOF(e), (c), V_FMT), \
+                               (vec_t)(vsa[e][clattn_kv_tab_g(V_FMT, V_GROUP, c, FV_VEC)]),     \
+                               (vec_t)(vza[e][clattn_kv_tab_g(V_FMT, V_GROUP, c, FV_VEC)]))     \
+           : clattn_v_vec_raw(FV_VEC, cl, V_ROWOF(e), (c)*FV_VEC, HEAD_DIM_V - (c)*FV_VEC))
+/* V's table of the tile, in each P*V. */
+#define V_TABLE KV_TABLE(V_TAB, V_FMT, v, cl->vsc, V_SDT, V_NG, V_ROWOF(e_), vsa, vza)
 /* A row-scaled V's scale goes into the weight of its key (V_ROW reads it
  * unscaled). */
 #define V_SCALE(e) clattn_v_row_scale(cl, V_ROWOF(e))

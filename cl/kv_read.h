@@ -373,6 +373,58 @@ CLATTN_DEFINE_KV_SPLIT(4)
 CLATTN_DEFINE_KV_SPLIT(8)
 CLATTN_DEFINE_KV_SPLIT(16)
 
+/* Formats a decode kernel may dequantize with a table of a tile's scales
+ * (fused_vec.cl), read once a tile: a scale per group (INT8 with groups
+ * smaller than the row, Q8_0) and an offset too (INT4 in split order,
+ * Q4_0). The ggml blocks are groups of 32. */
+#define CLATTN_KV_TABBED(fmt, group, dims, W)                                                  \
+    (CLATTN_KV_SPLIT(fmt, group, dims, W) || (fmt) == CLATTN_KV_Q4_0 ||                        \
+     (fmt) == CLATTN_KV_Q8_0 || ((fmt) == CLATTN_KV_INT8 && (group) < (dims)))
+#define CLATTN_KV_TAB_GROUP(fmt, group)                                                        \
+    ((fmt) == CLATTN_KV_Q4_0 || (fmt) == CLATTN_KV_Q8_0 ? 32 : (group))
+/* The table's group of vector i (W channels) of a row. */
+#define clattn_kv_tab_g(fmt, group, i, W)                                                      \
+    ((fmt) == CLATTN_KV_INT4 ? clattn_split_group(i, W, group)                                 \
+                             : (i) * (W) / CLATTN_KV_TAB_GROUP(fmt, group))
+/* Group g's scale and offset in row r (offset 0 where there is none). */
+CLATTN_KV_INLINE float2 clattn_kv_tab_entry(global const void *p, global const uchar *sc,
+                                            const int sdt, clattn_kvrow r, int g, const int fmt)
+{
+    if (fmt == CLATTN_KV_INT4) {
+        const float s = clattn_kv_scale(sc, sdt, r.sc + 2 * g);
+        return (float2)(s, -clattn_kv_scale(sc, sdt, r.sc + 2 * g + 1) * s);
+    }
+    if (fmt == CLATTN_KV_INT8)
+        return (float2)(clattn_kv_scale(sc, sdt, r.sc + g), 0.0f);
+    const long blk = r.off + (long)g * (fmt == CLATTN_KV_Q8_0 ? 34 : 18); /* even */
+    const float s = CLATTN_HALF_AT(p, blk >> 1);
+    return (float2)(s, fmt == CLATTN_KV_Q4_0 ? -8.0f * s : 0.0f);
+}
+/* The codes of vector i of a row of a tabbed format, not dequantized. */
+#define CLATTN_DEFINE_KV_CODES(W)                                                               \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_codes, W)(                       \
+        global const void *p, clattn_kvrow r, const int i, const int fmt)                       \
+    {                                                                                           \
+        const int d0 = i * (W);                                                                 \
+        if (fmt == CLATTN_KV_INT4)                                                              \
+            return CLATTN_CAT(clattn_int4_split_q, W)(p, r, i);                                 \
+        if (fmt == CLATTN_KV_INT8)                                                              \
+            return CLATTN_CAT(convert_float, W)(                                                \
+                CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0));                  \
+        if (fmt == CLATTN_KV_Q8_0)                                                              \
+            return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                           \
+                0, (global const char *)p + r.off + (long)(d0 >> 5) * 34 + 2 + (d0 & 31)));      \
+        const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(CLATTN_CAT(vload, W)(         \
+            0, (global const uchar *)p + r.off + (long)(d0 >> 5) * 18 + 2 + (d0 & 15)));          \
+        return CLATTN_CAT(convert_float, W)((d0 & 31) < 16 ? b & 15u : b >> 4);                 \
+    }
+CLATTN_DEFINE_KV_CODES(4)
+CLATTN_DEFINE_KV_CODES(8)
+CLATTN_DEFINE_KV_CODES(16)
+/* Codes dequantized with a table entry (scale, offset). */
+#define clattn_kv_tab_deq(fmt, q, s, z)                                                        \
+    ((fmt) == CLATTN_KV_INT4 || (fmt) == CLATTN_KV_Q4_0 ? fma((q), (s), (z)) : (q) * (s))
+
 /* K and V of the call, by their -D storage. */
 #define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)
 #define clattn_v1(c, r, d) clattn_kv1(v, (c)->vsc, (r), (d), V_FMT, V_GROUP, V_SDT, 0)
