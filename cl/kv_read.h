@@ -284,62 +284,6 @@ CLATTN_KV_INLINE float clattn_kv1(global const void *p, global const uchar *sc, 
            (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));
 }
 
-/* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
- * first n are read, the rest are 0. Whole vectors load as vectors. */
-#define CLATTN_DEFINE_KV_VEC(W)                                                                 \
-    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
-        global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
-        const int fmt, const int group, const int sdt, const int unscaled, const int dims)      \
-    {                                                                                           \
-        typedef CLATTN_CAT(float, W) T;                                                         \
-        global const uchar *u = (global const uchar *)p;                                        \
-        if (n >= W) {                                                                           \
-            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
-                return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
-            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
-                return CLATTN_CAT(clattn_half_at, W)((global const ushort *)p + r.off + d0);     \
-            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
-                return CLATTN_CAT(as_float, W)(                                                 \
-                    CLATTN_CAT(convert_uint, W)(                                                \
-                        CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0))         \
-                    << 16);                                                                     \
-            if (fmt == CLATTN_KV_INT8)                                                          \
-                return CLATTN_CAT(convert_float, W)(                                            \
-                           CLATTN_CAT(vload, W)(0, (global const char *)p + r.off + d0)) *      \
-                       (unscaled ? 1.0f                                                         \
-                                 : clattn_kv_scale_of(sc, sdt, r.sc, d0 / group, dims / group)); \
-            if (fmt == CLATTN_KV_INT4)                                                          \
-                return CLATTN_CAT(clattn_int4_deq, W)(CLATTN_CAT(clattn_nib, W)(u + r.off + d0 / 2), \
-                                                      sc, sdt, r, d0, group, dims);             \
-            if (fmt == CLATTN_KV_Q8_0) {                                                        \
-                const long blk = r.off + (long)(d0 >> 5) * 34;                                  \
-                return CLATTN_CAT(convert_float, W)(CLATTN_CAT(vload, W)(                       \
-                           0, (global const char *)p + blk + 2 + (d0 & 31))) *                    \
-                       CLATTN_HALF_AT(p, blk / 2);                                              \
-            }                                                                                   \
-            if (fmt == CLATTN_KV_Q4_0) {                                                        \
-                const long blk = r.off + (long)(d0 >> 5) * 18;                                  \
-                const CLATTN_CAT(uint, W) b = CLATTN_CAT(convert_uint, W)(                      \
-                    CLATTN_CAT(vload, W)(0, u + blk + 2 + (d0 & 15)));                            \
-                const CLATTN_CAT(uint, W) qv = (d0 & 31) < 16 ? b & 15u : b >> 4;                 \
-                const float s = CLATTN_HALF_AT(p, blk / 2);                                     \
-                return fma(CLATTN_CAT(convert_float, W)(qv), (T)(s), (T)(-8.0f * s));           \
-            }                                                                                   \
-            if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
-                return CLATTN_CAT(clattn_fp8_, W)(                                              \
-                           CLATTN_CAT(convert_ushort, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
-                           fmt == CLATTN_KV_E5M2) *                                             \
-                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));                      \
-        }                                                                                       \
-        float t[W];                                                                             \
-        for (int e = 0; e < W; ++e)                                                             \
-            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt, unscaled) : 0.0f;      \
-        return CLATTN_CAT(vload, W)(0, t);                                                      \
-    }
-CLATTN_DEFINE_KV_VEC(4)
-CLATTN_DEFINE_KV_VEC(8)
-CLATTN_DEFINE_KV_VEC(16)
-
 /* INT4 in split order, for kernels free to order a row's channels as they
  * like (a dot product, or accumulators put back in order at the end):
  * vectors 2i and 2i + 1 of a row are the even and the odd channels of
@@ -400,7 +344,9 @@ CLATTN_KV_INLINE float2 clattn_kv_tab_entry(global const void *p, global const u
     const float s = CLATTN_HALF_AT(p, blk >> 1);
     return (float2)(s, fmt == CLATTN_KV_Q4_0 ? -8.0f * s : 0.0f);
 }
-/* The codes of vector i of a row of a tabbed format, not dequantized. */
+/* The codes of vector i of a row of a tabbed format, not dequantized (INT4
+ * in split order); clattn_kv_v reads INT8 and the ggml blocks through them
+ * too. */
 #define CLATTN_DEFINE_KV_CODES(W)                                                               \
     CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_codes, W)(                       \
         global const void *p, clattn_kvrow r, const int i, const int fmt)                       \
@@ -424,6 +370,52 @@ CLATTN_DEFINE_KV_CODES(16)
 /* Codes dequantized with a table entry (scale, offset). */
 #define clattn_kv_tab_deq(fmt, q, s, z)                                                        \
     ((fmt) == CLATTN_KV_INT4 || (fmt) == CLATTN_KV_Q4_0 ? fma((q), (s), (z)) : (q) * (s))
+
+/* Channels d0 .. d0+W-1 of a row as a vector (d0 a multiple of W); only the
+ * first n are read, the rest are 0. Whole vectors load as vectors. */
+#define CLATTN_DEFINE_KV_VEC(W)                                                                 \
+    CLATTN_KV_INLINE CLATTN_CAT(float, W) CLATTN_CAT(clattn_kv_v, W)(                           \
+        global const void *p, global const uchar *sc, clattn_kvrow r, int d0, int n,            \
+        const int fmt, const int group, const int sdt, const int unscaled, const int dims)      \
+    {                                                                                           \
+        typedef CLATTN_CAT(float, W) T;                                                         \
+        global const uchar *u = (global const uchar *)p;                                        \
+        if (n >= W) {                                                                           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 0) || fmt == CLATTN_KV_F32)                 \
+                return CLATTN_CAT(vload, W)(0, (global const float *)p + r.off + d0);           \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 1) || fmt == CLATTN_KV_F16)                 \
+                return CLATTN_CAT(clattn_half_at, W)((global const ushort *)p + r.off + d0);     \
+            if ((fmt == CLATTN_KV_DTYPE && DTYPE == 2) || fmt == CLATTN_KV_BF16)                \
+                return CLATTN_CAT(as_float, W)(                                                 \
+                    CLATTN_CAT(convert_uint, W)(                                                \
+                        CLATTN_CAT(vload, W)(0, (global const ushort *)p + r.off + d0))         \
+                    << 16);                                                                     \
+            if (fmt == CLATTN_KV_INT8)                                                          \
+                return CLATTN_CAT(clattn_kv_codes, W)(p, r, d0 / (W), fmt) *                    \
+                       (unscaled ? 1.0f                                                         \
+                                 : clattn_kv_scale_of(sc, sdt, r.sc, d0 / group, dims / group)); \
+            if (fmt == CLATTN_KV_INT4)                                                          \
+                return CLATTN_CAT(clattn_int4_deq, W)(CLATTN_CAT(clattn_nib, W)(u + r.off + d0 / 2), \
+                                                      sc, sdt, r, d0, group, dims);             \
+            if (fmt == CLATTN_KV_Q8_0 || fmt == CLATTN_KV_Q4_0) {                               \
+                const float2 t = clattn_kv_tab_entry(p, sc, sdt, r, d0 >> 5, fmt);              \
+                return clattn_kv_tab_deq(fmt, CLATTN_CAT(clattn_kv_codes, W)(p, r, d0 / (W), fmt), \
+                                         (T)(t.x), (T)(t.y));                                   \
+            }                                                                                   \
+            if (fmt == CLATTN_KV_E4M3 || fmt == CLATTN_KV_E5M2)                                 \
+                return CLATTN_CAT(clattn_fp8_, W)(                                              \
+                           CLATTN_CAT(convert_ushort, W)(CLATTN_CAT(vload, W)(0, u + r.off + d0)), \
+                           fmt == CLATTN_KV_E5M2) *                                             \
+                       (unscaled ? 1.0f : clattn_kv_scale(sc, sdt, r.sc));                      \
+        }                                                                                       \
+        float t[W];                                                                             \
+        for (int e = 0; e < W; ++e)                                                             \
+            t[e] = e < n ? clattn_kv1(p, sc, r, d0 + e, fmt, group, sdt, unscaled) : 0.0f;      \
+        return CLATTN_CAT(vload, W)(0, t);                                                      \
+    }
+CLATTN_DEFINE_KV_VEC(4)
+CLATTN_DEFINE_KV_VEC(8)
+CLATTN_DEFINE_KV_VEC(16)
 
 /* K and V of the call, by their -D storage. */
 #define clattn_k1(c, r, d) clattn_kv1(k, (c)->ksc, (r), (d), K_FMT, K_GROUP, K_SDT, 0)
