@@ -7,9 +7,12 @@
 # knows it as an intermittent fault of the tracer (google/sanitizers #1353),
 # not a leak. This script reads the log of a ctest run made with
 # --output-on-failure and reruns the failed tests once, but only when every
-# failure is that crash and nothing else: a sanitizer report, a failed check
-# or a second kind of failure anywhere in a failed test's output keeps the
-# run failed. Exit status: 0 when the reruns pass.
+# failed test shows that crash and no sanitizer report (an AddressSanitizer
+# error, a detected leak, a UBSan runtime error). A failed check may come
+# with the crash: tests that spawn a child process (a second process reusing
+# the caches) see the child exit 1 when its tracer crashes, and report that
+# as a failed check. The rerun decides: a real failure fails again, and the
+# run stays failed. Exit status: 0 when the reruns pass.
 set -uo pipefail
 build=$1 log=$2
 shift 2
@@ -24,11 +27,13 @@ blocks=$(awk '
 [ -n "$blocks" ] || { echo "lsan_tracer_retry: no failed test found in $log"; exit 1; }
 
 names=()
-cur="" tracer=0 other=0
+cur="" tracer=0 report=0 checks=0
 judge() {
     [ -n "$cur" ] || return 0
-    if [ "$tracer" = 1 ] && [ "$other" = 0 ]; then
+    if [ "$tracer" = 1 ] && [ "$report" = 0 ]; then
         names+=("$cur")
+        [ "$checks" = 0 ] ||
+            echo "lsan_tracer_retry: $cur also failed $checks check(s) beside the tracer crash"
     else
         echo "lsan_tracer_retry: $cur failed for another reason; no rerun"
         exit 1
@@ -38,10 +43,11 @@ while IFS= read -r line; do
     case $line in
     @@*)
         judge
-        cur=${line#@@} tracer=0 other=0
+        cur=${line#@@} tracer=0 report=0 checks=0
         ;;
     *"Tracer caught signal"* | *"LeakSanitizer has encountered a fatal error"*) tracer=1 ;;
-    *"ERROR: AddressSanitizer"* | *"ERROR: LeakSanitizer: detected"* | *"runtime error:"* | "FAIL"* | *" FAIL "*) other=1 ;;
+    *"ERROR: AddressSanitizer"* | *"ERROR: LeakSanitizer: detected"* | *"runtime error:"*) report=1 ;;
+    "FAIL"* | *" FAIL "*) checks=$((checks + 1)) ;;
     esac
 done <<< "$blocks"
 judge
