@@ -150,7 +150,6 @@ typedef int4 ivec_t;
  * before it moves (row_probs). */
 #define FV_LAZY_MAX 8.0f
 
-#define hmax CLATTN_CAT(clattn_hmax, FV_VEC)
 #define hany CLATTN_CAT(clattn_hany, FV_VEC)
 #define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
 #define exp2v CLATTN_CAT(clattn_exp2_, FV_VEC)
@@ -273,6 +272,9 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                           const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS] PF_PARAM)
 {
     vec_t pend[LOG_VEC][FV_ROWS];
+    /* A row-scaled K's scales, applied to the folded scores: one multiply
+     * a row and tile, not one a row and key. */
+    float ksc[K_ROW_SCALED ? FV_VEC : 1];
     KV_TABLE(K_TAB, K_FMT, k, cl->ksc, K_SDT, K_NG, K_TILE_ROW(e_), ksa, kza);
 #pragma unroll
     for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
@@ -294,12 +296,8 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                 for (int r = 0; r < FV_ROWS; ++r)
                     part[u][r] = fma(VLOAD(c, qr[r]), kv, part[u][r]);
             }
-            if (K_ROW_SCALED) {
-                const float ks = clattn_k_row_scale(cl, kr);
-#pragma unroll
-                for (int r = 0; r < FV_ROWS; ++r)
-                    part[u][r] *= (vec_t)(ks);
-            }
+            if (K_ROW_SCALED)
+                ksc[e2 + u] = clattn_k_row_scale(cl, kr);
         }
         vec_t t[FV_ROWS];
 #pragma unroll
@@ -319,7 +317,7 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
     }
 #pragma unroll
     for (int r = 0; r < FV_ROWS; ++r)
-        s[r] = pend[LOG_VEC - 1][r];
+        s[r] = K_ROW_SCALED ? pend[LOG_VEC - 1][r] * VLOAD(0, ksc) : pend[LOG_VEC - 1][r];
 }
 
 #if !FV_DIRECT
@@ -368,12 +366,25 @@ FV_STEP void scores_staged(local const float *kt, const float qr[FV_ROWS][DK_PAD
 }
 #endif
 
+/* Horizontal maximum by plain compares (a NaN lane may or may not win),
+ * not fmax: fmax costs a NaN test and a blend at each step, and row_probs
+ * deals with NaN itself. */
+#define fv_max2(a, b) ((a) > (b) ? (a) : (b))
+#define fv_vmax(a, b) select((b), (a), (a) > (b))
+inline float fv_hmax4(float4 v) { return fv_max2(fv_max2(v.x, v.y), fv_max2(v.z, v.w)); }
+inline float fv_hmax8(float8 v) { return fv_hmax4(fv_vmax(v.lo, v.hi)); }
+inline float fv_hmax16(float16 v) { return fv_hmax8(fv_vmax(v.lo, v.hi)); }
+#define fv_hmax CLATTN_CAT(fv_hmax, FV_VEC)
+
 /* One row's online-softmax step over the tile: the score pipeline, the
  * visibility of keys rlo..rhi-1, the running maximum and sum, the rescaled
- * accumulators; the probabilities go to pj. Returns 0 when the row adds
- * nothing, 1 when no probability is zero, 2 when some are. */
+ * accumulators; the probabilities go to pj. The sum l is kept per lane
+ * (the caller adds its lanes up at the end): a horizontal sum a tile and
+ * row was a chain of dependent shuffles and adds for nothing. Returns 0
+ * when the row adds nothing, 1 when no probability is zero, 2 when some
+ * are. */
 FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i, int n0,
-                     int L, int rlo, int rhi, float *m, float *l, vec_t acc[DV_VECS],
+                     int L, int rlo, int rhi, float *m, vec_t *l, vec_t acc[DV_VECS],
                      float pj[FV_VEC])
 {
     if (rlo >= rhi || n0 >= rhi || n0 + FV_VEC <= rlo)
@@ -386,8 +397,14 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
         const ivec_t seen = (j >= (ivec_t)(rlo)) & (j < (ivec_t)(rhi));
         x = select((vec_t)(-INFINITY), x, seen);
     }
-    /* fmax drops NaN: a NaN score the row sees must make the row NaN. */
-    const float tile_max = hany(isnan(x)) ? NAN : hmax(x);
+    /* A NaN score the row sees must make the row NaN. Where the maximum
+     * is above -inf, a NaN lane's probability is NaN and so are the row's
+     * sum and accumulators (pv_update keeps NaN probabilities); only a
+     * NaN among -inf lanes needs looking for, or the tile would be
+     * skipped as empty. */
+    float tile_max = fv_hmax(x);
+    if (tile_max == -INFINITY && hany(isnan(x)))
+        tile_max = NAN;
     if (tile_max == -INFINITY && *m == -INFINITY)
         return 0;
     /* The running maximum moves lazily: only when the tile's passes it by
@@ -400,14 +417,14 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
     if (!(tile_max <= *m + FV_LAZY_MAX)) {
         const float m_new = clattn_max_nan(*m, tile_max);
         const float corr = exp2(*m - m_new);
-        *l *= corr;
+        *l *= (vec_t)(corr);
 #pragma unroll
         for (int cc = 0; cc < DV_VECS; ++cc)
             acc[cc] *= (vec_t)(corr);
         *m = m_new;
     }
     const vec_t p = exp2v(x - (vec_t)(*m));
-    *l += hsum(p);
+    *l += p;
     VSTORE(p, 0, pj);
     return hany(p == (vec_t)(0.0f)) ? 2 : 1;
 }
@@ -473,28 +490,42 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
     if (!any)
         return;
     V_TABLE;
+    /* A row-scaled V's scales go into the weights once a tile, as vectors
+     * of the tile's keys: P*V then broadcasts each weight straight from
+     * memory, where a multiply and a register broadcast per row, key and
+     * channel block were a sixth of int8 decode's vector instructions. Rows
+     * that add nothing have no probabilities: their weights are zeros. */
+    float pw[V_ROW_SCALED ? FV_ROWS : 1][FV_VEC];
+    if (V_ROW_SCALED) {
+        float vsc[FV_VEC];
+        for (int e = 0; e < FV_VEC; ++e)
+            vsc[e] = V_SCALE(e);
+        const vec_t vs = VLOAD(0, vsc);
+#pragma unroll
+        for (int r = 0; r < FV_ROWS; ++r)
+            VSTORE(kind[r] ? VLOAD(0, pj[r]) * vs : (vec_t)(0.0f), 0, pw[V_ROW_SCALED ? r : 0]);
+    }
+#define PV_W(r, e) (V_ROW_SCALED ? pw[V_ROW_SCALED ? (r) : 0][e] : pj[r][e])
 #pragma unroll
     for (int c0 = 0; c0 < DV_VECS; c0 += PV_CB) {
         if (fast) {
             for (int e = 0; e < FV_VEC; ++e) {
-                const float vs = V_SCALE(e);
 #pragma unroll
                 for (int c = c0; c < c0 + PV_CB && c < DV_VECS; ++c) {
                     const vec_t vv = V_ROW(e, c);
 #pragma unroll
                     for (int r = 0; r < FV_ROWS; ++r)
-                        acc[r][c] = fma((vec_t)(pj[r][e] * vs), vv, acc[r][c]);
+                        acc[r][c] = fma((vec_t)(PV_W(r, e)), vv, acc[r][c]);
                 }
             }
         } else {
             for (int e = 0; e < FV_VEC; ++e) {
-                const float vs = V_SCALE(e);
                 float w[FV_ROWS];
                 bool keep[FV_ROWS];
 #pragma unroll
                 for (int r = 0; r < FV_ROWS; ++r) {
                     keep[r] = kind[r] != 0 && pj[r][e] != 0.0f;
-                    w[r] = keep[r] ? pj[r][e] * vs : 0.0f;
+                    w[r] = keep[r] ? PV_W(r, e) : 0.0f;
                 }
 #pragma unroll
                 for (int c = c0; c < c0 + PV_CB && c < DV_VECS; ++c) {
@@ -563,20 +594,15 @@ FV_STEP void pv_update(V_SRC, int n0, const int kind[FV_ROWS], const float pj[FV
 #endif
 
 #if FV_DIRECT
-/* One tile, keys n0 .. n0+FV_VEC-1, read straight from global memory: the
- * scores, each row's softmax step (row r is query row qi[r]), P*V. With
- * pages, lin (a literal at each call, so each gets its own copy) says the
- * tile lies inside one page: its rows then follow the first key's as in a
- * contiguous K/V, one table lookup for the tile. */
-FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
+/* The scores of the tile at keys n0 .. n0+FV_VEC-1, read straight from
+ * global memory. With pages, lin (a literal at each call, so each gets its
+ * own copy) says the tile lies inside one page: its rows then follow the
+ * first key's as in a contiguous K, one table lookup for the tile. */
+FV_STEP void tile_scores(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
                         global const vstore_t *v, int n0, int hi, const int lin,
-                        const float qr[FV_ROWS][DK_PAD], const clattn_seq rs[FV_ROWS],
-                        const int qi[FV_ROWS], const int rlo[FV_ROWS], const int rhi[FV_ROWS],
-                        float m[FV_ROWS], float l[FV_ROWS], vec_t acc[FV_ROWS][DV_VECS])
+                        const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS])
 {
-    vec_t s[FV_ROWS];
-    clattn_kvrow kb = {0, 0}, vb = {0, 0};
-    clattn_kvrow vrow[FV_VEC];
+    clattn_kvrow kb = {0, 0};
 #if CLATTN_HAS_PREFETCH
     /* The tile FV_PREFETCH ahead (inside one page, with pages), whose rows
      * the scores prefetch key by key; its first scale lines here. */
@@ -605,20 +631,49 @@ FV_STEP void tile_direct(const clattn_call *c, const clattn_seq *s0, global cons
 #if PAGED
     if (lin) {
         kb = clattn_k_row(c, s0, n0);
-        vb = clattn_v_row(c, s0, n0);
         scores_direct(c, s0, k, n0, hi, kb, qr, s PF_ARG);
     } else {
         scores_direct_keys(c, s0, k, n0, hi, qr, s);
-        clattn_v_rows(c, s0, n0, hi, FV_VEC, vrow);
     }
 #else
     scores_direct(c, s0, k, n0, hi, kb, qr, s PF_ARG);
 #endif
+}
+
+/* One step of the direct loop, software-pipelined: each row's softmax step
+ * over the tile at n0 (row r is query row qi[r]; its scores in s, from the
+ * step before), then the scores of the next tile into s, then the tile's
+ * P*V. The next tile's scores do not depend on this tile's softmax, so the
+ * core runs them while the softmax's long chains of horizontal reductions
+ * and exp2 (and the P*V waiting on them) complete: in the order scores,
+ * softmax, P*V those chains stalled every tile. The step before the first
+ * tile (n0 < first) only computes scores. */
+FV_STEP void tile_step(const clattn_call *c, const clattn_seq *s0, global const kstore_t *k,
+                      global const vstore_t *v, int n0, int first, int hi, const int lin,
+                      const float qr[FV_ROWS][DK_PAD], vec_t s[FV_ROWS],
+                      const clattn_seq rs[FV_ROWS], const int qi[FV_ROWS],
+                      const int rlo[FV_ROWS], const int rhi[FV_ROWS], float m[FV_ROWS],
+                      vec_t l[FV_ROWS], vec_t acc[FV_ROWS][DV_VECS])
+{
+    const bool now = n0 >= first;
     float pj[FV_ROWS][FV_VEC];
     int kind[FV_ROWS];
     for (int r = 0; r < FV_ROWS; ++r)
-        kind[r] = row_probs(c, &rs[r], s[r], qi[r], n0, s0->L, rlo[r], rhi[r], &m[r], &l[r],
-                            acc[r], pj[r]);
+        kind[r] = now ? row_probs(c, &rs[r], s[r], qi[r], n0, s0->L, rlo[r], rhi[r], &m[r],
+                                  &l[r], acc[r], pj[r])
+                      : 0;
+    if (n0 + FV_VEC < hi)
+        tile_scores(c, s0, k, v, n0 + FV_VEC, hi, lin, qr, s);
+    if (!now)
+        return;
+    clattn_kvrow vb = {0, 0};
+    clattn_kvrow vrow[FV_VEC];
+#if PAGED
+    if (lin)
+        vb = clattn_v_row(c, s0, n0);
+    else
+        clattn_v_rows(c, s0, n0, hi, FV_VEC, vrow);
+#endif
     pv_update(V_ARGS, n0, kind, pj, acc);
 }
 #endif
@@ -671,7 +726,8 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
     const float qscale = clattn_qscale(c, CLATTN_LOG2E);
     float qr[FV_ROWS][DK_PAD];
     vec_t acc[FV_ROWS][DV_VECS];
-    float m[FV_ROWS], l[FV_ROWS];
+    float m[FV_ROWS];
+    vec_t l[FV_ROWS]; /* each row's sum, spread over the lanes (row_probs) */
     int rlo[FV_ROWS], rhi[FV_ROWS], qi[FV_ROWS];
     clattn_seq rs[FV_ROWS];
     for (int r = 0; r < FV_ROWS; ++r) {
@@ -691,7 +747,10 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
                 ok && d < HEAD_DIM ? LOAD(q, qoff + d) * qscale : 0.0f;
         for (int cc = 0; cc < DV_VECS; ++cc)
             acc[r][cc] = (vec_t)(0.0f);
-        clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l[r]);
+        float l0;
+        clattn_softmax_init(&rs[r], CLATTN_LOG2E, !SPLIT_KV, &m[r], &l0);
+        l[r] = (vec_t)(0.0f);
+        l[r].s0 = l0;
     }
 
 #if FV_DIRECT
@@ -700,13 +759,17 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
      * keys lies inside one page, the last one's clamped keys too. The keys
      * before lo the alignment adds are in lo's page and hidden from every
      * row. */
+    vec_t s[FV_ROWS];
     if (c->pshift >= LOG_VEC) {
-        for (int n0 = lo < hi ? lo & ~(FV_VEC - 1) : lo; n0 < hi; n0 += FV_VEC)
-            tile_direct(c, &s0, k, v, n0, hi, 1, qr, rs, qi, rlo, rhi, m, l, acc);
+        const int first = lo < hi ? lo & ~(FV_VEC - 1) : lo;
+        for (int n0 = first - FV_VEC; n0 < hi; n0 += FV_VEC)
+            tile_step(c, &s0, k, v, n0, first, hi, 1, qr, s, rs, qi, rlo, rhi, m, l, acc);
     } else
+#else
+    vec_t s[FV_ROWS];
 #endif
-        for (int n0 = lo; n0 < hi; n0 += FV_VEC)
-            tile_direct(c, &s0, k, v, n0, hi, 0, qr, rs, qi, rlo, rhi, m, l, acc);
+        for (int n0 = lo - FV_VEC; n0 < hi; n0 += FV_VEC)
+            tile_step(c, &s0, k, v, n0, lo, hi, 0, qr, s, rs, qi, rlo, rhi, m, l, acc);
 #else
     for (int n0 = lo; n0 < hi; n0 += FV_VEC) {
         vec_t s[FV_ROWS];
@@ -734,6 +797,6 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
             VSTORE(acc[r][cc], cc, out);
 #endif
         clattn_store_row(c, &rs[r], b, QHEAD(row0 + r), QROW(row0 + r), split, nsplit, out, m[r],
-                         l[r], o, lse, part_o, part_ml);
+                         hsum(l[r]), o, lse, part_o, part_ml);
     }
 }

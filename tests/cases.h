@@ -39,6 +39,7 @@
     X(descriptors_valid, "descriptors", 900)                        \
     X(nan_inputs, "numerics", 900)                                  \
     X(nan_inputs_vec, "numerics", 900)                              \
+    X(nan_inputs_direct, "numerics", 900)                           \
     X(extreme_scores, "numerics", 900)                              \
     X(f16_range, "numerics", 900)                                   \
     X(features_reference, "features reference quick", 900)          \

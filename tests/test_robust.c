@@ -23,9 +23,13 @@
 #include "harness.h"
 #include "param_spy.h"
 
-/* Kernel variants: the vector fused kernel (the CPU default) and the scalar
- * one, each with split-KV forced into several partitions. */
-static const char *const k_variants[2] = {"FUSED_VEC=1,NSPLIT=3", "FUSED_VEC=0,NSPLIT=3"};
+/* Kernel variants: the vector fused kernel (the CPU default), the scalar
+ * one, and the vector one reading K/V directly (the CPU's decode kernel,
+ * whose softmax finds NaN its own way), each with split-KV forced into
+ * several partitions. */
+static const char *const k_variants[3] = {
+    "FUSED_VEC=1,NSPLIT=3", "FUSED_VEC=0,NSPLIT=3",
+    "FUSED_VEC=1,FV_DIRECT=1,FV_WG=1,FV_ROWS=4,FV_VEC=16,FV_GQA=1,NSPLIT=3"};
 
 /* Sets CLATTN_PARAMS for the next plans; restores the caller's value when
  * v is NULL. The variant set before must have reached the kernels built
@@ -319,6 +323,16 @@ void case_nan_inputs_vec(void)
     clattn_context_destroy(ctx);
 }
 
+/* The same with the direct decode kernel. */
+void case_nan_inputs_direct(void)
+{
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    nan_inputs_variant(ctx, 2);
+    clattn_context_destroy(ctx);
+}
+
 /* Largest |q . k| of the problem, to aim the scale at a score magnitude. */
 static double max_dot(const t_tensors *t)
 {
@@ -362,7 +376,7 @@ void case_extreme_scores(void)
     if (!ctx)
         return;
     static const clattn_dtype dts[3] = {CLATTN_F32, CLATTN_F16, CLATTN_BF16};
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 3; variant++) {
         set_variant(k_variants[variant]);
         for (int pi = 0; pi < 4; pi++) {
             if (variant > 0 && t_all_paths[pi] == CLATTN_PATH_THREE_STAGE)
@@ -476,7 +490,7 @@ void case_f16_range(void)
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 3; variant++) {
         set_variant(k_variants[variant]);
         for (int pi = 0; pi < 4; pi++) {
             if (variant > 0 && t_all_paths[pi] == CLATTN_PATH_THREE_STAGE)
