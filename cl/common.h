@@ -118,13 +118,19 @@ inline float clattn_max_nan(float a, float b)
 /* Horizontal max and sum of a vector, for kernels that pick a width with a
  * -D option (CLATTN_CAT(clattn_hmax, W)). The last step goes lane by lane: a
  * float2 step compiles to a shuffle with an undefined lane, which crashes
- * Oclgrind 21.10's --uninitialized. fmax drops NaN lanes; callers that must
- * propagate NaN check for it themselves. */
+ * Oclgrind 21.10's --uninitialized. The max uses plain compares, not fmax
+ * (a NaN test and a blend at each step): a NaN lane may or may not win, so
+ * callers that must propagate NaN check for it themselves. */
 #define CLATTN_CAT_(a, b) a##b
 #define CLATTN_CAT(a, b) CLATTN_CAT_(a, b)
-inline float clattn_hmax4(float4 v) { return fmax(fmax(v.x, v.y), fmax(v.z, v.w)); }
-inline float clattn_hmax8(float8 v) { return clattn_hmax4(fmax(v.lo, v.hi)); }
-inline float clattn_hmax16(float16 v) { return clattn_hmax8(fmax(v.lo, v.hi)); }
+#define clattn_max2_(a, b) ((a) > (b) ? (a) : (b))
+#define clattn_vmax_(a, b) select((b), (a), (a) > (b))
+inline float clattn_hmax4(float4 v)
+{
+    return clattn_max2_(clattn_max2_(v.x, v.y), clattn_max2_(v.z, v.w));
+}
+inline float clattn_hmax8(float8 v) { return clattn_hmax4(clattn_vmax_(v.lo, v.hi)); }
+inline float clattn_hmax16(float16 v) { return clattn_hmax8(clattn_vmax_(v.lo, v.hi)); }
 inline float clattn_hsum4(float4 v) { return dot(v, (float4)(1.0f)); }
 inline float clattn_hsum8(float8 v) { return clattn_hsum4(v.lo + v.hi); }
 inline float clattn_hsum16(float16 v) { return clattn_hsum8(v.lo + v.hi); }

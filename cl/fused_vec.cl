@@ -150,6 +150,7 @@ typedef int4 ivec_t;
  * before it moves (row_probs). */
 #define FV_LAZY_MAX 8.0f
 
+#define hmax CLATTN_CAT(clattn_hmax, FV_VEC)
 #define hany CLATTN_CAT(clattn_hany, FV_VEC)
 #define hsum CLATTN_CAT(clattn_hsum, FV_VEC)
 #define exp2v CLATTN_CAT(clattn_exp2_, FV_VEC)
@@ -366,16 +367,6 @@ FV_STEP void scores_staged(local const float *kt, const float qr[FV_ROWS][DK_PAD
 }
 #endif
 
-/* Horizontal maximum by plain compares (a NaN lane may or may not win),
- * not fmax: fmax costs a NaN test and a blend at each step, and row_probs
- * deals with NaN itself. */
-#define fv_max2(a, b) ((a) > (b) ? (a) : (b))
-#define fv_vmax(a, b) select((b), (a), (a) > (b))
-inline float fv_hmax4(float4 v) { return fv_max2(fv_max2(v.x, v.y), fv_max2(v.z, v.w)); }
-inline float fv_hmax8(float8 v) { return fv_hmax4(fv_vmax(v.lo, v.hi)); }
-inline float fv_hmax16(float16 v) { return fv_hmax8(fv_vmax(v.lo, v.hi)); }
-#define fv_hmax CLATTN_CAT(fv_hmax, FV_VEC)
-
 /* One row's online-softmax step over the tile: the score pipeline, the
  * visibility of keys rlo..rhi-1, the running maximum and sum, the rescaled
  * accumulators; the probabilities go to pj. The sum l is kept per lane
@@ -402,7 +393,7 @@ FV_STEP int row_probs(const clattn_call *c, const clattn_seq *rs, vec_t x, int i
      * sum and accumulators (pv_update keeps NaN probabilities); only a
      * NaN among -inf lanes needs looking for, or the tile would be
      * skipped as empty. */
-    float tile_max = fv_hmax(x);
+    float tile_max = hmax(x);
     if (tile_max == -INFINITY && hany(isnan(x)))
         tile_max = NAN;
     if (tile_max == -INFINITY && *m == -INFINITY)
@@ -754,19 +745,17 @@ kernel CLATTN_WG_SIZE(FV_WG) void attn_fwd_fused_vec(
     }
 
 #if FV_DIRECT
+    vec_t s[FV_ROWS]; /* the scores of the tile ahead (tile_step) */
 #if PAGED
     /* Where a page holds FV_VEC keys or more, every tile aligned to FV_VEC
      * keys lies inside one page, the last one's clamped keys too. The keys
      * before lo the alignment adds are in lo's page and hidden from every
      * row. */
-    vec_t s[FV_ROWS];
     if (c->pshift >= LOG_VEC) {
         const int first = lo < hi ? lo & ~(FV_VEC - 1) : lo;
         for (int n0 = first - FV_VEC; n0 < hi; n0 += FV_VEC)
             tile_step(c, &s0, k, v, n0, first, hi, 1, qr, s, rs, qi, rlo, rhi, m, l, acc);
     } else
-#else
-    vec_t s[FV_ROWS];
 #endif
         for (int n0 = lo - FV_VEC; n0 < hi; n0 += FV_VEC)
             tile_step(c, &s0, k, v, n0, lo, hi, 0, qr, s, rs, qi, rlo, rhi, m, l, acc);
