@@ -9,12 +9,16 @@
  * in the same run.
  *
  *   attn-kv-bench [--shape "B4 H32 Hkv8 Sq1 Skv4096 D128"] [--rounds N]
- *                 [--calls N] [--page N] [--in-order] [--contiguous]
- *                 [--only fp32,int8,...] [--path split_kv|fused|auto]
+ *                 [--calls N] [--page N] [--in-order] [--resident N]
+ *                 [--contiguous] [--only fp32,int8,...]
+ *                 [--path split_kv|fused|auto]
  *
  * Paged variants use one pool with each sequence's pages in shuffled order
  * (--in-order: in order, to tell the cost of the scattered reads from the
- * cost of the lookups).
+ * cost of the lookups). --resident N points every table entry at one of N
+ * pages, so the paged variants do all their arithmetic on K/V that stays in
+ * cache: the time a call would take if reading memory cost nothing, to
+ * tell a compute-bound format from a memory-bound one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -183,7 +187,7 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
 /* What the command line chose. */
 typedef struct options {
     int B, H, Hkv, Sq, Skv, D, rounds, calls, page;
-    int shuffle, contiguous_only;
+    int shuffle, contiguous_only, resident;
     const char *only;
     clattn_path path;
 } options;
@@ -210,6 +214,12 @@ static int parse_options(int argc, char **argv, options *o)
             o->contiguous_only = 1;
         } else if (!strcmp(argv[i], "--in-order")) {
             o->shuffle = 0;
+        } else if (!strcmp(argv[i], "--resident") && i + 1 < argc) {
+            o->resident = atoi(argv[++i]);
+            if (o->resident <= 0) {
+                fprintf(stderr, "--resident takes a number of pages, at least 1\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--page") && i + 1 < argc) {
             o->page = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
@@ -220,7 +230,8 @@ static int parse_options(int argc, char **argv, options *o)
         } else {
             fprintf(stderr,
                     "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
-                    "[--calls N] [--page N] [--in-order] [--contiguous] [--only fp32,int8,...] "
+                    "[--calls N] [--page N] [--in-order] [--resident N] [--contiguous] "
+                    "[--only fp32,int8,...] "
                     "[--path split_kv|fused|auto]\n",
                     argv[0]);
             return 2;
@@ -277,6 +288,8 @@ static void make_shared(cl_context cl, const options *op, unsigned *seed, shared
         table[i] = table[j];
         table[j] = t;
     }
+    for (int i = 0; op->resident && i < sh->npages; ++i)
+        table[i] %= op->resident;
     sh->table = buffer(cl, sizeof *table * (size_t)sh->npages, table);
     free(table);
 }
@@ -337,6 +350,9 @@ static void print_report(const options *op, const char *dev_name, const bench_pe
            "page %d, %d rounds x %d calls interleaved\n",
            dev_name, op->B, op->H, op->Hkv, op->Sq, op->Skv, op->D, (int)op->path, op->page,
            op->rounds, op->calls);
+    if (op->resident)
+        printf("paged variants read %d page%s over and over (--resident): cache, not memory\n",
+               op->resident, op->resident == 1 ? "" : "s");
     printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
     printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
            "KV MB/call", "KV GB/s", "% read");
