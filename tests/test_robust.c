@@ -27,7 +27,8 @@
  * one, and the vector one reading K/V directly (the CPU's decode kernel,
  * whose softmax finds NaN its own way), each with split-KV forced into
  * several partitions. */
-static const char *const k_variants[3] = {
+enum { N_VARIANTS = 3 };
+static const char *const k_variants[N_VARIANTS] = {
     "FUSED_VEC=1,NSPLIT=3", "FUSED_VEC=0,NSPLIT=3",
     "FUSED_VEC=1,FV_DIRECT=1,FV_WG=1,FV_ROWS=4,FV_VEC=16,FV_GQA=1,NSPLIT=3"};
 
@@ -304,34 +305,24 @@ static void nan_inputs_variant(clattn_context *ctx, int variant)
     set_variant(NULL);
 }
 
-void case_nan_inputs(void)
+/* One kernel variant's NaN cases on a context of their own. */
+static void nan_inputs_case(int variant)
 {
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
-    nan_inputs_variant(ctx, 1);
+    nan_inputs_variant(ctx, variant);
     clattn_context_destroy(ctx);
 }
+
+/* The scalar fused kernel. */
+void case_nan_inputs(void) { nan_inputs_case(1); }
 
 /* The same with the vector fused kernel (the default on CPUs). */
-void case_nan_inputs_vec(void)
-{
-    clattn_context *ctx = t_context();
-    if (!ctx)
-        return;
-    nan_inputs_variant(ctx, 0);
-    clattn_context_destroy(ctx);
-}
+void case_nan_inputs_vec(void) { nan_inputs_case(0); }
 
 /* The same with the direct decode kernel. */
-void case_nan_inputs_direct(void)
-{
-    clattn_context *ctx = t_context();
-    if (!ctx)
-        return;
-    nan_inputs_variant(ctx, 2);
-    clattn_context_destroy(ctx);
-}
+void case_nan_inputs_direct(void) { nan_inputs_case(2); }
 
 /* Largest |q . k| of the problem, to aim the scale at a score magnitude. */
 static double max_dot(const t_tensors *t)
@@ -376,7 +367,7 @@ void case_extreme_scores(void)
     if (!ctx)
         return;
     static const clattn_dtype dts[3] = {CLATTN_F32, CLATTN_F16, CLATTN_BF16};
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         set_variant(k_variants[variant]);
         for (int pi = 0; pi < 4; pi++) {
             if (variant > 0 && t_all_paths[pi] == CLATTN_PATH_THREE_STAGE)
@@ -490,7 +481,7 @@ void case_f16_range(void)
     clattn_context *ctx = t_context();
     if (!ctx)
         return;
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         set_variant(k_variants[variant]);
         for (int pi = 0; pi < 4; pi++) {
             if (variant > 0 && t_all_paths[pi] == CLATTN_PATH_THREE_STAGE)

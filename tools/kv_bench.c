@@ -351,7 +351,7 @@ static void print_report(const options *op, const char *dev_name, const bench_pe
            dev_name, op->B, op->H, op->Hkv, op->Sq, op->Skv, op->D, (int)op->path, op->page,
            op->rounds, op->calls);
     if (op->resident)
-        printf("paged variants read %d page%s over and over (--resident): cache, not memory\n",
+        printf("paged variants read %d page%s over and over (--resident): in cache if they fit\n",
                op->resident, op->resident == 1 ? "" : "s");
     printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
     printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
