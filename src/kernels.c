@@ -25,7 +25,8 @@ const char *clattn__kernel_name(clattn__kernel_id id) { return families[id].kern
 
 int clattn__cfg_has(const clattn__kernel_config *cfg, clattn__tunable_id t)
 {
-    return clattn__tunables[t].kernel == (int)cfg->id;
+    return clattn__tunables[t].kernel == (int)cfg->id &&
+           clattn__tunable_slot(t) < CLATTN__MAX_PARAMS;
 }
 
 int clattn__cfg_get(const clattn__kernel_config *cfg, clattn__tunable_id t)

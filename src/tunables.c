@@ -69,6 +69,10 @@ const clattn__tunable_def clattn__tunables[CLATTN__T_COUNT] = {
     [CLATTN__T_FV_DIRECT] = {"FV_DIRECT", FV, 1, 0, 1, {0, 0},
                              "vector fused kernel reads K/V directly, no local tile (default "
                              "1 for one work-item groups)"},
+    [CLATTN__T_FV_IDOT] = {"FV_IDOT", FV, 1, 0, 1, {1, 0},
+                           "vector fused kernel, direct decode: int8 K with a scale a row "
+                           "scored with integer dot products, each query row rounded to 16 "
+                           "bits (0: fp32 products)"},
     [CLATTN__T_FL_WG] = {"FL_WG", FL, 1, 1, WG_MAX, {1, 1},
                          "rows-in-lanes fused kernel: work-items per group"},
     [CLATTN__T_FL_LANES] = {"FL_LANES", FL, 1, 1, VEC_MAX, {16, 16},

@@ -50,6 +50,7 @@ typedef enum clattn__tunable_id {
     CLATTN__T_FV_SPLIT_KV,
     CLATTN__T_FV_GQA,
     CLATTN__T_FV_DIRECT,
+    CLATTN__T_FV_IDOT,
     CLATTN__T_FL_WG,
     CLATTN__T_FL_LANES,
     CLATTN__T_FL_KEYS,
@@ -92,8 +93,9 @@ int clattn__tunable_find(const char *name);
 int clattn__tunable_slot(clattn__tunable_id t);
 
 /* The tunables of a kernel family, in -D order, into ids (room for
- * CLATTN__MAX_PARAMS); returns their count. */
-#define CLATTN__MAX_PARAMS 6
+ * CLATTN__MAX_PARAMS); returns their count. A family with more tunables
+ * than that has the rest ignored (clattn__cfg_has says no): raise it. */
+#define CLATTN__MAX_PARAMS 8
 int clattn__kernel_tunables(clattn__kernel_id k, clattn__tunable_id *ids);
 
 /* ---- tuned units ---------------------------------------------------------

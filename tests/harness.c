@@ -949,11 +949,28 @@ static void check_lse(const vdata *d, size_t nrows, const float *got_lse, const 
               lse_count);
 }
 
+/* int8 K with one scale a row: the CPU decode kernel scores it with integer
+ * dot products, each query row rounded to 16 bits, within 2^-16 of its
+ * largest |q| (cl/fused_vec.cl, K_IDOT). In fp32 that measured up to ~1.5x
+ * the fp32 bounds (relL2 4e-6), so those bounds get 5x; the rounding of K
+ * to int8 that the reference leaves out is ~250x larger still. */
+t_tolerance t_tolerance_kv(const clattn_problem *p, t_tolerance tol)
+{
+    const clattn_kv_storage *k = &p->k_storage;
+    if (k->format == CLATTN_KV_INT8 && (k->group == 0 || k->group >= p->head_dim)) {
+        tol.rel_l2 = fmax(tol.rel_l2, 2e-5);
+        tol.elem_atol = fmax(tol.elem_atol, 2.5e-5);
+        tol.lse_rel = fmax(tol.lse_rel, 5e-5);
+    }
+    return tol;
+}
+
 t_result t_verify_raw(const char *label, const clattn_problem *p, const clattn_host_buffers *in,
                       const void *got_o, const void *o_init, int64_t o_alloc,
                       const float *got_lse, int64_t lse_alloc, t_tolerance tol)
 {
     t_result res = {0};
+    tol = t_tolerance_kv(p, tol);
     vctx v = {label, p, in, 0, 0};
     clattn_problem n;
     ref_normalize(p, &n);

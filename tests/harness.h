@@ -177,6 +177,9 @@ typedef struct t_tolerance {
 } t_tolerance;
 
 t_tolerance t_tolerance_for(clattn_dtype t);
+/* tol as p's K/V storage changes it (t_verify_raw applies it): int8 K with
+ * a scale a row is scored with queries rounded to 16 bits on CPUs. */
+t_tolerance t_tolerance_kv(const clattn_problem *p, t_tolerance tol);
 
 /* The per-element bound of O for ref (see t_tolerance). */
 double t_elem_bound(const t_tolerance *tol, clattn_dtype t, double ref, double scale);

@@ -257,7 +257,7 @@ int ct_compare(const clattn_problem *p, const double *ro, const double *go, size
                const double *rl, const double *gl, size_t nl, const double *rp,
                const double *gp, size_t np, char *msg, size_t msg_size)
 {
-    const t_tolerance tol = t_tolerance_for(p->dtype);
+    const t_tolerance tol = t_tolerance_kv(p, t_tolerance_for(p->dtype));
     const double eo = ref_rel_l2(ro, go, no);
     double scale = 0.0;
     for (size_t i = 0; i < no; i++) scale = fmax(scale, fabs(ro[i]));
