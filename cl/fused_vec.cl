@@ -166,8 +166,8 @@ typedef int4 ivec_t;
  * most 256 channels stay below 2^31). The widening takes one shuffle for
  * 2 FV_VEC channels, where the fp32 decode took a widening and a conversion
  * for FV_VEC. The row's scale and the query's step multiply the folded
- * scores. Measured on D1 (AVX-512 Xeon): in-cache int8 decode 1.17x
- * faster, BENCHMARKS.md 2026-12-03. Vectors of 32 shorts need clang's
+ * scores. Measured on D1 (AVX-512 Xeon): int8 per-token decode 1.12-1.18x
+ * faster in cache, 1.07-1.15x streamed, BENCHMARKS.md 2026-12-03. Vectors of 32 shorts need clang's
  * ext_vector_type (PoCL); other compilers keep the fp32 scores at FV_VEC 16. */
 #ifndef FV_IDOT
 #define FV_IDOT 0
