@@ -412,7 +412,20 @@ static clattn_status plan_fused(clattn_context *ctx, const clattn__shape *s, int
     const int64_t nsplit = forced > 0        ? forced
                            : groups >= want ? 1
                                             : (want + groups - 1) / groups;
-    return clattn__plan_split(ctx, s, plan, (int)(nsplit < INT32_MAX ? nsplit : INT32_MAX));
+    CLATTN_TRY(clattn__plan_split(ctx, s, plan, (int)(nsplit < INT32_MAX ? nsplit : INT32_MAX)));
+    /* One partition, where AUTO chose the split (decode with enough
+     * groups to fill the device, e.g. D1 on two cores): the fused kernel
+     * writes O and LSE itself, with the same configuration, and the
+     * combine pass, a launch that only copied them, goes. A path the
+     * caller asked for is kept as asked (tests run the combine that way). */
+    if (s->p.path == CLATTN_PATH_AUTO && plan->nsplit == 1) {
+        plan->path = CLATTN_PATH_FUSED;
+        clattn__cfg_set(&plan->fused, clattn__split_tunable(plan->fused.id), 0);
+        plan->nsplit = 0;
+        plan->keys_per_split = 0;
+        plan->scratch_bytes[0] = plan->scratch_bytes[1] = 0;
+    }
+    return CLATTN_OK;
 }
 
 clattn_status clattn__plan_make(struct clattn_context *ctx, const clattn__shape *s,

@@ -12,6 +12,7 @@
     X(supports, "api quick", 120)                                   \
     X(params_errors, "api quick", 120)                              \
     X(plan_native_width, "api", 300)                                \
+    X(decode_one_split, "api decode", 300)                          \
     X(pairwise_fused, "pairwise fused", 900)                        \
     X(pairwise_three_stage, "pairwise three_stage", 900)            \
     X(pairwise_split_kv, "pairwise split_kv", 900)                  \

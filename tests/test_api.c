@@ -386,3 +386,71 @@ void case_plan_native_width(void)
         t_tensors_free(&t);
     }
 }
+
+/* Decode where AUTO picks split-KV but one partition already fills the
+ * device (batch * kv_heads groups >= 4 per compute unit, src/plan.c): the
+ * fused kernel writes O and LSE itself and no combine kernel is built or
+ * run; asking for SPLIT_KV still runs the combine. Both against the
+ * reference, with kv_lens, sinks, bottom-right causal and the LSE. */
+void case_decode_one_split(void)
+{
+    const char *keep = getenv("CLATTN_PARAMS");
+    if (keep && *keep) {
+        t_skip("decode_one_split: CLATTN_PARAMS is set (%s): the defaults are not in use", keep);
+        return;
+    }
+    clattn_context *ctx = t_context();
+    if (!ctx)
+        return;
+    cl_device_id dev = NULL;
+    cl_uint cus = 0;
+    cl_device_type type = 0;
+    if (clattn_context_get_cl(ctx, NULL, NULL, &dev) != CLATTN_OK ||
+        clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS) {
+        T_FAIL("decode_one_split: device queries failed");
+        clattn_context_destroy(ctx);
+        return;
+    }
+    clattn_context_destroy(ctx);
+    const int cpu = (type & CL_DEVICE_TYPE_CPU) && !(type & CL_DEVICE_TYPE_GPU);
+    static const clattn_dtype dts[2] = {CLATTN_F32, CLATTN_F16};
+    for (int di = 0; di < 2; di++)
+        for (int forced = 0; forced < 2; forced++) {
+            clattn_problem p;
+            memset(&p, 0, sizeof p);
+            p.batch = (int)(cus < 1 ? 1 : cus > 16 ? 16 : cus);
+            p.kv_heads = 4;
+            p.heads = 8;
+            p.seq_q = 1 + di;
+            p.seq_kv = 300;
+            p.head_dim = 64;
+            p.dtype = dts[di];
+            p.causal = CLATTN_CAUSAL_BOTTOM_RIGHT;
+            p.sinks = 1;
+            p.path = forced ? CLATTN_PATH_SPLIT_KV : CLATTN_PATH_AUTO;
+            t_tensors t;
+            if (t_tensors_init(&t, &p, T_WITH_LSE | T_WITH_KV_LENS | T_WITH_SINKS,
+                               0xd5117u + (uint64_t)(di * 2 + forced)) != 0)
+                return;
+            ctx = t_context();
+            if (!ctx) {
+                t_tensors_free(&t);
+                return;
+            }
+            t_spy_reset();
+            char label[128];
+            snprintf(label, sizeof label, "decode B%d Hkv%d Sq%d %s, %s path", p.batch,
+                     p.kv_heads, p.seq_q, t_dtype_name(p.dtype), forced ? "split_kv" : "auto");
+            t_check_run(ctx, label, &t, 0);
+            const int combines = t_spy_builds_of("attn_splitkv_combine");
+            if (forced)
+                T_CHECK(combines > 0, "%s: the combine kernel was not built", label);
+            else if (cpu && cus <= 16)
+                T_CHECK(combines == 0, "%s: one partition fills the device, yet the combine "
+                        "kernel was built (%d builds)", label, combines);
+            t_log("     %s: %d combine builds", label, combines);
+            clattn_context_destroy(ctx);
+            t_tensors_free(&t);
+        }
+}
