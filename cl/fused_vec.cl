@@ -370,57 +370,19 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
 {
 #if K_IDOT
     /* the same order of keys and folds, on 32-bit integer lanes */
-    ivec_t ipend[LOG_VEC][FV_ROWS];
-    float isc[FV_VEC];
-#pragma unroll
-    for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
-        ivec_t part[2][FV_ROWS];
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-            const clattn_kvrow kr = K_TILE_ROW(e2 + u);
-#if CLATTN_HAS_PREFETCH
-            prefetch_key(pf, e2 + u);
-#endif
-#pragma unroll
-            for (int r = 0; r < FV_ROWS; ++r)
-                part[u][r] = (ivec_t)(0);
-#pragma unroll
-            for (int c = 0; c < IQ_VECS; ++c) {
-                const fv_sw kw = fv_k_words((global const char *)k + kr.off + c * 2 * FV_VEC);
-#pragma unroll
-                for (int r = 0; r < FV_ROWS; ++r)
-                    part[u][r] += fv_idot(qq[r][c], kw);
-            }
-            isc[e2 + u] = clattn_k_row_scale(cl, kr);
-        }
-        ivec_t t[FV_ROWS];
-#pragma unroll
-        for (int r = 0; r < FV_ROWS; ++r)
-            t[r] = fold(part[0][r], part[1][r]);
-        int lev = 0;
-#pragma unroll
-        for (; lev < LOG_VEC - 1 && ((e2 / 2) >> lev) & 1; ++lev)
-#pragma unroll
-            for (int r = 0; r < FV_ROWS; ++r)
-                t[r] = fold(ipend[lev][r], t[r]);
-#pragma unroll
-        for (int r = 0; r < FV_ROWS; ++r)
-            ipend[lev][r] = t[r];
-    }
-#pragma unroll
-    for (int r = 0; r < FV_ROWS; ++r)
-        s[r] = CLATTN_CAT(convert_float, FV_VEC)(ipend[LOG_VEC - 1][r]) * (VLOAD(0, isc) * qd[r]);
+    typedef ivec_t part_t;
     (void)qr;
-    return;
+#else
+    typedef vec_t part_t;
 #endif
-    vec_t pend[LOG_VEC][FV_ROWS];
+    part_t pend[LOG_VEC][FV_ROWS];
     /* A row-scaled K's scales, applied to the folded scores: one multiply
      * a row and tile, not one a row and key. */
     float ksc[K_ROW_SCALED ? FV_VEC : 1];
     KV_TABLE(K_TAB, K_FMT, k, cl->ksc, K_SDT, K_NG, K_TILE_ROW(e_), ksa, kza);
 #pragma unroll
     for (int e2 = 0; e2 < FV_VEC; e2 += 2) {
-        vec_t part[2][FV_ROWS];
+        part_t part[2][FV_ROWS];
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
             /* computed in place: an array of rows cost 8% on decode (measured) */
@@ -430,7 +392,16 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
 #endif
 #pragma unroll
             for (int r = 0; r < FV_ROWS; ++r)
-                part[u][r] = (vec_t)(0.0f);
+                part[u][r] = (part_t)(0);
+#if K_IDOT
+#pragma unroll
+            for (int c = 0; c < IQ_VECS; ++c) {
+                const fv_sw kw = fv_k_words((global const char *)k + kr.off + c * 2 * FV_VEC);
+#pragma unroll
+                for (int r = 0; r < FV_ROWS; ++r)
+                    part[u][r] += fv_idot(qq[r][c], kw);
+            }
+#else
 #pragma unroll
             for (int c = 0; c < DK_VECS; ++c) {
                 const vec_t kv = K_VEC_T(e2 + u, kr, c);
@@ -438,10 +409,11 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
                 for (int r = 0; r < FV_ROWS; ++r)
                     part[u][r] = fma(VLOAD(c, qr[r]), kv, part[u][r]);
             }
+#endif
             if (K_ROW_SCALED)
                 ksc[e2 + u] = clattn_k_row_scale(cl, kr);
         }
-        vec_t t[FV_ROWS];
+        part_t t[FV_ROWS];
 #pragma unroll
         for (int r = 0; r < FV_ROWS; ++r)
             t[r] = fold(part[0][r], part[1][r]);
@@ -459,7 +431,11 @@ FV_STEP void scores_direct(const clattn_call *cl, const clattn_seq *s0, global c
     }
 #pragma unroll
     for (int r = 0; r < FV_ROWS; ++r)
+#if K_IDOT
+        s[r] = CLATTN_CAT(convert_float, FV_VEC)(pend[LOG_VEC - 1][r]) * (VLOAD(0, ksc) * qd[r]);
+#else
         s[r] = K_ROW_SCALED ? pend[LOG_VEC - 1][r] * VLOAD(0, ksc) : pend[LOG_VEC - 1][r];
+#endif
 }
 
 #if !FV_DIRECT
