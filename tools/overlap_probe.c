@@ -7,14 +7,15 @@
  * heads x 4096 keys x 128 bytes each, 16-key tiles, the K rows of a tile
  * then its V rows), doing a fixed number of 16-lane FMAs per 64-byte line.
  * Per amount of work it times the arithmetic alone (a few tiles that stay
- * in cache), the memory alone (no arithmetic, no software prefetch) and the two together under
- * several software-prefetch schemes, and prints how much of the shorter of
- * the two the streamed run hid:
+ * in cache), the memory alone (no arithmetic, no software prefetch) and the
+ * two together under several software-prefetch schemes, and prints how much
+ * of the shorter of the two the streamed run hid:
  *
  *   hidden = (memory + arithmetic - streamed) / min(memory, arithmetic)
  *
  * 1 is perfect overlap (the streamed run as long as the longer part), 0 is
- * none (as long as both in a row).
+ * none (as long as both in a row). Above 1, the scheme's prefetches also
+ * read faster than the memory-alone run, which has none.
  *
  *   overlap_probe [--threads N] [--work 4,8,12,16,24] [--ahead 2] [--reps 9]
  */
@@ -41,7 +42,8 @@
 typedef float v16 __attribute__((vector_size(64)));
 
 enum scheme { NONE, BURST, SPREAD, HALF, PAGE, TOUCH, N_SCHEMES };
-static const char *const scheme_name[N_SCHEMES] = {"none", "burst", "spread", "half", "page", "touch"};
+static const char *const scheme_name[N_SCHEMES] = {"none", "burst", "spread",
+                                                   "half", "page",  "touch"};
 static const char *const scheme_doc[N_SCHEMES] = {
     "no software prefetch",
     "every line of the tile `ahead` tiles on, at the start of a tile",
@@ -85,10 +87,12 @@ static void run_share(int self)
         const int passes = j->resident ? KEYS / TILE / RESIDENT_TILES : 1;
         for (int p = 0; p < passes; ++p)
             for (int t = 0; t < ntiles; ++t) {
-                const unsigned char *kt = kh + (size_t)t * TILE_BYTES, *vt = vh + (size_t)t * TILE_BYTES;
+                const unsigned char *kt = kh + (size_t)t * TILE_BYTES;
+                const unsigned char *vt = vh + (size_t)t * TILE_BYTES;
                 const int ta = t + j->ahead;
                 const int ahead = !j->resident && ta < ntiles;
-                const unsigned char *ka = kh + (size_t)ta * TILE_BYTES, *va = vh + (size_t)ta * TILE_BYTES;
+                const unsigned char *ka = kh + (size_t)ta * TILE_BYTES;
+                const unsigned char *va = vh + (size_t)ta * TILE_BYTES;
                 if (ahead && j->sch == BURST)
                     for (int l = 0; l < TILE_BYTES; l += LINE) {
                         __builtin_prefetch(ka + l, 0, 2);
@@ -190,7 +194,8 @@ static double time_job(int reps, const unsigned char *flush, size_t flush_bytes)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: overlap_probe [--threads N] [--work 4,8,12,16,24] [--ahead 2] [--reps 9]\n"
+    fprintf(f, "usage: overlap_probe [--threads N] [--work 4,8,12,16,24] [--ahead 2] "
+               "[--reps 9]\n"
                "  --threads  worker threads, one pinned to each CPU (default: the online CPUs)\n"
                "  --work     16-lane FMAs per 64-byte line (a list)\n"
                "  --ahead    how many 16-key tiles ahead the prefetch schemes reach\n"
@@ -219,7 +224,8 @@ int main(int argc, char **argv)
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
-    if (nthreads < 1 || nthreads > MAX_THREADS || ahead < 1 || ahead > 64 || reps < 1 || reps > 64) {
+    if (nthreads < 1 || nthreads > MAX_THREADS || ahead < 1 || ahead > 64 || reps < 1 ||
+        reps > 64) {
         fprintf(stderr, "overlap_probe: --threads 1-%d, --ahead 1-64, --reps 1-64\n", MAX_THREADS);
         return 2;
     }
@@ -247,8 +253,8 @@ int main(int argc, char **argv)
     }
     pin(pthread_self(), 0);
 
-    printf("overlap_probe: %d threads, %.1f MB of K and V a run, tiles of %d keys, prefetch %d tiles "
-           "ahead, medians of %d runs\n",
+    printf("overlap_probe: %d threads, %.1f MB of K and V a run, tiles of %d keys, "
+           "prefetch %d tiles ahead, medians of %d runs\n",
            nthreads, 2e-6 * (double)bytes, TILE, ahead, reps);
     g_job.work = 0;
     g_job.sch = NONE;
