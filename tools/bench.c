@@ -646,6 +646,7 @@ int cmd_bench(int argc, char **argv)
     if (o.first_only) return bench_first_call_only(&o, &shapes);
     g_progress = isatty(STDERR_FILENO);
 
+    const char *pinning = tool_pin_pocl_threads();
     rc = bench_setup(&o, &env);
     if (rc != TOOL_EXIT_OK) return rc;
     shape_run *runs = calloc(shapes.count ? shapes.count : 1, sizeof *runs);
@@ -661,8 +662,8 @@ int cmd_bench(int argc, char **argv)
         printf("clattn %s, device %s; tuning db: %zu entr%s%s\n", clattn_version(), device,
                entries, entries == 1 ? "y" : "ies",
                entries ? "" : " (AUTO = untuned; 'attn-tune tune' makes some)");
-        printf("host: %ld core(s), load average %.2f at the start\n", env.cores,
-               env.load_start);
+        printf("host: %ld core(s), load average %.2f at the start; %s\n", env.cores,
+               env.load_start, pinning);
         bench_print_peaks_text(&env.peaks);
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
                "time%s\n", env.baselines ? "" : "; baselines skipped");

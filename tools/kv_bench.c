@@ -343,13 +343,14 @@ static int add_format_variants(cl_context cl, const options *op, const shared_bu
     return n;
 }
 
-static void print_report(const options *op, const char *dev_name, const bench_peaks *pk,
-                         variant *vs, int nv)
+static void print_report(const options *op, const char *dev_name, const char *pinning,
+                         const bench_peaks *pk, variant *vs, int nv)
 {
     printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
            "page %d, %d rounds x %d calls interleaved\n",
            dev_name, op->B, op->H, op->Hkv, op->Sq, op->Skv, op->D, (int)op->path, op->page,
            op->rounds, op->calls);
+    printf("%s\n", pinning);
     if (op->resident)
         printf("paged variants read %d page%s over and over (--resident): in cache if they fit\n",
                op->resident, op->resident == 1 ? "" : "s");
@@ -371,6 +372,7 @@ int main(int argc, char **argv)
     options op;
     if (parse_options(argc, argv, &op) != 0)
         return 2;
+    const char *pinning = tool_pin_pocl_threads();
     clattn_context *ctx;
     if (clattn_context_create(NULL, &ctx) != CLATTN_OK) {
         fprintf(stderr, "no context\n");
@@ -405,7 +407,7 @@ int main(int argc, char **argv)
 
     const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls) != 0;
     if (!failed)
-        print_report(&op, dev_name, &pk, vs, nv);
+        print_report(&op, dev_name, pinning, &pk, vs, nv);
     for (int i = 0; i < nv; ++i)
         free(vs[i].ms);
     for (int i = 0; i < nowned; ++i)

@@ -92,4 +92,13 @@ int tool_parse_seconds(const char *text, int allow_zero, double *out);
 /* Parses a whole number in lo..hi. */
 int tool_parse_int(const char *text, long lo, long hi, long *out);
 
+/* For the timing commands, before any OpenCL call: asks PoCL's CPU device
+ * to pin its worker thread i to CPU i (POCL_AFFINITY=1), unless the caller
+ * set POCL_AFFINITY already or this process may not run on CPUs 0 .. n-1
+ * (PoCL would then pin to CPUs it cannot use). Unpinned, about one process
+ * in ten on a 2-vCPU host ran every kernel 1.6-1.8x slower (BENCHMARKS.md,
+ * 2026-12-04). Other platforms ignore the variable. Returns a line for the
+ * report saying what was done. */
+const char *tool_pin_pocl_threads(void);
+
 #endif /* ATTN_TOOL_H */

@@ -1,10 +1,11 @@
 /* Small helpers shared by the attn-tune subcommands: clock, JSON, the cache
- * root, removing a directory tree, number parsing. */
-#define _XOPEN_SOURCE 700 /* nftw, clock_gettime */
+ * root, removing a directory tree, number parsing, PoCL's thread pinning. */
+#define _GNU_SOURCE /* nftw, clock_gettime, sched_getaffinity */
 #include "tool.h"
 
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,4 +99,22 @@ int tool_parse_int(const char *text, long lo, long hi, long *out)
     if (errno != 0 || *end != '\0' || v < lo || v > hi) return 0;
     *out = v;
     return 1;
+}
+
+const char *tool_pin_pocl_threads(void)
+{
+    const char *set = getenv("POCL_AFFINITY");
+    if (set && set[0])
+        return set[0] == '1' ? "PoCL threads pinned (POCL_AFFINITY=1, as set by the caller)"
+                             : "PoCL threads not pinned (POCL_AFFINITY as set by the caller)";
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t mask;
+    int usable = n > 0 && n <= CPU_SETSIZE && sched_getaffinity(0, sizeof mask, &mask) == 0;
+    for (long c = 0; usable && c < n; c++)
+        usable = CPU_ISSET((int)c, &mask);
+    if (!usable)
+        return "PoCL threads not pinned (this process may not run on every CPU)";
+    if (setenv("POCL_AFFINITY", "1", 1) != 0)
+        return "PoCL threads not pinned (setenv failed)";
+    return "PoCL threads pinned (POCL_AFFINITY=1 set by this tool; POCL_AFFINITY=0 to not pin)";
 }

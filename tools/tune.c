@@ -347,6 +347,7 @@ int cmd_tune(int argc, char **argv)
     shapes.count = 0;
     if (!tool_shapes_resolve(shapes_arg, 1, &shapes)) return TOOL_EXIT_USAGE;
     if (list_only) return tool_list_shapes(&shapes);
+    const char *pinning = tool_pin_pocl_threads();
     rc = tool_open_context(&dev, &ctx);
     if (rc != TOOL_EXIT_OK) return rc;
     res = calloc(shapes.count * MAX_UNITS, sizeof *res);
@@ -363,8 +364,8 @@ int cmd_tune(int argc, char **argv)
     {
         char btext[32] = "unlimited";
         if (budget > 0) snprintf(btext, sizeof btext, "%.0f s", budget);
-        fprintf(json ? stderr : stdout, "clattn %s, device %s; %zu shape(s), budget %s\n",
-                clattn_version(), device, shapes.count, btext);
+        fprintf(json ? stderr : stdout, "clattn %s, device %s; %zu shape(s), budget %s\n%s\n",
+                clattn_version(), device, shapes.count, btext, pinning);
     }
     if (!stats.disk_cache_enabled)
         fprintf(stderr, "attn-tune tune: the disk cache is off or refused: results apply to "
