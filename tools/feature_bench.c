@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "clattn.h"
+#include "tool.h"
 
 enum { MAX_VARIANTS = 16 };
 
@@ -100,6 +100,7 @@ int main(int argc, char **argv)
     if (B <= 0 || H <= 0 || S <= 0 || D <= 0 || rounds <= 0 || calls <= 0)
         return 2;
 
+    const char *pinning = tool_pin_pocl_threads();
     clattn_context *ctx;
     if (clattn_context_create(NULL, &ctx) != CLATTN_OK) {
         fprintf(stderr, "no context\n");
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
     printf("attn-feature-bench: %s, B%d H%d S%d D%d fp32, path %d, %d rounds x %d calls "
            "interleaved\n",
            dev_name, B, H, S, D, (int)path, rounds, calls);
+    printf("%s\n", pinning);
     printf("%-26s %10s %8s\n", "variant", "median ms", "vs plain");
     const double plain = median(vs[0].ms, vs[0].n);
     for (int i = 0; i < nv; ++i) {

@@ -129,6 +129,28 @@ def report(shapes, dtype, contexts, args, ratio_of):
               f" {diff:>9.2e} {ratio:>16.2f}", flush=True)
 
 
+def pin_pocl_threads():
+    """Sets POCL_AFFINITY=1 (PoCL's worker thread i on CPU i) unless the
+    caller set it or this process may not run on every CPU, and says which.
+    Unpinned, about one process in ten on our 2-vCPU hosts ran every kernel
+    1.6-1.8x slower for its whole life (BENCHMARKS.md, 2026-12-04); the C
+    timing commands do the same. It must run before PoCL's platform loads."""
+    set_by_caller = os.environ.get("POCL_AFFINITY", "")
+    if set_by_caller:
+        return ("PoCL threads pinned (POCL_AFFINITY=1, as set by the caller)"
+                if set_by_caller.startswith("1")
+                else "PoCL threads not pinned (POCL_AFFINITY as set by the caller)")
+    n = os.cpu_count() or 0
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        allowed = set()
+    if n <= 0 or not set(range(n)) <= allowed:
+        return "PoCL threads not pinned (this process may not run on every CPU)"
+    os.environ["POCL_AFFINITY"] = "1"
+    return "PoCL threads pinned (POCL_AFFINITY=1 set by this tool; POCL_AFFINITY=0 to not pin)"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m clattn.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +170,7 @@ def main(argv=None):
     # PoCL's CPU device reads its thread count once, when the platform loads
     os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", str(args.threads))
     os.environ.setdefault("POCL_CPU_MAX_CU_NUM", str(args.threads))
+    pinning = pin_pocl_threads()
     shapes = [parse_shape(t) for t in args.shapes]
     if args.copy:
         contexts = {"copy": Context(zero_copy=False), "zero-copy": Context(zero_copy=True)}
@@ -160,6 +183,7 @@ def main(argv=None):
     print(f"device: {ctx.device_name} ({units} compute units); host CPU: {cpu_class()}; "
           f"torch threads: {torch.get_num_threads()}; dtype {args.dtype}; "
           f"{args.rounds} rounds x {args.calls} calls, medians")
+    print(pinning)
     if not args.copy:
         print(f"clattn context: zero_copy={ctx.zero_copy}")
     report(shapes, _DTYPES[args.dtype], contexts, args, ratio_of)
