@@ -10,7 +10,7 @@
  *
  *   attn-kv-bench [--shape "B4 H32 Hkv8 Sq1 Skv4096 D128"] [--rounds N]
  *                 [--calls N] [--page N] [--in-order] [--resident N]
- *                 [--contiguous] [--only fp32,int8,...]
+ *                 [--warm] [--contiguous] [--only fp32,int8,...]
  *                 [--path split_kv|fused|auto]
  *
  * Paged variants use one pool with each sequence's pages in shuffled order
@@ -19,6 +19,15 @@
  * pages, so the paged variants do all their arithmetic on K/V that stays in
  * cache: the time a call would take if reading memory cost nothing, to
  * tell a compute-bound format from a memory-bound one.
+ *
+ * Before every timed call the device's cache is swept (a read of twice its
+ * global memory cache size), as in a decode loop, where a layer's K/V comes
+ * back round only after every other layer's: on a host whose last-level
+ * cache holds one variant's K/V (a 480 MiB L3 held int8's and fp16's), the
+ * calls after the first read it from cache, and a paged variant after the
+ * contiguous one that shares its buffers read it warm, which made paged
+ * look 1.1-1.4x faster than contiguous on identical addresses
+ * (BENCHMARKS.md, 2026-12-04). --warm skips the sweep.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -153,10 +162,91 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
     }
 }
 
+/* What sweeps the device's cache before a timed call (k NULL: nothing). */
+typedef struct evictor {
+    cl_command_queue queue;
+    cl_kernel k;
+    cl_mem in, out;
+    size_t bytes, global, local;
+} evictor;
+
+/* A read of twice the device's global memory cache (at least 64 MiB, at
+ * most an eighth of its memory and one allocation) with the read probe's
+ * kernel. Leaves ev->k NULL when it cannot be set up. */
+static void evictor_init(evictor *ev, cl_context cl, cl_command_queue queue, cl_device_id dev,
+                         cl_program prog)
+{
+    memset(ev, 0, sizeof *ev);
+    cl_ulong cache = 0, mem = 0, max_alloc = 0;
+    cl_uint cus = 1;
+    size_t max_wg = 1;
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    cl_ulong bytes = 2 * cache;
+    if (bytes < ((cl_ulong)64 << 20))
+        bytes = (cl_ulong)64 << 20;
+    if (bytes > mem / 8)
+        bytes = mem / 8;
+    if (bytes > max_alloc)
+        bytes = max_alloc;
+    bytes &= ~(cl_ulong)255;
+    ev->local = max_wg < 64 ? max_wg : 64;
+    ev->global = (size_t)cus * ev->local * 4;
+    cl_int err = prog && bytes ? CL_SUCCESS : CL_INVALID_VALUE;
+    const float one = 1.0f;
+    if (err == CL_SUCCESS)
+        ev->in = clCreateBuffer(cl, CL_MEM_READ_ONLY, (size_t)bytes, NULL, &err);
+    if (err == CL_SUCCESS)
+        ev->out = clCreateBuffer(cl, CL_MEM_WRITE_ONLY, ev->global * sizeof(float), NULL, &err);
+    if (err == CL_SUCCESS)
+        err = clEnqueueFillBuffer(queue, ev->in, &one, sizeof one, 0, (size_t)bytes, 0, NULL, NULL);
+    if (err == CL_SUCCESS)
+        ev->k = clCreateKernel(prog, "read_chunk16x4", &err);
+    const cl_long nvec = (cl_long)(bytes / 64);
+    if (err == CL_SUCCESS)
+        err = clSetKernelArg(ev->k, 0, sizeof ev->in, &ev->in) |
+              clSetKernelArg(ev->k, 1, sizeof nvec, &nvec) |
+              clSetKernelArg(ev->k, 2, sizeof ev->out, &ev->out);
+    if (err == CL_SUCCESS)
+        err = clFinish(queue);
+    if (err != CL_SUCCESS) {
+        if (ev->k)
+            clReleaseKernel(ev->k);
+        ev->k = NULL;
+        return;
+    }
+    ev->queue = queue;
+    ev->bytes = (size_t)bytes;
+}
+
+static void evictor_release(evictor *ev)
+{
+    if (ev->k)
+        clReleaseKernel(ev->k);
+    if (ev->in)
+        clReleaseMemObject(ev->in);
+    if (ev->out)
+        clReleaseMemObject(ev->out);
+}
+
+/* Sweeps the cache and waits for it; 0, or the OpenCL error. */
+static int evict(const evictor *ev)
+{
+    if (!ev->k)
+        return 0;
+    cl_int err =
+        clEnqueueNDRangeKernel(ev->queue, ev->k, 1, NULL, &ev->global, &ev->local, 0, NULL, NULL);
+    return err == CL_SUCCESS ? clFinish(ev->queue) : err;
+}
+
 /* Warms every variant up (its kernels build), then times them round-robin:
- * rounds x calls forwards each, interleaved so all see the same load.
- * Returns 0, or 1 when a forward fails. */
-static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, int calls)
+ * rounds x calls forwards each, interleaved so all see the same load, the
+ * cache swept before each (ev). Returns 0, or 1 when a forward fails. */
+static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, int calls,
+                         const evictor *ev)
 {
     for (int i = 0; i < nv; ++i) {
         vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
@@ -174,6 +264,10 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
         for (int i = 0; i < nv; ++i)
             for (int c = 0; c < calls; ++c) {
                 cl_event e;
+                if (evict(ev) != CL_SUCCESS) {
+                    fprintf(stderr, "the cache sweep before a timed call failed\n");
+                    return 1;
+                }
                 const double t0 = tool_now();
                 if (clattn_forward(ctx, &vs[i].p, &vs[i].b, 0, NULL, &e) != CLATTN_OK)
                     return 1;
@@ -187,7 +281,7 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
 /* What the command line chose. */
 typedef struct options {
     int B, H, Hkv, Sq, Skv, D, rounds, calls, page;
-    int shuffle, contiguous_only, resident;
+    int shuffle, contiguous_only, resident, warm;
     const char *only;
     clattn_path path;
 } options;
@@ -212,6 +306,8 @@ static int parse_options(int argc, char **argv, options *o)
             o->only = argv[++i];
         } else if (!strcmp(argv[i], "--contiguous")) {
             o->contiguous_only = 1;
+        } else if (!strcmp(argv[i], "--warm")) {
+            o->warm = 1;
         } else if (!strcmp(argv[i], "--in-order")) {
             o->shuffle = 0;
         } else if (!strcmp(argv[i], "--resident") && i + 1 < argc) {
@@ -230,7 +326,7 @@ static int parse_options(int argc, char **argv, options *o)
         } else {
             fprintf(stderr,
                     "usage: %s [--shape \"B4 H32 Hkv8 Sq1 Skv4096 D128\"] [--rounds N] "
-                    "[--calls N] [--page N] [--in-order] [--resident N] [--contiguous] "
+                    "[--calls N] [--page N] [--in-order] [--resident N] [--warm] [--contiguous] "
                     "[--only fp32,int8,...] "
                     "[--path split_kv|fused|auto]\n",
                     argv[0]);
@@ -344,7 +440,7 @@ static int add_format_variants(cl_context cl, const options *op, const shared_bu
 }
 
 static void print_report(const options *op, const char *dev_name, const char *pinning,
-                         const bench_peaks *pk, variant *vs, int nv)
+                         const bench_peaks *pk, const evictor *ev, variant *vs, int nv)
 {
     printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
            "page %d, %d rounds x %d calls interleaved\n",
@@ -354,6 +450,12 @@ static void print_report(const options *op, const char *dev_name, const char *pi
     if (op->resident)
         printf("paged variants read %d page%s over and over (--resident): in cache if they fit\n",
                op->resident, op->resident == 1 ? "" : "s");
+    if (ev->k)
+        printf("cache swept before each timed call: a read of %.0f MiB (--warm: no sweep)\n",
+               (double)ev->bytes / 1048576.0);
+    else
+        printf("cache not swept between calls (%s)\n",
+               op->warm ? "--warm" : "the sweep could not be set up");
     printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
     printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
            "KV MB/call", "KV GB/s", "% read");
@@ -390,8 +492,12 @@ int main(int argc, char **argv)
     memset(&pk, 0, sizeof pk);
     char msg[4096];
     cl_program prog = bench_build_kernels(cl, dev, 64, msg, sizeof msg);
+    evictor ev;
+    memset(&ev, 0, sizeof ev);
     if (prog) {
         bench_read_bandwidth(cl, queue, dev, prog, &pk);
+        if (!op.warm)
+            evictor_init(&ev, cl, queue, dev, prog);
         clReleaseProgram(prog);
     }
 
@@ -405,9 +511,10 @@ int main(int argc, char **argv)
         if (format_selected(&op, f))
             nv += add_format_variants(cl, &op, &sh, f, &seed, vs + nv, owned, &nowned);
 
-    const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls) != 0;
+    const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls, &ev) != 0;
     if (!failed)
-        print_report(&op, dev_name, pinning, &pk, vs, nv);
+        print_report(&op, dev_name, pinning, &pk, &ev, vs, nv);
+    evictor_release(&ev);
     for (int i = 0; i < nv; ++i)
         free(vs[i].ms);
     for (int i = 0; i < nowned; ++i)
