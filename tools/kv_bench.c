@@ -185,7 +185,7 @@ static void evictor_init(evictor *ev, cl_context cl, cl_command_queue queue, cl_
     clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
     clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
     clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    cl_ulong bytes = 2 * cache;
+    cl_ulong bytes = 2 * cache; /* 4x measured alike on the 480 MiB L3 */
     if (bytes < ((cl_ulong)64 << 20))
         bytes = (cl_ulong)64 << 20;
     if (bytes > mem / 8)
