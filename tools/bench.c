@@ -38,7 +38,10 @@ static const char k_bench_usage[] =
     "               two passes over the keys (slow: seconds per call on big shapes)\n"
     "Each variant runs once to warm up (kernel builds), then is timed call by call\n"
     "(enqueue to completion, monotonic clock): --repeat N runs, or by default until\n"
-    "3 s of measurements (at least 3 and at most 30 runs). Printed per variant:\n"
+    "3 s of measurements (at least 3 and at most 30 runs). Before each timed call\n"
+    "the device's cache is swept (a read of twice its global memory cache, not\n"
+    "timed), so that a call reads its inputs from memory, as a model's layer does\n"
+    "when its turn comes again (--warm: no sweep). Printed per variant:\n"
     "  median, min ms   of the timed calls\n"
     "  cpu ms          median CPU time of the process per call (all threads):\n"
     "                  on a shared machine it follows the work done, where wall\n"
@@ -93,6 +96,7 @@ static const char k_bench_usage[] =
     "                   --help'), or a shape file; default P1,P2,C1,G1,D1\n"
     "  --repeat N       exactly N timed runs per variant (1..10000)\n"
     "  --no-baselines   skip clblast-3stage and naive\n"
+    "  --warm           do not sweep the cache before each timed call\n"
     "  --no-first-call  skip the first-call measurement\n"
     "  --quick          --no-baselines --no-first-call, and --repeat 3 unless given\n"
     "  --sgemm-gflops X quote X GFLOP/s as the host sgemm rate instead of measuring\n"
@@ -175,7 +179,10 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void time_variant(const runner *rn, const clattn_problem *prob, long repeat, vresult *r)
+/* Times rn on prob; sw sweeps the cache before each timed call, a sweep's
+ * time left out of the measuring budget too. */
+static void time_variant(const runner *rn, const clattn_problem *prob, long repeat,
+                         const bench_sweep *sw, vresult *r)
 {
     clattn_problem p = *prob;
     double samples[10000], cpu[10000], start;
@@ -196,6 +203,13 @@ static void time_variant(const runner *rn, const clattn_problem *prob, long repe
     start = tool_now();
     while (n < cap) {
         if (repeat <= 0 && n >= MIN_RUNS && tool_now() - start >= MEASURE_S) break;
+        const double s0 = tool_now();
+        if (bench_sweep_run(sw) != CL_SUCCESS) {
+            r->status = RES_FAILED;
+            snprintf(r->message, sizeof r->message, "the cache sweep before a call failed");
+            return;
+        }
+        start += tool_now() - s0;
         const double c0 = cpu_now();
         samples[n] = run_once(rn, &p, r);
         cpu[n] = 1e3 * (cpu_now() - c0);
@@ -372,7 +386,7 @@ static void bench_shape_clblast(bench_env *env, const tool_shape *s, shape_run *
     } else {
         note(bench_variant[V_CLBLAST]);
         poison_output(env->queue, s, b.o);
-        time_variant(&rn, &s->p, env->repeat, r);
+        time_variant(&rn, &s->p, env->repeat, &env->sweep, r);
         if (r->status == RES_OK) out->clblast_out = read_output(env->queue, s, b.o);
         note_clear();
     }
@@ -402,7 +416,7 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
         runner rn = {v, v == V_UNTUNED ? env->untuned : env->ctx, &b, NULL, 0, env->queue, NULL,
                      NULL};
         note(bench_variant[v]);
-        time_variant(&rn, &s->p, env->repeat, &out->v[v]);
+        time_variant(&rn, &s->p, env->repeat, &env->sweep, &out->v[v]);
         if (v == V_AUTO && out->v[v].status == RES_OK && s->p.dtype == CLATTN_F32 &&
             env->baselines)
             auto_out = read_output(env->queue, s, b.o);
@@ -414,7 +428,7 @@ static void bench_shape(bench_env *env, const tool_shape *s, shape_run *out)
         if (r->status == -1) {
             note(bench_variant[V_NAIVE]);
             poison_output(env->queue, s, b.o);
-            time_variant(&rn, &s->p, env->repeat, r);
+            time_variant(&rn, &s->p, env->repeat, &env->sweep, r);
             if (r->status == RES_OK) naive_out = read_output(env->queue, s, b.o);
         }
         check_baseline(r, auto_out, naive_out, no);
@@ -498,6 +512,8 @@ static int parse_bench_options(int argc, char **argv, bench_options *o, bench_en
             o->first_only = 1;
         } else if (strcmp(argv[i], "--no-baselines") == 0) {
             env->baselines = 0;
+        } else if (strcmp(argv[i], "--warm") == 0) {
+            env->warm = 1;
         } else if (strcmp(argv[i], "--quick") == 0) {
             o->quick = 1;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -600,6 +616,7 @@ static int bench_setup(const bench_options *o, bench_env *env)
     if (env->prog) {
         note("device read bandwidth");
         bench_read_bandwidth(env->clctx, env->queue, cldev, env->prog, &env->peaks);
+        if (!env->warm) bench_sweep_init(&env->sweep, env->clctx, env->queue, cldev, env->prog);
     } else {
         snprintf(env->peaks.read_note, sizeof env->peaks.read_note, "%s", env->prog_message);
     }
@@ -667,6 +684,12 @@ int cmd_bench(int argc, char **argv)
         printf("host: %ld core(s), load average %.2f at the start; %s\n", env.cores,
                env.load_start, pinning);
         bench_print_peaks_text(&env.peaks);
+        if (env.sweep.k)
+            printf("cache swept before each timed call: a read of %.0f MiB (--warm: no sweep)\n",
+                   (double)env.sweep.bytes / 1048576.0);
+        else
+            printf("cache not swept between calls (%s)\n",
+                   env.warm ? "--warm" : "the sweep could not be set up");
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
                "time%s\n", env.baselines ? "" : "; baselines skipped");
         fflush(stdout);
@@ -679,6 +702,7 @@ int cmd_bench(int argc, char **argv)
     }
     clattn_context_destroy(env.untuned);
     if (env.scratch) clReleaseMemObject(env.scratch);
+    bench_sweep_release(&env.sweep);
     if (env.prog) clReleaseProgram(env.prog);
     const int first = o.do_first && shapes.count > 0;
     if (first)

@@ -65,6 +65,29 @@ void bench_host_sgemm(bench_peaks *pk);
 void bench_read_bandwidth(cl_context clctx, cl_command_queue queue, cl_device_id device,
                           cl_program prog, bench_peaks *pk);
 
+/* What sweeps the device's cache before a timed call: a read of twice its
+ * global memory cache (at least 64 MiB, at most an eighth of its memory and
+ * one allocation) with the read probe's kernel, so that a call finds its
+ * inputs in memory, as a decode loop finds a layer's K/V when it comes back
+ * to that layer (a 480 MiB L3 otherwise kept whole K/V caches between
+ * calls; BENCHMARKS.md, 2026-12-04). k NULL: no sweep. */
+typedef struct bench_sweep {
+    cl_command_queue queue;
+    cl_kernel k;
+    cl_mem in, out;
+    size_t bytes, global, local;
+} bench_sweep;
+
+/* Sets sw up with prog's read kernel (leaves sw->k NULL when it cannot). */
+void bench_sweep_init(bench_sweep *sw, cl_context clctx, cl_command_queue queue,
+                      cl_device_id device, cl_program prog);
+
+/* Runs one sweep to completion: CL_SUCCESS (also with no sweep set up), or
+ * the OpenCL error. */
+int bench_sweep_run(const bench_sweep *sw);
+
+void bench_sweep_release(bench_sweep *sw);
+
 /* ---- bench_baselines.c: the yardsticks that are not clattn -------------- */
 
 /* bench_kernels.cl, embedded by embed_cl.cmake. */
@@ -132,6 +155,8 @@ typedef struct bench_env {
     cl_mem scratch;
     size_t scratch_bytes;
     bench_peaks peaks;
+    int warm;          /* --warm: no sweep */
+    bench_sweep sweep; /* before every timed call */
     double load_start, load_end; /* 1-minute load average; -1 unknown */
     long cores;
 } bench_env;

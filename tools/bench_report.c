@@ -280,6 +280,9 @@ void bench_print_json(const tool_shape_list *shapes, const shape_run *runs,
     tool_json_string(stdout, device);
     printf(",\n  \"tuning_entries\": %zu,\n  \"baselines\": %s,", entries,
            baselines ? "true" : "false");
+    printf("\n  \"cache_sweep_mib\": ");
+    tool_json_number(stdout, env->sweep.k ? (double)env->sweep.bytes / 1048576.0 : 0.0);
+    printf(",");
     printf("\n  \"host\": {\"cores\": %ld, \"load_start\": ", env->cores);
     tool_json_number(stdout, env->load_start >= 0 ? env->load_start : NAN);
     printf(", \"load_end\": ");

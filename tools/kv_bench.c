@@ -162,91 +162,11 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
     }
 }
 
-/* What sweeps the device's cache before a timed call (k NULL: nothing). */
-typedef struct evictor {
-    cl_command_queue queue;
-    cl_kernel k;
-    cl_mem in, out;
-    size_t bytes, global, local;
-} evictor;
-
-/* A read of twice the device's global memory cache (at least 64 MiB, at
- * most an eighth of its memory and one allocation) with the read probe's
- * kernel. Leaves ev->k NULL when it cannot be set up. */
-static void evictor_init(evictor *ev, cl_context cl, cl_command_queue queue, cl_device_id dev,
-                         cl_program prog)
-{
-    memset(ev, 0, sizeof *ev);
-    cl_ulong cache = 0, mem = 0, max_alloc = 0;
-    cl_uint cus = 1;
-    size_t max_wg = 1;
-    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    cl_ulong bytes = 2 * cache; /* 4x measured alike on the 480 MiB L3 */
-    if (bytes < ((cl_ulong)64 << 20))
-        bytes = (cl_ulong)64 << 20;
-    if (bytes > mem / 8)
-        bytes = mem / 8;
-    if (bytes > max_alloc)
-        bytes = max_alloc;
-    bytes &= ~(cl_ulong)255;
-    ev->local = max_wg < 64 ? max_wg : 64;
-    ev->global = (size_t)cus * ev->local * 4;
-    cl_int err = prog && bytes ? CL_SUCCESS : CL_INVALID_VALUE;
-    const float one = 1.0f;
-    if (err == CL_SUCCESS)
-        ev->in = clCreateBuffer(cl, CL_MEM_READ_ONLY, (size_t)bytes, NULL, &err);
-    if (err == CL_SUCCESS)
-        ev->out = clCreateBuffer(cl, CL_MEM_WRITE_ONLY, ev->global * sizeof(float), NULL, &err);
-    if (err == CL_SUCCESS)
-        err = clEnqueueFillBuffer(queue, ev->in, &one, sizeof one, 0, (size_t)bytes, 0, NULL, NULL);
-    if (err == CL_SUCCESS)
-        ev->k = clCreateKernel(prog, "read_chunk16x4", &err);
-    const cl_long nvec = (cl_long)(bytes / 64);
-    if (err == CL_SUCCESS)
-        err = clSetKernelArg(ev->k, 0, sizeof ev->in, &ev->in) |
-              clSetKernelArg(ev->k, 1, sizeof nvec, &nvec) |
-              clSetKernelArg(ev->k, 2, sizeof ev->out, &ev->out);
-    if (err == CL_SUCCESS)
-        err = clFinish(queue);
-    if (err != CL_SUCCESS) {
-        if (ev->k)
-            clReleaseKernel(ev->k);
-        ev->k = NULL;
-        return;
-    }
-    ev->queue = queue;
-    ev->bytes = (size_t)bytes;
-}
-
-static void evictor_release(evictor *ev)
-{
-    if (ev->k)
-        clReleaseKernel(ev->k);
-    if (ev->in)
-        clReleaseMemObject(ev->in);
-    if (ev->out)
-        clReleaseMemObject(ev->out);
-}
-
-/* Sweeps the cache and waits for it; 0, or the OpenCL error. */
-static int evict(const evictor *ev)
-{
-    if (!ev->k)
-        return 0;
-    cl_int err =
-        clEnqueueNDRangeKernel(ev->queue, ev->k, 1, NULL, &ev->global, &ev->local, 0, NULL, NULL);
-    return err == CL_SUCCESS ? clFinish(ev->queue) : err;
-}
-
 /* Warms every variant up (its kernels build), then times them round-robin:
  * rounds x calls forwards each, interleaved so all see the same load, the
  * cache swept before each (ev). Returns 0, or 1 when a forward fails. */
 static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, int calls,
-                         const evictor *ev)
+                         const bench_sweep *ev)
 {
     for (int i = 0; i < nv; ++i) {
         vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
@@ -264,7 +184,7 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
         for (int i = 0; i < nv; ++i)
             for (int c = 0; c < calls; ++c) {
                 cl_event e;
-                if (evict(ev) != CL_SUCCESS) {
+                if (bench_sweep_run(ev) != CL_SUCCESS) {
                     fprintf(stderr, "the cache sweep before a timed call failed\n");
                     return 1;
                 }
@@ -440,7 +360,7 @@ static int add_format_variants(cl_context cl, const options *op, const shared_bu
 }
 
 static void print_report(const options *op, const char *dev_name, const char *pinning,
-                         const bench_peaks *pk, const evictor *ev, variant *vs, int nv)
+                         const bench_peaks *pk, const bench_sweep *ev, variant *vs, int nv)
 {
     printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
            "page %d, %d rounds x %d calls interleaved\n",
@@ -492,12 +412,12 @@ int main(int argc, char **argv)
     memset(&pk, 0, sizeof pk);
     char msg[4096];
     cl_program prog = bench_build_kernels(cl, dev, 64, msg, sizeof msg);
-    evictor ev;
+    bench_sweep ev;
     memset(&ev, 0, sizeof ev);
     if (prog) {
         bench_read_bandwidth(cl, queue, dev, prog, &pk);
         if (!op.warm)
-            evictor_init(&ev, cl, queue, dev, prog);
+            bench_sweep_init(&ev, cl, queue, dev, prog);
         clReleaseProgram(prog);
     }
 
@@ -514,7 +434,7 @@ int main(int argc, char **argv)
     const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls, &ev) != 0;
     if (!failed)
         print_report(&op, dev_name, pinning, &pk, &ev, vs, nv);
-    evictor_release(&ev);
+    bench_sweep_release(&ev);
     for (int i = 0; i < nv; ++i)
         free(vs[i].ms);
     for (int i = 0; i < nowned; ++i)
