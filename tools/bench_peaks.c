@@ -110,6 +110,24 @@ static double time_read(cl_command_queue queue, cl_kernel k, read_windows *w, cl
     return e == CL_SUCCESS ? median(t, PEAK_RUNS) : -1.0;
 }
 
+/* What the read probe and the sweep size themselves by. */
+typedef struct device_limits {
+    cl_ulong max_alloc, mem, cache;
+    cl_uint cus;
+    size_t max_wg;
+} device_limits;
+
+static device_limits limits_of(cl_device_id device)
+{
+    device_limits l = {0, 0, 0, 1, 1};
+    clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof l.max_alloc, &l.max_alloc, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof l.mem, &l.mem, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof l.cache, &l.cache, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof l.cus, &l.cus, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof l.max_wg, &l.max_wg, NULL);
+    return l;
+}
+
 /* The read kernels tried: on PoCL's CPU device one contiguous run per
  * work-item with independent sums reads fastest; GPUs want neighbouring
  * work-items on neighbouring addresses and many work-groups per compute
@@ -129,19 +147,16 @@ static const struct read_try {
 void bench_read_bandwidth(cl_context clctx, cl_command_queue queue, cl_device_id device,
                           cl_program prog, bench_peaks *pk)
 {
-    cl_ulong max_alloc = 0, mem = 0, cache = 0;
-    cl_uint cus = 1;
-    size_t max_wg = 1, bytes = (size_t)256 << 20, most_items = 1;
+    const device_limits lim = limits_of(device);
+    const cl_ulong max_alloc = lim.max_alloc, mem = lim.mem, cache = lim.cache;
+    const cl_uint cus = lim.cus;
+    const size_t max_wg = lim.max_wg;
+    size_t bytes = (size_t)256 << 20, most_items = 1;
     cl_mem in = NULL, out = NULL;
     read_windows w = {{NULL}, 1, 0};
     cl_int err;
     float one = 1.0f;
     double best = 0;
-    clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL);
     if (bytes > max_alloc) bytes = (size_t)max_alloc;
     if (bytes > mem / 4) bytes = (size_t)(mem / 4);
     bytes &= ~(size_t)255;
@@ -210,15 +225,11 @@ void bench_sweep_init(bench_sweep *sw, cl_context cl, cl_command_queue queue, cl
                       cl_program prog)
 {
     memset(sw, 0, sizeof *sw);
-    cl_ulong cache = 0, mem = 0, max_alloc = 0;
-    cl_uint cus = 1;
-    size_t max_wg = 1;
-    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
-    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    cl_ulong bytes = 2 * cache; /* 4x measured alike on the 480 MiB L3 */
+    const device_limits lim = limits_of(dev);
+    const cl_ulong mem = lim.mem, max_alloc = lim.max_alloc;
+    const cl_uint cus = lim.cus;
+    const size_t max_wg = lim.max_wg;
+    cl_ulong bytes = 2 * lim.cache; /* 4x measured alike on the 480 MiB L3 */
     if (bytes < ((cl_ulong)64 << 20))
         bytes = (cl_ulong)64 << 20;
     if (bytes > mem / 8)
