@@ -684,12 +684,7 @@ int cmd_bench(int argc, char **argv)
         printf("host: %ld core(s), load average %.2f at the start; %s\n", env.cores,
                env.load_start, pinning);
         bench_print_peaks_text(&env.peaks);
-        if (env.sweep.k)
-            printf("cache swept before each timed call: a read of %.0f MiB (--warm: no sweep)\n",
-                   (double)env.sweep.bytes / 1048576.0);
-        else
-            printf("cache not swept between calls (%s)\n",
-                   env.warm ? "--warm" : "the sweep could not be set up");
+        bench_print_sweep_text(&env.sweep, env.warm);
         printf("times: wall clock per call, enqueue to completion; vs AUTO = time / AUTO's "
                "time%s\n", env.baselines ? "" : "; baselines skipped");
         fflush(stdout);

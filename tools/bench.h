@@ -88,6 +88,9 @@ int bench_sweep_run(const bench_sweep *sw);
 
 void bench_sweep_release(bench_sweep *sw);
 
+/* The header line that says whether calls are swept (warm: --warm given). */
+void bench_print_sweep_text(const bench_sweep *sw, int warm);
+
 /* ---- bench_baselines.c: the yardsticks that are not clattn -------------- */
 
 /* bench_kernels.cl, embedded by embed_cl.cmake. */

@@ -159,7 +159,7 @@ void bench_read_bandwidth(cl_context clctx, cl_command_queue queue, cl_device_id
     double best = 0;
     if (bytes > max_alloc) bytes = (size_t)max_alloc;
     if (bytes > mem / 4) bytes = (size_t)(mem / 4);
-    bytes &= ~(size_t)255;
+    bytes &= ~(size_t)4095; /* window origins aligned for sub-buffers on any device */
     /* Windows enough to span four times the device's cache: a CPU's
      * last-level cache held much of one 256 MiB buffer from pass to pass (a
      * 480 MiB L3 read it at 35-38 GB/s, 2 GiB at 30-32; BENCHMARKS.md,
@@ -257,9 +257,7 @@ void bench_sweep_init(bench_sweep *sw, cl_context cl, cl_command_queue queue, cl
     if (err == CL_SUCCESS)
         err = clFinish(queue);
     if (err != CL_SUCCESS) {
-        if (sw->k)
-            clReleaseKernel(sw->k);
-        sw->k = NULL;
+        bench_sweep_release(sw); /* no sweep: k NULL, nothing held */
         return;
     }
     sw->queue = queue;
@@ -274,6 +272,17 @@ void bench_sweep_release(bench_sweep *sw)
         clReleaseMemObject(sw->in);
     if (sw->out)
         clReleaseMemObject(sw->out);
+    memset(sw, 0, sizeof *sw);
+}
+
+void bench_print_sweep_text(const bench_sweep *sw, int warm)
+{
+    if (sw->k)
+        printf("cache swept before each timed call: a read of %.0f MiB (--warm: no sweep)\n",
+               (double)sw->bytes / 1048576.0);
+    else
+        printf("cache not swept between calls (%s)\n",
+               warm ? "--warm" : "the sweep could not be set up");
 }
 
 int bench_sweep_run(const bench_sweep *sw)

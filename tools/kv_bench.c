@@ -164,9 +164,9 @@ static void fill(const clattn_kv_storage *st, int dims, size_t rows, unsigned ch
 
 /* Warms every variant up (its kernels build), then times them round-robin:
  * rounds x calls forwards each, interleaved so all see the same load, the
- * cache swept before each (ev). Returns 0, or 1 when a forward fails. */
+ * cache swept before each (sw). Returns 0, or 1 when a forward fails. */
 static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, int calls,
-                         const bench_sweep *ev)
+                         const bench_sweep *sw)
 {
     for (int i = 0; i < nv; ++i) {
         vs[i].ms = malloc(sizeof(double) * (size_t)rounds * (size_t)calls);
@@ -184,7 +184,7 @@ static int time_variants(clattn_context *ctx, variant *vs, int nv, int rounds, i
         for (int i = 0; i < nv; ++i)
             for (int c = 0; c < calls; ++c) {
                 cl_event e;
-                if (bench_sweep_run(ev) != CL_SUCCESS) {
+                if (bench_sweep_run(sw) != CL_SUCCESS) {
                     fprintf(stderr, "the cache sweep before a timed call failed\n");
                     return 1;
                 }
@@ -360,7 +360,7 @@ static int add_format_variants(cl_context cl, const options *op, const shared_bu
 }
 
 static void print_report(const options *op, const char *dev_name, const char *pinning,
-                         const bench_peaks *pk, const bench_sweep *ev, variant *vs, int nv)
+                         const bench_peaks *pk, const bench_sweep *sw, variant *vs, int nv)
 {
     printf("attn-kv-bench: %s, B%d H%d Hkv%d Sq%d Skv%d D%d, fp32 queries, path %d, "
            "page %d, %d rounds x %d calls interleaved\n",
@@ -370,12 +370,7 @@ static void print_report(const options *op, const char *dev_name, const char *pi
     if (op->resident)
         printf("paged variants read %d page%s over and over (--resident): in cache if they fit\n",
                op->resident, op->resident == 1 ? "" : "s");
-    if (ev->k)
-        printf("cache swept before each timed call: a read of %.0f MiB (--warm: no sweep)\n",
-               (double)ev->bytes / 1048576.0);
-    else
-        printf("cache not swept between calls (%s)\n",
-               op->warm ? "--warm" : "the sweep could not be set up");
+    bench_print_sweep_text(sw, op->warm);
     printf("device read bandwidth: %.1f GB/s (%s)\n", pk->read_gbps, pk->read_note);
     printf("%-22s %10s %9s %10s %9s %8s\n", "K/V storage", "median ms", "speed-up",
            "KV MB/call", "KV GB/s", "% read");
@@ -412,12 +407,12 @@ int main(int argc, char **argv)
     memset(&pk, 0, sizeof pk);
     char msg[4096];
     cl_program prog = bench_build_kernels(cl, dev, 64, msg, sizeof msg);
-    bench_sweep ev;
-    memset(&ev, 0, sizeof ev);
+    bench_sweep sw;
+    memset(&sw, 0, sizeof sw);
     if (prog) {
         bench_read_bandwidth(cl, queue, dev, prog, &pk);
         if (!op.warm)
-            bench_sweep_init(&ev, cl, queue, dev, prog);
+            bench_sweep_init(&sw, cl, queue, dev, prog);
         clReleaseProgram(prog);
     }
 
@@ -431,10 +426,10 @@ int main(int argc, char **argv)
         if (format_selected(&op, f))
             nv += add_format_variants(cl, &op, &sh, f, &seed, vs + nv, owned, &nowned);
 
-    const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls, &ev) != 0;
+    const int failed = time_variants(ctx, vs, nv, op.rounds, op.calls, &sw) != 0;
     if (!failed)
-        print_report(&op, dev_name, pinning, &pk, &ev, vs, nv);
-    bench_sweep_release(&ev);
+        print_report(&op, dev_name, pinning, &pk, &sw, vs, nv);
+    bench_sweep_release(&sw);
     for (int i = 0; i < nv; ++i)
         free(vs[i].ms);
     for (int i = 0; i < nowned; ++i)
